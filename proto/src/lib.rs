@@ -1,0 +1,14 @@
+//! The Warden wire protocol, compiled from `proto/warden.proto`.
+//!
+//! Both the server and the client depend on this crate; nothing else does the
+//! encoding. Error codes and watch event types carry ZooKeeper's numbers so the
+//! two protocols Warden speaks share one vocabulary.
+
+#![allow(clippy::large_enum_variant, clippy::enum_variant_names)]
+
+/// The generated messages and the `Warden` service's client and server.
+pub mod v1 {
+    tonic::include_proto!("warden.v1");
+}
+
+pub use v1::*;

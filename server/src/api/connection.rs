@@ -1,0 +1,625 @@
+//! One client connection serving one session over the gRPC stream.
+//!
+//! Two tasks per connection keep the per-session FIFO (invariant 2):
+//! - the *reader* takes frames in order, submits writes to the log at once
+//!   (so they pipeline and share fsyncs) and queues every request, in order;
+//! - the *responder* answers the queue in order: it awaits each write's
+//!   result, and runs each read only when everything before it is answered,
+//!   so a read sees the session's earlier writes.
+//!
+//! Watch events are pushed onto the same outgoing channel by apply, under the
+//! tree lock, so an event for zxid Z always precedes a response that
+//! reflects a state at or after Z.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::RngCore;
+use tokio::sync::{mpsc, watch, Notify};
+use tonic::{Status, Streaming};
+use warden_proto as pb;
+
+use super::convert;
+use super::proposer::{Proposer, WriteReceiver};
+use crate::config::Config;
+use crate::error::{Code, ZkError};
+use crate::raft::state_machine::Shared;
+use crate::txn::{Op, Outcome};
+use crate::watch::{EventSink, RemoveKind, WatchEventType, WatchKind};
+
+pub type Out = mpsc::UnboundedSender<Result<pb::ServerFrame, Status>>;
+
+static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+
+/// Everything a connection needs from the server.
+#[derive(Clone)]
+pub struct Ctx {
+    pub shared: Arc<Shared>,
+    pub proposer: Proposer,
+    pub config: Arc<Config>,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// The session's event sink: the connection's outgoing channel.
+struct Sink {
+    out: Out,
+    closing: AtomicBool,
+    ended: Notify,
+}
+
+fn frame(f: pb::server_frame::Frame) -> Result<pb::ServerFrame, Status> {
+    Ok(pb::ServerFrame { frame: Some(f) })
+}
+
+impl EventSink for Sink {
+    fn event(&self, zxid: i64, kind: WatchEventType, path: &str) {
+        let _ = self.out.send(frame(pb::server_frame::Frame::WatchEvent(pb::WatchEvent {
+            zxid,
+            r#type: convert::event_type(kind),
+            path: path.to_string(),
+        })));
+    }
+
+    fn session_ended(&self, code: Code) {
+        if !self.closing.load(Ordering::SeqCst) {
+            let message = match code {
+                Code::SessionMoved => "the session was resumed on another connection".to_string(),
+                _ => "the session has expired; open a new session".to_string(),
+            };
+            let _ = self.out.send(frame(pb::server_frame::Frame::ConnectError(pb::ConnectError {
+                code: code.number(),
+                message,
+            })));
+        }
+        self.ended.notify_one();
+    }
+}
+
+/// A queued answer, in request order.
+enum Pending {
+    Write {
+        xid: i64,
+        op: &'static str,
+        rx: WriteReceiver,
+        started: Instant,
+    },
+    Read {
+        xid: i64,
+        op: pb::request::Op,
+        started: Instant,
+    },
+    Sync {
+        xid: i64,
+        started: Instant,
+    },
+    Ready(pb::Response, &'static str),
+    Pong,
+}
+
+fn connect_error(out: &Out, code: Code, message: String) {
+    tracing::info!(code = code.name(), %message, "refused a connection");
+    let _ = out.send(frame(pb::server_frame::Frame::ConnectError(pb::ConnectError {
+        code: code.number(),
+        message,
+    })));
+}
+
+/// Serves one stream until the client leaves, the session ends or the
+/// server shuts down.
+pub async fn serve(ctx: Ctx, mut inbound: Streaming<pb::ClientFrame>, out: Out) {
+    let metrics = ctx.shared.metrics.clone();
+    metrics.connections.inc();
+    let conn_id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
+    let first = tokio::time::timeout(Duration::from_secs(30), inbound.message()).await;
+    let connect = match first {
+        Ok(Ok(Some(pb::ClientFrame {
+            frame: Some(pb::client_frame::Frame::Connect(c)),
+        }))) => c,
+        Ok(Ok(Some(_))) => {
+            connect_error(
+                &out,
+                Code::BadArguments,
+                "the first frame of a session stream must be Connect".into(),
+            );
+            metrics.connections.dec();
+            return;
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "connection failed before Connect");
+            metrics.connections.dec();
+            return;
+        }
+        Ok(Ok(None)) | Err(_) => {
+            metrics.connections.dec();
+            return;
+        }
+    };
+    match open_session(&ctx, &connect).await {
+        Ok((session, password, timeout_ms)) => {
+            run_session(&ctx, conn_id, session, password, timeout_ms, inbound, out).await;
+        }
+        Err(e) => connect_error(&out, e.code, e.message),
+    }
+    metrics.connections.dec();
+}
+
+/// Creates a new session, or checks the id and password of one being resumed.
+async fn open_session(ctx: &Ctx, c: &pb::Connect) -> Result<(u64, Vec<u8>, u32), ZkError> {
+    let last_zxid = ctx.shared.state.read().tree.last_zxid();
+    if c.last_zxid > last_zxid {
+        return Err(ZkError::new(
+            Code::ConnectionLoss,
+            format!(
+                "this server has applied up to zxid {last_zxid} but the client has seen {}; try another server",
+                c.last_zxid
+            ),
+        ));
+    }
+    if c.session_id != 0 {
+        let info = ctx.shared.state.read().tree.session(c.session_id).cloned();
+        let Some(info) = info else {
+            return Err(ZkError::new(
+                Code::SessionExpired,
+                format!("session 0x{:x} has expired or never existed; open a new session", c.session_id),
+            ));
+        };
+        if info.password != c.password {
+            return Err(ZkError::new(
+                Code::AuthFailed,
+                format!("wrong password for session 0x{:x}", c.session_id),
+            ));
+        }
+        if !ctx.shared.sessions.touch(c.session_id, Instant::now()) {
+            return Err(ZkError::new(
+                Code::SessionExpired,
+                format!("session 0x{:x} is expiring; open a new session", c.session_id),
+            ));
+        }
+        tracing::info!(session = format!("0x{:x}", c.session_id), "session resumed");
+        return Ok((c.session_id, info.password, info.timeout_ms));
+    }
+    let timeout_ms = ctx.config.negotiate_timeout(c.timeout_ms);
+    for _ in 0..5 {
+        let (id, password) = {
+            let mut rng = rand::rng();
+            let mut password = vec![0u8; 16];
+            rng.fill_bytes(&mut password);
+            (rng.next_u64() | 1, password)
+        };
+        let r = ctx
+            .proposer
+            .propose(
+                0,
+                Op::CreateSession {
+                    session_id: id,
+                    password,
+                    timeout_ms,
+                },
+            )
+            .await?;
+        match r.result {
+            Ok(Outcome::SessionCreated {
+                session_id,
+                password,
+                timeout_ms,
+            }) => {
+                tracing::info!(
+                    session = format!("0x{session_id:x}"),
+                    timeout_ms,
+                    client = %c.client_name,
+                    "session opened"
+                );
+                return Ok((session_id, password, timeout_ms));
+            }
+            Ok(_) => return Err(ZkError::new(Code::SystemError, "unexpected result opening a session")),
+            Err(e) if e.error.code == Code::SystemError => continue,
+            Err(e) => return Err(e.error),
+        }
+    }
+    Err(ZkError::new(Code::SystemError, "could not allocate a session id"))
+}
+
+async fn run_session(
+    ctx: &Ctx,
+    conn_id: u64,
+    session: u64,
+    password: Vec<u8>,
+    timeout_ms: u32,
+    mut inbound: Streaming<pb::ClientFrame>,
+    out: Out,
+) {
+    let sink = Arc::new(Sink {
+        out: out.clone(),
+        closing: AtomicBool::new(false),
+        ended: Notify::new(),
+    });
+    let last_zxid = {
+        let st = ctx.shared.state.read();
+        if let Some(old) = ctx.shared.watches.attach(session, conn_id, sink.clone()) {
+            old.session_ended(Code::SessionMoved);
+        }
+        st.tree.last_zxid()
+    };
+    let _ = out.send(frame(pb::server_frame::Frame::Connected(pb::Connected {
+        session_id: session,
+        password,
+        timeout_ms,
+        server_id: ctx.config.server_id,
+        last_zxid,
+        read_only: false,
+    })));
+    let (pend_tx, pend_rx) = mpsc::unbounded_channel();
+    let responder = tokio::spawn(respond(ctx.clone(), session, pend_rx, out));
+    let mut shutdown = ctx.shutdown.clone();
+    let sid = format!("0x{session:x}");
+    loop {
+        let msg = tokio::select! {
+            m = inbound.message() => m,
+            _ = sink.ended.notified() => break,
+            _ = shutdown.changed() => break,
+        };
+        let f = match msg {
+            Ok(Some(f)) => f,
+            Ok(None) => {
+                tracing::debug!(session = %sid, "client closed the stream");
+                break;
+            }
+            Err(e) => {
+                tracing::debug!(session = %sid, error = %e, "connection dropped");
+                break;
+            }
+        };
+        let now = Instant::now();
+        ctx.shared.sessions.touch(session, now);
+        let p = match f.frame {
+            Some(pb::client_frame::Frame::Ping(_)) => Pending::Pong,
+            Some(pb::client_frame::Frame::Request(r)) => request(ctx, session, r, now).await,
+            Some(pb::client_frame::Frame::Close(c)) => {
+                sink.closing.store(true, Ordering::SeqCst);
+                ctx.shared.sessions.mark_closing(session);
+                let p = match ctx.proposer.submit(session, Op::CloseSession { session_id: session }).await {
+                    Ok(rx) => Pending::Write {
+                        xid: c.xid,
+                        op: "close_session",
+                        rx,
+                        started: now,
+                    },
+                    Err(e) => Pending::Ready(convert::error_response(c.xid, 0, &e), "close_session"),
+                };
+                let _ = pend_tx.send(p);
+                tracing::info!(session = %sid, "session closed by client");
+                break;
+            }
+            Some(pb::client_frame::Frame::Connect(_)) => {
+                tracing::info!(session = %sid, "protocol error: Connect on an open session; closing the connection");
+                break;
+            }
+            None => {
+                tracing::info!(session = %sid, "protocol error: empty frame; closing the connection");
+                break;
+            }
+        };
+        if pend_tx.send(p).is_err() {
+            break;
+        }
+    }
+    drop(pend_tx);
+    let _ = responder.await;
+    ctx.shared.watches.detach(session, conn_id);
+}
+
+/// Turns a request into its queue entry, submitting writes at once.
+async fn request(ctx: &Ctx, session: u64, r: pb::Request, now: Instant) -> Pending {
+    use pb::request::Op as R;
+    let xid = r.xid;
+    let Some(op) = r.op else {
+        return Pending::Ready(
+            convert::error_response(xid, 0, &ZkError::new(Code::Unimplemented, "unknown or missing operation")),
+            "unknown",
+        );
+    };
+    let write = match &op {
+        R::Create(c) => convert::create_op(c),
+        R::Delete(d) => Ok(Op::Delete {
+            path: d.path.clone(),
+            version: d.version,
+        }),
+        R::SetData(s) => Ok(Op::SetData {
+            path: s.path.clone(),
+            data: s.data.clone(),
+            version: s.version,
+        }),
+        R::SetAcl(s) => Ok(Op::SetAcl {
+            path: s.path.clone(),
+            acl: convert::acl_in(&s.acl),
+            version: s.version,
+        }),
+        R::Multi(m) => m.ops.iter().map(convert::multi_op).collect::<Result<Vec<_>, _>>().map(Op::Multi),
+        R::Sync(_) => {
+            return Pending::Sync { xid, started: now };
+        }
+        _ => {
+            return Pending::Read {
+                xid,
+                op,
+                started: now,
+            }
+        }
+    };
+    let name = match &write {
+        Ok(o) => o.name(),
+        Err(_) => "invalid",
+    };
+    let submitted = async {
+        let op = write?;
+        op.validate()?;
+        if !ctx.shared.sessions.is_live(session) {
+            return Err(ZkError::new(Code::SessionExpired, format!("session 0x{session:x} has expired")));
+        }
+        ctx.proposer.submit(session, op).await
+    }
+    .await;
+    match submitted {
+        Ok(rx) => Pending::Write {
+            xid,
+            op: name,
+            rx,
+            started: now,
+        },
+        Err(e) => Pending::Ready(convert::error_response(xid, 0, &e), name),
+    }
+}
+
+/// Answers queued requests strictly in order.
+async fn respond(ctx: Ctx, session: u64, mut rx: mpsc::UnboundedReceiver<Pending>, out: Out) {
+    let metrics = ctx.shared.metrics.clone();
+    while let Some(p) = rx.recv().await {
+        let (resp, op, started) = match p {
+            Pending::Pong => {
+                let zxid = ctx.shared.state.read().tree.last_zxid();
+                if out.send(frame(pb::server_frame::Frame::Pong(pb::Pong { zxid }))).is_err() {
+                    break;
+                }
+                continue;
+            }
+            Pending::Ready(r, op) => (r, op, None),
+            Pending::Write { xid, op, rx, started } => {
+                let r = match Proposer::wait(rx).await {
+                    Ok(t) => match &t.result {
+                        Ok(o) => pb::Response {
+                            xid,
+                            zxid: t.zxid,
+                            error: 0,
+                            message: String::new(),
+                            result: Some(convert::outcome(o)),
+                        },
+                        Err(e) => convert::txn_error_response(xid, t.zxid, e),
+                    },
+                    Err(e) => convert::error_response(xid, 0, &e),
+                };
+                (r, op, Some(started))
+            }
+            Pending::Sync { xid, started } => {
+                let r = match ctx.proposer.sync().await {
+                    Ok(()) => pb::Response {
+                        xid,
+                        zxid: ctx.shared.state.read().tree.last_zxid(),
+                        error: 0,
+                        message: String::new(),
+                        result: Some(pb::response::Result::Empty(pb::Empty {})),
+                    },
+                    Err(e) => convert::error_response(xid, 0, &e),
+                };
+                (r, "sync", Some(started))
+            }
+            Pending::Read { xid, op, started } => {
+                let (name, r) = read(&ctx, session, xid, op);
+                (r, name, Some(started))
+            }
+        };
+        metrics.requests.with_label_values(&[op]).inc();
+        if resp.error != 0 {
+            let name = pb::ErrorCode::try_from(resp.error)
+                .map(|c| c.as_str_name())
+                .unwrap_or("UNKNOWN");
+            metrics.request_errors.with_label_values(&[name]).inc();
+        }
+        if let Some(s) = started {
+            metrics
+                .request_latency
+                .with_label_values(&[op])
+                .observe(s.elapsed().as_secs_f64());
+        }
+        tracing::debug!(session = format!("0x{session:x}"), xid = resp.xid, op, error = resp.error, "answered");
+        if out.send(frame(pb::server_frame::Frame::Response(resp))).is_err() {
+            break;
+        }
+    }
+}
+
+fn validate(path: &str) -> Result<(), ZkError> {
+    crate::tree::path::validate_path(path)
+}
+
+/// Serves a read from the local tree, registering its watch under the same
+/// lock so no change can slip between the read and the watch.
+fn read(ctx: &Ctx, session: u64, xid: i64, op: pb::request::Op) -> (&'static str, pb::Response) {
+    use pb::request::Op as R;
+    use pb::response::Result as Res;
+    let st = ctx.shared.state.read();
+    let tree = &st.tree;
+    let zxid = tree.last_zxid();
+    let watches = &ctx.shared.watches;
+    let ok = |r: Res| pb::Response {
+        xid,
+        zxid,
+        error: 0,
+        message: String::new(),
+        result: Some(r),
+    };
+    let get_data = |g: &pb::GetData| -> Result<pb::DataResult, ZkError> {
+        validate(&g.path)?;
+        let n = tree.node(&g.path).ok_or_else(|| ZkError::no_node(&g.path))?;
+        if g.watch {
+            watches.add(session, WatchKind::Data, &g.path);
+        }
+        Ok(pb::DataResult {
+            data: n.data.clone(),
+            stat: Some(convert::stat(&n.stat)),
+        })
+    };
+    let get_children = |g: &pb::GetChildren| -> Result<pb::ChildrenResult, ZkError> {
+        validate(&g.path)?;
+        let n = tree.node(&g.path).ok_or_else(|| ZkError::no_node(&g.path))?;
+        if g.watch {
+            watches.add(session, WatchKind::Child, &g.path);
+        }
+        Ok(pb::ChildrenResult {
+            children: n.children.iter().cloned().collect(),
+            stat: Some(convert::stat(&n.stat)),
+        })
+    };
+    let exists = |g: &pb::Exists| -> Result<pb::ExistsResult, ZkError> {
+        validate(&g.path)?;
+        if g.watch {
+            watches.add(session, WatchKind::Data, &g.path);
+        }
+        Ok(pb::ExistsResult {
+            stat: tree.node(&g.path).map(|n| convert::stat(&n.stat)),
+        })
+    };
+    let (name, r): (&'static str, Result<Res, ZkError>) = match op {
+        R::GetData(g) => ("get_data", get_data(&g).map(Res::Data)),
+        R::GetChildren(g) => ("get_children", get_children(&g).map(Res::Children)),
+        R::Exists(g) => ("exists", exists(&g).map(Res::Exists)),
+        R::GetAcl(g) => (
+            "get_acl",
+            validate(&g.path).and_then(|_| {
+                let n = tree.node(&g.path).ok_or_else(|| ZkError::no_node(&g.path))?;
+                Ok(Res::Acl(pb::AclResult {
+                    acl: convert::acl_out(&n.acl),
+                    stat: Some(convert::stat(&n.stat)),
+                }))
+            }),
+        ),
+        R::GetEphemerals(g) => (
+            "get_ephemerals",
+            Ok(Res::Paths(pb::PathsResult {
+                paths: tree
+                    .ephemerals_of(session)
+                    .into_iter()
+                    .filter(|p| p.starts_with(&g.prefix))
+                    .collect(),
+            })),
+        ),
+        R::GetAllChildrenNumber(g) => (
+            "get_all_children_number",
+            validate(&g.path).and_then(|_| {
+                Ok(Res::Count(pb::CountResult {
+                    count: tree.count_descendants(&g.path)? as i32,
+                }))
+            }),
+        ),
+        R::MultiRead(m) => {
+            let results = m
+                .ops
+                .iter()
+                .map(|o| {
+                    let r = match &o.op {
+                        Some(pb::read_op::Op::GetData(g)) => get_data(g).map(pb::read_op_result::Result::Data),
+                        Some(pb::read_op::Op::GetChildren(g)) => {
+                            get_children(g).map(pb::read_op_result::Result::Children)
+                        }
+                        Some(pb::read_op::Op::Exists(g)) => exists(g).map(pb::read_op_result::Result::Exists),
+                        None => Err(ZkError::bad_arguments("a read op has no operation")),
+                    };
+                    match r {
+                        Ok(r) => pb::ReadOpResult {
+                            error: 0,
+                            result: Some(r),
+                        },
+                        Err(e) => pb::ReadOpResult {
+                            error: e.code.number(),
+                            result: None,
+                        },
+                    }
+                })
+                .collect();
+            ("multi_read", Ok(Res::MultiRead(pb::MultiReadResult { results })))
+        }
+        R::AddWatch(a) => (
+            "add_watch",
+            validate(&a.path).map(|_| {
+                let kind = if a.mode == pb::AddWatchMode::PersistentRecursiveWatch as i32 {
+                    WatchKind::PersistentRecursive
+                } else {
+                    WatchKind::Persistent
+                };
+                watches.add(session, kind, &a.path);
+                Res::Empty(pb::Empty {})
+            }),
+        ),
+        R::RemoveWatches(rw) => (
+            "remove_watches",
+            validate(&rw.path).and_then(|_| {
+                let which = match pb::WatcherType::try_from(rw.watcher_type) {
+                    Ok(pb::WatcherType::Children) => RemoveKind::Children,
+                    Ok(pb::WatcherType::Data) => RemoveKind::Data,
+                    _ => RemoveKind::Any,
+                };
+                if watches.remove(session, &rw.path, which) {
+                    Ok(Res::Empty(pb::Empty {}))
+                } else {
+                    Err(ZkError::new(Code::NoWatcher, rw.path.clone()))
+                }
+            }),
+        ),
+        R::SetWatches(s) => {
+            let all = s
+                .data_watches
+                .iter()
+                .chain(&s.exist_watches)
+                .chain(&s.child_watches)
+                .chain(&s.persistent_watches)
+                .chain(&s.persistent_recursive_watches);
+            let r = all.map(|p| validate(p)).collect::<Result<Vec<()>, _>>().map(|_| {
+                watches.set_watches(
+                    tree,
+                    session,
+                    zxid,
+                    s.relative_zxid,
+                    &s.data_watches,
+                    &s.exist_watches,
+                    &s.child_watches,
+                );
+                for p in &s.persistent_watches {
+                    watches.add(session, WatchKind::Persistent, p);
+                }
+                for p in &s.persistent_recursive_watches {
+                    watches.add(session, WatchKind::PersistentRecursive, p);
+                }
+                Res::Empty(pb::Empty {})
+            });
+            ("set_watches", r)
+        }
+        R::Check(c) => (
+            "check",
+            validate(&c.path).and_then(|_| {
+                let n = tree.node(&c.path).ok_or_else(|| ZkError::no_node(&c.path))?;
+                match c.version {
+                    Some(v) if v != -1 && v != n.stat.version => Err(ZkError::bad_version(&c.path, v, n.stat.version)),
+                    _ => Ok(Res::Stat(convert::stat(&n.stat))),
+                }
+            }),
+        ),
+        R::Create(_) | R::Delete(_) | R::SetData(_) | R::SetAcl(_) | R::Multi(_) | R::Sync(_) => (
+            "invalid",
+            Err(ZkError::new(Code::SystemError, "a write reached the read path")),
+        ),
+    };
+    match r {
+        Ok(res) => (name, ok(res)),
+        Err(e) => (name, convert::error_response(xid, zxid, &e)),
+    }
+}

@@ -1,0 +1,53 @@
+//! The gRPC service: one bidirectional stream per session, plus `Status`.
+
+use std::pin::Pin;
+
+use futures::Stream;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+use warden_proto as pb;
+
+use super::connection::{self, Ctx};
+
+/// The `Warden` gRPC service.
+pub struct WardenService {
+    pub ctx: Ctx,
+}
+
+type FrameStream = Pin<Box<dyn Stream<Item = Result<pb::ServerFrame, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::warden_server::Warden for WardenService {
+    type SessionStream = FrameStream;
+
+    async fn session(
+        &self,
+        request: Request<Streaming<pb::ClientFrame>>,
+    ) -> Result<Response<Self::SessionStream>, Status> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let ctx = self.ctx.clone();
+        tokio::spawn(connection::serve(ctx, request.into_inner(), tx));
+        Ok(Response::new(Box::pin(UnboundedReceiverStream::new(rx))))
+    }
+
+    async fn status(&self, _request: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
+        Ok(Response::new(status(&self.ctx)))
+    }
+}
+
+/// This server's view of itself.
+pub fn status(ctx: &Ctx) -> pb::StatusResponse {
+    let m = ctx.proposer.raft.metrics().borrow().clone();
+    let st = ctx.shared.state.read();
+    pb::StatusResponse {
+        server_id: ctx.config.server_id,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        last_applied: st.last_applied.map(|l| l.index).unwrap_or(0),
+        znodes: st.tree.node_count() as u64,
+        sessions: st.tree.session_count() as u64,
+        watches: ctx.shared.watches.count() as u64,
+        state_hash: format!("{:016x}", st.tree.state_hash()),
+        leader: m.current_leader == Some(ctx.config.server_id),
+    }
+}

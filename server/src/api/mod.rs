@@ -1,0 +1,8 @@
+//! The client-facing APIs: the gRPC service and its per-connection session
+//! handling. Both are thin adapters onto the shared session model: the
+//! tree, the watch manager, the session tracker and the proposer.
+
+pub mod connection;
+pub mod convert;
+pub mod grpc;
+pub mod proposer;

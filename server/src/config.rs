@@ -1,0 +1,198 @@
+//! Configuration: built-in defaults, overridden by a TOML file (`--config`),
+//! overridden by command-line flags. With nothing given the server runs on
+//! loopback with its data in `./warden-data`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+
+use crate::error::StartupError;
+
+/// The `warden-server` command line.
+#[derive(Parser, Debug)]
+#[command(
+    name = "warden-server",
+    version,
+    about = "Warden coordination server: a durable znode store with sessions, ephemeral and sequential nodes, and watches",
+    long_about = "Warden coordination server.\n\nWith no arguments it serves the gRPC client API on 127.0.0.1:7181 and admin HTTP (/metrics, /health, /status) on 127.0.0.1:7180, keeping its data in ./warden-data. Flags override a --config TOML file, which overrides the defaults. Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more detail."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Offline tools that work on a data folder instead of serving it.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Rebuild the tree from a data folder (snapshot + log) without serving
+    /// it, and print its last zxid and state hash. The server must be stopped.
+    Replay {
+        /// The data folder to read.
+        #[arg(long, default_value = "./warden-data")]
+        data_dir: PathBuf,
+        /// Stop after this log index (default: the last committed entry).
+        #[arg(long)]
+        upto: Option<u64>,
+    },
+}
+
+/// Flags for running the server. Each overrides the config file.
+#[derive(Args, Debug, Default, Clone)]
+pub struct RunArgs {
+    /// A TOML file with any of the settings below (snake_case keys, e.g. `tick_ms = 500`).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Where the log, snapshots and lock live [default: ./warden-data].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address for the gRPC client API [default: 127.0.0.1:7181].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Address for admin HTTP: /metrics, /health, /status [default: 127.0.0.1:7180].
+    #[arg(long, value_name = "ADDR")]
+    pub admin_listen: Option<SocketAddr>,
+    /// The basic time unit in ms: sessions are checked for expiry once a tick [default: 2000].
+    #[arg(long, value_name = "MS")]
+    pub tick_ms: Option<u64>,
+    /// Smallest session timeout granted, in ms [default: 2 × tick].
+    #[arg(long, value_name = "MS")]
+    pub min_session_timeout_ms: Option<u64>,
+    /// Largest session timeout granted, in ms [default: 20 × tick].
+    #[arg(long, value_name = "MS")]
+    pub max_session_timeout_ms: Option<u64>,
+    /// Take a snapshot (and purge older log entries) every this many log entries [default: 10000].
+    #[arg(long, value_name = "N")]
+    pub snapshot_every: Option<u64>,
+    /// This server's id in the cluster [default: 1].
+    #[arg(long, value_name = "ID")]
+    pub server_id: Option<u64>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    admin_listen: Option<SocketAddr>,
+    tick_ms: Option<u64>,
+    min_session_timeout_ms: Option<u64>,
+    max_session_timeout_ms: Option<u64>,
+    snapshot_every: Option<u64>,
+    server_id: Option<u64>,
+}
+
+/// The resolved settings the server runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub tick: Duration,
+    pub min_session_timeout: Duration,
+    pub max_session_timeout: Duration,
+    pub snapshot_every: u64,
+    pub server_id: u64,
+}
+
+impl Config {
+    /// Defaults ← file ← flags, then checks that the result makes sense.
+    pub fn resolve(args: &RunArgs) -> Result<Config, StartupError> {
+        let file = match &args.config {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| StartupError::Config(format!("cannot read {}: {e}", p.display())))?;
+                toml::from_str::<FileConfig>(&text)
+                    .map_err(|e| StartupError::Config(format!("{}: {e}", p.display())))?
+            }
+            None => FileConfig::default(),
+        };
+        let tick_ms = args.tick_ms.or(file.tick_ms).unwrap_or(2000);
+        if tick_ms == 0 {
+            return Err(StartupError::Config("tick_ms must be above 0".into()));
+        }
+        let min = args
+            .min_session_timeout_ms
+            .or(file.min_session_timeout_ms)
+            .unwrap_or(2 * tick_ms);
+        let max = args
+            .max_session_timeout_ms
+            .or(file.max_session_timeout_ms)
+            .unwrap_or(20 * tick_ms);
+        if min > max {
+            return Err(StartupError::Config(format!(
+                "min_session_timeout_ms ({min}) is above max_session_timeout_ms ({max})"
+            )));
+        }
+        let snapshot_every = args.snapshot_every.or(file.snapshot_every).unwrap_or(10_000);
+        if snapshot_every == 0 {
+            return Err(StartupError::Config("snapshot_every must be above 0".into()));
+        }
+        let server_id = args.server_id.or(file.server_id).unwrap_or(1);
+        Ok(Config {
+            data_dir: args
+                .data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("./warden-data")),
+            listen: args
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7181))),
+            admin_listen: args
+                .admin_listen
+                .or(file.admin_listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7180))),
+            tick: Duration::from_millis(tick_ms),
+            min_session_timeout: Duration::from_millis(min),
+            max_session_timeout: Duration::from_millis(max),
+            snapshot_every,
+            server_id,
+        })
+    }
+
+    /// Clamps a requested session timeout into [min, max].
+    pub fn negotiate_timeout(&self, requested_ms: u32) -> u32 {
+        let min = self.min_session_timeout.as_millis() as u32;
+        let max = self.max_session_timeout.as_millis() as u32;
+        requested_ms.clamp(min, max)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_file_and_flags() {
+        let c = Config::resolve(&RunArgs::default()).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:7181");
+        assert_eq!(c.admin_listen.to_string(), "127.0.0.1:7180");
+        assert_eq!(c.tick, Duration::from_millis(2000));
+        assert_eq!(c.negotiate_timeout(1), 4000);
+        assert_eq!(c.negotiate_timeout(1_000_000), 40_000);
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("w.toml");
+        std::fs::write(&f, "tick_ms = 100\nlisten = \"127.0.0.1:9999\"\n").unwrap();
+        let c = Config::resolve(&RunArgs {
+            config: Some(f.clone()),
+            listen: Some("127.0.0.1:8888".parse().unwrap()),
+            ..RunArgs::default()
+        })
+        .unwrap();
+        assert_eq!(c.tick, Duration::from_millis(100));
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8888");
+        assert_eq!(c.min_session_timeout, Duration::from_millis(200));
+        std::fs::write(&f, "tick = 100\n").unwrap();
+        let e = Config::resolve(&RunArgs {
+            config: Some(f),
+            ..RunArgs::default()
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("unknown field"), "{e}");
+    }
+}

@@ -1,0 +1,147 @@
+//! Errors: ZooKeeper-coded errors that cross the wire, and startup errors.
+
+use serde::{Deserialize, Serialize};
+
+/// ZooKeeper's error codes (same names and numbers), so both protocols
+/// Warden speaks report failures in one vocabulary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Code {
+    Ok,
+    SystemError,
+    RuntimeInconsistency,
+    DataInconsistency,
+    ConnectionLoss,
+    MarshallingError,
+    Unimplemented,
+    OperationTimeout,
+    BadArguments,
+    UnknownSession,
+    ApiError,
+    NoNode,
+    NoAuth,
+    BadVersion,
+    NoChildrenForEphemerals,
+    NodeExists,
+    NotEmpty,
+    SessionExpired,
+    InvalidAcl,
+    AuthFailed,
+    SessionMoved,
+    NoWatcher,
+}
+
+impl Code {
+    /// ZooKeeper's numeric value.
+    pub fn number(self) -> i32 {
+        match self {
+            Code::Ok => 0,
+            Code::SystemError => -1,
+            Code::RuntimeInconsistency => -2,
+            Code::DataInconsistency => -3,
+            Code::ConnectionLoss => -4,
+            Code::MarshallingError => -5,
+            Code::Unimplemented => -6,
+            Code::OperationTimeout => -7,
+            Code::BadArguments => -8,
+            Code::UnknownSession => -12,
+            Code::ApiError => -100,
+            Code::NoNode => -101,
+            Code::NoAuth => -102,
+            Code::BadVersion => -103,
+            Code::NoChildrenForEphemerals => -108,
+            Code::NodeExists => -110,
+            Code::NotEmpty => -111,
+            Code::SessionExpired => -112,
+            Code::InvalidAcl => -114,
+            Code::AuthFailed => -115,
+            Code::SessionMoved => -118,
+            Code::NoWatcher => -121,
+        }
+    }
+
+    /// ZooKeeper's name for the code, as users see it in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Code::Ok => "Ok",
+            Code::SystemError => "SystemError",
+            Code::RuntimeInconsistency => "RuntimeInconsistency",
+            Code::DataInconsistency => "DataInconsistency",
+            Code::ConnectionLoss => "ConnectionLoss",
+            Code::MarshallingError => "MarshallingError",
+            Code::Unimplemented => "Unimplemented",
+            Code::OperationTimeout => "OperationTimeout",
+            Code::BadArguments => "BadArguments",
+            Code::UnknownSession => "UnknownSession",
+            Code::ApiError => "ApiError",
+            Code::NoNode => "NoNode",
+            Code::NoAuth => "NoAuth",
+            Code::BadVersion => "BadVersion",
+            Code::NoChildrenForEphemerals => "NoChildrenForEphemerals",
+            Code::NodeExists => "NodeExists",
+            Code::NotEmpty => "NotEmpty",
+            Code::SessionExpired => "SessionExpired",
+            Code::InvalidAcl => "InvalidACL",
+            Code::AuthFailed => "AuthFailed",
+            Code::SessionMoved => "SessionMoved",
+            Code::NoWatcher => "NoWatcher",
+        }
+    }
+}
+
+/// A failed operation: a code and the detail (usually the path) a person
+/// needs to act on it. This is what apply records and what the wire carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{}: {message}", code.name())]
+pub struct ZkError {
+    pub code: Code,
+    pub message: String,
+}
+
+impl ZkError {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        ZkError {
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn no_node(path: &str) -> Self {
+        Self::new(Code::NoNode, path)
+    }
+    pub fn node_exists(path: &str) -> Self {
+        Self::new(Code::NodeExists, path)
+    }
+    pub fn bad_version(path: &str, expected: i32, actual: i32) -> Self {
+        Self::new(
+            Code::BadVersion,
+            format!("{path} (expected version {expected}, node is at {actual})"),
+        )
+    }
+    pub fn bad_arguments(message: impl Into<String>) -> Self {
+        Self::new(Code::BadArguments, message)
+    }
+}
+
+/// Why the server could not start or had to stop. Each message says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot listen on {addr} for {what}: {source} (is another warden-server running? choose another address with {flag})")]
+    Bind {
+        what: &'static str,
+        addr: String,
+        flag: &'static str,
+        source: std::io::Error,
+    },
+    #[error("data folder {dir} is in use by another running warden-server{holder}; stop it or choose another --data-dir")]
+    DataDirLocked { dir: String, holder: String },
+    #[error("data folder {dir} is damaged: {detail}; restore it from a backup or a replica, or move it aside to start empty")]
+    DataDirDamaged { dir: String, detail: String },
+    #[error("cannot use data folder {dir}: {source}")]
+    DataDirIo {
+        dir: String,
+        source: std::io::Error,
+    },
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("consensus failed to start: {0}")]
+    Raft(String),
+}

@@ -1,0 +1,33 @@
+//! warden-server: a durable, hierarchical znode store with sessions,
+//! ephemeral and sequential nodes, and watches.
+//!
+//! A write travels one way: a client frame reaches its session task
+//! ([`api`]), becomes a [`txn::Txn`] proposed to consensus ([`raft`]), is made
+//! durable in sled with many entries per fsync, and once committed is applied
+//! to the [`tree::DataTree`], which fires [`watch`]es; the reply then goes
+//! out on the session's ordered stream. Reads are served from the local tree
+//! in order with the session's earlier requests.
+//!
+//! The parts:
+//! - [`tree`] — the in-memory tree and its pure, deterministic `apply`.
+//! - [`txn`] — the log entry and its result.
+//! - [`session`] — the tracker that expires quiet sessions.
+//! - [`watch`] — watch registration and event routing.
+//! - [`raft`] — openraft storage (sled log, state machine) and peers.
+//! - [`api`] — the gRPC session stream.
+//! - [`admin`] — HTTP `/metrics`, `/health`, `/status`.
+//! - [`config`] — flags, config file and defaults.
+//! - [`server`] — wiring it all together, startup and shutdown.
+
+pub mod admin;
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod raft;
+pub mod replay;
+pub mod server;
+pub mod session;
+pub mod tree;
+pub mod txn;
+pub mod watch;

@@ -1,0 +1,31 @@
+//! Consensus: openraft's type config, the sled-backed log store, the
+//! state-machine adapter over the `DataTree`, and the peer network.
+//!
+//! A single server is a one-voter cluster; writes take the same path as they
+//! will in an ensemble.
+
+pub mod log_store;
+pub mod network;
+pub mod state_machine;
+pub mod store;
+
+use std::io::Cursor;
+
+use crate::txn::{Txn, TxnResponse};
+
+openraft::declare_raft_types!(
+    /// Warden's openraft configuration: txns in, txn responses out.
+    pub TypeConfig:
+        D = Txn,
+        R = TxnResponse,
+        NodeId = u64,
+        Node = openraft::BasicNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+/// The running consensus node.
+pub type Raft = openraft::Raft<TypeConfig>;
+pub type LogId = openraft::LogId<u64>;
+pub type StorageError = openraft::StorageError<u64>;

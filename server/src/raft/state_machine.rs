@@ -1,0 +1,260 @@
+//! The state-machine adapter: applies committed entries to the `DataTree`,
+//! routes their effects to watches and the session tracker, and takes and
+//! installs snapshots (the serialized tree and session table).
+
+use std::io::Cursor;
+use std::sync::Arc;
+use std::time::Instant;
+
+use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
+use openraft::{BasicNode, Entry, EntryPayload, OptionalSend, RaftSnapshotBuilder, StorageIOError, StoredMembership};
+use parking_lot::RwLock;
+
+use super::store::{decode, encode, Store};
+use super::{LogId, StorageError, TypeConfig};
+use crate::metrics::Metrics;
+use crate::session::SessionTracker;
+use crate::tree::{DataTree, Effects};
+use crate::txn::{Outcome, TxnResponse};
+use crate::watch::WatchManager;
+
+/// The applied state: the tree plus what Raft needs to resume from it.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+pub struct SmState {
+    pub tree: DataTree,
+    pub last_applied: Option<LogId>,
+    pub membership: StoredMembership<u64, BasicNode>,
+}
+
+/// What the state machine shares with the request path: the tree (read by
+/// sessions, written only here), the watch registry and the session tracker.
+pub struct Shared {
+    pub state: RwLock<SmState>,
+    pub watches: Arc<WatchManager>,
+    pub sessions: Arc<SessionTracker>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Shared {
+    pub fn new(metrics: Arc<Metrics>) -> Arc<Shared> {
+        Arc::new(Shared {
+            state: RwLock::new(SmState {
+                tree: DataTree::new(),
+                ..SmState::default()
+            }),
+            watches: Arc::new(WatchManager::new()),
+            sessions: Arc::new(SessionTracker::new()),
+            metrics,
+        })
+    }
+
+    /// Replaces the whole state (startup or snapshot install) and gives every
+    /// session in it a fresh full timeout.
+    fn replace(&self, mut new: SmState) {
+        new.tree.rebuild_indexes();
+        let now = Instant::now();
+        for (id, s) in new.tree.sessions() {
+            self.sessions.opened(*id, s.timeout_ms, now);
+        }
+        self.metrics.znodes.set(new.tree.node_count() as i64);
+        self.metrics.sessions.set(new.tree.session_count() as i64);
+        *self.state.write() = new;
+    }
+}
+
+/// openraft's view of the state machine.
+pub struct StateMachine {
+    shared: Arc<Shared>,
+    store: Store,
+}
+
+fn sm_err(e: impl ToString) -> StorageError {
+    StorageIOError::read_state_machine(&std::io::Error::other(e.to_string())).into()
+}
+
+fn snap_err(e: impl ToString) -> StorageError {
+    StorageIOError::write_snapshot(None, &std::io::Error::other(e.to_string())).into()
+}
+
+/// Loads the stored snapshot, if any: its meta and its bytes.
+pub fn load_snapshot(store: &Store) -> Result<Option<(SnapshotMeta<u64, BasicNode>, Vec<u8>)>, String> {
+    let meta = match store.snapshot.get("meta").map_err(|e| e.to_string())? {
+        Some(m) => decode::<SnapshotMeta<u64, BasicNode>>(&m).map_err(|e| format!("snapshot meta: {e}"))?,
+        None => return Ok(None),
+    };
+    let data = store
+        .snapshot
+        .get("data")
+        .map_err(|e| e.to_string())?
+        .ok_or("snapshot data is missing")?;
+    let bytes: Vec<u8> = decode(&data).map_err(|e| format!("snapshot data: {e}"))?;
+    Ok(Some((meta, bytes)))
+}
+
+impl StateMachine {
+    /// Opens the state machine from the stored snapshot (if any); openraft
+    /// then re-applies the committed log after it.
+    pub fn open(store: Store, shared: Arc<Shared>) -> Result<StateMachine, String> {
+        if let Some((_, bytes)) = load_snapshot(&store)? {
+            let st: SmState = bincode::deserialize(&bytes).map_err(|e| format!("snapshot data: {e}"))?;
+            shared.replace(st);
+        }
+        Ok(StateMachine { shared, store })
+    }
+
+    fn save_snapshot(store: &Store, meta: &SnapshotMeta<u64, BasicNode>, bytes: &[u8]) -> Result<(), StorageError> {
+        store
+            .snapshot
+            .insert("data", encode(&bytes.to_vec()).map_err(snap_err)?)
+            .map_err(snap_err)?;
+        store
+            .snapshot
+            .insert("meta", encode(meta).map_err(snap_err)?)
+            .map_err(snap_err)?;
+        store.db.flush().map_err(snap_err)?;
+        Ok(())
+    }
+}
+
+/// Applies entries to a state; shared by the live state machine and the
+/// offline replay tool.
+pub fn apply_entry(
+    st: &mut SmState,
+    entry: Entry<TypeConfig>,
+    on_effects: &mut dyn FnMut(&SmState, i64, Effects),
+) -> TxnResponse {
+    let zxid = entry.log_id.index as i64;
+    st.last_applied = Some(entry.log_id);
+    match entry.payload {
+        EntryPayload::Normal(txn) => {
+            let mut fx = Effects::default();
+            let r = st.tree.apply(zxid, &txn, &mut fx);
+            on_effects(st, zxid, fx);
+            r
+        }
+        EntryPayload::Blank => {
+            st.tree.note_zxid(zxid);
+            TxnResponse {
+                zxid,
+                result: Ok(Outcome::Noop),
+            }
+        }
+        EntryPayload::Membership(m) => {
+            st.membership = StoredMembership::new(Some(entry.log_id), m);
+            st.tree.note_zxid(zxid);
+            TxnResponse {
+                zxid,
+                result: Ok(Outcome::Noop),
+            }
+        }
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership<u64, BasicNode>), StorageError> {
+        let st = self.shared.state.read();
+        Ok((st.last_applied, st.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<TxnResponse>, StorageError>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let shared = &self.shared;
+        let mut st = shared.state.write();
+        let mut out = Vec::new();
+        let mut on_effects = |_: &SmState, zxid: i64, fx: Effects| {
+            let now = Instant::now();
+            for (id, timeout) in &fx.sessions_opened {
+                shared.sessions.opened(*id, *timeout, now);
+            }
+            shared.watches.trigger(zxid, &fx.events);
+            for id in &fx.sessions_closed {
+                shared.sessions.closed(*id);
+                shared.watches.session_closed(*id);
+            }
+        };
+        for e in entries {
+            out.push(apply_entry(&mut st, e, &mut on_effects));
+        }
+        shared.metrics.znodes.set(st.tree.node_count() as i64);
+        shared.metrics.sessions.set(st.tree.session_count() as i64);
+        shared.metrics.last_applied.set(st.tree.last_zxid());
+        Ok(out)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder {
+            shared: self.shared.clone(),
+            store: self.store.clone(),
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<u64, BasicNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        let bytes = snapshot.into_inner();
+        let st: SmState = bincode::deserialize(&bytes).map_err(sm_err)?;
+        Self::save_snapshot(&self.store, meta, &bytes)?;
+        tracing::info!(last_log = ?meta.last_log_id, "installed a snapshot");
+        self.shared.replace(st);
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        Ok(load_snapshot(&self.store).map_err(sm_err)?.map(|(meta, bytes)| Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(bytes)),
+        }))
+    }
+}
+
+/// Serializes the current state into a snapshot and stores it.
+pub struct SnapshotBuilder {
+    shared: Arc<Shared>,
+    store: Store,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let started = Instant::now();
+        let (bytes, meta) = {
+            let st = self.shared.state.read();
+            let bytes = bincode::serialize(&*st).map_err(snap_err)?;
+            let meta = SnapshotMeta {
+                last_log_id: st.last_applied,
+                last_membership: st.membership.clone(),
+                snapshot_id: format!(
+                    "{}-{}",
+                    st.last_applied.map(|l| l.index).unwrap_or(0),
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_millis())
+                        .unwrap_or(0)
+                ),
+            };
+            (bytes, meta)
+        };
+        StateMachine::save_snapshot(&self.store, &meta, &bytes)?;
+        self.shared.metrics.snapshots.inc();
+        tracing::info!(
+            last_log = ?meta.last_log_id.map(|l| l.index),
+            bytes = bytes.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "took a snapshot"
+        );
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(bytes)),
+        })
+    }
+}

@@ -1,0 +1,597 @@
+//! `DataTree`: the in-memory znode store and the pure `apply` function.
+//!
+//! Apply does no I/O and reads no clock or randomness: everything comes from
+//! the [`Txn`], so every replica that applies the same log reaches the same
+//! tree and the same [`DataTree::state_hash`].
+
+mod node;
+pub mod path;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+pub use node::{Node, NodeKind, Stat};
+
+use crate::error::{Code, ZkError};
+use crate::txn::{Acl, CreateMode, Op, Outcome, Txn, TxnError, TxnResponse};
+
+/// A change a watch may care about, produced by apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    Created,
+    Deleted,
+    DataChanged,
+    ChildrenChanged,
+}
+
+/// A session as the replicated state knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    pub timeout_ms: u32,
+    pub password: Vec<u8>,
+}
+
+/// Side effects of one apply, for the watch manager and session tracker.
+#[derive(Debug, Default)]
+pub struct Effects {
+    pub events: Vec<(EventKind, String)>,
+    pub sessions_opened: Vec<(u64, u32)>,
+    pub sessions_closed: Vec<u64>,
+}
+
+/// One undo record for all-or-nothing multi: a path's node before a change.
+struct Undo {
+    path: String,
+    node: Option<Node>,
+}
+
+/// The replicated state: every znode and every live session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DataTree {
+    nodes: BTreeMap<String, Node>,
+    sessions: BTreeMap<u64, SessionInfo>,
+    last_zxid: i64,
+    #[serde(skip)]
+    ephemerals: BTreeMap<u64, BTreeSet<String>>,
+    #[serde(skip)]
+    reapable: BTreeSet<String>,
+}
+
+impl Default for DataTree {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DataTree {
+    /// The genesis tree: `/`, plus `/zookeeper` and `/zookeeper/quota` as
+    /// ZooKeeper has them, so ZooKeeper tools find what they expect.
+    pub fn new() -> Self {
+        let mut t = DataTree {
+            nodes: BTreeMap::new(),
+            sessions: BTreeMap::new(),
+            last_zxid: 0,
+            ephemerals: BTreeMap::new(),
+            reapable: BTreeSet::new(),
+        };
+        let mk = |children: &[&str]| Node {
+            data: Vec::new(),
+            acl: Acl::open(),
+            stat: Stat {
+                num_children: children.len() as i32,
+                cversion: children.len() as i32,
+                ..Stat::default()
+            },
+            kind: NodeKind::Persistent,
+            children: children.iter().map(|s| s.to_string()).collect(),
+        };
+        t.nodes.insert("/".into(), mk(&["zookeeper"]));
+        t.nodes.insert("/zookeeper".into(), mk(&["quota"]));
+        t.nodes.insert("/zookeeper/quota".into(), mk(&[]));
+        t
+    }
+
+    /// Rebuilds the derived indexes after deserializing a snapshot.
+    pub fn rebuild_indexes(&mut self) {
+        self.ephemerals.clear();
+        self.reapable.clear();
+        let entries: Vec<(String, NodeKind)> =
+            self.nodes.iter().map(|(p, n)| (p.clone(), n.kind)).collect();
+        for (p, k) in entries {
+            self.index_add(&p, k);
+        }
+    }
+
+    fn index_add(&mut self, path: &str, kind: NodeKind) {
+        match kind {
+            NodeKind::Ephemeral(s) => {
+                self.ephemerals.entry(s).or_default().insert(path.to_string());
+            }
+            NodeKind::Container | NodeKind::Ttl(_) => {
+                self.reapable.insert(path.to_string());
+            }
+            NodeKind::Persistent => {}
+        }
+    }
+
+    fn index_remove(&mut self, path: &str, kind: NodeKind) {
+        match kind {
+            NodeKind::Ephemeral(s) => {
+                if let Some(set) = self.ephemerals.get_mut(&s) {
+                    set.remove(path);
+                    if set.is_empty() {
+                        self.ephemerals.remove(&s);
+                    }
+                }
+            }
+            NodeKind::Container | NodeKind::Ttl(_) => {
+                self.reapable.remove(path);
+            }
+            NodeKind::Persistent => {}
+        }
+    }
+
+    pub fn last_zxid(&self) -> i64 {
+        self.last_zxid
+    }
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+    pub fn node(&self, path: &str) -> Option<&Node> {
+        self.nodes.get(path)
+    }
+    pub fn session(&self, id: u64) -> Option<&SessionInfo> {
+        self.sessions.get(&id)
+    }
+    pub fn sessions(&self) -> impl Iterator<Item = (&u64, &SessionInfo)> {
+        self.sessions.iter()
+    }
+
+    /// Ephemeral paths owned by a session, sorted.
+    pub fn ephemerals_of(&self, session: u64) -> Vec<String> {
+        self.ephemerals
+            .get(&session)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Containers and TTL nodes that are eligible for deletion at `now_ms`.
+    pub fn reap_candidates(&self, now_ms: i64) -> Vec<String> {
+        self.reapable
+            .iter()
+            .filter(|p| self.is_reapable(p, now_ms))
+            .cloned()
+            .collect()
+    }
+
+    fn is_reapable(&self, path: &str, now_ms: i64) -> bool {
+        match self.nodes.get(path) {
+            Some(n) if n.children.is_empty() => match n.kind {
+                NodeKind::Container => n.stat.cversion > 0,
+                NodeKind::Ttl(ttl) => now_ms - n.stat.mtime > ttl,
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
+    /// Counts every node below `path` (not `path` itself).
+    pub fn count_descendants(&self, path: &str) -> Result<usize, ZkError> {
+        if !self.nodes.contains_key(path) {
+            return Err(ZkError::no_node(path));
+        }
+        let prefix = if path == "/" {
+            "/".to_string()
+        } else {
+            format!("{path}/")
+        };
+        Ok(self
+            .nodes
+            .range(prefix.clone()..)
+            .take_while(|(p, _)| p.starts_with(&prefix))
+            .filter(|(p, _)| p.as_str() != "/")
+            .count())
+    }
+
+    /// A hash of every node and session, equal on replicas with equal state.
+    /// FNV-1a over a canonical encoding: stable across builds and platforms.
+    pub fn state_hash(&self) -> u64 {
+        let mut h = Fnv::new();
+        for (path, n) in &self.nodes {
+            h.bytes(path.as_bytes());
+            h.bytes(&n.data);
+            let s = &n.stat;
+            for v in [s.czxid, s.mzxid, s.ctime, s.mtime, s.pzxid] {
+                h.u64(v as u64);
+            }
+            for v in [s.version, s.cversion, s.aversion, s.data_length, s.num_children] {
+                h.u64(v as u32 as u64);
+            }
+            h.u64(s.ephemeral_owner);
+            for a in &n.acl {
+                h.u64(a.perms as u64);
+                h.bytes(a.scheme.as_bytes());
+                h.bytes(a.id.as_bytes());
+            }
+        }
+        for (id, s) in &self.sessions {
+            h.u64(*id);
+            h.u64(s.timeout_ms as u64);
+            h.bytes(&s.password);
+        }
+        h.0
+    }
+
+    /// Applies one committed txn at `zxid`. Never panics: every failure is a
+    /// recorded result, and a failed txn changes nothing.
+    pub fn apply(&mut self, zxid: i64, txn: &Txn, fx: &mut Effects) -> TxnResponse {
+        if zxid > self.last_zxid {
+            self.last_zxid = zxid;
+        }
+        let result = match &txn.op {
+            Op::Multi(ops) => self.apply_multi(zxid, txn, ops, fx),
+            op => {
+                let mut events = Vec::new();
+                let r = self.apply_op(zxid, txn, op, &mut events, fx, None);
+                fx.events.extend(events);
+                r.map_err(TxnError::from)
+            }
+        };
+        TxnResponse { zxid, result }
+    }
+
+    /// Advances the zxid for a log entry that carries no txn.
+    pub fn note_zxid(&mut self, zxid: i64) {
+        if zxid > self.last_zxid {
+            self.last_zxid = zxid;
+        }
+    }
+
+    fn apply_multi(
+        &mut self,
+        zxid: i64,
+        txn: &Txn,
+        ops: &[Op],
+        fx: &mut Effects,
+    ) -> Result<Outcome, TxnError> {
+        let mut undo = Vec::new();
+        let mut events = Vec::new();
+        let mut outcomes = Vec::with_capacity(ops.len());
+        for (i, op) in ops.iter().enumerate() {
+            let r = match op {
+                Op::Create { .. } | Op::Delete { .. } | Op::SetData { .. } | Op::Check { .. } => {
+                    self.apply_op(zxid, txn, op, &mut events, fx, Some(&mut undo))
+                }
+                other => Err(ZkError::bad_arguments(format!(
+                    "a multi may not contain {}",
+                    other.name()
+                ))),
+            };
+            match r {
+                Ok(o) => outcomes.push(o),
+                Err(error) => {
+                    for u in undo.into_iter().rev() {
+                        self.restore(u);
+                    }
+                    let multi = (0..ops.len())
+                        .map(|j| match j.cmp(&i) {
+                            std::cmp::Ordering::Less => Code::Ok,
+                            std::cmp::Ordering::Equal => error.code,
+                            std::cmp::Ordering::Greater => Code::RuntimeInconsistency,
+                        })
+                        .collect();
+                    return Err(TxnError { error, multi });
+                }
+            }
+        }
+        fx.events.extend(events);
+        Ok(Outcome::Multi(outcomes))
+    }
+
+    fn restore(&mut self, u: Undo) {
+        if let Some(old) = self.nodes.get(&u.path).map(|n| n.kind) {
+            self.index_remove(&u.path, old);
+        }
+        match u.node {
+            Some(n) => {
+                self.index_add(&u.path, n.kind);
+                self.nodes.insert(u.path, n);
+            }
+            None => {
+                self.nodes.remove(&u.path);
+            }
+        }
+    }
+
+    fn save(&self, undo: &mut Option<&mut Vec<Undo>>, path: &str) {
+        if let Some(u) = undo.as_mut() {
+            u.push(Undo {
+                path: path.to_string(),
+                node: self.nodes.get(path).cloned(),
+            });
+        }
+    }
+
+    fn apply_op(
+        &mut self,
+        zxid: i64,
+        txn: &Txn,
+        op: &Op,
+        events: &mut Vec<(EventKind, String)>,
+        fx: &mut Effects,
+        mut undo: Option<&mut Vec<Undo>>,
+    ) -> Result<Outcome, ZkError> {
+        match op {
+            Op::Create {
+                path,
+                data,
+                acl,
+                mode,
+                ttl_ms,
+            } => {
+                op.validate()?;
+                let (created, stat) = self.create(
+                    zxid, txn, path, data, acl, *mode, *ttl_ms, events, &mut undo,
+                )?;
+                Ok(Outcome::Created {
+                    path: created,
+                    stat,
+                })
+            }
+            Op::Delete { path, version } => {
+                path::validate_path(path)?;
+                let n = self.nodes.get(path).ok_or_else(|| ZkError::no_node(path))?;
+                if path == "/" {
+                    return Err(ZkError::bad_arguments("the root node cannot be deleted"));
+                }
+                check_version(path, *version, n.stat.version)?;
+                if !n.children.is_empty() {
+                    return Err(ZkError::new(Code::NotEmpty, path.clone()));
+                }
+                self.delete_node(zxid, path, events, &mut undo);
+                Ok(Outcome::Deleted)
+            }
+            Op::SetData {
+                path,
+                data,
+                version,
+            } => {
+                op.validate()?;
+                self.save(&mut undo, path);
+                let n = self
+                    .nodes
+                    .get_mut(path)
+                    .ok_or_else(|| ZkError::no_node(path))?;
+                check_version(path, *version, n.stat.version)?;
+                n.data = data.clone();
+                n.stat.version = n.stat.version.wrapping_add(1);
+                n.stat.mzxid = zxid;
+                n.stat.mtime = txn.time_ms;
+                n.stat.data_length = data.len() as i32;
+                let stat = n.stat;
+                events.push((EventKind::DataChanged, path.clone()));
+                Ok(Outcome::Stat(stat))
+            }
+            Op::SetAcl { path, acl, version } => {
+                path::validate_path(path)?;
+                if acl.is_empty() {
+                    return Err(ZkError::new(Code::InvalidAcl, format!("{path}: empty ACL")));
+                }
+                self.save(&mut undo, path);
+                let n = self
+                    .nodes
+                    .get_mut(path)
+                    .ok_or_else(|| ZkError::no_node(path))?;
+                check_version(path, *version, n.stat.aversion)?;
+                n.acl = acl.clone();
+                n.stat.aversion = n.stat.aversion.wrapping_add(1);
+                Ok(Outcome::Stat(n.stat))
+            }
+            Op::Check { path, version } => {
+                path::validate_path(path)?;
+                let n = self.nodes.get(path).ok_or_else(|| ZkError::no_node(path))?;
+                check_version(path, *version, n.stat.version)?;
+                Ok(Outcome::Checked)
+            }
+            Op::Multi(_) => Err(ZkError::bad_arguments("a multi may not contain a multi")),
+            Op::CreateSession {
+                session_id,
+                password,
+                timeout_ms,
+            } => {
+                if *session_id == 0 || self.sessions.contains_key(session_id) {
+                    return Err(ZkError::new(
+                        Code::SystemError,
+                        format!("session id 0x{session_id:x} is taken; retry"),
+                    ));
+                }
+                self.sessions.insert(
+                    *session_id,
+                    SessionInfo {
+                        timeout_ms: *timeout_ms,
+                        password: password.clone(),
+                    },
+                );
+                fx.sessions_opened.push((*session_id, *timeout_ms));
+                Ok(Outcome::SessionCreated {
+                    session_id: *session_id,
+                    password: password.clone(),
+                    timeout_ms: *timeout_ms,
+                })
+            }
+            Op::CloseSession { session_id } => {
+                if self.sessions.remove(session_id).is_none() {
+                    return Err(ZkError::new(
+                        Code::SessionExpired,
+                        format!("session 0x{session_id:x} is not open"),
+                    ));
+                }
+                for p in self.ephemerals_of(*session_id) {
+                    self.delete_node(zxid, &p, events, &mut undo);
+                }
+                self.ephemerals.remove(session_id);
+                fx.sessions_closed.push(*session_id);
+                Ok(Outcome::SessionClosed)
+            }
+            Op::Reap { paths } => {
+                let mut deleted = Vec::new();
+                for p in paths {
+                    if self.is_reapable(p, txn.time_ms) {
+                        self.delete_node(zxid, p, events, &mut undo);
+                        deleted.push(p.clone());
+                    }
+                }
+                Ok(Outcome::Reaped(deleted))
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn create(
+        &mut self,
+        zxid: i64,
+        txn: &Txn,
+        raw_path: &str,
+        data: &[u8],
+        acl: &[Acl],
+        mode: CreateMode,
+        ttl_ms: i64,
+        events: &mut Vec<(EventKind, String)>,
+        undo: &mut Option<&mut Vec<Undo>>,
+    ) -> Result<(String, Stat), ZkError> {
+        let parent_path = match raw_path.rfind('/') {
+            Some(0) => "/".to_string(),
+            Some(i) => raw_path[..i].to_string(),
+            None => return Err(ZkError::bad_arguments(format!("invalid path {raw_path:?}"))),
+        };
+        let parent = self
+            .nodes
+            .get(&parent_path)
+            .ok_or_else(|| ZkError::no_node(raw_path))?;
+        let path = if mode.is_sequential() {
+            format!("{raw_path}{:010}", parent.stat.cversion)
+        } else {
+            raw_path.to_string()
+        };
+        path::validate_path(&path)?;
+        if path == "/" || self.nodes.contains_key(&path) {
+            return Err(ZkError::node_exists(&path));
+        }
+        if matches!(parent.kind, NodeKind::Ephemeral(_)) {
+            return Err(ZkError::new(Code::NoChildrenForEphemerals, path));
+        }
+        let kind = if mode.is_ephemeral() {
+            if !self.sessions.contains_key(&txn.session_id) {
+                return Err(ZkError::new(
+                    Code::SessionExpired,
+                    format!("session 0x{:x} is not open; cannot create ephemeral {path}", txn.session_id),
+                ));
+            }
+            NodeKind::Ephemeral(txn.session_id)
+        } else if mode == CreateMode::Container {
+            NodeKind::Container
+        } else if mode.is_ttl() {
+            NodeKind::Ttl(ttl_ms)
+        } else {
+            NodeKind::Persistent
+        };
+        self.save(undo, &parent_path);
+        self.save(undo, &path);
+        let stat = Stat {
+            czxid: zxid,
+            mzxid: zxid,
+            ctime: txn.time_ms,
+            mtime: txn.time_ms,
+            version: 0,
+            cversion: 0,
+            aversion: 0,
+            ephemeral_owner: kind.ephemeral_owner(),
+            data_length: data.len() as i32,
+            num_children: 0,
+            pzxid: zxid,
+        };
+        let name = path::name(&path).to_string();
+        if let Some(p) = self.nodes.get_mut(&parent_path) {
+            p.children.insert(name);
+            p.stat.cversion = p.stat.cversion.wrapping_add(1);
+            p.stat.pzxid = zxid;
+            p.stat.num_children = p.children.len() as i32;
+        }
+        self.nodes.insert(
+            path.clone(),
+            Node {
+                data: data.to_vec(),
+                acl: if acl.is_empty() { Acl::open() } else { acl.to_vec() },
+                stat,
+                kind,
+                children: BTreeSet::new(),
+            },
+        );
+        self.index_add(&path, kind);
+        events.push((EventKind::Created, path.clone()));
+        events.push((EventKind::ChildrenChanged, parent_path));
+        Ok((path, stat))
+    }
+
+    /// Removes a node known to exist and be childless, updating its parent.
+    fn delete_node(
+        &mut self,
+        zxid: i64,
+        path: &str,
+        events: &mut Vec<(EventKind, String)>,
+        undo: &mut Option<&mut Vec<Undo>>,
+    ) {
+        let Some(parent_path) = path::parent(path).map(str::to_string) else {
+            return;
+        };
+        self.save(undo, &parent_path);
+        self.save(undo, path);
+        if let Some(n) = self.nodes.remove(path) {
+            self.index_remove(path, n.kind);
+        }
+        if let Some(p) = self.nodes.get_mut(&parent_path) {
+            p.children.remove(path::name(path));
+            p.stat.cversion = p.stat.cversion.wrapping_add(1);
+            p.stat.pzxid = zxid;
+            p.stat.num_children = p.children.len() as i32;
+        }
+        events.push((EventKind::Deleted, path.to_string()));
+        events.push((EventKind::ChildrenChanged, parent_path));
+    }
+}
+
+fn check_version(path: &str, expected: Option<i32>, actual: i32) -> Result<(), ZkError> {
+    match expected {
+        Some(v) if v != -1 && v != actual => Err(ZkError::bad_version(path, v, actual)),
+        _ => Ok(()),
+    }
+}
+
+/// FNV-1a, 64-bit: a small stable hash for divergence checks.
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+    fn u64(&mut self, v: u64) {
+        for b in v.to_le_bytes() {
+            self.0 ^= b as u64;
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn bytes(&mut self, b: &[u8]) {
+        self.u64(b.len() as u64);
+        for &x in b {
+            self.0 ^= x as u64;
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

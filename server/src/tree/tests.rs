@@ -1,0 +1,323 @@
+use proptest::prelude::*;
+
+use super::*;
+
+fn txn(session_id: u64, time_ms: i64, op: Op) -> Txn {
+    Txn {
+        session_id,
+        time_ms,
+        op,
+    }
+}
+
+fn create(path: &str, mode: CreateMode) -> Op {
+    Op::Create {
+        path: path.into(),
+        data: b"d".to_vec(),
+        acl: vec![],
+        mode,
+        ttl_ms: if mode.is_ttl() { 1000 } else { 0 },
+    }
+}
+
+struct T {
+    tree: DataTree,
+    zxid: i64,
+}
+
+impl T {
+    fn new() -> Self {
+        T {
+            tree: DataTree::new(),
+            zxid: 0,
+        }
+    }
+    fn run(&mut self, session: u64, time: i64, op: Op) -> (Result<Outcome, TxnError>, Effects) {
+        self.zxid += 1;
+        let mut fx = Effects::default();
+        let r = self.tree.apply(self.zxid, &txn(session, time, op), &mut fx);
+        (r.result, fx)
+    }
+    fn ok(&mut self, op: Op) -> Outcome {
+        self.run(0, 100, op).0.expect("op should succeed")
+    }
+    fn err(&mut self, session: u64, op: Op) -> Code {
+        self.run(session, 100, op).0.expect_err("op should fail").error.code
+    }
+    fn open_session(&mut self, id: u64) {
+        self.ok(Op::CreateSession {
+            session_id: id,
+            password: vec![1; 16],
+            timeout_ms: 5000,
+        });
+    }
+}
+
+#[test]
+fn create_sets_stat_and_parent() {
+    let mut t = T::new();
+    t.ok(create("/a", CreateMode::Persistent));
+    let a = t.tree.node("/a").unwrap();
+    assert_eq!(a.stat.czxid, 1);
+    assert_eq!(a.stat.mzxid, 1);
+    assert_eq!(a.stat.pzxid, 1);
+    assert_eq!(a.stat.ctime, 100);
+    assert_eq!(a.stat.data_length, 1);
+    t.ok(create("/a/b", CreateMode::Persistent));
+    let a = t.tree.node("/a").unwrap();
+    assert_eq!(a.stat.num_children, 1);
+    assert_eq!(a.stat.cversion, 1);
+    assert_eq!(a.stat.pzxid, 2);
+    assert_eq!(a.stat.mzxid, 1, "a child does not change the parent's mzxid");
+    assert_eq!(t.err(0, create("/a", CreateMode::Persistent)), Code::NodeExists);
+    assert_eq!(t.err(0, create("/x/y", CreateMode::Persistent)), Code::NoNode);
+    assert_eq!(t.err(0, create("/", CreateMode::Persistent)), Code::NodeExists);
+}
+
+#[test]
+fn sequential_suffix_is_parent_cversion_and_never_reused() {
+    let mut t = T::new();
+    t.ok(create("/q", CreateMode::Persistent));
+    let p = |o: Outcome| match o {
+        Outcome::Created { path, .. } => path,
+        o => panic!("{o:?}"),
+    };
+    let a = p(t.ok(create("/q/n-", CreateMode::PersistentSequential)));
+    assert_eq!(a, "/q/n-0000000000");
+    let b = p(t.ok(create("/q/n-", CreateMode::PersistentSequential)));
+    assert_eq!(b, "/q/n-0000000001");
+    t.ok(Op::Delete {
+        path: b,
+        version: None,
+    });
+    let c = p(t.ok(create("/q/", CreateMode::PersistentSequential)));
+    assert_eq!(c, "/q/0000000003");
+}
+
+#[test]
+fn versions_and_not_empty() {
+    let mut t = T::new();
+    t.ok(create("/a", CreateMode::Persistent));
+    t.ok(create("/a/b", CreateMode::Persistent));
+    let set = |v| Op::SetData {
+        path: "/a".into(),
+        data: b"x".to_vec(),
+        version: v,
+    };
+    assert_eq!(t.err(0, set(Some(3))), Code::BadVersion);
+    match t.ok(set(Some(0))) {
+        Outcome::Stat(s) => assert_eq!(s.version, 1),
+        o => panic!("{o:?}"),
+    }
+    t.ok(set(None));
+    t.ok(set(Some(-1)));
+    assert_eq!(t.tree.node("/a").unwrap().stat.version, 3);
+    let del = |v| Op::Delete {
+        path: "/a".into(),
+        version: v,
+    };
+    assert_eq!(t.err(0, del(None)), Code::NotEmpty);
+    assert_eq!(
+        t.err(
+            0,
+            Op::Delete {
+                path: "/a/b".into(),
+                version: Some(7)
+            }
+        ),
+        Code::BadVersion
+    );
+    t.ok(Op::Delete {
+        path: "/a/b".into(),
+        version: Some(0),
+    });
+    assert_eq!(t.err(0, del(Some(0))), Code::BadVersion);
+    t.ok(del(Some(3)));
+    assert!(t.tree.node("/a").is_none());
+    assert_eq!(t.err(0, del(None)), Code::NoNode);
+}
+
+#[test]
+fn ephemerals_belong_to_sessions() {
+    let mut t = T::new();
+    assert_eq!(t.err(7, create("/e", CreateMode::Ephemeral)), Code::SessionExpired);
+    t.open_session(7);
+    t.ok(create("/p", CreateMode::Persistent));
+    t.run(7, 100, create("/e", CreateMode::Ephemeral)).0.unwrap();
+    t.run(7, 100, create("/p/e", CreateMode::EphemeralSequential))
+        .0
+        .unwrap();
+    assert_eq!(t.tree.node("/e").unwrap().stat.ephemeral_owner, 7);
+    assert_eq!(t.err(7, create("/e/c", CreateMode::Persistent)), Code::NoChildrenForEphemerals);
+    assert_eq!(t.tree.ephemerals_of(7).len(), 2);
+    let (r, fx) = t.run(0, 100, Op::CloseSession { session_id: 7 });
+    r.unwrap();
+    assert!(t.tree.node("/e").is_none());
+    assert!(t.tree.node("/p/e0000000000").is_none());
+    assert_eq!(fx.sessions_closed, vec![7]);
+    assert!(fx.events.contains(&(EventKind::Deleted, "/e".into())));
+    assert!(fx.events.contains(&(EventKind::ChildrenChanged, "/p".into())));
+    assert_eq!(t.err(0, Op::CloseSession { session_id: 7 }), Code::SessionExpired);
+}
+
+#[test]
+fn containers_and_ttl_are_reaped_only_when_eligible() {
+    let mut t = T::new();
+    t.ok(create("/c", CreateMode::Container));
+    t.ok(create("/t", CreateMode::PersistentWithTtl));
+    assert_eq!(t.tree.node("/c").unwrap().stat.ephemeral_owner, 0x8000_0000_0000_0000);
+    // A fresh container (never had children) and a young TTL node stay.
+    assert!(t.tree.reap_candidates(500).is_empty());
+    t.ok(create("/c/x", CreateMode::Persistent));
+    t.ok(Op::Delete {
+        path: "/c/x".into(),
+        version: None,
+    });
+    assert_eq!(t.tree.reap_candidates(500), vec!["/c".to_string()]);
+    assert_eq!(t.tree.reap_candidates(2000), vec!["/c".to_string(), "/t".to_string()]);
+    // Apply re-checks at the txn's time: /t was modified at 1500, so it stays.
+    t.run(
+        0,
+        1500,
+        Op::SetData {
+            path: "/t".into(),
+            data: vec![],
+            version: None,
+        },
+    );
+    let (r, _) = t.run(
+        0,
+        2000,
+        Op::Reap {
+            paths: vec!["/c".into(), "/t".into()],
+        },
+    );
+    assert_eq!(r.unwrap(), Outcome::Reaped(vec!["/c".into()]));
+    assert!(t.tree.node("/t").is_some());
+}
+
+#[test]
+fn multi_is_all_or_nothing() {
+    let mut t = T::new();
+    t.ok(create("/a", CreateMode::Persistent));
+    let before = t.tree.state_hash();
+    let (r, fx) = t.run(
+        0,
+        100,
+        Op::Multi(vec![
+            create("/a/1", CreateMode::Persistent),
+            Op::SetData {
+                path: "/a".into(),
+                data: b"zz".to_vec(),
+                version: None,
+            },
+            Op::Check {
+                path: "/a".into(),
+                version: Some(0),
+            },
+            create("/b", CreateMode::Persistent),
+        ]),
+    );
+    let e = r.unwrap_err();
+    assert_eq!(e.error.code, Code::BadVersion);
+    assert_eq!(
+        e.multi,
+        vec![Code::Ok, Code::Ok, Code::BadVersion, Code::RuntimeInconsistency]
+    );
+    assert!(fx.events.is_empty());
+    assert_eq!(t.tree.state_hash(), before);
+    assert!(t.tree.node("/a/1").is_none());
+
+    let (r, fx) = t.run(
+        0,
+        100,
+        Op::Multi(vec![
+            create("/a/1", CreateMode::Persistent),
+            Op::Check {
+                path: "/a/1".into(),
+                version: Some(0),
+            },
+            Op::Delete {
+                path: "/a/1".into(),
+                version: None,
+            },
+        ]),
+    );
+    match r.unwrap() {
+        Outcome::Multi(v) => assert_eq!(v.len(), 3),
+        o => panic!("{o:?}"),
+    }
+    assert_eq!(fx.events.len(), 4);
+}
+
+#[test]
+fn snapshot_round_trip_keeps_hash_and_indexes() {
+    let mut t = T::new();
+    t.open_session(9);
+    t.run(9, 100, create("/e", CreateMode::Ephemeral)).0.unwrap();
+    t.ok(create("/c", CreateMode::Container));
+    let bytes = bincode::serialize(&t.tree).unwrap();
+    let mut back: DataTree = bincode::deserialize(&bytes).unwrap();
+    back.rebuild_indexes();
+    assert_eq!(back.state_hash(), t.tree.state_hash());
+    assert_eq!(back.ephemerals_of(9), vec!["/e".to_string()]);
+}
+
+fn arb_path() -> impl Strategy<Value = String> {
+    prop::collection::vec(prop::sample::select(vec!["a", "b", "c"]), 1..4)
+        .prop_map(|segs| format!("/{}", segs.join("/")))
+}
+
+fn arb_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (arb_path(), 0..3usize).prop_map(|(p, m)| create(
+            &p,
+            [CreateMode::Persistent, CreateMode::Ephemeral, CreateMode::PersistentSequential][m]
+        )),
+        (arb_path(), prop::option::of(0..3i32)).prop_map(|(path, version)| Op::Delete { path, version }),
+        (arb_path(), prop::option::of(0..3i32)).prop_map(|(path, version)| Op::SetData {
+            path,
+            data: vec![1],
+            version
+        }),
+        (arb_path(), prop::option::of(0..3i32)).prop_map(|(path, version)| Op::Check { path, version }),
+    ]
+}
+
+proptest! {
+    /// Any sequence of ops and multis: a failed multi leaves the hash as it
+    /// was, stats stay consistent, and replaying the same log gives the same hash.
+    #[test]
+    fn apply_is_deterministic_and_multi_atomic(
+        steps in prop::collection::vec(prop_oneof![
+            arb_op().prop_map(|o| vec![o]),
+            prop::collection::vec(arb_op(), 1..5),
+        ], 1..40)
+    ) {
+        let mut t = T::new();
+        t.open_session(1);
+        let mut log = Vec::new();
+        for ops in steps {
+            let op = if ops.len() == 1 { ops.into_iter().next().unwrap() } else { Op::Multi(ops) };
+            let before = t.tree.state_hash();
+            let (r, _) = t.run(1, 5, op.clone());
+            log.push(op);
+            if r.is_err() {
+                prop_assert_eq!(t.tree.state_hash(), before);
+            }
+            for (path, n) in &t.tree.nodes {
+                prop_assert_eq!(n.stat.num_children as usize, n.children.len());
+                prop_assert_eq!(n.stat.data_length as usize, n.data.len());
+                for c in &n.children {
+                    prop_assert!(t.tree.nodes.contains_key(&path::join(path, c)));
+                }
+            }
+        }
+        let mut replay = T::new();
+        replay.open_session(1);
+        for op in log {
+            replay.run(1, 5, op);
+        }
+        prop_assert_eq!(replay.tree.state_hash(), t.tree.state_hash());
+    }
+}

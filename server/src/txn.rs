@@ -1,0 +1,278 @@
+//! The log entry: what a write proposes and what applying it returns.
+//!
+//! Everything apply needs is inside the [`Txn`] — the leader's clock, the
+//! session, random session ids and passwords — so every replica computes the
+//! same tree from the same log.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Code, ZkError};
+use crate::tree::Stat;
+
+/// The largest data a znode may hold, as ZooKeeper's default `jute.maxbuffer`.
+pub const MAX_DATA_LEN: usize = 1024 * 1024;
+
+/// An access-control entry. Stored and returned; not enforced yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Hash)]
+pub struct Acl {
+    pub perms: i32,
+    pub scheme: String,
+    pub id: String,
+}
+
+impl Acl {
+    /// ZooKeeper's OPEN_ACL_UNSAFE: everyone may do everything.
+    pub fn open() -> Vec<Acl> {
+        vec![Acl {
+            perms: 31,
+            scheme: "world".into(),
+            id: "anyone".into(),
+        }]
+    }
+}
+
+/// The kind of node a create makes, as ZooKeeper's `CreateMode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CreateMode {
+    Persistent,
+    Ephemeral,
+    PersistentSequential,
+    EphemeralSequential,
+    Container,
+    PersistentWithTtl,
+    PersistentSequentialWithTtl,
+}
+
+impl CreateMode {
+    pub fn is_ephemeral(self) -> bool {
+        matches!(self, CreateMode::Ephemeral | CreateMode::EphemeralSequential)
+    }
+    pub fn is_sequential(self) -> bool {
+        matches!(
+            self,
+            CreateMode::PersistentSequential
+                | CreateMode::EphemeralSequential
+                | CreateMode::PersistentSequentialWithTtl
+        )
+    }
+    pub fn is_ttl(self) -> bool {
+        matches!(
+            self,
+            CreateMode::PersistentWithTtl | CreateMode::PersistentSequentialWithTtl
+        )
+    }
+}
+
+/// One state change. `Multi` holds only create/delete/set_data/check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Op {
+    Create {
+        path: String,
+        data: Vec<u8>,
+        acl: Vec<Acl>,
+        mode: CreateMode,
+        ttl_ms: i64,
+    },
+    Delete {
+        path: String,
+        version: Option<i32>,
+    },
+    SetData {
+        path: String,
+        data: Vec<u8>,
+        version: Option<i32>,
+    },
+    SetAcl {
+        path: String,
+        acl: Vec<Acl>,
+        version: Option<i32>,
+    },
+    Check {
+        path: String,
+        version: Option<i32>,
+    },
+    Multi(Vec<Op>),
+    CreateSession {
+        session_id: u64,
+        password: Vec<u8>,
+        timeout_ms: u32,
+    },
+    CloseSession {
+        session_id: u64,
+    },
+    /// Deletes the listed containers and TTL nodes that are still eligible at
+    /// the txn's time (the leader proposes candidates; apply re-checks).
+    Reap {
+        paths: Vec<String>,
+    },
+}
+
+impl Op {
+    /// A short name for logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Create { .. } => "create",
+            Op::Delete { .. } => "delete",
+            Op::SetData { .. } => "set_data",
+            Op::SetAcl { .. } => "set_acl",
+            Op::Check { .. } => "check",
+            Op::Multi(_) => "multi",
+            Op::CreateSession { .. } => "create_session",
+            Op::CloseSession { .. } => "close_session",
+            Op::Reap { .. } => "reap",
+        }
+    }
+
+    /// Checks what can be checked before proposing: paths, data size, TTLs,
+    /// which ops a multi may hold. Apply re-checks everything that depends on state.
+    pub fn validate(&self) -> Result<(), ZkError> {
+        use crate::tree::path::validate_path;
+        match self {
+            Op::Create {
+                path,
+                data,
+                mode,
+                ttl_ms,
+                ..
+            } => {
+                if mode.is_sequential() {
+                    validate_path(&format!("{path}0000000000"))?;
+                } else {
+                    validate_path(path)?;
+                }
+                check_data(data)?;
+                if mode.is_ttl() && *ttl_ms <= 0 {
+                    return Err(ZkError::bad_arguments(format!(
+                        "{path}: a TTL node needs a TTL above 0 ms"
+                    )));
+                }
+                if !mode.is_ttl() && *ttl_ms != 0 {
+                    return Err(ZkError::bad_arguments(format!(
+                        "{path}: a TTL was given for a node mode that has none; use a TTL mode"
+                    )));
+                }
+                if *ttl_ms > 0xFF_FFFF_FFFF {
+                    return Err(ZkError::bad_arguments(format!("{path}: TTL is too large")));
+                }
+                Ok(())
+            }
+            Op::Delete { path, .. } | Op::Check { path, .. } | Op::SetAcl { path, .. } => {
+                validate_path(path)
+            }
+            Op::SetData { path, data, .. } => {
+                validate_path(path)?;
+                check_data(data)
+            }
+            Op::Multi(ops) => {
+                for op in ops {
+                    match op {
+                        Op::Create { .. } | Op::Delete { .. } | Op::SetData { .. } | Op::Check { .. } => {
+                            op.validate()?
+                        }
+                        other => {
+                            return Err(ZkError::bad_arguments(format!(
+                                "a multi may not contain {}",
+                                other.name()
+                            )))
+                        }
+                    }
+                }
+                Ok(())
+            }
+            Op::CreateSession { .. } | Op::CloseSession { .. } | Op::Reap { .. } => Ok(()),
+        }
+    }
+}
+
+fn check_data(data: &[u8]) -> Result<(), ZkError> {
+    if data.len() > MAX_DATA_LEN {
+        return Err(ZkError::bad_arguments(format!(
+            "data is {} bytes; the limit is {MAX_DATA_LEN} bytes (1 MiB)",
+            data.len()
+        )));
+    }
+    Ok(())
+}
+
+/// A proposal: the operation plus the context apply must not read from the
+/// environment (the proposing session and the leader's wall clock).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Txn {
+    pub session_id: u64,
+    pub time_ms: i64,
+    pub op: Op,
+}
+
+/// What a successful op produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Outcome {
+    Created { path: String, stat: Stat },
+    Deleted,
+    Stat(Stat),
+    Checked,
+    Multi(Vec<Outcome>),
+    SessionCreated {
+        session_id: u64,
+        password: Vec<u8>,
+        timeout_ms: u32,
+    },
+    SessionClosed,
+    Reaped(Vec<String>),
+    /// Raft's own entries (blank, membership) that change no znode.
+    Noop,
+}
+
+/// A failed txn. For a multi, `multi` holds each op's code: ops before the
+/// failing one `Ok`, the failing one its error, the rest `RuntimeInconsistency`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TxnError {
+    pub error: ZkError,
+    pub multi: Vec<Code>,
+}
+
+impl From<ZkError> for TxnError {
+    fn from(error: ZkError) -> Self {
+        TxnError {
+            error,
+            multi: Vec::new(),
+        }
+    }
+}
+
+/// The state machine's answer to one log entry: its zxid and result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TxnResponse {
+    pub zxid: i64,
+    pub result: Result<Outcome, TxnError>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validate_rejects_oversized_data_and_bad_multi() {
+        let big = Op::SetData {
+            path: "/a".into(),
+            data: vec![0; MAX_DATA_LEN + 1],
+            version: None,
+        };
+        assert_eq!(big.validate().unwrap_err().code, Code::BadArguments);
+        let ok = Op::SetData {
+            path: "/a".into(),
+            data: vec![0; MAX_DATA_LEN],
+            version: None,
+        };
+        assert!(ok.validate().is_ok());
+        let nested = Op::Multi(vec![Op::Multi(vec![])]);
+        assert_eq!(nested.validate().unwrap_err().code, Code::BadArguments);
+        let seq = Op::Create {
+            path: "/q/".into(),
+            data: vec![],
+            acl: vec![],
+            mode: CreateMode::PersistentSequential,
+            ttl_ms: 0,
+        };
+        assert!(seq.validate().is_ok());
+    }
+}
