@@ -104,8 +104,9 @@ impl Config {
     pub fn resolve(args: &RunArgs) -> Result<Config, StartupError> {
         let file = match &args.config {
             Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .map_err(|e| StartupError::Config(format!("cannot read {}: {e}", p.display())))?;
+                let text = std::fs::read_to_string(p).map_err(|e| {
+                    StartupError::Config(format!("cannot read {}: {e}", p.display()))
+                })?;
                 toml::from_str::<FileConfig>(&text)
                     .map_err(|e| StartupError::Config(format!("{}: {e}", p.display())))?
             }
@@ -128,9 +129,14 @@ impl Config {
                 "min_session_timeout_ms ({min}) is above max_session_timeout_ms ({max})"
             )));
         }
-        let snapshot_every = args.snapshot_every.or(file.snapshot_every).unwrap_or(10_000);
+        let snapshot_every = args
+            .snapshot_every
+            .or(file.snapshot_every)
+            .unwrap_or(10_000);
         if snapshot_every == 0 {
-            return Err(StartupError::Config("snapshot_every must be above 0".into()));
+            return Err(StartupError::Config(
+                "snapshot_every must be above 0".into(),
+            ));
         }
         let server_id = args.server_id.or(file.server_id).unwrap_or(1);
         Ok(Config {

@@ -136,10 +136,7 @@ pub enum StartupError {
     #[error("data folder {dir} is damaged: {detail}; restore it from a backup or a replica, or move it aside to start empty")]
     DataDirDamaged { dir: String, detail: String },
     #[error("cannot use data folder {dir}: {source}")]
-    DataDirIo {
-        dir: String,
-        source: std::io::Error,
-    },
+    DataDirIo { dir: String, source: std::io::Error },
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error("consensus failed to start: {0}")]

@@ -1,8 +1,8 @@
 //! Prometheus metrics, served as text on the admin port's `/metrics`.
 
 use prometheus::{
-    exponential_buckets, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry,
+    exponential_buckets, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, Opts, Registry,
 };
 
 /// Every metric the server exports, registered once at start.
@@ -33,33 +33,56 @@ impl Metrics {
             sessions: g("warden_sessions", "Number of open sessions"),
             watches: g("warden_watches", "Number of watch registrations"),
             connections: g("warden_connections", "Number of client connections"),
-            requests: IntCounterVec::new(Opts::new("warden_requests_total", "Requests by operation"), &["op"])
-                .expect("valid metric"),
+            requests: IntCounterVec::new(
+                Opts::new("warden_requests_total", "Requests by operation"),
+                &["op"],
+            )
+            .expect("valid metric"),
             request_errors: IntCounterVec::new(
-                Opts::new("warden_request_errors_total", "Failed requests by error code"),
+                Opts::new(
+                    "warden_request_errors_total",
+                    "Failed requests by error code",
+                ),
                 &["code"],
             )
             .expect("valid metric"),
             request_latency: HistogramVec::new(
-                HistogramOpts::new("warden_request_duration_seconds", "Request latency by operation")
-                    .buckets(lat.clone()),
+                HistogramOpts::new(
+                    "warden_request_duration_seconds",
+                    "Request latency by operation",
+                )
+                .buckets(lat.clone()),
                 &["op"],
             )
             .expect("valid metric"),
-            last_applied: g("warden_last_applied_index", "Last log index applied to the tree (the zxid)"),
-            last_log_index: g("warden_last_log_index", "Last log index appended to the log"),
+            last_applied: g(
+                "warden_last_applied_index",
+                "Last log index applied to the tree (the zxid)",
+            ),
+            last_log_index: g(
+                "warden_last_log_index",
+                "Last log index appended to the log",
+            ),
             fsync_latency: Histogram::with_opts(
-                HistogramOpts::new("warden_fsync_duration_seconds", "Latency of log flushes").buckets(lat),
+                HistogramOpts::new("warden_fsync_duration_seconds", "Latency of log flushes")
+                    .buckets(lat),
             )
             .expect("valid metric"),
             fsync_batch: Histogram::with_opts(
-                HistogramOpts::new("warden_fsync_batch_appends", "Log appends made durable by one flush")
-                    .buckets(exponential_buckets(1.0, 2.0, 12).expect("valid buckets")),
+                HistogramOpts::new(
+                    "warden_fsync_batch_appends",
+                    "Log appends made durable by one flush",
+                )
+                .buckets(exponential_buckets(1.0, 2.0, 12).expect("valid buckets")),
             )
             .expect("valid metric"),
-            watch_events: IntCounter::new("warden_watch_events_total", "Watch notifications sent to clients")
+            watch_events: IntCounter::new(
+                "warden_watch_events_total",
+                "Watch notifications sent to clients",
+            )
+            .expect("valid metric"),
+            snapshots: IntCounter::new("warden_snapshots_total", "Snapshots taken")
                 .expect("valid metric"),
-            snapshots: IntCounter::new("warden_snapshots_total", "Snapshots taken").expect("valid metric"),
             registry,
         };
         let r = &m.registry;

@@ -24,10 +24,15 @@ pub struct ReplayReport {
 pub fn replay(dir: &Path, upto: Option<u64>) -> Result<ReplayReport, String> {
     let store = Store::open(dir).map_err(|e| e.to_string())?;
     let snap = load_snapshot(&store)?;
-    verify(&store, snap.as_ref().and_then(|(m, _)| m.last_log_id.map(|l| l.index)))?;
+    verify(
+        &store,
+        snap.as_ref()
+            .and_then(|(m, _)| m.last_log_id.map(|l| l.index)),
+    )?;
     let mut st = match snap {
         Some((_, bytes)) => {
-            let mut st: SmState = bincode::deserialize(&bytes).map_err(|e| format!("snapshot: {e}"))?;
+            let mut st: SmState =
+                bincode::deserialize(&bytes).map_err(|e| format!("snapshot: {e}"))?;
             st.tree.rebuild_indexes();
             st
         }

@@ -23,13 +23,19 @@ use crate::raft::store::Store;
 use crate::raft::Raft;
 use crate::txn::Op;
 
-async fn bind(addr: std::net::SocketAddr, what: &'static str, flag: &'static str) -> Result<TcpListener, StartupError> {
-    TcpListener::bind(addr).await.map_err(|source| StartupError::Bind {
-        what,
-        addr: addr.to_string(),
-        flag,
-        source,
-    })
+async fn bind(
+    addr: std::net::SocketAddr,
+    what: &'static str,
+    flag: &'static str,
+) -> Result<TcpListener, StartupError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartupError::Bind {
+            what,
+            addr: addr.to_string(),
+            flag,
+            source,
+        })
 }
 
 /// Runs a server until `shutdown` resolves, then stops cleanly.
@@ -42,7 +48,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         detail,
     };
     let snap = load_snapshot(&store).map_err(damaged)?;
-    verify(&store, snap.as_ref().and_then(|(m, _)| m.last_log_id.map(|l| l.index))).map_err(damaged)?;
+    verify(
+        &store,
+        snap.as_ref()
+            .and_then(|(m, _)| m.last_log_id.map(|l| l.index)),
+    )
+    .map_err(damaged)?;
     drop(snap);
 
     let client_listener = bind(config.listen, "the client API", "--listen").await?;
@@ -76,7 +87,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     .await
     .map_err(|e| StartupError::Raft(e.to_string()))?;
     let started = Instant::now();
-    if !raft.is_initialized().await.map_err(|e| StartupError::Raft(e.to_string()))? {
+    if !raft
+        .is_initialized()
+        .await
+        .map_err(|e| StartupError::Raft(e.to_string()))?
+    {
         let mut members = BTreeMap::new();
         members.insert(config.server_id, BasicNode::new(config.listen.to_string()));
         raft.initialize(members)
@@ -85,7 +100,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         tracing::info!(data_dir = %dir, "initialized a new single-server cluster");
     }
     raft.wait(Some(Duration::from_secs(30)))
-        .metrics(|m| m.current_leader == Some(config.server_id), "become leader")
+        .metrics(
+            |m| m.current_leader == Some(config.server_id),
+            "become leader",
+        )
         .await
         .map_err(|e| StartupError::Raft(format!("this server did not become leader: {e}")))?;
     {
@@ -115,14 +133,18 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
     let grpc = {
         let mut stop = stop_rx.clone();
-        let svc = warden_proto::warden_server::WardenServer::new(WardenService { ctx: ctx.clone() })
-            .max_decoding_message_size(8 * 1024 * 1024);
+        let svc =
+            warden_proto::warden_server::WardenServer::new(WardenService { ctx: ctx.clone() })
+                .max_decoding_message_size(8 * 1024 * 1024);
         tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(svc)
-                .serve_with_incoming_shutdown(TcpListenerStream::new(client_listener), async move {
-                    let _ = stop.changed().await;
-                }),
+                .serve_with_incoming_shutdown(
+                    TcpListenerStream::new(client_listener),
+                    async move {
+                        let _ = stop.changed().await;
+                    },
+                ),
         )
     };
     let admin = {
@@ -168,8 +190,16 @@ async fn expire_sessions(ctx: Ctx) {
         for id in ctx.shared.sessions.take_expired(Instant::now()) {
             let ctx = ctx.clone();
             tokio::spawn(async move {
-                match ctx.proposer.propose(0, Op::CloseSession { session_id: id }).await {
-                    Ok(r) => tracing::info!(session = format!("0x{id:x}"), zxid = r.zxid, "session expired"),
+                match ctx
+                    .proposer
+                    .propose(0, Op::CloseSession { session_id: id })
+                    .await
+                {
+                    Ok(r) => tracing::info!(
+                        session = format!("0x{id:x}"),
+                        zxid = r.zxid,
+                        "session expired"
+                    ),
                     Err(e) => {
                         tracing::warn!(session = format!("0x{id:x}"), error = %e, "could not expire a session; will retry");
                         ctx.shared.sessions.reopen(id, Instant::now());
@@ -191,7 +221,9 @@ async fn reap(ctx: Ctx) {
             continue;
         }
         match ctx.proposer.propose(0, Op::Reap { paths }).await {
-            Ok(r) => tracing::debug!(zxid = r.zxid, result = ?r.result, "reaped containers and TTL nodes"),
+            Ok(r) => {
+                tracing::debug!(zxid = r.zxid, result = ?r.result, "reaped containers and TTL nodes")
+            }
             Err(e) => tracing::warn!(error = %e, "could not reap containers and TTL nodes"),
         }
     }

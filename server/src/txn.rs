@@ -45,7 +45,10 @@ pub enum CreateMode {
 
 impl CreateMode {
     pub fn is_ephemeral(self) -> bool {
-        matches!(self, CreateMode::Ephemeral | CreateMode::EphemeralSequential)
+        matches!(
+            self,
+            CreateMode::Ephemeral | CreateMode::EphemeralSequential
+        )
     }
     pub fn is_sequential(self) -> bool {
         matches!(
@@ -166,9 +169,10 @@ impl Op {
             Op::Multi(ops) => {
                 for op in ops {
                     match op {
-                        Op::Create { .. } | Op::Delete { .. } | Op::SetData { .. } | Op::Check { .. } => {
-                            op.validate()?
-                        }
+                        Op::Create { .. }
+                        | Op::Delete { .. }
+                        | Op::SetData { .. }
+                        | Op::Check { .. } => op.validate()?,
                         other => {
                             return Err(ZkError::bad_arguments(format!(
                                 "a multi may not contain {}",
@@ -206,7 +210,10 @@ pub struct Txn {
 /// What a successful op produced.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Outcome {
-    Created { path: String, stat: Stat },
+    Created {
+        path: String,
+        stat: Stat,
+    },
     Deleted,
     Stat(Stat),
     Checked,

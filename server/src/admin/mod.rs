@@ -26,10 +26,7 @@ async fn metrics(State(ctx): State<Ctx>) -> impl IntoResponse {
     if sent > seen {
         m.watch_events.inc_by(sent - seen);
     }
-    (
-        [("content-type", "text/plain; version=0.0.4")],
-        m.render(),
-    )
+    ([("content-type", "text/plain; version=0.0.4")], m.render())
 }
 
 async fn health(State(ctx): State<Ctx>) -> impl IntoResponse {

@@ -54,11 +54,13 @@ fn frame(f: pb::server_frame::Frame) -> Result<pb::ServerFrame, Status> {
 
 impl EventSink for Sink {
     fn event(&self, zxid: i64, kind: WatchEventType, path: &str) {
-        let _ = self.out.send(frame(pb::server_frame::Frame::WatchEvent(pb::WatchEvent {
-            zxid,
-            r#type: convert::event_type(kind),
-            path: path.to_string(),
-        })));
+        let _ = self
+            .out
+            .send(frame(pb::server_frame::Frame::WatchEvent(pb::WatchEvent {
+                zxid,
+                r#type: convert::event_type(kind),
+                path: path.to_string(),
+            })));
     }
 
     fn session_ended(&self, code: Code) {
@@ -67,10 +69,12 @@ impl EventSink for Sink {
                 Code::SessionMoved => "the session was resumed on another connection".to_string(),
                 _ => "the session has expired; open a new session".to_string(),
             };
-            let _ = self.out.send(frame(pb::server_frame::Frame::ConnectError(pb::ConnectError {
-                code: code.number(),
-                message,
-            })));
+            let _ = self.out.send(frame(pb::server_frame::Frame::ConnectError(
+                pb::ConnectError {
+                    code: code.number(),
+                    message,
+                },
+            )));
         }
         self.ended.notify_one();
     }
@@ -99,10 +103,12 @@ enum Pending {
 
 fn connect_error(out: &Out, code: Code, message: String) {
     tracing::info!(code = code.name(), %message, "refused a connection");
-    let _ = out.send(frame(pb::server_frame::Frame::ConnectError(pb::ConnectError {
-        code: code.number(),
-        message,
-    })));
+    let _ = out.send(frame(pb::server_frame::Frame::ConnectError(
+        pb::ConnectError {
+            code: code.number(),
+            message,
+        },
+    )));
 }
 
 /// Serves one stream until the client leaves, the session ends or the
@@ -161,7 +167,10 @@ async fn open_session(ctx: &Ctx, c: &pb::Connect) -> Result<(u64, Vec<u8>, u32),
         let Some(info) = info else {
             return Err(ZkError::new(
                 Code::SessionExpired,
-                format!("session 0x{:x} has expired or never existed; open a new session", c.session_id),
+                format!(
+                    "session 0x{:x} has expired or never existed; open a new session",
+                    c.session_id
+                ),
             ));
         };
         if info.password != c.password {
@@ -173,7 +182,10 @@ async fn open_session(ctx: &Ctx, c: &pb::Connect) -> Result<(u64, Vec<u8>, u32),
         if !ctx.shared.sessions.touch(c.session_id, Instant::now()) {
             return Err(ZkError::new(
                 Code::SessionExpired,
-                format!("session 0x{:x} is expiring; open a new session", c.session_id),
+                format!(
+                    "session 0x{:x} is expiring; open a new session",
+                    c.session_id
+                ),
             ));
         }
         tracing::info!(session = format!("0x{:x}", c.session_id), "session resumed");
@@ -212,12 +224,20 @@ async fn open_session(ctx: &Ctx, c: &pb::Connect) -> Result<(u64, Vec<u8>, u32),
                 );
                 return Ok((session_id, password, timeout_ms));
             }
-            Ok(_) => return Err(ZkError::new(Code::SystemError, "unexpected result opening a session")),
+            Ok(_) => {
+                return Err(ZkError::new(
+                    Code::SystemError,
+                    "unexpected result opening a session",
+                ))
+            }
             Err(e) if e.error.code == Code::SystemError => continue,
             Err(e) => return Err(e.error),
         }
     }
-    Err(ZkError::new(Code::SystemError, "could not allocate a session id"))
+    Err(ZkError::new(
+        Code::SystemError,
+        "could not allocate a session id",
+    ))
 }
 
 async fn run_session(
@@ -278,14 +298,25 @@ async fn run_session(
             Some(pb::client_frame::Frame::Close(c)) => {
                 sink.closing.store(true, Ordering::SeqCst);
                 ctx.shared.sessions.mark_closing(session);
-                let p = match ctx.proposer.submit(session, Op::CloseSession { session_id: session }).await {
+                let p = match ctx
+                    .proposer
+                    .submit(
+                        session,
+                        Op::CloseSession {
+                            session_id: session,
+                        },
+                    )
+                    .await
+                {
                     Ok(rx) => Pending::Write {
                         xid: c.xid,
                         op: "close_session",
                         rx,
                         started: now,
                     },
-                    Err(e) => Pending::Ready(convert::error_response(c.xid, 0, &e), "close_session"),
+                    Err(e) => {
+                        Pending::Ready(convert::error_response(c.xid, 0, &e), "close_session")
+                    }
                 };
                 let _ = pend_tx.send(p);
                 tracing::info!(session = %sid, "session closed by client");
@@ -315,7 +346,11 @@ async fn request(ctx: &Ctx, session: u64, r: pb::Request, now: Instant) -> Pendi
     let xid = r.xid;
     let Some(op) = r.op else {
         return Pending::Ready(
-            convert::error_response(xid, 0, &ZkError::new(Code::Unimplemented, "unknown or missing operation")),
+            convert::error_response(
+                xid,
+                0,
+                &ZkError::new(Code::Unimplemented, "unknown or missing operation"),
+            ),
             "unknown",
         );
     };
@@ -335,7 +370,12 @@ async fn request(ctx: &Ctx, session: u64, r: pb::Request, now: Instant) -> Pendi
             acl: convert::acl_in(&s.acl),
             version: s.version,
         }),
-        R::Multi(m) => m.ops.iter().map(convert::multi_op).collect::<Result<Vec<_>, _>>().map(Op::Multi),
+        R::Multi(m) => m
+            .ops
+            .iter()
+            .map(convert::multi_op)
+            .collect::<Result<Vec<_>, _>>()
+            .map(Op::Multi),
         R::Sync(_) => {
             return Pending::Sync { xid, started: now };
         }
@@ -355,7 +395,10 @@ async fn request(ctx: &Ctx, session: u64, r: pb::Request, now: Instant) -> Pendi
         let op = write?;
         op.validate()?;
         if !ctx.shared.sessions.is_live(session) {
-            return Err(ZkError::new(Code::SessionExpired, format!("session 0x{session:x} has expired")));
+            return Err(ZkError::new(
+                Code::SessionExpired,
+                format!("session 0x{session:x} has expired"),
+            ));
         }
         ctx.proposer.submit(session, op).await
     }
@@ -378,13 +421,21 @@ async fn respond(ctx: Ctx, session: u64, mut rx: mpsc::UnboundedReceiver<Pending
         let (resp, op, started) = match p {
             Pending::Pong => {
                 let zxid = ctx.shared.state.read().tree.last_zxid();
-                if out.send(frame(pb::server_frame::Frame::Pong(pb::Pong { zxid }))).is_err() {
+                if out
+                    .send(frame(pb::server_frame::Frame::Pong(pb::Pong { zxid })))
+                    .is_err()
+                {
                     break;
                 }
                 continue;
             }
             Pending::Ready(r, op) => (r, op, None),
-            Pending::Write { xid, op, rx, started } => {
+            Pending::Write {
+                xid,
+                op,
+                rx,
+                started,
+            } => {
                 let r = match Proposer::wait(rx).await {
                     Ok(t) => match &t.result {
                         Ok(o) => pb::Response {
@@ -431,8 +482,17 @@ async fn respond(ctx: Ctx, session: u64, mut rx: mpsc::UnboundedReceiver<Pending
                 .with_label_values(&[op])
                 .observe(s.elapsed().as_secs_f64());
         }
-        tracing::debug!(session = format!("0x{session:x}"), xid = resp.xid, op, error = resp.error, "answered");
-        if out.send(frame(pb::server_frame::Frame::Response(resp))).is_err() {
+        tracing::debug!(
+            session = format!("0x{session:x}"),
+            xid = resp.xid,
+            op,
+            error = resp.error,
+            "answered"
+        );
+        if out
+            .send(frame(pb::server_frame::Frame::Response(resp)))
+            .is_err()
+        {
             break;
         }
     }
@@ -460,7 +520,9 @@ fn read(ctx: &Ctx, session: u64, xid: i64, op: pb::request::Op) -> (&'static str
     };
     let get_data = |g: &pb::GetData| -> Result<pb::DataResult, ZkError> {
         validate(&g.path)?;
-        let n = tree.node(&g.path).ok_or_else(|| ZkError::no_node(&g.path))?;
+        let n = tree
+            .node(&g.path)
+            .ok_or_else(|| ZkError::no_node(&g.path))?;
         if g.watch {
             watches.add(session, WatchKind::Data, &g.path);
         }
@@ -471,7 +533,9 @@ fn read(ctx: &Ctx, session: u64, xid: i64, op: pb::request::Op) -> (&'static str
     };
     let get_children = |g: &pb::GetChildren| -> Result<pb::ChildrenResult, ZkError> {
         validate(&g.path)?;
-        let n = tree.node(&g.path).ok_or_else(|| ZkError::no_node(&g.path))?;
+        let n = tree
+            .node(&g.path)
+            .ok_or_else(|| ZkError::no_node(&g.path))?;
         if g.watch {
             watches.add(session, WatchKind::Child, &g.path);
         }
@@ -496,7 +560,9 @@ fn read(ctx: &Ctx, session: u64, xid: i64, op: pb::request::Op) -> (&'static str
         R::GetAcl(g) => (
             "get_acl",
             validate(&g.path).and_then(|_| {
-                let n = tree.node(&g.path).ok_or_else(|| ZkError::no_node(&g.path))?;
+                let n = tree
+                    .node(&g.path)
+                    .ok_or_else(|| ZkError::no_node(&g.path))?;
                 Ok(Res::Acl(pb::AclResult {
                     acl: convert::acl_out(&n.acl),
                     stat: Some(convert::stat(&n.stat)),
@@ -527,11 +593,15 @@ fn read(ctx: &Ctx, session: u64, xid: i64, op: pb::request::Op) -> (&'static str
                 .iter()
                 .map(|o| {
                     let r = match &o.op {
-                        Some(pb::read_op::Op::GetData(g)) => get_data(g).map(pb::read_op_result::Result::Data),
+                        Some(pb::read_op::Op::GetData(g)) => {
+                            get_data(g).map(pb::read_op_result::Result::Data)
+                        }
                         Some(pb::read_op::Op::GetChildren(g)) => {
                             get_children(g).map(pb::read_op_result::Result::Children)
                         }
-                        Some(pb::read_op::Op::Exists(g)) => exists(g).map(pb::read_op_result::Result::Exists),
+                        Some(pb::read_op::Op::Exists(g)) => {
+                            exists(g).map(pb::read_op_result::Result::Exists)
+                        }
                         None => Err(ZkError::bad_arguments("a read op has no operation")),
                     };
                     match r {
@@ -546,7 +616,10 @@ fn read(ctx: &Ctx, session: u64, xid: i64, op: pb::request::Op) -> (&'static str
                     }
                 })
                 .collect();
-            ("multi_read", Ok(Res::MultiRead(pb::MultiReadResult { results })))
+            (
+                "multi_read",
+                Ok(Res::MultiRead(pb::MultiReadResult { results })),
+            )
         }
         R::AddWatch(a) => (
             "add_watch",
@@ -583,39 +656,49 @@ fn read(ctx: &Ctx, session: u64, xid: i64, op: pb::request::Op) -> (&'static str
                 .chain(&s.child_watches)
                 .chain(&s.persistent_watches)
                 .chain(&s.persistent_recursive_watches);
-            let r = all.map(|p| validate(p)).collect::<Result<Vec<()>, _>>().map(|_| {
-                watches.set_watches(
-                    tree,
-                    session,
-                    zxid,
-                    s.relative_zxid,
-                    &s.data_watches,
-                    &s.exist_watches,
-                    &s.child_watches,
-                );
-                for p in &s.persistent_watches {
-                    watches.add(session, WatchKind::Persistent, p);
-                }
-                for p in &s.persistent_recursive_watches {
-                    watches.add(session, WatchKind::PersistentRecursive, p);
-                }
-                Res::Empty(pb::Empty {})
-            });
+            let r = all
+                .map(|p| validate(p))
+                .collect::<Result<Vec<()>, _>>()
+                .map(|_| {
+                    watches.set_watches(
+                        tree,
+                        session,
+                        zxid,
+                        s.relative_zxid,
+                        &s.data_watches,
+                        &s.exist_watches,
+                        &s.child_watches,
+                    );
+                    for p in &s.persistent_watches {
+                        watches.add(session, WatchKind::Persistent, p);
+                    }
+                    for p in &s.persistent_recursive_watches {
+                        watches.add(session, WatchKind::PersistentRecursive, p);
+                    }
+                    Res::Empty(pb::Empty {})
+                });
             ("set_watches", r)
         }
         R::Check(c) => (
             "check",
             validate(&c.path).and_then(|_| {
-                let n = tree.node(&c.path).ok_or_else(|| ZkError::no_node(&c.path))?;
+                let n = tree
+                    .node(&c.path)
+                    .ok_or_else(|| ZkError::no_node(&c.path))?;
                 match c.version {
-                    Some(v) if v != -1 && v != n.stat.version => Err(ZkError::bad_version(&c.path, v, n.stat.version)),
+                    Some(v) if v != -1 && v != n.stat.version => {
+                        Err(ZkError::bad_version(&c.path, v, n.stat.version))
+                    }
                     _ => Ok(Res::Stat(convert::stat(&n.stat))),
                 }
             }),
         ),
         R::Create(_) | R::Delete(_) | R::SetData(_) | R::SetAcl(_) | R::Multi(_) | R::Sync(_) => (
             "invalid",
-            Err(ZkError::new(Code::SystemError, "a write reached the read path")),
+            Err(ZkError::new(
+                Code::SystemError,
+                "a write reached the read path",
+            )),
         ),
     };
     match r {

@@ -128,7 +128,7 @@ pub fn error_response(xid: i64, zxid: i64, e: &ZkError) -> pb::Response {
         xid,
         zxid,
         error: code(e.code),
-        message: e.to_string(),
+        message: e.message.clone(),
         result: None,
     }
 }

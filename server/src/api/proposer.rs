@@ -32,9 +32,14 @@ fn write_error(e: ClientWriteError<u64, openraft::BasicNode>) -> ZkError {
     match e {
         ClientWriteError::ForwardToLeader(f) => ZkError::new(
             Code::ConnectionLoss,
-            format!("this server is not the leader (leader: {:?}); reconnect", f.leader_id),
+            format!(
+                "this server is not the leader (leader: {:?}); reconnect",
+                f.leader_id
+            ),
         ),
-        ClientWriteError::ChangeMembershipError(e) => ZkError::new(Code::SystemError, e.to_string()),
+        ClientWriteError::ChangeMembershipError(e) => {
+            ZkError::new(Code::SystemError, e.to_string())
+        }
     }
 }
 
@@ -58,7 +63,10 @@ impl Proposer {
         match rx.await {
             Ok(Ok(r)) => Ok(r.data),
             Ok(Err(e)) => Err(write_error(e)),
-            Err(_) => Err(ZkError::new(Code::ConnectionLoss, "the server is shutting down")),
+            Err(_) => Err(ZkError::new(
+                Code::ConnectionLoss,
+                "the server is shutting down",
+            )),
         }
     }
 
@@ -72,8 +80,14 @@ impl Proposer {
     pub async fn sync(&self) -> Result<(), ZkError> {
         match self.raft.ensure_linearizable().await {
             Ok(_) => Ok(()),
-            Err(RaftError::APIError(e)) => Err(ZkError::new(Code::ConnectionLoss, format!("sync failed: {e}"))),
-            Err(RaftError::Fatal(e)) => Err(ZkError::new(Code::SystemError, format!("consensus has stopped: {e}"))),
+            Err(RaftError::APIError(e)) => Err(ZkError::new(
+                Code::ConnectionLoss,
+                format!("sync failed: {e}"),
+            )),
+            Err(RaftError::Fatal(e)) => Err(ZkError::new(
+                Code::SystemError,
+                format!("consensus has stopped: {e}"),
+            )),
         }
     }
 }

@@ -113,7 +113,9 @@ fn flush_loop(
             };
             r.callback.log_io_completed(out);
         }
-        let w = flushed.load(Ordering::SeqCst).min(committed.load(Ordering::SeqCst));
+        let w = flushed
+            .load(Ordering::SeqCst)
+            .min(committed.load(Ordering::SeqCst));
         if w > marked && last_mark.elapsed() >= Duration::from_millis(200) {
             if let Err(e) = store.write_watermark(w, slot) {
                 tracing::warn!(error = %e, "cannot record the durable log index");
@@ -171,7 +173,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError> {
-        let io = |e: String| -> StorageError { StorageIOError::write_vote(&std::io::Error::other(e)).into() };
+        let io = |e: String| -> StorageError {
+            StorageIOError::write_vote(&std::io::Error::other(e)).into()
+        };
         self.store.put_meta("vote", vote).map_err(io)?;
         self.store.db.flush().map_err(|e| io(e.to_string()))?;
         Ok(())
@@ -187,7 +191,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         if let Some(c) = committed {
             self.committed.fetch_max(c.index, Ordering::SeqCst);
         }
-        self.store.put_meta("committed", &committed).map_err(write_err)
+        self.store
+            .put_meta("committed", &committed)
+            .map_err(write_err)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
@@ -199,7 +205,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(c)
     }
 
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
     where
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -213,7 +223,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.store.logs.apply_batch(batch).map_err(write_err)?;
         self.metrics.last_log_index.set(last_index as i64);
         self.flush_tx
-            .send(FlushReq { callback, last_index })
+            .send(FlushReq {
+                callback,
+                last_index,
+            })
             .map_err(|_| write_err("the flush thread has stopped"))?;
         Ok(())
     }
@@ -228,7 +241,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        self.store.put_meta("last_purged", &log_id).map_err(write_err)?;
+        self.store
+            .put_meta("last_purged", &log_id)
+            .map_err(write_err)?;
         let mut batch = sled::Batch::default();
         for item in self.store.logs.range(..=index_key(log_id.index)) {
             let (k, _) = item.map_err(read_err)?;
@@ -241,15 +256,24 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 /// Checks a data folder before serving from it: every log record decodes,
 /// indexes are contiguous, and nothing acknowledged is missing.
 pub fn verify(store: &Store, snapshot_index: Option<u64>) -> Result<(), String> {
-    let last_purged: Option<LogId> = store.get_meta("last_purged").map_err(|e| format!("log metadata: {e}"))?;
+    let last_purged: Option<LogId> = store
+        .get_meta("last_purged")
+        .map_err(|e| format!("log metadata: {e}"))?;
     let mut prev = last_purged.map(|l| l.index);
     let mut last = prev;
     for item in store.logs.iter() {
         let (k, v) = item.map_err(|e| format!("reading the log: {e}"))?;
-        let idx = u64::from_be_bytes(k.as_ref().try_into().map_err(|_| "a log key is malformed".to_string())?);
+        let idx = u64::from_be_bytes(
+            k.as_ref()
+                .try_into()
+                .map_err(|_| "a log key is malformed".to_string())?,
+        );
         let e: Entry<TypeConfig> = decode(&v).map_err(|e| format!("log entry {idx}: {e}"))?;
         if e.log_id.index != idx {
-            return Err(format!("log entry at {idx} claims index {}", e.log_id.index));
+            return Err(format!(
+                "log entry at {idx} claims index {}",
+                e.log_id.index
+            ));
         }
         if let Some(p) = prev {
             if idx != p + 1 {
@@ -266,10 +290,15 @@ pub fn verify(store: &Store, snapshot_index: Option<u64>) -> Result<(), String> 
             "the log ends at entry {have} but entries up to {durable} were acknowledged as durable"
         ));
     }
-    let committed: Option<Option<LogId>> = store.get_meta("committed").map_err(|e| format!("log metadata: {e}"))?;
+    let committed: Option<Option<LogId>> = store
+        .get_meta("committed")
+        .map_err(|e| format!("log metadata: {e}"))?;
     if let Some(Some(c)) = committed {
         if c.index > have {
-            return Err(format!("the log ends at entry {have} but entry {} was committed", c.index));
+            return Err(format!(
+                "the log ends at entry {have} but entry {} was committed",
+                c.index
+            ));
         }
     }
     Ok(())

@@ -7,7 +7,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
-use openraft::{BasicNode, Entry, EntryPayload, OptionalSend, RaftSnapshotBuilder, StorageIOError, StoredMembership};
+use openraft::{
+    BasicNode, Entry, EntryPayload, OptionalSend, RaftSnapshotBuilder, StorageIOError,
+    StoredMembership,
+};
 use parking_lot::RwLock;
 
 use super::store::{decode, encode, Store};
@@ -77,9 +80,13 @@ fn snap_err(e: impl ToString) -> StorageError {
 }
 
 /// Loads the stored snapshot, if any: its meta and its bytes.
-pub fn load_snapshot(store: &Store) -> Result<Option<(SnapshotMeta<u64, BasicNode>, Vec<u8>)>, String> {
+pub fn load_snapshot(
+    store: &Store,
+) -> Result<Option<(SnapshotMeta<u64, BasicNode>, Vec<u8>)>, String> {
     let meta = match store.snapshot.get("meta").map_err(|e| e.to_string())? {
-        Some(m) => decode::<SnapshotMeta<u64, BasicNode>>(&m).map_err(|e| format!("snapshot meta: {e}"))?,
+        Some(m) => {
+            decode::<SnapshotMeta<u64, BasicNode>>(&m).map_err(|e| format!("snapshot meta: {e}"))?
+        }
         None => return Ok(None),
     };
     let data = store
@@ -96,13 +103,18 @@ impl StateMachine {
     /// then re-applies the committed log after it.
     pub fn open(store: Store, shared: Arc<Shared>) -> Result<StateMachine, String> {
         if let Some((_, bytes)) = load_snapshot(&store)? {
-            let st: SmState = bincode::deserialize(&bytes).map_err(|e| format!("snapshot data: {e}"))?;
+            let st: SmState =
+                bincode::deserialize(&bytes).map_err(|e| format!("snapshot data: {e}"))?;
             shared.replace(st);
         }
         Ok(StateMachine { shared, store })
     }
 
-    fn save_snapshot(store: &Store, meta: &SnapshotMeta<u64, BasicNode>, bytes: &[u8]) -> Result<(), StorageError> {
+    fn save_snapshot(
+        store: &Store,
+        meta: &SnapshotMeta<u64, BasicNode>,
+        bytes: &[u8],
+    ) -> Result<(), StorageError> {
         store
             .snapshot
             .insert("data", encode(&bytes.to_vec()).map_err(snap_err)?)
@@ -153,7 +165,9 @@ pub fn apply_entry(
 impl RaftStateMachine<TypeConfig> for StateMachine {
     type SnapshotBuilder = SnapshotBuilder;
 
-    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership<u64, BasicNode>), StorageError> {
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId>, StoredMembership<u64, BasicNode>), StorageError> {
         let st = self.shared.state.read();
         Ok((st.last_applied, st.membership.clone()))
     }
@@ -211,10 +225,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        Ok(load_snapshot(&self.store).map_err(sm_err)?.map(|(meta, bytes)| Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(bytes)),
-        }))
+        Ok(load_snapshot(&self.store)
+            .map_err(sm_err)?
+            .map(|(meta, bytes)| Snapshot {
+                meta,
+                snapshot: Box::new(Cursor::new(bytes)),
+            }))
     }
 }
 

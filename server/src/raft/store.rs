@@ -99,7 +99,10 @@ impl Store {
             .path(dir.join("sled"))
             .open()
             .map_err(|e| damaged(format!("the database cannot be opened ({e})")))?;
-        let open = |name: &str| db.open_tree(name).map_err(|e| damaged(format!("tree {name}: {e}")));
+        let open = |name: &str| {
+            db.open_tree(name)
+                .map_err(|e| damaged(format!("tree {name}: {e}")))
+        };
         Ok(Store {
             logs: open("logs")?,
             meta: open("meta")?,

@@ -121,8 +121,14 @@ mod tests {
         assert!(t.take_expired(t0 + Duration::from_millis(999)).is_empty());
         assert!(t.touch(2, t0 + Duration::from_millis(900)));
         assert_eq!(t.take_expired(t0 + Duration::from_millis(1000)), vec![1]);
-        assert!(t.take_expired(t0 + Duration::from_millis(1500)).is_empty(), "proposed once");
-        assert!(!t.touch(1, t0), "a closing session is not revived by traffic");
+        assert!(
+            t.take_expired(t0 + Duration::from_millis(1500)).is_empty(),
+            "proposed once"
+        );
+        assert!(
+            !t.touch(1, t0),
+            "a closing session is not revived by traffic"
+        );
         assert_eq!(t.take_expired(t0 + Duration::from_millis(1900)), vec![2]);
         t.reopen(2, t0);
         assert!(t.is_live(2));

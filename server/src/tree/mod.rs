@@ -96,8 +96,11 @@ impl DataTree {
     pub fn rebuild_indexes(&mut self) {
         self.ephemerals.clear();
         self.reapable.clear();
-        let entries: Vec<(String, NodeKind)> =
-            self.nodes.iter().map(|(p, n)| (p.clone(), n.kind)).collect();
+        let entries: Vec<(String, NodeKind)> = self
+            .nodes
+            .iter()
+            .map(|(p, n)| (p.clone(), n.kind))
+            .collect();
         for (p, k) in entries {
             self.index_add(&p, k);
         }
@@ -106,7 +109,10 @@ impl DataTree {
     fn index_add(&mut self, path: &str, kind: NodeKind) {
         match kind {
             NodeKind::Ephemeral(s) => {
-                self.ephemerals.entry(s).or_default().insert(path.to_string());
+                self.ephemerals
+                    .entry(s)
+                    .or_default()
+                    .insert(path.to_string());
             }
             NodeKind::Container | NodeKind::Ttl(_) => {
                 self.reapable.insert(path.to_string());
@@ -208,7 +214,13 @@ impl DataTree {
             for v in [s.czxid, s.mzxid, s.ctime, s.mtime, s.pzxid] {
                 h.u64(v as u64);
             }
-            for v in [s.version, s.cversion, s.aversion, s.data_length, s.num_children] {
+            for v in [
+                s.version,
+                s.cversion,
+                s.aversion,
+                s.data_length,
+                s.num_children,
+            ] {
                 h.u64(v as u32 as u64);
             }
             h.u64(s.ephemeral_owner);
@@ -488,7 +500,10 @@ impl DataTree {
             if !self.sessions.contains_key(&txn.session_id) {
                 return Err(ZkError::new(
                     Code::SessionExpired,
-                    format!("session 0x{:x} is not open; cannot create ephemeral {path}", txn.session_id),
+                    format!(
+                        "session 0x{:x} is not open; cannot create ephemeral {path}",
+                        txn.session_id
+                    ),
                 ));
             }
             NodeKind::Ephemeral(txn.session_id)
@@ -525,7 +540,11 @@ impl DataTree {
             path.clone(),
             Node {
                 data: data.to_vec(),
-                acl: if acl.is_empty() { Acl::open() } else { acl.to_vec() },
+                acl: if acl.is_empty() {
+                    Acl::open()
+                } else {
+                    acl.to_vec()
+                },
                 stat,
                 kind,
                 children: BTreeSet::new(),

@@ -5,7 +5,11 @@ use crate::error::ZkError;
 /// Checks a znode path: absolute, no empty, `.` or `..` segments, no
 /// trailing slash (except the root) and no control or reserved characters.
 pub fn validate_path(path: &str) -> Result<(), ZkError> {
-    let bad = |why: &str| Err(ZkError::bad_arguments(format!("invalid path {path:?}: {why}")));
+    let bad = |why: &str| {
+        Err(ZkError::bad_arguments(format!(
+            "invalid path {path:?}: {why}"
+        )))
+    };
     if path.is_empty() {
         return bad("path must not be empty");
     }
@@ -89,7 +93,18 @@ mod tests {
 
     #[test]
     fn rejects_invalid_paths() {
-        for p in ["", "a", "/a/", "//", "/a//b", "/.", "/a/..", "/a\0", "/a\u{1}", "/\u{fff5}"] {
+        for p in [
+            "",
+            "a",
+            "/a/",
+            "//",
+            "/a//b",
+            "/.",
+            "/a/..",
+            "/a\0",
+            "/a\u{1}",
+            "/\u{fff5}",
+        ] {
             let e = validate_path(p).unwrap_err();
             assert_eq!(e.code, crate::error::Code::BadArguments, "{p}");
         }

@@ -42,7 +42,11 @@ impl T {
         self.run(0, 100, op).0.expect("op should succeed")
     }
     fn err(&mut self, session: u64, op: Op) -> Code {
-        self.run(session, 100, op).0.expect_err("op should fail").error.code
+        self.run(session, 100, op)
+            .0
+            .expect_err("op should fail")
+            .error
+            .code
     }
     fn open_session(&mut self, id: u64) {
         self.ok(Op::CreateSession {
@@ -68,10 +72,22 @@ fn create_sets_stat_and_parent() {
     assert_eq!(a.stat.num_children, 1);
     assert_eq!(a.stat.cversion, 1);
     assert_eq!(a.stat.pzxid, 2);
-    assert_eq!(a.stat.mzxid, 1, "a child does not change the parent's mzxid");
-    assert_eq!(t.err(0, create("/a", CreateMode::Persistent)), Code::NodeExists);
-    assert_eq!(t.err(0, create("/x/y", CreateMode::Persistent)), Code::NoNode);
-    assert_eq!(t.err(0, create("/", CreateMode::Persistent)), Code::NodeExists);
+    assert_eq!(
+        a.stat.mzxid, 1,
+        "a child does not change the parent's mzxid"
+    );
+    assert_eq!(
+        t.err(0, create("/a", CreateMode::Persistent)),
+        Code::NodeExists
+    );
+    assert_eq!(
+        t.err(0, create("/x/y", CreateMode::Persistent)),
+        Code::NoNode
+    );
+    assert_eq!(
+        t.err(0, create("/", CreateMode::Persistent)),
+        Code::NodeExists
+    );
 }
 
 #[test]
@@ -140,15 +156,23 @@ fn versions_and_not_empty() {
 #[test]
 fn ephemerals_belong_to_sessions() {
     let mut t = T::new();
-    assert_eq!(t.err(7, create("/e", CreateMode::Ephemeral)), Code::SessionExpired);
+    assert_eq!(
+        t.err(7, create("/e", CreateMode::Ephemeral)),
+        Code::SessionExpired
+    );
     t.open_session(7);
     t.ok(create("/p", CreateMode::Persistent));
-    t.run(7, 100, create("/e", CreateMode::Ephemeral)).0.unwrap();
+    t.run(7, 100, create("/e", CreateMode::Ephemeral))
+        .0
+        .unwrap();
     t.run(7, 100, create("/p/e", CreateMode::EphemeralSequential))
         .0
         .unwrap();
     assert_eq!(t.tree.node("/e").unwrap().stat.ephemeral_owner, 7);
-    assert_eq!(t.err(7, create("/e/c", CreateMode::Persistent)), Code::NoChildrenForEphemerals);
+    assert_eq!(
+        t.err(7, create("/e/c", CreateMode::Persistent)),
+        Code::NoChildrenForEphemerals
+    );
     assert_eq!(t.tree.ephemerals_of(7).len(), 2);
     let (r, fx) = t.run(0, 100, Op::CloseSession { session_id: 7 });
     r.unwrap();
@@ -156,8 +180,13 @@ fn ephemerals_belong_to_sessions() {
     assert!(t.tree.node("/p/e0000000000").is_none());
     assert_eq!(fx.sessions_closed, vec![7]);
     assert!(fx.events.contains(&(EventKind::Deleted, "/e".into())));
-    assert!(fx.events.contains(&(EventKind::ChildrenChanged, "/p".into())));
-    assert_eq!(t.err(0, Op::CloseSession { session_id: 7 }), Code::SessionExpired);
+    assert!(fx
+        .events
+        .contains(&(EventKind::ChildrenChanged, "/p".into())));
+    assert_eq!(
+        t.err(0, Op::CloseSession { session_id: 7 }),
+        Code::SessionExpired
+    );
 }
 
 #[test]
@@ -165,7 +194,10 @@ fn containers_and_ttl_are_reaped_only_when_eligible() {
     let mut t = T::new();
     t.ok(create("/c", CreateMode::Container));
     t.ok(create("/t", CreateMode::PersistentWithTtl));
-    assert_eq!(t.tree.node("/c").unwrap().stat.ephemeral_owner, 0x8000_0000_0000_0000);
+    assert_eq!(
+        t.tree.node("/c").unwrap().stat.ephemeral_owner,
+        0x8000_0000_0000_0000
+    );
     // A fresh container (never had children) and a young TTL node stay.
     assert!(t.tree.reap_candidates(500).is_empty());
     t.ok(create("/c/x", CreateMode::Persistent));
@@ -174,7 +206,10 @@ fn containers_and_ttl_are_reaped_only_when_eligible() {
         version: None,
     });
     assert_eq!(t.tree.reap_candidates(500), vec!["/c".to_string()]);
-    assert_eq!(t.tree.reap_candidates(2000), vec!["/c".to_string(), "/t".to_string()]);
+    assert_eq!(
+        t.tree.reap_candidates(2000),
+        vec!["/c".to_string(), "/t".to_string()]
+    );
     // Apply re-checks at the txn's time: /t was modified at 1500, so it stays.
     t.run(
         0,
@@ -222,7 +257,12 @@ fn multi_is_all_or_nothing() {
     assert_eq!(e.error.code, Code::BadVersion);
     assert_eq!(
         e.multi,
-        vec![Code::Ok, Code::Ok, Code::BadVersion, Code::RuntimeInconsistency]
+        vec![
+            Code::Ok,
+            Code::Ok,
+            Code::BadVersion,
+            Code::RuntimeInconsistency
+        ]
     );
     assert!(fx.events.is_empty());
     assert_eq!(t.tree.state_hash(), before);
@@ -254,7 +294,9 @@ fn multi_is_all_or_nothing() {
 fn snapshot_round_trip_keeps_hash_and_indexes() {
     let mut t = T::new();
     t.open_session(9);
-    t.run(9, 100, create("/e", CreateMode::Ephemeral)).0.unwrap();
+    t.run(9, 100, create("/e", CreateMode::Ephemeral))
+        .0
+        .unwrap();
     t.ok(create("/c", CreateMode::Container));
     let bytes = bincode::serialize(&t.tree).unwrap();
     let mut back: DataTree = bincode::deserialize(&bytes).unwrap();
@@ -272,15 +314,21 @@ fn arb_op() -> impl Strategy<Value = Op> {
     prop_oneof![
         (arb_path(), 0..3usize).prop_map(|(p, m)| create(
             &p,
-            [CreateMode::Persistent, CreateMode::Ephemeral, CreateMode::PersistentSequential][m]
+            [
+                CreateMode::Persistent,
+                CreateMode::Ephemeral,
+                CreateMode::PersistentSequential
+            ][m]
         )),
-        (arb_path(), prop::option::of(0..3i32)).prop_map(|(path, version)| Op::Delete { path, version }),
+        (arb_path(), prop::option::of(0..3i32))
+            .prop_map(|(path, version)| Op::Delete { path, version }),
         (arb_path(), prop::option::of(0..3i32)).prop_map(|(path, version)| Op::SetData {
             path,
             data: vec![1],
             version
         }),
-        (arb_path(), prop::option::of(0..3i32)).prop_map(|(path, version)| Op::Check { path, version }),
+        (arb_path(), prop::option::of(0..3i32))
+            .prop_map(|(path, version)| Op::Check { path, version }),
     ]
 }
 

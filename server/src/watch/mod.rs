@@ -87,7 +87,12 @@ impl WatchManager {
 
     /// Binds a session to a connection. Returns the connection it replaces,
     /// whose watches are dropped (the client re-registers them).
-    pub fn attach(&self, session: u64, conn_id: u64, sink: Arc<dyn EventSink>) -> Option<Arc<dyn EventSink>> {
+    pub fn attach(
+        &self,
+        session: u64,
+        conn_id: u64,
+        sink: Arc<dyn EventSink>,
+    ) -> Option<Arc<dyn EventSink>> {
         let mut g = self.inner.lock();
         let old = g.sinks.insert(session, Attached { conn_id, sink });
         if old.is_some() {
@@ -211,9 +216,14 @@ impl WatchManager {
         for (kind, p) in changes {
             let (ty, oneshot): (WatchEventType, &[WatchKind]) = match kind {
                 EventKind::Created => (WatchEventType::NodeCreated, &[WatchKind::Data]),
-                EventKind::Deleted => (WatchEventType::NodeDeleted, &[WatchKind::Data, WatchKind::Child]),
+                EventKind::Deleted => (
+                    WatchEventType::NodeDeleted,
+                    &[WatchKind::Data, WatchKind::Child],
+                ),
                 EventKind::DataChanged => (WatchEventType::NodeDataChanged, &[WatchKind::Data]),
-                EventKind::ChildrenChanged => (WatchEventType::NodeChildrenChanged, &[WatchKind::Child]),
+                EventKind::ChildrenChanged => {
+                    (WatchEventType::NodeChildrenChanged, &[WatchKind::Child])
+                }
             };
             let mut targets: HashSet<u64> = HashSet::new();
             for &k in oneshot {
@@ -233,7 +243,10 @@ impl WatchManager {
             if g.recursive_count > 0 && *kind != EventKind::ChildrenChanged {
                 let mut cur = Some(p.as_str());
                 while let Some(a) = cur {
-                    if let Some(set) = g.table.get(&(WatchKind::PersistentRecursive as u8, a.to_string())) {
+                    if let Some(set) = g
+                        .table
+                        .get(&(WatchKind::PersistentRecursive as u8, a.to_string()))
+                    {
                         targets.extend(set.iter().copied());
                     }
                     cur = path::parent(a);
@@ -244,7 +257,8 @@ impl WatchManager {
             for s in targets {
                 if let Some(a) = g.sinks.get(&s) {
                     a.sink.event(zxid, ty, p);
-                    self.events_sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.events_sent
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
             }
         }
@@ -262,11 +276,17 @@ impl WatchManager {
         exist: &[String],
         child: &[String],
     ) {
-        let sink = self.inner.lock().sinks.get(&session).map(|a| a.sink.clone());
+        let sink = self
+            .inner
+            .lock()
+            .sinks
+            .get(&session)
+            .map(|a| a.sink.clone());
         let fire = |ty, p: &str| {
             if let Some(s) = &sink {
                 s.event(zxid, ty, p);
-                self.events_sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.events_sent
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         };
         for p in data {
@@ -321,7 +341,10 @@ mod tests {
         m.add(1, WatchKind::Data, "/x");
         m.trigger(5, &[(EventKind::DataChanged, "/x".into())]);
         m.trigger(6, &[(EventKind::DataChanged, "/x".into())]);
-        assert_eq!(*a.0.lock(), vec![(WatchEventType::NodeDataChanged, "/x".into())]);
+        assert_eq!(
+            *a.0.lock(),
+            vec![(WatchEventType::NodeDataChanged, "/x".into())]
+        );
         assert_eq!(m.count(), 0);
     }
 
@@ -356,7 +379,11 @@ mod tests {
         m.trigger(5, &changes);
         m.trigger(6, &changes);
         assert_eq!(a.0.lock().len(), 4, "persistent: children + data, twice");
-        assert_eq!(b.0.lock().len(), 4, "recursive: created + data, twice, no child events");
+        assert_eq!(
+            b.0.lock().len(),
+            4,
+            "recursive: created + data, twice, no child events"
+        );
         assert!(m.remove(2, "/p", RemoveKind::Any));
         assert!(!m.remove(2, "/p", RemoveKind::Any));
         assert_eq!(m.count(), 1);

@@ -1,0 +1,179 @@
+//! Opening a session stream on one server of the ensemble.
+//!
+//! Kept apart from the session task so that reconnecting (a later step:
+//! resume the same session on another server) can reuse it unchanged.
+
+use std::error::Error as StdError;
+use std::time::Duration;
+
+use rand::seq::SliceRandom;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use tonic::transport::{Channel, Endpoint};
+use warden_proto::v1 as proto;
+use warden_proto::v1::warden_client::WardenClient;
+
+use crate::connect_string::ServerAddr;
+use crate::error::{Error, ErrorCode};
+
+/// Largest message the client accepts: well above the 1 MiB data limit, so
+/// big child lists and multi results fit.
+const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// An open session stream: where frames go out, where they come in, and
+/// what the server said when it accepted the session.
+pub(crate) struct Connection {
+    /// The server this stream is open to.
+    pub server: ServerAddr,
+    /// Frames to the server, in order. Dropping it half-closes the stream.
+    pub out: mpsc::UnboundedSender<proto::ClientFrame>,
+    /// Frames from the server, in order.
+    pub inbound: tonic::Streaming<proto::ServerFrame>,
+    /// The server's `Connected` frame.
+    pub connected: proto::Connected,
+    /// Keeps the HTTP/2 connection's handle alive as long as the stream.
+    _grpc: WardenClient<Channel>,
+}
+
+/// Why one attempt failed: worth trying the next server, or not.
+enum AttemptError {
+    /// This server could not take the session; another might.
+    Retry(String),
+    /// No server will: the session itself is refused (expired, bad password).
+    Fatal(Error),
+}
+
+/// Tries `servers` in random order until one accepts `connect`, all within
+/// `timeout`. Each attempt gets an equal share of the time that is left, so
+/// one unresponsive server cannot use up the whole budget.
+pub(crate) async fn connect_any(
+    servers: &[ServerAddr],
+    connect: &proto::Connect,
+    timeout: Duration,
+) -> Result<Connection, Error> {
+    let mut order = servers.to_vec();
+    order.shuffle(&mut rand::rng());
+    let deadline = Instant::now() + timeout;
+    let mut tried = Vec::new();
+    let mut last_error = String::from("no server to try");
+    let count = order.len();
+    for (i, server) in order.into_iter().enumerate() {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() && !tried.is_empty() {
+            break;
+        }
+        let left = u32::try_from(count - i).unwrap_or(u32::MAX).max(1);
+        let budget = (remaining / left).max(Duration::from_millis(1));
+        tried.push(server.to_string());
+        match tokio::time::timeout(budget, connect_one(&server, connect, budget)).await {
+            Ok(Ok(conn)) => return Ok(conn),
+            Ok(Err(AttemptError::Fatal(e))) => return Err(e),
+            Ok(Err(AttemptError::Retry(why))) => {
+                tracing::debug!(%server, %why, "server did not accept the session");
+                last_error = format!("{server}: {why}");
+            }
+            Err(_) => {
+                tracing::debug!(%server, ?budget, "connect attempt timed out");
+                last_error = format!("{server}: no answer within {} ms", budget.as_millis());
+            }
+        }
+    }
+    Err(Error::NoServer {
+        servers: tried,
+        last_error,
+    })
+}
+
+/// Opens the stream on one server and waits for `Connected`.
+async fn connect_one(
+    server: &ServerAddr,
+    connect: &proto::Connect,
+    budget: Duration,
+) -> Result<Connection, AttemptError> {
+    let endpoint = Endpoint::from_shared(server.uri())
+        .map_err(|e| AttemptError::Retry(describe(&e)))?
+        .connect_timeout(budget)
+        .tcp_nodelay(true);
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|e| AttemptError::Retry(describe(&e)))?;
+    let mut grpc = WardenClient::new(channel).max_decoding_message_size(MAX_MESSAGE_BYTES);
+
+    let (out, rx) = mpsc::unbounded_channel();
+    // The receiver is alive right here, so this cannot fail.
+    let _ = out.send(proto::ClientFrame {
+        frame: Some(proto::client_frame::Frame::Connect(connect.clone())),
+    });
+    let mut inbound = grpc
+        .session(UnboundedReceiverStream::new(rx))
+        .await
+        .map_err(|status| AttemptError::Retry(describe_status(&status)))?
+        .into_inner();
+
+    use proto::server_frame::Frame;
+    match inbound.message().await {
+        Ok(Some(proto::ServerFrame {
+            frame: Some(Frame::Connected(connected)),
+        })) => Ok(Connection {
+            server: server.clone(),
+            out,
+            inbound,
+            connected,
+            _grpc: grpc,
+        }),
+        Ok(Some(proto::ServerFrame {
+            frame: Some(Frame::ConnectError(refused)),
+        })) => {
+            let code = ErrorCode::from_i32(refused.code);
+            let message = if refused.message.is_empty() {
+                format!("{server} refused the session")
+            } else {
+                refused.message
+            };
+            match code {
+                ErrorCode::SessionExpired | ErrorCode::AuthFailed | ErrorCode::BadArguments => {
+                    Err(AttemptError::Fatal(Error::new(code, message)))
+                }
+                _ => Err(AttemptError::Retry(format!("{code}: {message}"))),
+            }
+        }
+        Ok(Some(_)) => Err(AttemptError::Retry(
+            "the server answered Connect with something other than Connected".into(),
+        )),
+        Ok(None) => Err(AttemptError::Retry(
+            "the server ended the stream before accepting the session".into(),
+        )),
+        Err(status) => Err(AttemptError::Retry(describe_status(&status))),
+    }
+}
+
+/// An error and its causes on one line (tonic's transport errors say only
+/// "transport error" at the top).
+fn describe(error: &dyn StdError) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let s = e.to_string();
+        if !text.contains(&s) {
+            text.push_str(": ");
+            text.push_str(&s);
+        }
+        cause = e.source();
+    }
+    text
+}
+
+fn describe_status(status: &tonic::Status) -> String {
+    let mut text = format!("{:?}", status.code());
+    if !status.message().is_empty() {
+        text.push_str(": ");
+        text.push_str(status.message());
+    }
+    if let Some(source) = StdError::source(status) {
+        text.push_str(": ");
+        text.push_str(&describe(source));
+    }
+    text
+}

@@ -1,0 +1,964 @@
+//! [`Client`]: a session with a Warden ensemble, and every operation on it.
+//!
+//! `connect` opens one session stream (see `connect`); a background task
+//! (see `session`) owns it. A `Client` is a cheap handle to that task: clone
+//! it freely, every clone shares the session.
+
+mod connect;
+mod session;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use warden_proto::v1 as proto;
+use warden_proto::v1::request::Op as ReqOp;
+use warden_proto::v1::response::Result as Res;
+
+use self::session::{Command, SessionTask, Shared, WatchRequest};
+use crate::connect_string::{ConnectString, ServerAddr};
+use crate::error::{Error, ErrorCode, MultiError};
+use crate::path::{validate_path, Chroot};
+use crate::types::{
+    required_stat, Acl, AddWatchMode, CreateMode, CreateOptions, Op, OpResult, Stat, WatcherType,
+};
+use crate::watch::{OneshotKind, OneshotWatch, WatchStream};
+
+/// How to open (or resume) a session.
+///
+/// A struct with `Default` so callers name only what they change:
+/// `ConnectOptions { session_timeout: Duration::from_secs(30), ..Default::default() }`.
+#[derive(Clone)]
+pub struct ConnectOptions {
+    /// The session timeout to ask for; the server clamps it to its limits
+    /// (see [`Client::session_timeout`] for the one granted). Default 10 s.
+    pub session_timeout: Duration,
+    /// How long `connect` may take in total, over all servers. Default 5 s.
+    pub connect_timeout: Duration,
+    /// Resume this session instead of opening a new one (with `password`).
+    pub session_id: Option<u64>,
+    /// The password of the session to resume.
+    pub password: Vec<u8>,
+    /// A name for this client in the server's logs and status.
+    pub client_name: String,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            session_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(5),
+            session_id: None,
+            password: Vec::new(),
+            client_name: format!("warden-client/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+impl fmt::Debug for ConnectOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectOptions")
+            .field("session_timeout", &self.session_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("session_id", &self.session_id.map(|id| format!("{id:#x}")))
+            .field("password", &"<redacted>")
+            .field("client_name", &self.client_name)
+            .finish()
+    }
+}
+
+/// A session with a Warden ensemble.
+///
+/// This is the handle every operation goes through. It is cheap to clone
+/// (an `Arc` inside) and all clones share one session, one stream and one
+/// ordered queue, so requests from many tasks are pipelined yet reach the
+/// server in call order. Dropping the last clone drops the connection
+/// without closing the session (it then expires after its timeout, as in
+/// ZooKeeper); call [`Client::close`] to end it at once, ephemerals and all.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    commands: mpsc::UnboundedSender<Command>,
+    shared: Arc<Shared>,
+    chroot: Chroot,
+    servers: Vec<ServerAddr>,
+    server: ServerAddr,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("session_id", &format!("{:#x}", self.session_id()))
+            .field("server", &self.inner.server.to_string())
+            .field("chroot", &self.inner.chroot.prefix())
+            .finish()
+    }
+}
+
+impl Client {
+    /// Connects to one of `servers` (`host:port[,host:port...][/chroot]`,
+    /// tried in random order) and opens — or, with `opts.session_id`,
+    /// resumes — a session. Must be called inside a Tokio runtime.
+    ///
+    /// Fails with `ConnectionLoss` ([`Error::NoServer`]) when no server
+    /// accepts within `opts.connect_timeout`, `SessionExpired` when the
+    /// session to resume is gone, `BadArguments` for a bad connect string.
+    pub async fn connect(servers: &str, opts: ConnectOptions) -> Result<Client, Error> {
+        let parsed = ConnectString::parse(servers)?;
+        if opts.connect_timeout.is_zero() {
+            return Err(Error::bad_arguments(
+                "connect_timeout must be greater than zero",
+            ));
+        }
+        if opts.session_timeout.is_zero() {
+            return Err(Error::bad_arguments(
+                "session_timeout must be greater than zero",
+            ));
+        }
+        let timeout_ms = u32::try_from(opts.session_timeout.as_millis()).unwrap_or(u32::MAX);
+        let request = proto::Connect {
+            session_id: opts.session_id.unwrap_or(0),
+            password: if opts.session_id.is_some() {
+                opts.password.clone()
+            } else {
+                Vec::new()
+            },
+            timeout_ms,
+            last_zxid: 0,
+            client_name: opts.client_name.clone(),
+        };
+        let conn = connect::connect_any(&parsed.servers, &request, opts.connect_timeout).await?;
+        if let Some(wanted) = opts.session_id {
+            if conn.connected.session_id != wanted {
+                return Err(Error::new(
+                    ErrorCode::SessionExpired,
+                    format!(
+                        "{} did not resume session {wanted:#x} (it offered {:#x})",
+                        conn.server, conn.connected.session_id
+                    ),
+                ));
+            }
+        }
+
+        let shared = Arc::new(Shared::new(&conn.connected, timeout_ms));
+        let server = conn.server.clone();
+        tracing::debug!(
+            session = format_args!("{:#x}", shared.session_id),
+            %server,
+            timeout_ms = shared.timeout().as_millis() as u64,
+            "session established"
+        );
+        let (commands, rx) = mpsc::unbounded_channel();
+        let task = SessionTask::new(shared.clone(), parsed.chroot.clone(), rx, conn);
+        tokio::spawn(task.run());
+        Ok(Client {
+            inner: Arc::new(Inner {
+                commands,
+                shared,
+                chroot: parsed.chroot,
+                servers: parsed.servers,
+                server,
+            }),
+        })
+    }
+
+    /// The session's id (ZooKeeper's `sessionId`).
+    pub fn session_id(&self) -> u64 {
+        self.inner.shared.session_id
+    }
+
+    /// The session's password: with [`Client::session_id`], what resumes it.
+    pub fn session_password(&self) -> Vec<u8> {
+        self.inner.shared.password.clone()
+    }
+
+    /// The session timeout the server granted.
+    pub fn session_timeout(&self) -> Duration {
+        self.inner.shared.timeout()
+    }
+
+    /// The highest zxid seen in any response, watch event or ping answer.
+    pub fn last_zxid(&self) -> i64 {
+        self.inner.shared.last_zxid()
+    }
+
+    /// The id of the server this client is connected to.
+    pub fn server_id(&self) -> u64 {
+        self.inner.shared.server_id()
+    }
+
+    /// The address of the server this client is connected to.
+    pub fn server(&self) -> &ServerAddr {
+        &self.inner.server
+    }
+
+    /// Every server of the connect string.
+    pub fn servers(&self) -> &[ServerAddr] {
+        &self.inner.servers
+    }
+
+    /// The chroot from the connect string, if any.
+    pub fn chroot(&self) -> Option<&str> {
+        self.inner.chroot.prefix()
+    }
+
+    // ----- writes -------------------------------------------------------
+
+    /// Creates a node and returns its path (with the sequence suffix for
+    /// sequential modes). For TTL modes use [`Client::create_with`].
+    pub async fn create(
+        &self,
+        path: &str,
+        data: impl Into<Vec<u8>>,
+        mode: CreateMode,
+    ) -> Result<String, Error> {
+        let (created, _) = self
+            .create_inner(path, data.into(), CreateOptions::new(mode))
+            .await?;
+        Ok(created)
+    }
+
+    /// Creates a node with a TTL and/or an ACL; returns its path and stat.
+    pub async fn create_with(
+        &self,
+        path: &str,
+        data: impl Into<Vec<u8>>,
+        options: CreateOptions,
+    ) -> Result<(String, Stat), Error> {
+        let (created, stat) = self.create_inner(path, data.into(), options).await?;
+        let stat = required_stat(stat, "create")?;
+        Ok((created, stat))
+    }
+
+    async fn create_inner(
+        &self,
+        path: &str,
+        data: Vec<u8>,
+        options: CreateOptions,
+    ) -> Result<(String, Option<proto::Stat>), Error> {
+        if options.mode.is_sequential() {
+            // As ZooKeeper: "/q/" is a valid prefix for a sequential node.
+            validate_path(&format!("{path}0"))?;
+        } else {
+            validate_path(path)?;
+        }
+        options.validate()?;
+        let op = ReqOp::Create(self.create_proto(path, data, &options));
+        match self.call(path, op, None).await? {
+            Some(Res::Create(created)) => {
+                Ok((self.inner.chroot.to_client(&created.path), created.stat))
+            }
+            other => Err(unexpected("create", &other)),
+        }
+    }
+
+    fn create_proto(&self, path: &str, data: Vec<u8>, options: &CreateOptions) -> proto::Create {
+        proto::Create {
+            path: self.inner.chroot.to_server(path),
+            data,
+            mode: options.mode.to_proto() as i32,
+            ttl_ms: options.ttl_ms(),
+            acl: options.acl.iter().map(Acl::to_proto).collect(),
+        }
+    }
+
+    /// Deletes a node (which must have no children); `version: Some(v)`
+    /// deletes only if the node is at version `v` (`BadVersion` otherwise).
+    pub async fn delete(&self, path: &str, version: Option<i32>) -> Result<(), Error> {
+        validate_path(path)?;
+        let op = ReqOp::Delete(proto::Delete {
+            path: self.inner.chroot.to_server(path),
+            version,
+        });
+        self.call(path, op, None).await?;
+        Ok(())
+    }
+
+    /// Replaces a node's data; `version: Some(v)` only if it is at version
+    /// `v`. Returns the new stat.
+    pub async fn set_data(
+        &self,
+        path: &str,
+        data: impl Into<Vec<u8>>,
+        version: Option<i32>,
+    ) -> Result<Stat, Error> {
+        validate_path(path)?;
+        let op = ReqOp::SetData(proto::SetData {
+            path: self.inner.chroot.to_server(path),
+            data: data.into(),
+            version,
+        });
+        match self.call(path, op, None).await? {
+            Some(Res::Stat(stat)) => Ok(stat.into()),
+            other => Err(unexpected("set_data", &other)),
+        }
+    }
+
+    /// Replaces a node's ACL (stored, not enforced). Returns the new stat.
+    pub async fn set_acl(
+        &self,
+        path: &str,
+        acl: Vec<Acl>,
+        version: Option<i32>,
+    ) -> Result<Stat, Error> {
+        validate_path(path)?;
+        let op = ReqOp::SetAcl(proto::SetAcl {
+            path: self.inner.chroot.to_server(path),
+            acl: acl.iter().map(Acl::to_proto).collect(),
+            version,
+        });
+        match self.call(path, op, None).await? {
+            Some(Res::Stat(stat)) => Ok(stat.into()),
+            other => Err(unexpected("set_acl", &other)),
+        }
+    }
+
+    /// Applies all of `ops` atomically, or none of them. On failure the
+    /// error names the op that failed and carries every op's code.
+    pub async fn multi(
+        &self,
+        ops: impl IntoIterator<Item = Op>,
+    ) -> Result<Vec<OpResult>, MultiError> {
+        let ops: Vec<Op> = ops.into_iter().collect();
+        let mut wire = Vec::with_capacity(ops.len());
+        for (index, op) in ops.iter().enumerate() {
+            let checked = validate_path(op.path()).and_then(|()| match op {
+                Op::Create { options, .. } => options.validate(),
+                _ => Ok(()),
+            });
+            if let Err(e) = checked {
+                return Err(MultiError::OpFailed {
+                    index,
+                    code: e.code(),
+                    message: e.message(),
+                    codes: codes_for_failure(ops.len(), index, e.code()),
+                });
+            }
+            wire.push(self.op_proto(op));
+        }
+        let response = self
+            .request(ReqOp::Multi(proto::Multi { ops: wire }), None)
+            .await?;
+        multi_outcome(&self.inner.chroot, &ops, response)
+    }
+
+    fn op_proto(&self, op: &Op) -> proto::Op {
+        use proto::op::Op as W;
+        let chroot = &self.inner.chroot;
+        let op = match op {
+            Op::Create {
+                path,
+                data,
+                options,
+            } => W::Create(self.create_proto(path, data.clone(), options)),
+            Op::Delete { path, version } => W::Delete(proto::Delete {
+                path: chroot.to_server(path),
+                version: *version,
+            }),
+            Op::SetData {
+                path,
+                data,
+                version,
+            } => W::SetData(proto::SetData {
+                path: chroot.to_server(path),
+                data: data.clone(),
+                version: *version,
+            }),
+            Op::Check { path, version } => W::Check(proto::Check {
+                path: chroot.to_server(path),
+                version: *version,
+            }),
+        };
+        proto::Op { op: Some(op) }
+    }
+
+    // ----- reads --------------------------------------------------------
+
+    /// A node's data and stat.
+    pub async fn get_data(&self, path: &str) -> Result<(Vec<u8>, Stat), Error> {
+        self.get_data_inner(path, None).await
+    }
+
+    /// Like [`Client::get_data`], and sets a one-shot data watch (fires on
+    /// `NodeDataChanged` or `NodeDeleted`). No watch is set if the read fails.
+    pub async fn get_data_w(&self, path: &str) -> Result<(Vec<u8>, Stat, OneshotWatch), Error> {
+        let (tx, watch) = OneshotWatch::channel();
+        let (data, stat) = self
+            .get_data_inner(path, Some(oneshot_request(OneshotKind::Data, path, tx)))
+            .await?;
+        Ok((data, stat, watch))
+    }
+
+    async fn get_data_inner(
+        &self,
+        path: &str,
+        watch: Option<WatchRequest>,
+    ) -> Result<(Vec<u8>, Stat), Error> {
+        validate_path(path)?;
+        let op = ReqOp::GetData(proto::GetData {
+            path: self.inner.chroot.to_server(path),
+            watch: watch.is_some(),
+        });
+        match self.call(path, op, watch).await? {
+            Some(Res::Data(d)) => Ok((d.data, required_stat(d.stat, "get_data")?)),
+            other => Err(unexpected("get_data", &other)),
+        }
+    }
+
+    /// The node's stat, or `None` if it does not exist.
+    pub async fn exists(&self, path: &str) -> Result<Option<Stat>, Error> {
+        self.exists_inner(path, None).await
+    }
+
+    /// Like [`Client::exists`], and sets a one-shot watch — also when the
+    /// node does not exist (it then fires on `NodeCreated`).
+    pub async fn exists_w(&self, path: &str) -> Result<(Option<Stat>, OneshotWatch), Error> {
+        let (tx, watch) = OneshotWatch::channel();
+        let stat = self
+            .exists_inner(path, Some(oneshot_request(OneshotKind::Exist, path, tx)))
+            .await?;
+        Ok((stat, watch))
+    }
+
+    async fn exists_inner(
+        &self,
+        path: &str,
+        watch: Option<WatchRequest>,
+    ) -> Result<Option<Stat>, Error> {
+        validate_path(path)?;
+        let op = ReqOp::Exists(proto::Exists {
+            path: self.inner.chroot.to_server(path),
+            watch: watch.is_some(),
+        });
+        match self.call(path, op, watch).await {
+            Ok(Some(Res::Exists(e))) => Ok(e.stat.map(Stat::from)),
+            Ok(Some(Res::Stat(stat))) => Ok(Some(stat.into())),
+            Ok(None) => Ok(None),
+            Ok(other) => Err(unexpected("exists", &other)),
+            Err(e) if e.code() == ErrorCode::NoNode => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The names (not paths) of a node's children, in the server's order.
+    pub async fn get_children(&self, path: &str) -> Result<Vec<String>, Error> {
+        Ok(self.get_children_inner(path, None).await?.0)
+    }
+
+    /// The names of a node's children and the node's stat.
+    pub async fn get_children2(&self, path: &str) -> Result<(Vec<String>, Stat), Error> {
+        let (children, stat) = self.get_children_inner(path, None).await?;
+        Ok((children, required_stat(stat, "get_children")?))
+    }
+
+    /// Like [`Client::get_children`], and sets a one-shot child watch (fires
+    /// on `NodeChildrenChanged` or `NodeDeleted`).
+    pub async fn get_children_w(&self, path: &str) -> Result<(Vec<String>, OneshotWatch), Error> {
+        let (tx, watch) = OneshotWatch::channel();
+        let (children, _) = self
+            .get_children_inner(path, Some(oneshot_request(OneshotKind::Child, path, tx)))
+            .await?;
+        Ok((children, watch))
+    }
+
+    /// Like [`Client::get_children2`], and sets a one-shot child watch.
+    pub async fn get_children2_w(
+        &self,
+        path: &str,
+    ) -> Result<(Vec<String>, Stat, OneshotWatch), Error> {
+        let (tx, watch) = OneshotWatch::channel();
+        let (children, stat) = self
+            .get_children_inner(path, Some(oneshot_request(OneshotKind::Child, path, tx)))
+            .await?;
+        Ok((children, required_stat(stat, "get_children")?, watch))
+    }
+
+    async fn get_children_inner(
+        &self,
+        path: &str,
+        watch: Option<WatchRequest>,
+    ) -> Result<(Vec<String>, Option<proto::Stat>), Error> {
+        validate_path(path)?;
+        let op = ReqOp::GetChildren(proto::GetChildren {
+            path: self.inner.chroot.to_server(path),
+            watch: watch.is_some(),
+        });
+        match self.call(path, op, watch).await? {
+            Some(Res::Children(c)) => Ok((c.children, c.stat)),
+            other => Err(unexpected("get_children", &other)),
+        }
+    }
+
+    /// A node's ACL and stat.
+    pub async fn get_acl(&self, path: &str) -> Result<(Vec<Acl>, Stat), Error> {
+        validate_path(path)?;
+        let op = ReqOp::GetAcl(proto::GetAcl {
+            path: self.inner.chroot.to_server(path),
+        });
+        match self.call(path, op, None).await? {
+            Some(Res::Acl(a)) => Ok((
+                a.acl.into_iter().map(Acl::from).collect(),
+                required_stat(a.stat, "get_acl")?,
+            )),
+            other => Err(unexpected("get_acl", &other)),
+        }
+    }
+
+    /// Waits until the server this client reads from has caught up with the
+    /// leader as of now: reads after `sync` see every write committed before.
+    pub async fn sync(&self, path: &str) -> Result<(), Error> {
+        validate_path(path)?;
+        let op = ReqOp::Sync(proto::Sync {
+            path: self.inner.chroot.to_server(path),
+        });
+        self.call(path, op, None).await?;
+        Ok(())
+    }
+
+    /// The paths of this session's ephemeral nodes that start with `prefix`
+    /// (`/` for all).
+    pub async fn get_ephemerals(&self, prefix: &str) -> Result<Vec<String>, Error> {
+        validate_path(prefix)?;
+        let op = ReqOp::GetEphemerals(proto::GetEphemerals {
+            prefix: self.inner.chroot.to_server(prefix),
+        });
+        let chroot = &self.inner.chroot;
+        match self.call(prefix, op, None).await? {
+            Some(Res::Paths(p)) => Ok(p
+                .paths
+                .into_iter()
+                .filter(|p| chroot.contains(p))
+                .map(|p| chroot.to_client(&p))
+                .collect()),
+            other => Err(unexpected("get_ephemerals", &other)),
+        }
+    }
+
+    /// The number of descendants of a node (not counting the node).
+    pub async fn get_all_children_number(&self, path: &str) -> Result<u64, Error> {
+        validate_path(path)?;
+        let op = ReqOp::GetAllChildrenNumber(proto::GetAllChildrenNumber {
+            path: self.inner.chroot.to_server(path),
+        });
+        match self.call(path, op, None).await? {
+            Some(Res::Count(c)) => u64::try_from(c.count)
+                .map_err(|_| Error::protocol(format!("server sent a negative count {}", c.count))),
+            other => Err(unexpected("get_all_children_number", &other)),
+        }
+    }
+
+    // ----- watches ------------------------------------------------------
+
+    /// Sets a persistent watch (or, with `PersistentRecursive`, one on the
+    /// whole subtree) and returns its events as a stream. The watch stays
+    /// until [`Client::remove_watches`] or the end of the session.
+    pub async fn add_watch(&self, path: &str, mode: AddWatchMode) -> Result<WatchStream, Error> {
+        validate_path(path)?;
+        let (tx, stream) = WatchStream::channel();
+        let op = ReqOp::AddWatch(proto::AddWatch {
+            path: self.inner.chroot.to_server(path),
+            mode: mode.to_proto() as i32,
+        });
+        let watch = WatchRequest::Stream {
+            mode,
+            path: path.to_string(),
+            tx,
+        };
+        self.call(path, op, Some(watch)).await?;
+        Ok(stream)
+    }
+
+    /// Removes this session's watches of kind `which` on `path`, here and on
+    /// the server. Each removed watcher is told with a `*WatchRemoved`
+    /// event (persistent streams then end).
+    pub async fn remove_watches(&self, path: &str, which: WatcherType) -> Result<(), Error> {
+        validate_path(path)?;
+        let op = ReqOp::RemoveWatches(proto::RemoveWatches {
+            path: self.inner.chroot.to_server(path),
+            watcher_type: which.to_proto() as i32,
+        });
+        let watch = WatchRequest::Remove {
+            path: path.to_string(),
+            which,
+        };
+        self.call(path, op, Some(watch)).await?;
+        Ok(())
+    }
+
+    // ----- session ------------------------------------------------------
+
+    /// Closes the session: the server deletes its ephemeral nodes at once,
+    /// and every call after this fails with `SessionExpired`. Closing an
+    /// already closed client is a no-op.
+    pub async fn close(&self) -> Result<(), Error> {
+        let (reply, rx) = oneshot::channel();
+        if self.inner.commands.send(Command::Close { reply }).is_err() {
+            return self.after_stop();
+        }
+        match rx.await {
+            Ok(result) => result,
+            Err(_) => self.after_stop(),
+        }
+    }
+
+    /// What `close` returns once the session task has stopped.
+    fn after_stop(&self) -> Result<(), Error> {
+        if self.inner.shared.closed_by_client() {
+            Ok(())
+        } else {
+            Err(self.inner.shared.terminal_error())
+        }
+    }
+
+    // ----- plumbing -----------------------------------------------------
+
+    /// Sends one request and waits for the raw response.
+    async fn request(
+        &self,
+        op: ReqOp,
+        watch: Option<WatchRequest>,
+    ) -> Result<proto::Response, Error> {
+        let (reply, rx) = oneshot::channel();
+        let command = Command::Request { op, watch, reply };
+        if self.inner.commands.send(command).is_err() {
+            return Err(self.inner.shared.terminal_error());
+        }
+        match rx.await {
+            Ok(result) => result,
+            Err(_) => Err(self.inner.shared.terminal_error()),
+        }
+    }
+
+    /// Sends one request about `client_path`; a non-`Ok` code becomes an
+    /// `Error`, otherwise the result is returned.
+    async fn call(
+        &self,
+        client_path: &str,
+        op: ReqOp,
+        watch: Option<WatchRequest>,
+    ) -> Result<Option<Res>, Error> {
+        let response = self.request(op, watch).await?;
+        let code = ErrorCode::from_i32(response.error);
+        if !code.is_ok() {
+            return Err(self.api_error(code, &response.message, client_path));
+        }
+        Ok(response.result)
+    }
+
+    fn api_error(&self, code: ErrorCode, server_message: &str, client_path: &str) -> Error {
+        Error::new(
+            code,
+            client_message(&self.inner.chroot, server_message, client_path),
+        )
+    }
+}
+
+/// Interprets a multi's response. A failed multi may come back either as
+/// a failed response carrying per-op codes, or as an `Ok` one whose op
+/// results hold the failure; both are accepted.
+fn multi_outcome(
+    chroot: &Chroot,
+    ops: &[Op],
+    response: proto::Response,
+) -> Result<Vec<OpResult>, MultiError> {
+    let code = ErrorCode::from_i32(response.error);
+    let results = match response.result {
+        Some(Res::Multi(m)) => Some(m.results),
+        _ => None,
+    };
+    let Some(results) = results else {
+        if !code.is_ok() {
+            return Err(Error::new(code, client_message(chroot, &response.message, "")).into());
+        }
+        if ops.is_empty() {
+            return Ok(Vec::new());
+        }
+        return Err(Error::protocol("server sent a multi answer without results").into());
+    };
+    let codes: Vec<ErrorCode> = results
+        .iter()
+        .map(|r| ErrorCode::from_i32(r.error))
+        .collect();
+    let culprit = codes
+        .iter()
+        .position(|c| !matches!(c, ErrorCode::Ok | ErrorCode::RuntimeInconsistency))
+        .or_else(|| codes.iter().position(|c| !c.is_ok()));
+    if let Some(index) = culprit {
+        let op_path = ops.get(index).map(Op::path).unwrap_or("");
+        let message = client_message(chroot, &response.message, op_path);
+        return Err(MultiError::OpFailed {
+            index,
+            code: codes[index],
+            message,
+            codes,
+        });
+    }
+    if !code.is_ok() {
+        return Err(Error::new(code, client_message(chroot, &response.message, "")).into());
+    }
+    if results.len() != ops.len() {
+        return Err(Error::protocol(format!(
+            "server answered a multi of {} ops with {} results",
+            ops.len(),
+            results.len()
+        ))
+        .into());
+    }
+    let mut out = Vec::with_capacity(ops.len());
+    for (op, result) in ops.iter().zip(results) {
+        use proto::op_result::Result as R;
+        let mapped = match (op, result.result) {
+            (Op::Create { .. }, Some(R::Create(created))) => OpResult::Create {
+                path: chroot.to_client(&created.path),
+                stat: created.stat.map(Stat::from),
+            },
+            (Op::Delete { .. }, _) => OpResult::Delete,
+            (Op::Check { .. }, _) => OpResult::Check,
+            (Op::SetData { .. }, Some(R::Stat(stat))) => OpResult::SetData { stat: stat.into() },
+            (op, _) => {
+                return Err(Error::protocol(format!(
+                    "server sent the wrong kind of result for multi op on {}",
+                    op.path()
+                ))
+                .into())
+            }
+        };
+        out.push(mapped);
+    }
+    Ok(out)
+}
+
+/// The server's message as the client should see it: the path when the
+/// server sent none, and any leading path with the chroot stripped.
+fn client_message(chroot: &Chroot, server_message: &str, client_path: &str) -> String {
+    if server_message.is_empty() {
+        return client_path.to_string();
+    }
+    if chroot.prefix().is_none() || !server_message.starts_with('/') {
+        return server_message.to_string();
+    }
+    let (first, rest) = match server_message.find(char::is_whitespace) {
+        Some(i) => server_message.split_at(i),
+        None => (server_message, ""),
+    };
+    format!("{}{rest}", chroot.to_client(first))
+}
+
+fn oneshot_request(kind: OneshotKind, path: &str, tx: crate::watch::OneshotSender) -> WatchRequest {
+    WatchRequest::Oneshot {
+        kind,
+        path: path.to_string(),
+        tx,
+    }
+}
+
+/// The codes ZooKeeper reports when op `index` of `len` fails with `code`.
+fn codes_for_failure(len: usize, index: usize, code: ErrorCode) -> Vec<ErrorCode> {
+    (0..len)
+        .map(|i| match i.cmp(&index) {
+            std::cmp::Ordering::Less => ErrorCode::Ok,
+            std::cmp::Ordering::Equal => code,
+            std::cmp::Ordering::Greater => ErrorCode::RuntimeInconsistency,
+        })
+        .collect()
+}
+
+/// A result of the wrong kind for the request.
+fn unexpected(what: &str, got: &Option<Res>) -> Error {
+    let kind = match got {
+        None => "no result",
+        Some(Res::Create(_)) => "a create result",
+        Some(Res::Stat(_)) => "a stat",
+        Some(Res::Data(_)) => "a data result",
+        Some(Res::Children(_)) => "a children result",
+        Some(Res::Multi(_)) => "a multi result",
+        Some(Res::Empty(_)) => "an empty result",
+        Some(Res::Acl(_)) => "an ACL result",
+        Some(Res::Exists(_)) => "an exists result",
+        Some(Res::Paths(_)) => "a paths result",
+        Some(Res::Count(_)) => "a count result",
+        Some(Res::MultiRead(_)) => "a multi-read result",
+    };
+    Error::protocol(format!("server answered {what} with {kind}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(
+        error: ErrorCode,
+        message: &str,
+        results: Option<Vec<proto::OpResult>>,
+    ) -> proto::Response {
+        proto::Response {
+            xid: 1,
+            zxid: 9,
+            error: error.as_i32(),
+            message: message.into(),
+            result: results.map(|results| Res::Multi(proto::MultiResult { results })),
+        }
+    }
+
+    fn op_result(code: ErrorCode, result: Option<proto::op_result::Result>) -> proto::OpResult {
+        proto::OpResult {
+            error: code.as_i32(),
+            result,
+        }
+    }
+
+    #[test]
+    fn messages_lose_the_chroot() {
+        let none = Chroot::default();
+        let app = Chroot::new("/app").unwrap();
+        assert_eq!(client_message(&none, "", "/a"), "/a");
+        assert_eq!(client_message(&app, "", "/a"), "/a");
+        assert_eq!(client_message(&app, "/app/a", "/a"), "/a");
+        assert_eq!(
+            client_message(&app, "/app/a (expected version 1, node is at 2)", "/a"),
+            "/a (expected version 1, node is at 2)"
+        );
+        assert_eq!(
+            client_message(&app, "data too large", "/a"),
+            "data too large"
+        );
+        assert_eq!(client_message(&none, "/app/a", "/app/a"), "/app/a");
+    }
+
+    #[test]
+    fn multi_success_maps_each_result() {
+        use proto::op_result::Result as R;
+        let app = Chroot::new("/app").unwrap();
+        let ops = vec![
+            Op::create("/x", "d", CreateMode::PersistentSequential),
+            Op::set_data("/y", "d", Some(1)),
+            Op::delete("/z", None),
+            Op::check("/w", None),
+        ];
+        let stat = proto::Stat {
+            version: 2,
+            ..Default::default()
+        };
+        let results = vec![
+            op_result(
+                ErrorCode::Ok,
+                Some(R::Create(proto::CreateResult {
+                    path: "/app/x0000000001".into(),
+                    stat: None,
+                })),
+            ),
+            op_result(ErrorCode::Ok, Some(R::Stat(stat))),
+            op_result(ErrorCode::Ok, Some(R::Empty(proto::Empty {}))),
+            op_result(ErrorCode::Ok, None),
+        ];
+        let got = multi_outcome(&app, &ops, response(ErrorCode::Ok, "", Some(results))).unwrap();
+        assert_eq!(
+            got,
+            vec![
+                OpResult::Create {
+                    path: "/x0000000001".into(),
+                    stat: None
+                },
+                OpResult::SetData {
+                    stat: Stat {
+                        version: 2,
+                        ..Default::default()
+                    }
+                },
+                OpResult::Delete,
+                OpResult::Check,
+            ]
+        );
+    }
+
+    #[test]
+    fn multi_failure_names_the_op_either_way() {
+        let root = Chroot::default();
+        let ops = vec![
+            Op::create("/a", "", CreateMode::Persistent),
+            Op::delete("/missing", None),
+            Op::check("/c", None),
+        ];
+        let codes = vec![
+            ErrorCode::Ok,
+            ErrorCode::NoNode,
+            ErrorCode::RuntimeInconsistency,
+        ];
+        let results = || {
+            codes
+                .iter()
+                .map(|c| op_result(*c, None))
+                .collect::<Vec<_>>()
+        };
+        for top in [ErrorCode::NoNode, ErrorCode::Ok] {
+            let err = multi_outcome(&root, &ops, response(top, "", Some(results()))).unwrap_err();
+            match &err {
+                MultiError::OpFailed {
+                    index,
+                    code,
+                    message,
+                    codes: got,
+                } => {
+                    assert_eq!(*index, 1);
+                    assert_eq!(*code, ErrorCode::NoNode);
+                    assert_eq!(message, "/missing");
+                    assert_eq!(got, &codes);
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+            assert_eq!(err.to_string(), "NoNode: /missing (multi op #1)");
+        }
+        // A failure of the whole request carries no index.
+        let err = multi_outcome(
+            &root,
+            &ops,
+            response(ErrorCode::BadArguments, "nested multi", None),
+        )
+        .unwrap_err();
+        assert_eq!(err.failed_index(), None);
+        assert_eq!(err.to_string(), "BadArguments: nested multi");
+        // An empty multi may come back without results.
+        assert_eq!(
+            multi_outcome(&root, &[], response(ErrorCode::Ok, "", None)).unwrap(),
+            vec![]
+        );
+        // A short answer is a protocol error, not a panic.
+        let err =
+            multi_outcome(&root, &ops, response(ErrorCode::Ok, "", Some(vec![]))).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::MarshallingError);
+    }
+
+    #[test]
+    fn failure_codes_follow_zookeeper() {
+        assert_eq!(
+            codes_for_failure(3, 1, ErrorCode::NoNode),
+            vec![
+                ErrorCode::Ok,
+                ErrorCode::NoNode,
+                ErrorCode::RuntimeInconsistency
+            ]
+        );
+    }
+
+    #[test]
+    fn unexpected_names_both_sides() {
+        let e = unexpected("get_data", &Some(Res::Empty(proto::Empty {})));
+        assert_eq!(
+            e.to_string(),
+            "MarshallingError: server answered get_data with an empty result"
+        );
+    }
+
+    #[test]
+    fn default_options() {
+        let o = ConnectOptions::default();
+        assert_eq!(o.session_timeout, Duration::from_secs(10));
+        assert_eq!(o.connect_timeout, Duration::from_secs(5));
+        assert!(o.session_id.is_none());
+        assert!(!format!("{o:?}").contains("password: []"));
+    }
+}

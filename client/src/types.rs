@@ -1,0 +1,533 @@
+//! The plain Rust types of the client API, and their wire conversions.
+//!
+//! The generated protobuf types carry enums as `i32` and optional messages as
+//! `Option`; these types are what a caller holds instead, so a match on a
+//! `CreateMode` or a `Stat` field never needs the proto crate.
+
+use std::time::Duration;
+
+use warden_proto::v1 as proto;
+
+use crate::error::Error;
+
+/// A znode's metadata, with ZooKeeper's meaning for every field.
+///
+/// It exists because versions in a `Stat` are the currency of optimistic
+/// concurrency (`set_data(path, data, Some(stat.version))`), and czxid is the
+/// fencing token recipes hand out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Stat {
+    /// zxid of the change that created the node.
+    pub czxid: i64,
+    /// zxid of the change that last modified the node's data.
+    pub mzxid: i64,
+    /// Creation time, milliseconds since the Unix epoch.
+    pub ctime: i64,
+    /// Last data modification time, milliseconds since the Unix epoch.
+    pub mtime: i64,
+    /// Number of changes to the data (ZooKeeper's `dataVersion`).
+    pub version: i32,
+    /// Number of changes to the children (`cversion`).
+    pub cversion: i32,
+    /// Number of changes to the ACL (`aclVersion`).
+    pub aversion: i32,
+    /// Session id of the owner if the node is ephemeral, else 0.
+    pub ephemeral_owner: u64,
+    /// Length of the data in bytes.
+    pub data_length: i32,
+    /// Number of children.
+    pub num_children: i32,
+    /// zxid of the change that last modified the children.
+    pub pzxid: i64,
+}
+
+impl From<proto::Stat> for Stat {
+    fn from(s: proto::Stat) -> Self {
+        Stat {
+            czxid: s.czxid,
+            mzxid: s.mzxid,
+            ctime: s.ctime,
+            mtime: s.mtime,
+            version: s.version,
+            cversion: s.cversion,
+            aversion: s.aversion,
+            ephemeral_owner: s.ephemeral_owner,
+            data_length: s.data_length,
+            num_children: s.num_children,
+            pzxid: s.pzxid,
+        }
+    }
+}
+
+/// Unwraps a stat the protocol says must be there.
+pub(crate) fn required_stat(stat: Option<proto::Stat>, what: &str) -> Result<Stat, Error> {
+    stat.map(Stat::from)
+        .ok_or_else(|| Error::protocol(format!("server sent a {what} result without a stat")))
+}
+
+/// What kind of node `create` makes.
+///
+/// Ephemeral nodes live as long as the session (the basis of locks,
+/// elections and service registration); sequential nodes get a unique,
+/// increasing `%010d` suffix (the basis of fair queues); containers vanish
+/// once their last child goes; TTL nodes vanish when unmodified and
+/// childless for their TTL.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum CreateMode {
+    #[default]
+    Persistent,
+    Ephemeral,
+    PersistentSequential,
+    EphemeralSequential,
+    Container,
+    PersistentWithTtl,
+    PersistentSequentialWithTtl,
+}
+
+impl CreateMode {
+    /// True for the modes that append a sequence number.
+    pub fn is_sequential(self) -> bool {
+        matches!(
+            self,
+            CreateMode::PersistentSequential
+                | CreateMode::EphemeralSequential
+                | CreateMode::PersistentSequentialWithTtl
+        )
+    }
+
+    /// True for the modes that die with the session.
+    pub fn is_ephemeral(self) -> bool {
+        matches!(
+            self,
+            CreateMode::Ephemeral | CreateMode::EphemeralSequential
+        )
+    }
+
+    /// True for the modes that need a TTL.
+    pub fn is_ttl(self) -> bool {
+        matches!(
+            self,
+            CreateMode::PersistentWithTtl | CreateMode::PersistentSequentialWithTtl
+        )
+    }
+
+    pub(crate) fn to_proto(self) -> proto::CreateMode {
+        match self {
+            CreateMode::Persistent => proto::CreateMode::Persistent,
+            CreateMode::Ephemeral => proto::CreateMode::Ephemeral,
+            CreateMode::PersistentSequential => proto::CreateMode::PersistentSequential,
+            CreateMode::EphemeralSequential => proto::CreateMode::EphemeralSequential,
+            CreateMode::Container => proto::CreateMode::Container,
+            CreateMode::PersistentWithTtl => proto::CreateMode::PersistentWithTtl,
+            CreateMode::PersistentSequentialWithTtl => {
+                proto::CreateMode::PersistentSequentialWithTtl
+            }
+        }
+    }
+}
+
+/// An access-control entry. Warden stores ACLs and returns them, but does
+/// not enforce them; they exist so ZooKeeper tooling that reads and writes
+/// ACLs keeps working.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Acl {
+    /// A bit set of [`Acl::READ`], [`Acl::WRITE`], ...
+    pub perms: i32,
+    /// `world`, `auth`, `digest`, `ip`, ...
+    pub scheme: String,
+    /// The identity within the scheme (`anyone` for `world`).
+    pub id: String,
+}
+
+impl Acl {
+    pub const READ: i32 = 1;
+    pub const WRITE: i32 = 2;
+    pub const CREATE: i32 = 4;
+    pub const DELETE: i32 = 8;
+    pub const ADMIN: i32 = 16;
+    pub const ALL: i32 = 31;
+
+    /// `world:anyone` with every permission — ZooKeeper's `OPEN_ACL_UNSAFE`.
+    pub fn open_unsafe() -> Vec<Acl> {
+        vec![Acl {
+            perms: Acl::ALL,
+            scheme: "world".into(),
+            id: "anyone".into(),
+        }]
+    }
+
+    pub(crate) fn to_proto(&self) -> proto::Acl {
+        proto::Acl {
+            perms: self.perms,
+            scheme: self.scheme.clone(),
+            id: self.id.clone(),
+        }
+    }
+}
+
+impl From<proto::Acl> for Acl {
+    fn from(a: proto::Acl) -> Self {
+        Acl {
+            perms: a.perms,
+            scheme: a.scheme,
+            id: a.id,
+        }
+    }
+}
+
+/// Everything `create` needs besides path and data.
+///
+/// A separate struct so the common call stays `create(path, data, mode)`
+/// while TTLs and ACLs remain available (`create_with`, `Op::create_with`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CreateOptions {
+    pub mode: CreateMode,
+    /// Required for (and only allowed with) the `*WithTtl` modes.
+    pub ttl: Option<Duration>,
+    /// Empty means the server's default (`world:anyone`, all permissions).
+    pub acl: Vec<Acl>,
+}
+
+impl CreateOptions {
+    /// Options for `mode`, no TTL, default ACL.
+    pub fn new(mode: CreateMode) -> CreateOptions {
+        CreateOptions {
+            mode,
+            ..CreateOptions::default()
+        }
+    }
+
+    /// Sets the TTL (use with a `*WithTtl` mode).
+    pub fn with_ttl(mut self, ttl: Duration) -> CreateOptions {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// Sets the ACL.
+    pub fn with_acl(mut self, acl: Vec<Acl>) -> CreateOptions {
+        self.acl = acl;
+        self
+    }
+
+    /// Checks that mode and TTL agree.
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        match (self.mode.is_ttl(), self.ttl) {
+            (true, None) => Err(Error::bad_arguments(format!("{:?} needs a TTL", self.mode))),
+            (true, Some(ttl)) if ttl.is_zero() => {
+                Err(Error::bad_arguments("the TTL must be greater than zero"))
+            }
+            (true, Some(ttl)) if i64::try_from(ttl.as_millis()).is_err() => {
+                Err(Error::bad_arguments("the TTL is too large"))
+            }
+            (false, Some(_)) => Err(Error::bad_arguments(format!(
+                "a TTL is only allowed with the TTL modes, not {:?}",
+                self.mode
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// The TTL in milliseconds as the wire carries it (0 = none). Rounds
+    /// a sub-millisecond TTL up to 1 ms so it stays "set".
+    pub(crate) fn ttl_ms(&self) -> i64 {
+        match self.ttl {
+            None => 0,
+            Some(ttl) => i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX).max(1),
+        }
+    }
+}
+
+impl From<CreateMode> for CreateOptions {
+    fn from(mode: CreateMode) -> Self {
+        CreateOptions::new(mode)
+    }
+}
+
+/// One write (or check) inside a [`multi`](crate::Client::multi).
+///
+/// A multi applies all of its ops or none, which is how recipes make a
+/// decision and its bookkeeping one atomic step (e.g. "claim this fire only
+/// if the leader's fencing node is still at version V").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    Create {
+        path: String,
+        data: Vec<u8>,
+        options: CreateOptions,
+    },
+    /// `version: None` deletes whatever version is there.
+    Delete { path: String, version: Option<i32> },
+    /// `version: None` overwrites whatever version is there.
+    SetData {
+        path: String,
+        data: Vec<u8>,
+        version: Option<i32>,
+    },
+    /// Succeeds when the node exists (and, if given, is at `version`).
+    Check { path: String, version: Option<i32> },
+}
+
+impl Op {
+    /// A create op.
+    pub fn create(path: impl Into<String>, data: impl Into<Vec<u8>>, mode: CreateMode) -> Op {
+        Op::create_with(path, data, CreateOptions::new(mode))
+    }
+
+    /// A create op with TTL or ACL.
+    pub fn create_with(
+        path: impl Into<String>,
+        data: impl Into<Vec<u8>>,
+        options: CreateOptions,
+    ) -> Op {
+        Op::Create {
+            path: path.into(),
+            data: data.into(),
+            options,
+        }
+    }
+
+    /// A delete op.
+    pub fn delete(path: impl Into<String>, version: Option<i32>) -> Op {
+        Op::Delete {
+            path: path.into(),
+            version,
+        }
+    }
+
+    /// A set-data op.
+    pub fn set_data(path: impl Into<String>, data: impl Into<Vec<u8>>, version: Option<i32>) -> Op {
+        Op::SetData {
+            path: path.into(),
+            data: data.into(),
+            version,
+        }
+    }
+
+    /// A check op.
+    pub fn check(path: impl Into<String>, version: Option<i32>) -> Op {
+        Op::Check {
+            path: path.into(),
+            version,
+        }
+    }
+
+    /// The op's (client-side) path.
+    pub fn path(&self) -> &str {
+        match self {
+            Op::Create { path, .. }
+            | Op::Delete { path, .. }
+            | Op::SetData { path, .. }
+            | Op::Check { path, .. } => path,
+        }
+    }
+}
+
+/// What one op of a successful multi produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpResult {
+    /// The created path (chroot stripped) and, if the server sent it, its stat.
+    Create {
+        path: String,
+        stat: Option<Stat>,
+    },
+    Delete,
+    /// The node's stat after the write.
+    SetData {
+        stat: Stat,
+    },
+    Check,
+}
+
+/// What happened to a watched node.
+///
+/// Mirrors ZooKeeper's event types, so a watcher can tell "the data changed"
+/// from "the node is gone" without another read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventType {
+    NodeCreated,
+    NodeDeleted,
+    NodeDataChanged,
+    NodeChildrenChanged,
+    /// A data or exists watch was removed by `remove_watches`.
+    DataWatchRemoved,
+    /// A child watch was removed by `remove_watches`.
+    ChildWatchRemoved,
+    /// A persistent (or persistent-recursive) watch was removed.
+    PersistentWatchRemoved,
+}
+
+impl EventType {
+    /// The type for a wire number; `None` for numbers that are not node
+    /// events (unspecified, connection-state `None`, unknown).
+    pub fn from_i32(n: i32) -> Option<EventType> {
+        match proto::EventType::try_from(n).ok()? {
+            proto::EventType::NodeCreated => Some(EventType::NodeCreated),
+            proto::EventType::NodeDeleted => Some(EventType::NodeDeleted),
+            proto::EventType::NodeDataChanged => Some(EventType::NodeDataChanged),
+            proto::EventType::NodeChildrenChanged => Some(EventType::NodeChildrenChanged),
+            proto::EventType::DataWatchRemoved => Some(EventType::DataWatchRemoved),
+            proto::EventType::ChildWatchRemoved => Some(EventType::ChildWatchRemoved),
+            proto::EventType::PersistentWatchRemoved => Some(EventType::PersistentWatchRemoved),
+            proto::EventType::EventUnspecified | proto::EventType::None => None,
+        }
+    }
+
+    /// ZooKeeper's name (`"NodeDataChanged"`), as the CLI prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            EventType::NodeCreated => "NodeCreated",
+            EventType::NodeDeleted => "NodeDeleted",
+            EventType::NodeDataChanged => "NodeDataChanged",
+            EventType::NodeChildrenChanged => "NodeChildrenChanged",
+            EventType::DataWatchRemoved => "DataWatchRemoved",
+            EventType::ChildWatchRemoved => "ChildWatchRemoved",
+            EventType::PersistentWatchRemoved => "PersistentWatchRemoved",
+        }
+    }
+}
+
+impl std::fmt::Display for EventType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One watch notification: what happened, where, and at which zxid.
+///
+/// The path is the client's (chroot stripped). Like ZooKeeper's, an event
+/// says only that something changed; read the node again for its new state.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct WatchedEvent {
+    pub event_type: EventType,
+    pub path: String,
+    /// The zxid of the change (0 for events the client makes itself, such
+    /// as the `*WatchRemoved` ones).
+    pub zxid: i64,
+}
+
+/// The kind of watch `add_watch` sets.
+///
+/// Persistent watches stay after they fire (no gap between an event and
+/// re-arming, unlike one-shot watches); recursive ones also cover every
+/// descendant, which is what caches over a whole subtree need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AddWatchMode {
+    /// Every event on the node itself, including `NodeChildrenChanged`.
+    Persistent,
+    /// Created/deleted/data events on the node and all its descendants
+    /// (no `NodeChildrenChanged`).
+    PersistentRecursive,
+}
+
+impl AddWatchMode {
+    pub(crate) fn to_proto(self) -> proto::AddWatchMode {
+        match self {
+            AddWatchMode::Persistent => proto::AddWatchMode::PersistentWatch,
+            AddWatchMode::PersistentRecursive => proto::AddWatchMode::PersistentRecursiveWatch,
+        }
+    }
+}
+
+/// Which watches `remove_watches` removes.
+///
+/// `Data` covers data and exists watches, `Children` child watches, `Any`
+/// both; persistent watches on the path are removed with `Data` and `Any`
+/// (and, for non-recursive ones, with `Children`), as in ZooKeeper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WatcherType {
+    Children,
+    Data,
+    Any,
+}
+
+impl WatcherType {
+    pub(crate) fn to_proto(self) -> proto::WatcherType {
+        match self {
+            WatcherType::Children => proto::WatcherType::Children,
+            WatcherType::Data => proto::WatcherType::Data,
+            WatcherType::Any => proto::WatcherType::Any,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+
+    #[test]
+    fn create_options_check_ttl() {
+        assert!(CreateOptions::new(CreateMode::Persistent)
+            .validate()
+            .is_ok());
+        let needs = CreateOptions::new(CreateMode::PersistentWithTtl).validate();
+        assert_eq!(needs.unwrap_err().code(), ErrorCode::BadArguments);
+        let zero = CreateOptions::new(CreateMode::PersistentWithTtl).with_ttl(Duration::ZERO);
+        assert!(zero.validate().is_err());
+        let ok = CreateOptions::new(CreateMode::PersistentSequentialWithTtl)
+            .with_ttl(Duration::from_millis(1500));
+        assert!(ok.validate().is_ok());
+        assert_eq!(ok.ttl_ms(), 1500);
+        let tiny =
+            CreateOptions::new(CreateMode::PersistentWithTtl).with_ttl(Duration::from_micros(10));
+        assert_eq!(tiny.ttl_ms(), 1);
+        let stray = CreateOptions::new(CreateMode::Ephemeral).with_ttl(Duration::from_secs(1));
+        assert!(stray.validate().is_err());
+    }
+
+    #[test]
+    fn modes_and_events_map_to_the_wire() {
+        assert_eq!(
+            CreateMode::EphemeralSequential.to_proto() as i32,
+            proto::CreateMode::EphemeralSequential as i32
+        );
+        assert!(CreateMode::EphemeralSequential.is_sequential());
+        assert!(CreateMode::EphemeralSequential.is_ephemeral());
+        assert!(!CreateMode::Container.is_ephemeral());
+        assert_eq!(EventType::from_i32(3), Some(EventType::NodeDataChanged));
+        assert_eq!(
+            EventType::from_i32(7),
+            Some(EventType::PersistentWatchRemoved)
+        );
+        assert_eq!(EventType::from_i32(0), None);
+        assert_eq!(EventType::from_i32(-1), None);
+        assert_eq!(EventType::from_i32(99), None);
+        assert_eq!(
+            EventType::NodeChildrenChanged.to_string(),
+            "NodeChildrenChanged"
+        );
+    }
+
+    #[test]
+    fn stat_converts_every_field() {
+        let p = proto::Stat {
+            czxid: 1,
+            mzxid: 2,
+            ctime: 3,
+            mtime: 4,
+            version: 5,
+            cversion: 6,
+            aversion: 7,
+            ephemeral_owner: 8,
+            data_length: 9,
+            num_children: 10,
+            pzxid: 11,
+        };
+        let s = Stat::from(p);
+        assert_eq!(
+            (s.czxid, s.mzxid, s.ctime, s.mtime, s.version, s.cversion),
+            (1, 2, 3, 4, 5, 6)
+        );
+        assert_eq!(
+            (
+                s.aversion,
+                s.ephemeral_owner,
+                s.data_length,
+                s.num_children,
+                s.pzxid
+            ),
+            (7, 8, 9, 10, 11)
+        );
+        assert!(required_stat(None, "get").is_err());
+    }
+}
