@@ -120,7 +120,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     }
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let proposer = Proposer { raft: raft.clone() };
+    let proposer = Proposer::start(raft.clone());
     let ctx = Ctx {
         shared: shared.clone(),
         proposer: proposer.clone(),

@@ -207,6 +207,39 @@ pub struct Txn {
     pub op: Op,
 }
 
+/// How many low bits of a zxid number a txn within its log entry.
+pub const BATCH_BITS: u32 = 12;
+/// The most txns one log entry carries.
+pub const MAX_BATCH: usize = 1 << BATCH_BITS;
+
+/// The zxid of the `pos`-th txn of the entry at log `index`: strictly
+/// increasing in log order, unique per txn.
+pub fn zxid(index: u64, pos: usize) -> i64 {
+    ((index << BATCH_BITS) | pos as u64) as i64
+}
+
+/// A log entry's payload: the txns the proposer gathered while the previous
+/// entry was being made durable (group commit above consensus).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TxnBatch(pub Vec<Txn>);
+
+impl TxnBatch {
+    /// Bytes of data the batch carries, to bound an entry's size.
+    pub fn data_len(txn: &Txn) -> usize {
+        match &txn.op {
+            Op::Create { data, .. } | Op::SetData { data, .. } => data.len(),
+            Op::Multi(ops) => ops
+                .iter()
+                .map(|o| match o {
+                    Op::Create { data, .. } | Op::SetData { data, .. } => data.len(),
+                    _ => 0,
+                })
+                .sum(),
+            _ => 0,
+        }
+    }
+}
+
 /// What a successful op produced.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Outcome {
@@ -225,8 +258,6 @@ pub enum Outcome {
     },
     SessionClosed,
     Reaped(Vec<String>),
-    /// Raft's own entries (blank, membership) that change no znode.
-    Noop,
 }
 
 /// A failed txn. For a multi, `multi` holds each op's code: ops before the

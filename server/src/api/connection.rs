@@ -298,16 +298,12 @@ async fn run_session(
             Some(pb::client_frame::Frame::Close(c)) => {
                 sink.closing.store(true, Ordering::SeqCst);
                 ctx.shared.sessions.mark_closing(session);
-                let p = match ctx
-                    .proposer
-                    .submit(
-                        session,
-                        Op::CloseSession {
-                            session_id: session,
-                        },
-                    )
-                    .await
-                {
+                let p = match ctx.proposer.submit(
+                    session,
+                    Op::CloseSession {
+                        session_id: session,
+                    },
+                ) {
                     Ok(rx) => Pending::Write {
                         xid: c.xid,
                         op: "close_session",
@@ -400,7 +396,7 @@ async fn request(ctx: &Ctx, session: u64, r: pb::Request, now: Instant) -> Pendi
                 format!("session 0x{session:x} has expired"),
             ));
         }
-        ctx.proposer.submit(session, op).await
+        ctx.proposer.submit(session, op)
     }
     .await;
     match submitted {

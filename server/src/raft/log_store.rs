@@ -19,6 +19,7 @@ use crate::metrics::Metrics;
 struct FlushReq {
     callback: LogFlushed<TypeConfig>,
     last_index: u64,
+    txns: usize,
 }
 
 /// Raft's log and vote in the data folder.
@@ -101,7 +102,9 @@ fn flush_loop(
         let t = Instant::now();
         let res = store.db.flush();
         metrics.fsync_latency.observe(t.elapsed().as_secs_f64());
-        metrics.fsync_batch.observe(batch.len() as f64);
+        metrics
+            .fsync_batch
+            .observe(batch.iter().map(|r| r.txns).sum::<usize>() as f64);
         if res.is_ok() {
             let max = batch.iter().map(|r| r.last_index).max().unwrap_or(0);
             flushed.fetch_max(max, Ordering::SeqCst);
@@ -216,8 +219,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let mut batch = sled::Batch::default();
         let mut last_index = 0;
+        let mut txns = 0;
         for e in entries {
             last_index = e.log_id.index;
+            if let openraft::EntryPayload::Normal(b) = &e.payload {
+                txns += b.0.len();
+            }
             batch.insert(&index_key(e.log_id.index), encode(&e).map_err(write_err)?);
         }
         self.store.logs.apply_batch(batch).map_err(write_err)?;

@@ -11,13 +11,13 @@ pub mod store;
 
 use std::io::Cursor;
 
-use crate::txn::{Txn, TxnResponse};
+use crate::txn::{TxnBatch, TxnResponse};
 
 openraft::declare_raft_types!(
-    /// Warden's openraft configuration: txns in, txn responses out.
+    /// Warden's openraft configuration: batches of txns in, their responses out.
     pub TypeConfig:
-        D = Txn,
-        R = TxnResponse,
+        D = TxnBatch,
+        R = Vec<TxnResponse>,
         NodeId = u64,
         Node = openraft::BasicNode,
         Entry = openraft::Entry<TypeConfig>,

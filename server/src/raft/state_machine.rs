@@ -18,7 +18,7 @@ use super::{LogId, StorageError, TypeConfig};
 use crate::metrics::Metrics;
 use crate::session::SessionTracker;
 use crate::tree::{DataTree, Effects};
-use crate::txn::{Outcome, TxnResponse};
+use crate::txn::{zxid, TxnResponse};
 use crate::watch::WatchManager;
 
 /// The applied state: the tree plus what Raft needs to resume from it.
@@ -134,30 +134,30 @@ pub fn apply_entry(
     st: &mut SmState,
     entry: Entry<TypeConfig>,
     on_effects: &mut dyn FnMut(&SmState, i64, Effects),
-) -> TxnResponse {
-    let zxid = entry.log_id.index as i64;
+) -> Vec<TxnResponse> {
+    let index = entry.log_id.index;
     st.last_applied = Some(entry.log_id);
     match entry.payload {
-        EntryPayload::Normal(txn) => {
-            let mut fx = Effects::default();
-            let r = st.tree.apply(zxid, &txn, &mut fx);
-            on_effects(st, zxid, fx);
-            r
-        }
+        EntryPayload::Normal(batch) => batch
+            .0
+            .iter()
+            .enumerate()
+            .map(|(pos, txn)| {
+                let z = zxid(index, pos);
+                let mut fx = Effects::default();
+                let r = st.tree.apply(z, txn, &mut fx);
+                on_effects(st, z, fx);
+                r
+            })
+            .collect(),
         EntryPayload::Blank => {
-            st.tree.note_zxid(zxid);
-            TxnResponse {
-                zxid,
-                result: Ok(Outcome::Noop),
-            }
+            st.tree.note_zxid(zxid(index, 0));
+            Vec::new()
         }
         EntryPayload::Membership(m) => {
             st.membership = StoredMembership::new(Some(entry.log_id), m);
-            st.tree.note_zxid(zxid);
-            TxnResponse {
-                zxid,
-                result: Ok(Outcome::Noop),
-            }
+            st.tree.note_zxid(zxid(index, 0));
+            Vec::new()
         }
     }
 }
@@ -172,7 +172,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok((st.last_applied, st.membership.clone()))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<TxnResponse>, StorageError>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Vec<TxnResponse>>, StorageError>
     where
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
