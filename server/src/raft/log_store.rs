@@ -233,6 +233,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .send(FlushReq {
                 callback,
                 last_index,
+                txns,
             })
             .map_err(|_| write_err("the flush thread has stopped"))?;
         Ok(())
