@@ -26,7 +26,7 @@ use crate::config::Config;
 use crate::error::{Code, ZkError};
 use crate::raft::state_machine::Shared;
 use crate::txn::{Op, Outcome};
-use crate::watch::{EventSink, RemoveKind, WatchEventType, WatchKind};
+use crate::watch::{EventSink, RemoveKind, Rewatch, WatchEventType, WatchKind};
 
 pub type Out = mpsc::UnboundedSender<Result<pb::ServerFrame, Status>>;
 
@@ -660,10 +660,12 @@ fn read(ctx: &Ctx, session: u64, xid: i64, op: pb::request::Op) -> (&'static str
                         tree,
                         session,
                         zxid,
-                        s.relative_zxid,
-                        &s.data_watches,
-                        &s.exist_watches,
-                        &s.child_watches,
+                        &Rewatch {
+                            relative_zxid: s.relative_zxid,
+                            data: &s.data_watches,
+                            exist: &s.exist_watches,
+                            child: &s.child_watches,
+                        },
                     );
                     for p in &s.persistent_watches {
                         watches.add(session, WatchKind::Persistent, p);

@@ -4,6 +4,9 @@
 //! A single server is a one-voter cluster; writes take the same path as they
 //! will in an ensemble.
 
+// openraft's storage traits fix `StorageError` as the error type.
+#![allow(clippy::result_large_err)]
+
 pub mod log_store;
 pub mod network;
 pub mod state_machine;

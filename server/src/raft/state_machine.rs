@@ -79,10 +79,11 @@ fn snap_err(e: impl ToString) -> StorageError {
     StorageIOError::write_snapshot(None, &std::io::Error::other(e.to_string())).into()
 }
 
-/// Loads the stored snapshot, if any: its meta and its bytes.
-pub fn load_snapshot(
-    store: &Store,
-) -> Result<Option<(SnapshotMeta<u64, BasicNode>, Vec<u8>)>, String> {
+/// A stored snapshot: its meta and its bytes.
+pub type StoredSnapshot = (SnapshotMeta<u64, BasicNode>, Vec<u8>);
+
+/// Loads the stored snapshot, if any.
+pub fn load_snapshot(store: &Store) -> Result<Option<StoredSnapshot>, String> {
     let meta = match store.snapshot.get("meta").map_err(|e| e.to_string())? {
         Some(m) => {
             decode::<SnapshotMeta<u64, BasicNode>>(&m).map_err(|e| format!("snapshot meta: {e}"))?

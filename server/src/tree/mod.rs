@@ -573,8 +573,9 @@ impl DataTree {
             self.index_remove(path, n.kind);
         }
         if let Some(p) = self.nodes.get_mut(&parent_path) {
+            // As ZooKeeper: a delete moves pzxid but not cversion, which
+            // counts creates (and so numbers sequential children).
             p.children.remove(path::name(path));
-            p.stat.cversion = p.stat.cversion.wrapping_add(1);
             p.stat.pzxid = zxid;
             p.stat.num_children = p.children.len() as i32;
         }

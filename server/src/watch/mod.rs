@@ -50,6 +50,15 @@ const KINDS: [WatchKind; 4] = [
     WatchKind::PersistentRecursive,
 ];
 
+/// Watches a client re-registers after reconnecting, with the last zxid it saw.
+#[derive(Debug, Clone, Copy)]
+pub struct Rewatch<'a> {
+    pub relative_zxid: i64,
+    pub data: &'a [String],
+    pub exist: &'a [String],
+    pub child: &'a [String],
+}
+
 /// Which watches `remove` removes, as ZooKeeper's `WatcherType`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RemoveKind {
@@ -266,16 +275,13 @@ impl WatchManager {
 
     /// Re-registers watches after a reconnect, firing at once those whose
     /// node changed after `rel_zxid` (ZooKeeper's setWatches).
-    pub fn set_watches(
-        &self,
-        tree: &DataTree,
-        session: u64,
-        zxid: i64,
-        rel_zxid: i64,
-        data: &[String],
-        exist: &[String],
-        child: &[String],
-    ) {
+    pub fn set_watches(&self, tree: &DataTree, session: u64, zxid: i64, w: &Rewatch<'_>) {
+        let Rewatch {
+            relative_zxid: rel_zxid,
+            data,
+            exist,
+            child,
+        } = *w;
         let sink = self
             .inner
             .lock()
