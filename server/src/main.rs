@@ -13,6 +13,7 @@ fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| EnvFilter::new("info,openraft=warn,sled=warn")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     if let Some(Command::Replay { data_dir, upto }) = cli.command {
         return match warden_server::replay::replay(&data_dir, upto) {

@@ -269,6 +269,19 @@ pub fn verify(store: &Store, snapshot_index: Option<u64>) -> Result<(), String> 
         .map_err(|e| format!("log metadata: {e}"))?;
     let mut prev = last_purged.map(|l| l.index);
     let mut last = prev;
+    // A crash between recording a purge and removing its entries leaves
+    // entries the snapshot already covers: finish the purge.
+    if let Some(p) = last_purged {
+        let mut batch = sled::Batch::default();
+        for item in store.logs.range(..=index_key(p.index)) {
+            let (k, _) = item.map_err(|e| format!("reading the log: {e}"))?;
+            batch.remove(k);
+        }
+        store
+            .logs
+            .apply_batch(batch)
+            .map_err(|e| format!("finishing a purge: {e}"))?;
+    }
     for item in store.logs.iter() {
         let (k, v) = item.map_err(|e| format!("reading the log: {e}"))?;
         let idx = u64::from_be_bytes(

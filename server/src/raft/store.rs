@@ -54,6 +54,26 @@ pub fn index_key(i: u64) -> [u8; 8] {
     i.to_be_bytes()
 }
 
+/// Opens sled, turning a panic inside its recovery (which some kinds of
+/// corruption cause) into an error.
+fn open_sled(path: &Path) -> Result<sled::Db, String> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let r = std::panic::catch_unwind(|| sled::Config::new().path(path).open());
+    std::panic::set_hook(hook);
+    match r {
+        Ok(Ok(db)) => Ok(db),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(p) => Err(format!(
+            "its recovery failed: {}",
+            p.downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "corrupt data".into())
+        )),
+    }
+}
+
 impl Store {
     /// Opens (or creates) a data folder, taking its lock.
     pub fn open(dir: &Path) -> Result<Store, StartupError> {
@@ -95,9 +115,7 @@ impl Store {
             dir: d.clone(),
             detail,
         };
-        let db = sled::Config::new()
-            .path(dir.join("sled"))
-            .open()
+        let db = open_sled(&dir.join("sled"))
             .map_err(|e| damaged(format!("the database cannot be opened ({e})")))?;
         let open = |name: &str| {
             db.open_tree(name)

@@ -1,0 +1,821 @@
+//! Durability end to end: nothing acknowledged is lost to `kill -9`, the
+//! live state equals an offline replay of the log, flushes are shared
+//! between writes (group commit), sessions survive a restart, snapshots
+//! purge the log without changing the state, and a damaged data folder is
+//! refused rather than served.
+
+use std::collections::HashSet;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use parking_lot::Mutex;
+use rand::Rng;
+use warden_client::{CreateMode, CreateOptions, EventType};
+use warden_tests::{truncate_half, wait_until, ServerOpts, ServerProc};
+
+use support::*;
+
+mod support {
+    use std::path::{Path, PathBuf};
+    use std::time::{Duration, Instant};
+
+    use futures::future::join_all;
+    use warden_client::{Client, ConnectOptions, Error};
+    use warden_tests::{wait_until, ServerProc};
+
+    pub const STEP: Duration = Duration::from_secs(10);
+
+    /// A node's path and the data written to it.
+    pub type Write = (String, Vec<u8>);
+    /// A timeout long enough that no session of the test expires on its own.
+    pub const LONG: Duration = Duration::from_secs(60);
+
+    pub async fn within<T>(d: Duration, what: &str, f: impl std::future::Future<Output = T>) -> T {
+        match tokio::time::timeout(d, f).await {
+            Ok(v) => v,
+            Err(_) => panic!("timed out after {d:?}: {what}"),
+        }
+    }
+
+    pub fn options(timeout: Duration) -> ConnectOptions {
+        ConnectOptions {
+            session_timeout: timeout,
+            ..Default::default()
+        }
+    }
+
+    pub async fn connect_addr(addr: &str, timeout: Duration) -> Result<Client, Error> {
+        within(
+            STEP,
+            "Client::connect",
+            Client::connect(addr, options(timeout)),
+        )
+        .await
+    }
+
+    pub async fn connect(server: &ServerProc, timeout: Duration) -> Client {
+        connect_addr(&server.addr(), timeout)
+            .await
+            .expect("connect")
+    }
+
+    pub async fn resume(server: &ServerProc, id: u64, password: Vec<u8>) -> Result<Client, Error> {
+        let opts = ConnectOptions {
+            session_timeout: Duration::from_secs(4),
+            session_id: Some(id),
+            password,
+            ..Default::default()
+        };
+        within(STEP, "resume", Client::connect(&server.addr(), opts)).await
+    }
+
+    /// Reads every `(path, data)` back; returns a line per path that is
+    /// missing or holds other data.
+    pub async fn check_all(client: &Client, expected: &[(String, Vec<u8>)]) -> Vec<String> {
+        let mut problems = Vec::new();
+        for chunk in expected.chunks(256) {
+            let reads = join_all(chunk.iter().map(|(p, _)| client.get_data(p))).await;
+            for ((path, want), got) in chunk.iter().zip(reads) {
+                match got {
+                    Ok((data, _)) if &data == want => {}
+                    Ok((data, _)) => problems.push(format!(
+                        "{path}: data {:?}, expected {:?}",
+                        String::from_utf8_lossy(&data),
+                        String::from_utf8_lossy(want)
+                    )),
+                    Err(e) => problems.push(format!("{path}: {e}")),
+                }
+            }
+        }
+        problems
+    }
+
+    /// `(last_applied, state_hash, znodes, sessions)` from `/status`, read
+    /// until two consecutive reads agree (the server itself writes txns).
+    pub async fn stable_status(server: &ServerProc) -> (u64, String, u64, u64) {
+        let read = || {
+            let s = server.status();
+            (
+                s["last_applied"].as_u64().expect("last_applied"),
+                s["state_hash"].as_str().expect("state_hash").to_string(),
+                s["znodes"].as_u64().expect("znodes"),
+                s["sessions"].as_u64().expect("sessions"),
+            )
+        };
+        let mut prev = read();
+        let mut out = None;
+        wait_until("/status to settle", STEP, || {
+            let now = read();
+            let same = now == prev;
+            prev = now.clone();
+            if same {
+                out = Some(now);
+            }
+            async move { same }
+        })
+        .await;
+        out.expect("settled status")
+    }
+
+    /// Parses `last_applied=N state_hash=HEX znodes=N sessions=N`.
+    pub fn parse_replay(stdout: &str) -> (u64, String, u64, u64) {
+        let field = |k: &str| -> String {
+            stdout
+                .split_whitespace()
+                .find_map(|kv| kv.strip_prefix(&format!("{k}=")).map(str::to_string))
+                .unwrap_or_else(|| panic!("no {k}= in replay output {stdout:?}"))
+        };
+        (
+            field("last_applied").parse().expect("last_applied"),
+            field("state_hash"),
+            field("znodes").parse().expect("znodes"),
+            field("sessions").parse().expect("sessions"),
+        )
+    }
+
+    /// The largest file below `dir`.
+    pub fn largest_file(dir: &Path) -> PathBuf {
+        fn walk(dir: &Path, best: &mut Option<(u64, PathBuf)>) {
+            for e in std::fs::read_dir(dir).expect("read_dir").flatten() {
+                let p = e.path();
+                let meta = e.metadata().expect("metadata");
+                if meta.is_dir() {
+                    walk(&p, best);
+                } else if best.as_ref().is_none_or(|(len, _)| meta.len() > *len) {
+                    *best = Some((meta.len(), p));
+                }
+            }
+        }
+        let mut best = None;
+        walk(dir, &mut best);
+        best.expect("a file under the folder").1
+    }
+
+    /// Copies a (stopped) data folder.
+    pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap().flatten() {
+            let target = to.join(e.file_name());
+            if e.file_type().unwrap().is_dir() {
+                copy_dir(&e.path(), &target);
+            } else {
+                std::fs::copy(e.path(), target).unwrap();
+            }
+        }
+    }
+
+    /// Waits until a manually spawned server is healthy; returns its error
+    /// lines if it exits instead.
+    pub fn wait_until_started_or_exited(
+        server: &ServerProc,
+        child: &mut std::process::Child,
+    ) -> Result<(), String> {
+        let deadline = Instant::now() + STEP;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut stderr = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    use std::io::Read;
+                    let _ = e.read_to_string(&mut stderr);
+                }
+                let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error")).collect();
+                return Err(format!("exited with {status}: {}", errors.join(" | ")));
+            }
+            if server
+                .http_get("/health")
+                .map(|(c, _)| c == 200)
+                .unwrap_or(false)
+            {
+                return Ok(());
+            }
+            assert!(Instant::now() < deadline, "not healthy within {STEP:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Every file below `dir` with its size, for failure messages.
+    pub fn listing(dir: &Path) -> String {
+        let mut out = String::new();
+        fn walk(dir: &Path, out: &mut String) {
+            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let p = e.path();
+                match e.metadata() {
+                    Ok(m) if m.is_dir() => walk(&p, out),
+                    Ok(m) => out.push_str(&format!("  {} ({} bytes)\n", p.display(), m.len())),
+                    Err(_) => {}
+                }
+            }
+        }
+        walk(dir, &mut out);
+        out
+    }
+}
+
+/// Creates `/d` and 8 writers per round; kills the server under load at a
+/// random moment; checks every acknowledged create after restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_kill_9_and_replay_matches_the_live_state() {
+    let mut server = ServerProc::start_with(ServerOpts {
+        snapshot_every: Some(200),
+        max_session_timeout_ms: Some(120_000),
+        ..Default::default()
+    });
+    let setup = connect(&server, LONG).await;
+    setup
+        .create("/d", "", CreateMode::Persistent)
+        .await
+        .unwrap();
+    setup.close().await.unwrap();
+
+    // The path and data of writer `i`'s `n`-th create in `round`.
+    fn write_of(round: usize, i: usize, n: usize) -> (String, Vec<u8>) {
+        (
+            format!("/d/w{i}-{round}-{n}"),
+            format!("round {round} writer {i} write {n}").into_bytes(),
+        )
+    }
+    let mut acked_total: Vec<Write> = Vec::new();
+    let mut in_flight: HashSet<String> = HashSet::new();
+    for round in 0..3 {
+        let acked: Arc<Mutex<Vec<Write>>> = Arc::default();
+        let writers: Vec<_> = (0..8)
+            .map(|i| {
+                let addr = server.addr();
+                let acked = acked.clone();
+                tokio::spawn(async move {
+                    let client = match connect_addr(&addr, LONG).await {
+                        Ok(c) => c,
+                        Err(e) => return (i, 0, format!("connect failed: {e}")),
+                    };
+                    for n in 0.. {
+                        let (path, data) = write_of(round, i, n);
+                        match client
+                            .create(&path, data.clone(), CreateMode::Persistent)
+                            .await
+                        {
+                            Ok(created) => {
+                                assert_eq!(created, path);
+                                acked.lock().push((path, data));
+                            }
+                            Err(e) => return (i, n, e.to_string()),
+                        }
+                    }
+                    unreachable!()
+                })
+            })
+            .collect();
+        // Kill at a random moment while all writers are busy.
+        wait_until("writes to be acknowledged", STEP, || {
+            let n = acked.lock().len();
+            async move { n >= 16 }
+        })
+        .await;
+        let delay = rand::rng().random_range(300..=1500u64);
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        tokio::task::block_in_place(|| server.kill9());
+
+        let mut stopped_after = Vec::new();
+        let mut errors = Vec::new();
+        for w in writers {
+            let abort = w.abort_handle();
+            match tokio::time::timeout(STEP, w).await {
+                Ok(Ok((i, n, why))) => {
+                    stopped_after.push(n);
+                    errors.push(why);
+                    // The one create in flight at the kill may or may not be there.
+                    in_flight.insert(write_of(round, i, n).0);
+                }
+                Ok(Err(e)) => panic!("a writer panicked: {e}"),
+                Err(_) => {
+                    abort.abort();
+                    panic!("a writer did not notice the crash within {STEP:?}");
+                }
+            }
+        }
+        let acked = std::mem::take(&mut *acked.lock());
+        eprintln!(
+            "round {round}: killed after {delay} ms; {} creates acknowledged; \
+             writers stopped after {stopped_after:?} writes; first error: {}",
+            acked.len(),
+            errors[0]
+        );
+        acked_total.extend(acked);
+
+        tokio::task::block_in_place(|| server.restart());
+        let reader = connect(&server, LONG).await;
+        let problems = check_all(&reader, &acked_total).await;
+        if !problems.is_empty() {
+            // Tell a stale read apart from a lost write.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let later = check_all(&reader, &acked_total).await;
+            panic!(
+                "round {round}: {} of {} acknowledged creates missing right after restart \
+                 ({} still missing 2 s later); first: {:?}\nlog:\n{}",
+                problems.len(),
+                acked_total.len(),
+                later.len(),
+                &problems[..problems.len().min(10)],
+                server.log()
+            );
+        }
+        // Nothing appears that was never sent: every node beyond the
+        // acknowledged ones is a create that was in flight at a kill.
+        let acked_paths: HashSet<&str> = acked_total.iter().map(|(p, _)| p.as_str()).collect();
+        let extra: Vec<String> = reader
+            .get_children("/d")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| format!("/d/{c}"))
+            .filter(|p| !acked_paths.contains(p.as_str()))
+            .collect();
+        for p in &extra {
+            assert!(in_flight.contains(p), "{p} exists but was never in flight");
+        }
+        let extra_expected: Vec<(String, Vec<u8>)> = extra
+            .iter()
+            .map(|p| {
+                let name = p.trim_start_matches("/d/w");
+                let mut parts = name.split('-').map(|x| x.parse::<usize>().unwrap());
+                let (i, r, n) = (
+                    parts.next().unwrap(),
+                    parts.next().unwrap(),
+                    parts.next().unwrap(),
+                );
+                write_of(r, i, n)
+            })
+            .collect();
+        assert_eq!(
+            check_all(&reader, &extra_expected).await,
+            Vec::<String>::new()
+        );
+        reader.close().await.unwrap();
+    }
+
+    // The live state equals a replay of the log up to the same index.
+    let (last_applied, live_hash, znodes, sessions) = stable_status(&server).await;
+    let status = tokio::task::block_in_place(|| server.terminate()).expect("server exited");
+    assert!(status.success(), "exit status {status}");
+    let out = server.replay(Some(last_applied));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "replay failed: {stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let replayed = parse_replay(&stdout);
+    assert_eq!(
+        replayed,
+        (last_applied, live_hash.clone(), znodes, sessions),
+        "replay up to {last_applied} differs from the live server"
+    );
+    // Without --upto, replay stops at the last committed entry: the same state.
+    let out = server.replay(None);
+    let (_, hash, _, _) = parse_replay(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(hash, live_hash, "full replay differs from the live state");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_and_pipelined_writes_share_flushes() {
+    let server = ServerProc::start();
+    let setup = connect(&server, LONG).await;
+    setup
+        .create("/g", "", CreateMode::Persistent)
+        .await
+        .unwrap();
+
+    // 50 sessions, each doing 20 creates one after another.
+    let clients = join_all((0..50).map(|_| connect(&server, LONG))).await;
+    let flushes_before = server.metric("warden_fsync_batch_appends_count", "");
+    let results = join_all(clients.iter().enumerate().map(|(i, c)| async move {
+        let mut done = 0;
+        for n in 0..20 {
+            c.create(
+                &format!("/g/s{i}-{n}"),
+                format!("{i}/{n}"),
+                CreateMode::Persistent,
+            )
+            .await
+            .expect("create");
+            done += 1;
+        }
+        done
+    }))
+    .await;
+    let writes: u32 = results.iter().sum();
+    assert_eq!(writes, 1000);
+    let flushes = server.metric("warden_fsync_batch_appends_count", "") - flushes_before;
+    eprintln!("1000 concurrent creates from 50 sessions: {flushes} flushes");
+    assert!(flushes >= 1.0);
+    assert!(
+        flushes < f64::from(writes),
+        "{flushes} flushes for {writes} writes: flushes were not shared"
+    );
+    assert_eq!(setup.get_all_children_number("/g").await.unwrap(), 1000);
+    join_all(clients.iter().map(|c| c.close())).await;
+
+    // One session pipelining 200 creates: answered in call order, few flushes.
+    let flushes_before = server.metric("warden_fsync_batch_appends_count", "");
+    let setup = &setup;
+    let created = join_all((0..200).map(|n| async move {
+        setup
+            .create_with(
+                &format!("/g/p{n:03}"),
+                format!("{n}"),
+                CreateOptions::new(CreateMode::Persistent),
+            )
+            .await
+    }))
+    .await;
+    let flushes = server.metric("warden_fsync_batch_appends_count", "") - flushes_before;
+    eprintln!("200 pipelined creates from one session: {flushes} flushes");
+    let mut last_zxid = 0;
+    for (n, r) in created.into_iter().enumerate() {
+        let (path, stat) = r.expect("pipelined create");
+        assert_eq!(path, format!("/g/p{n:03}"));
+        assert!(
+            stat.czxid > last_zxid,
+            "create #{n} got zxid {} after {last_zxid}: not in call order",
+            stat.czxid
+        );
+        last_zxid = stat.czxid;
+    }
+    assert!(
+        flushes < 200.0,
+        "{flushes} flushes for 200 pipelined writes"
+    );
+    assert_eq!(setup.get_all_children_number("/g").await.unwrap(), 1200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_survive_a_restart_and_unclaimed_ones_expire_after_it() {
+    let mut server = ServerProc::start();
+    let a = connect(&server, Duration::from_secs(4)).await;
+    let b = connect(&server, Duration::from_millis(2500)).await;
+    assert_eq!(a.session_timeout(), Duration::from_secs(4));
+    let b_timeout = b.session_timeout();
+    assert_eq!(b_timeout, Duration::from_millis(2500));
+    let (a_id, a_password) = (a.session_id(), a.session_password());
+    a.create("/a-eph", "a", CreateMode::Ephemeral)
+        .await
+        .unwrap();
+    b.create("/b-eph", "b", CreateMode::Ephemeral)
+        .await
+        .unwrap();
+
+    // Neither client comes back by itself (A is resumed by hand below).
+    drop((a, b));
+    let restart_began = Instant::now();
+    tokio::task::block_in_place(|| {
+        server.kill9();
+        server.restart();
+    });
+    let restarted = Instant::now();
+
+    // A resumes within its timeout: same session, ephemeral intact.
+    let a2 = resume(&server, a_id, a_password)
+        .await
+        .expect("resume A after the restart");
+    assert_eq!(a2.session_id(), a_id);
+    let stat = a2
+        .exists("/a-eph")
+        .await
+        .unwrap()
+        .expect("A's ephemeral survived");
+    assert_eq!(stat.ephemeral_owner, a_id);
+    // B's session was restored too, with a fresh timeout...
+    let (b_stat, b_gone) = a2.exists_w("/b-eph").await.unwrap();
+    assert!(
+        b_stat.is_some(),
+        "B's ephemeral vanished {:?} after the restart, before its timeout {b_timeout:?}",
+        restarted.elapsed()
+    );
+    // ...and, as its client never comes back, it expires one timeout later.
+    let ev = within(STEP, "B's ephemeral to be deleted", b_gone)
+        .await
+        .expect("watch on B's ephemeral");
+    assert_eq!(ev.event_type, EventType::NodeDeleted);
+    assert!(
+        restart_began.elapsed() >= b_timeout,
+        "B expired {:?} after the restart began, before its timeout",
+        restart_began.elapsed()
+    );
+    let after = restarted.elapsed();
+    assert!(
+        after <= b_timeout + Duration::from_millis(1500),
+        "B expired {after:?} after the restart; timeout {b_timeout:?}"
+    );
+    // A, which came back, keeps its session and ephemeral.
+    assert_eq!(
+        a2.exists("/a-eph")
+            .await
+            .unwrap()
+            .map(|s| s.ephemeral_owner),
+        Some(a_id)
+    );
+    assert_eq!(server.status()["sessions"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_purge_the_log_and_a_restart_keeps_the_state() {
+    let mut server = ServerProc::start_with(ServerOpts {
+        snapshot_every: Some(50),
+        ..Default::default()
+    });
+    let c = connect(&server, LONG).await;
+    c.create("/s", "", CreateMode::Persistent).await.unwrap();
+    let expected: Vec<(String, Vec<u8>)> = (0..300)
+        .map(|i| (format!("/s/n{i:03}"), format!("value {i}").into_bytes()))
+        .collect();
+    // One after another, so that the log gets (about) an entry per create.
+    for (p, d) in &expected {
+        c.create(p, d.clone(), CreateMode::Persistent)
+            .await
+            .expect("create");
+    }
+    wait_until("a snapshot and a purged log", STEP, || async {
+        server.status()["first_log_index"].as_u64().unwrap_or(0) > 0
+            && server.metric("warden_snapshots_total", "") > 0.0
+    })
+    .await;
+    c.close().await.unwrap();
+    let (applied, hash, znodes, _) = stable_status(&server).await;
+    let first_log_index = server.status()["first_log_index"].as_u64().unwrap();
+    assert!(first_log_index > 1 && first_log_index <= applied + 1);
+
+    let status = tokio::task::block_in_place(|| server.terminate()).expect("exited");
+    assert!(status.success(), "{status}");
+    tokio::task::block_in_place(|| server.restart());
+    // Before any client connects (a session would change the hash).
+    let after = server.status();
+    assert_eq!(
+        after["state_hash"].as_str().unwrap(),
+        hash,
+        "state changed across restart"
+    );
+    assert_eq!(after["znodes"].as_u64().unwrap(), znodes);
+    assert!(after["last_applied"].as_u64().unwrap() >= applied);
+    assert!(
+        after["first_log_index"].as_u64().unwrap() > 0,
+        "purged log restored as unpurged: {after}"
+    );
+    let c = connect(&server, LONG).await;
+    let problems = check_all(&c, &expected).await;
+    assert!(problems.is_empty(), "after restart: {problems:?}");
+    assert_eq!(c.get_children("/s").await.unwrap().len(), 300);
+}
+
+mod damage {
+    use super::*;
+
+    /// Fills a server with ~300 nodes of 2 KB, closes its client and stops
+    /// it cleanly. Returns the status it had before stopping.
+    pub async fn filled_and_stopped(server: &mut ServerProc) -> (u64, String, u64, u64) {
+        let c = connect(server, LONG).await;
+        c.create("/f", "", CreateMode::Persistent).await.unwrap();
+        // One after another, so the log holds ~300 entries.
+        for i in 0..300u32 {
+            c.create(
+                &format!("/f/n{i}"),
+                vec![b'a' + (i % 26) as u8; 2048],
+                CreateMode::Persistent,
+            )
+            .await
+            .expect("create");
+        }
+        c.close().await.unwrap();
+        let st = stable_status(server).await;
+        let exit = tokio::task::block_in_place(|| server.terminate()).expect("exited");
+        assert!(exit.success(), "{exit}");
+        st
+    }
+
+    /// Starts the server on its (damaged) folder and expects it to refuse:
+    /// exit non-zero within a few seconds. Returns its stderr.
+    pub fn start_expecting_refusal(server: &ServerProc, damage: &str) -> String {
+        let mut child = server
+            .command()
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn warden-server");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                let out = child.wait_with_output().expect("output");
+                let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+                assert!(
+                    !status.success(),
+                    "the server exited successfully on a damaged folder ({damage}); stderr:\n{stderr}"
+                );
+                return stderr;
+            }
+            let healthy = server
+                .http_get("/health")
+                .map(|(code, _)| code == 200)
+                .unwrap_or(false);
+            if healthy || Instant::now() > deadline {
+                let status = server
+                    .http_get("/status")
+                    .map(|(_, b)| b)
+                    .unwrap_or_default();
+                let _ = child.kill();
+                let out = child.wait_with_output().expect("output");
+                panic!(
+                    "warden-server started serving a damaged data folder ({damage}) instead of refusing it.\n\
+                     /status: {status}\nfolder:\n{}\nstderr:\n{}",
+                    listing(&server.data_dir()),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_database_file_is_refused() {
+    let mut server = ServerProc::start();
+    damage::filled_and_stopped(&mut server).await;
+    let victim = largest_file(&server.data_dir().join("sled"));
+    let len = std::fs::metadata(&victim).unwrap().len();
+    truncate_half(&victim);
+    let what = format!(
+        "{} truncated from {len} to {} bytes",
+        victim.display(),
+        len / 2
+    );
+    let stderr = tokio::task::block_in_place(|| damage::start_expecting_refusal(&server, &what));
+    eprintln!("{what}: refused with:\n{stderr}");
+    assert!(
+        stderr.contains("damaged"),
+        "stderr does not say the data folder is damaged ({what}):\n{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_in_the_database_file_is_refused() {
+    let mut server = ServerProc::start();
+    damage::filled_and_stopped(&mut server).await;
+    let victim = largest_file(&server.data_dir().join("sled"));
+    let mut bytes = std::fs::read(&victim).unwrap();
+    let len = bytes.len();
+    let (start, n) = (len / 2 - 4096, 8192.min(len / 2));
+    let mut rng = rand::rng();
+    for b in &mut bytes[start..start + n] {
+        *b = rng.random();
+    }
+    std::fs::write(&victim, &bytes).unwrap();
+    let what = format!(
+        "{} ({len} bytes) overwritten with {n} random bytes at offset {start}",
+        victim.display()
+    );
+    let stderr = tokio::task::block_in_place(|| damage::start_expecting_refusal(&server, &what));
+    eprintln!("{what}: refused with:\n{stderr}");
+    assert!(
+        stderr.contains("damaged"),
+        "stderr does not say the data folder is damaged ({what}):\n{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "not detectable today: durable.N is the only record independent of sled; with it deleted, a consistently truncated sled log looks like a shorter history (see closing notes)"]
+async fn a_truncated_database_file_is_refused_even_without_watermarks() {
+    let mut server = ServerProc::start();
+    damage::filled_and_stopped(&mut server).await;
+    for f in ["durable.0", "durable.1"] {
+        std::fs::remove_file(server.data_dir().join(f)).unwrap();
+    }
+    let victim = largest_file(&server.data_dir().join("sled"));
+    let len = std::fs::metadata(&victim).unwrap().len();
+    truncate_half(&victim);
+    let what = format!(
+        "{} truncated from {len} to {} bytes, durable.0/1 removed",
+        victim.display(),
+        len / 2
+    );
+    let stderr = tokio::task::block_in_place(|| damage::start_expecting_refusal(&server, &what));
+    assert!(stderr.contains("damaged"), "({what}):\n{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_durable_watermarks_are_only_advisory() {
+    let mut server = ServerProc::start();
+    let (applied, hash, znodes, _) = damage::filled_and_stopped(&mut server).await;
+    for f in ["durable.0", "durable.1"] {
+        let p = server.data_dir().join(f);
+        assert!(p.exists(), "{} missing after a clean stop", p.display());
+        std::fs::remove_file(p).unwrap();
+    }
+    tokio::task::block_in_place(|| server.restart());
+    let st = server.status();
+    assert_eq!(st["state_hash"].as_str().unwrap(), hash);
+    assert_eq!(st["znodes"].as_u64().unwrap(), znodes);
+    assert!(st["last_applied"].as_u64().unwrap() >= applied);
+    let c = connect(&server, LONG).await;
+    assert_eq!(c.get_children("/f").await.unwrap().len(), 300);
+    let (data, _) = c.get_data("/f/n27").await.unwrap();
+    assert_eq!(data, vec![b'b'; 2048]);
+    // Writes work, and a later clean stop writes the watermarks again.
+    c.create("/f/after", "x", CreateMode::Persistent)
+        .await
+        .unwrap();
+    c.close().await.unwrap();
+    let exit = tokio::task::block_in_place(|| server.terminate()).unwrap();
+    assert!(exit.success());
+    assert!(server.data_dir().join("durable.0").exists());
+}
+
+/// A crash between the two halves of a log purge — `last_purged` made
+/// durable by a concurrent flush, the removal of the purged entries not yet
+/// — leaves entries at or below `last_purged` in the log. Those entries are
+/// covered by the snapshot, so nothing is lost and the folder must start.
+///
+/// The state is built exactly: the same history is logged twice (a copy of
+/// the folder taken before the snapshot), then the pre-purge entries are put
+/// back beside the snapshot and `last_purged` that the purge wrote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_the_halves_of_a_log_purge_leaves_a_startable_folder() {
+    use warden_server::raft::store::Store;
+
+    let mut server = ServerProc::start_with(ServerOpts {
+        snapshot_every: Some(100_000),
+        ..Default::default()
+    });
+    let c = connect(&server, LONG).await;
+    for i in 0..120 {
+        c.create(&format!("/p{i}"), "x", CreateMode::Persistent)
+            .await
+            .unwrap();
+    }
+    c.close().await.unwrap();
+    assert!(tokio::task::block_in_place(|| server.terminate())
+        .unwrap()
+        .success());
+    let before_snapshot = tempfile::tempdir().unwrap();
+    copy_dir(&server.data_dir(), before_snapshot.path());
+
+    // Same folder, now with snapshots: the restart snapshots and purges.
+    server.opts.snapshot_every = Some(50);
+    tokio::task::block_in_place(|| server.restart());
+    let c = connect(&server, LONG).await;
+    for i in 0..5 {
+        c.create(&format!("/q{i}"), "y", CreateMode::Persistent)
+            .await
+            .unwrap();
+    }
+    c.close().await.unwrap();
+    wait_until("a snapshot and a purge", STEP, || async {
+        server.status()["first_log_index"].as_u64().unwrap_or(0) > 0
+    })
+    .await;
+    let (_, hash, znodes, _) = stable_status(&server).await;
+    assert!(tokio::task::block_in_place(|| server.terminate())
+        .unwrap()
+        .success());
+
+    // Put the purged entries back, as if their removal never reached disk.
+    let (restored, first_before) = {
+        let live = Store::open(&server.data_dir()).expect("open the live folder");
+        let old = Store::open(before_snapshot.path()).expect("open the copy");
+        let first_before = live.logs.iter().next().unwrap().unwrap().0.to_vec();
+        let mut restored = 0;
+        for item in old.logs.iter() {
+            let (k, v) = item.unwrap();
+            if !live.logs.contains_key(&k).unwrap() {
+                live.logs.insert(k, v).unwrap();
+                restored += 1;
+            }
+        }
+        live.db.flush().unwrap();
+        (restored, first_before)
+    };
+    assert!(restored > 0, "no purged entry to restore");
+    eprintln!(
+        "restored {restored} purged entries below entry {}",
+        u64::from_be_bytes(first_before.try_into().unwrap())
+    );
+
+    let out = server.replay(None);
+    let replay_err =
+        (!out.status.success()).then(|| String::from_utf8_lossy(&out.stderr).to_string());
+    let mut child = server
+        .command()
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = wait_until_started_or_exited(&server, &mut child);
+    let st = started.is_ok().then(|| server.status());
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        started.is_ok() && replay_err.is_none(),
+        "the folder is refused: server: {started:?}; replay: {replay_err:?}"
+    );
+    let st = st.unwrap();
+    assert_eq!(st["state_hash"].as_str().unwrap(), hash);
+    assert_eq!(st["znodes"].as_u64().unwrap(), znodes);
+}
