@@ -65,6 +65,10 @@ pub enum Command {
     Watch(WatchArgs),
     /// Measure create, set, get and delete throughput with many sessions
     Bench(crate::bench::BenchArgs),
+    /// Run a command while holding a lock; exit with its status
+    Lock(crate::exec::LockArgs),
+    /// Run a command only while leader of an election, stopping it on loss
+    Elect(crate::exec::ElectArgs),
 }
 
 #[derive(Debug, Args)]
@@ -155,6 +159,8 @@ pub enum CliError {
     Op(Error),
     /// Writing the output failed (exit 1; a closed pipe is not an error).
     Output(io::Error),
+    /// A command run by `lock` or `elect` ended with this status.
+    Exit(ExitCode),
 }
 
 impl From<Error> for CliError {
@@ -185,12 +191,14 @@ impl CliError {
             ),
             CliError::Op(e) => e.to_string(),
             CliError::Output(e) => format!("cannot write output: {e}"),
+            CliError::Exit(_) => String::new(),
         }
     }
 
     fn exit_code(&self) -> ExitCode {
         match self {
             CliError::Connect { .. } => ExitCode::from(2),
+            CliError::Exit(code) => *code,
             _ => ExitCode::from(1),
         }
     }
@@ -201,6 +209,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     match execute(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(CliError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(CliError::Exit(code)) => code,
         Err(e) => {
             let _ = writeln!(io::stderr().lock(), "error: {}", e.message());
             e.exit_code()
@@ -246,6 +255,8 @@ pub async fn dispatch(ctx: &Context, command: Command) -> Result<(), CliError> {
         Command::Delete(args) => delete(ctx, args).await,
         Command::Watch(args) => watch(ctx, args).await,
         Command::Bench(args) => Ok(crate::bench::run(&ctx.servers, &ctx.options, args).await?),
+        Command::Lock(args) => Err(CliError::Exit(crate::exec::lock(&ctx.client, args).await?)),
+        Command::Elect(args) => Err(CliError::Exit(crate::exec::elect(&ctx.client, args).await?)),
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod bench;
 mod cli;
+mod exec;
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -43,9 +43,12 @@ pub(crate) type StreamSender = mpsc::UnboundedSender<StreamSignal>;
 /// A one-shot watch set by `get_data_w`, `exists_w` or `get_children_w`.
 ///
 /// It is a future so waiting for "the next change" composes with `select!`
-/// and timeouts. It resolves once: with the event, or with `ConnectionLoss`
-/// / `SessionExpired` if the session goes away first (the watch cannot be
-/// trusted then, so re-read and re-watch).
+/// and timeouts. It resolves once: with the event, or with `SessionExpired`
+/// if the session is lost first (or `ConnectionLoss` if the client stopped
+/// because every handle was dropped); the watch cannot be trusted then, so
+/// re-read and re-watch. A broken connection alone does not resolve it: the
+/// client re-registers the watch when it reconnects, and it fires then if
+/// the node changed in between.
 #[derive(Debug)]
 #[must_use = "a watch does nothing unless awaited"]
 pub struct OneshotWatch {
@@ -78,7 +81,10 @@ impl Future for OneshotWatch {
 ///
 /// A stream because a persistent watch fires many times. It ends when the
 /// watch is removed (after yielding `PersistentWatchRemoved`) or when the
-/// session goes away; [`WatchStream::end_reason`] then tells which.
+/// session is lost; [`WatchStream::end_reason`] then tells which. It does
+/// not end when the connection breaks: the client re-registers it on
+/// reconnecting (as in ZooKeeper, changes made while disconnected are not
+/// replayed to it).
 /// Dropping it stops local delivery; the server-side watch stays until
 /// `remove_watches` or the end of the session.
 #[derive(Debug)]
@@ -102,8 +108,8 @@ impl WatchStream {
         )
     }
 
-    /// Why the stream ended: `Some(error)` if the session went away,
-    /// `None` while it runs or if the watch was removed.
+    /// Why the stream ended: `Some(error)` (`SessionExpired`) if the
+    /// session was lost, `None` while it runs or if the watch was removed.
     pub fn end_reason(&self) -> Option<&Error> {
         self.end_reason.as_ref()
     }
@@ -256,6 +262,28 @@ impl WatchRegistry {
         }
     }
 
+    /// The paths to re-register after a reconnect, each once, sorted.
+    /// Watchers whose handle was dropped are forgotten first, so nothing is
+    /// re-registered for nobody.
+    pub fn paths(&mut self) -> WatchedPaths {
+        fn live<T>(map: &mut HashMap<String, Vec<T>>, closed: impl Fn(&T) -> bool) -> Vec<String> {
+            map.retain(|_, list| {
+                list.retain(|tx| !closed(tx));
+                !list.is_empty()
+            });
+            let mut paths: Vec<String> = map.keys().cloned().collect();
+            paths.sort();
+            paths
+        }
+        WatchedPaths {
+            data: live(&mut self.data, OneshotSender::is_closed),
+            exist: live(&mut self.exist, OneshotSender::is_closed),
+            child: live(&mut self.child, OneshotSender::is_closed),
+            persistent: live(&mut self.persistent, StreamSender::is_closed),
+            recursive: live(&mut self.recursive, StreamSender::is_closed),
+        }
+    }
+
     /// Number of registered watchers (live or not yet pruned).
     #[cfg(test)]
     pub fn len(&self) -> usize {
@@ -283,6 +311,26 @@ impl WatchRegistry {
             AddWatchMode::Persistent => &mut self.persistent,
             AddWatchMode::PersistentRecursive => &mut self.recursive,
         }
+    }
+}
+
+/// The paths a client has watches on, by kind (client paths).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct WatchedPaths {
+    pub data: Vec<String>,
+    pub exist: Vec<String>,
+    pub child: Vec<String>,
+    pub persistent: Vec<String>,
+    pub recursive: Vec<String>,
+}
+
+impl WatchedPaths {
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+            && self.exist.is_empty()
+            && self.child.is_empty()
+            && self.persistent.is_empty()
+            && self.recursive.is_empty()
     }
 }
 
@@ -524,6 +572,36 @@ mod tests {
             Some(ErrorCode::SessionExpired)
         );
         assert_eq!(reg.len(), 0);
+    }
+
+    #[test]
+    fn paths_lists_live_watches_once_by_kind() {
+        let mut reg = WatchRegistry::default();
+        let _d1 = oneshot(&mut reg, OneshotKind::Data, "/b");
+        let _d2 = oneshot(&mut reg, OneshotKind::Data, "/b");
+        let _d3 = oneshot(&mut reg, OneshotKind::Data, "/a");
+        let gone = oneshot(&mut reg, OneshotKind::Data, "/gone");
+        drop(gone);
+        let _e = oneshot(&mut reg, OneshotKind::Exist, "/new");
+        let _c = oneshot(&mut reg, OneshotKind::Child, "/a");
+        let _p = stream(&mut reg, AddWatchMode::Persistent, "/p");
+        let _r = stream(&mut reg, AddWatchMode::PersistentRecursive, "/");
+        let dropped = stream(&mut reg, AddWatchMode::Persistent, "/dropped");
+        drop(dropped);
+        let paths = reg.paths();
+        assert_eq!(
+            paths,
+            WatchedPaths {
+                data: vec!["/a".into(), "/b".into()],
+                exist: vec!["/new".into()],
+                child: vec!["/a".into()],
+                persistent: vec!["/p".into()],
+                recursive: vec!["/".into()],
+            }
+        );
+        assert!(!paths.is_empty());
+        assert_eq!(reg.len(), 7, "dropped watchers are forgotten");
+        assert!(WatchRegistry::default().paths().is_empty());
     }
 
     #[test]

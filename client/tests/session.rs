@@ -7,8 +7,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use support::MockServer;
 use warden_client::{
-    AddWatchMode, Client, ConnectOptions, CreateMode, CreateOptions, Error, ErrorCode, EventType,
-    MultiError, Op, OpResult, WatcherType,
+    AddWatchMode, Client, ConnectOptions, ConnectionState, CreateMode, CreateOptions, Error,
+    ErrorCode, EventType, MultiError, Op, OpResult, WatcherType,
 };
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -322,57 +322,64 @@ async fn close_ends_the_session_and_its_ephemerals() {
 }
 
 #[tokio::test]
-async fn a_dead_stream_fails_pending_calls_and_watches() {
+async fn a_broken_stream_fails_calls_in_flight_but_keeps_the_session_and_its_watches() {
     let server = MockServer::start().await;
     let c = connect(&server).await;
+    let id = c.session_id();
     c.create("/k", "", CreateMode::Persistent).await.unwrap();
     let (_, _, watch) = c.get_data_w("/k").await.unwrap();
     let mut stream = c
         .add_watch("/", AddWatchMode::PersistentRecursive)
         .await
         .unwrap();
+    let mut states = c.state_changes();
+    assert_eq!(c.state(), ConnectionState::Connected);
 
-    let e = within(c.get_data("/__kill")).await.unwrap_err();
+    // A create in flight when the stream dies: its outcome is unknown.
+    let e = within(c.create("/__kill", "", CreateMode::Persistent))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), ErrorCode::ConnectionLoss);
     assert!(e.to_string().starts_with("ConnectionLoss: "), "{e}");
     assert_eq!(
-        within(watch).await.unwrap_err().code(),
-        ErrorCode::ConnectionLoss
+        within(states.next()).await,
+        Some(ConnectionState::Suspended)
     );
-    assert!(within(stream.next()).await.is_none());
     assert_eq!(
-        stream.end_reason().map(Error::code),
-        Some(ErrorCode::ConnectionLoss)
+        within(states.next()).await,
+        Some(ConnectionState::Reconnected)
     );
-    let e = c.exists("/k").await.unwrap_err();
-    assert_eq!(e.code(), ErrorCode::ConnectionLoss);
-    assert!(c.close().await.is_err());
+    assert_eq!(c.state(), ConnectionState::Reconnected);
+    assert_eq!(c.session_id(), id, "the same session, resumed");
 
-    // The session itself lives on: it can be resumed with id + password.
-    let resumed = Client::connect(
-        &server.connect_string(),
-        ConnectOptions {
-            session_id: Some(c.session_id()),
-            password: c.session_password(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    assert_eq!(resumed.session_id(), c.session_id());
-    resumed.close().await.unwrap();
+    // The watches survived the reconnect.
+    server.mock.external_set("/k", b"x");
+    let ev = within(watch).await.unwrap();
+    assert_eq!(
+        (ev.event_type, ev.path.as_str()),
+        (EventType::NodeDataChanged, "/k")
+    );
+    let ev = within(stream.next()).await.unwrap();
+    assert_eq!(
+        (ev.event_type, ev.path.as_str()),
+        (EventType::NodeDataChanged, "/k")
+    );
+    assert!(c.exists("/k").await.unwrap().is_some());
 
+    // Resuming by hand still needs the right password.
     let e = Client::connect(
         &server.connect_string(),
         ConnectOptions {
-            session_id: Some(c.session_id()),
+            session_id: Some(id),
             password: b"wrong".to_vec(),
             ..Default::default()
         },
     )
     .await
     .unwrap_err();
-    assert_eq!(e.code(), ErrorCode::SessionExpired);
+    assert_eq!(e.code(), ErrorCode::AuthFailed);
+    c.close().await.unwrap();
+    assert_eq!(c.state(), ConnectionState::Closed);
 }
 
 #[tokio::test]
@@ -434,20 +441,34 @@ async fn idle_sessions_ping() {
 }
 
 #[tokio::test]
-async fn a_silent_server_is_detected() {
+async fn a_silent_server_is_detected_and_left() {
     let server = MockServer::start().await;
     let c = Client::connect(
         &server.connect_string(),
         ConnectOptions {
-            session_timeout: Duration::from_millis(300),
+            session_timeout: Duration::from_millis(600),
             ..Default::default()
         },
     )
     .await
     .unwrap();
+    let mut states = c.state_changes();
     let started = std::time::Instant::now();
-    let e = within(c.get_data("/__mute")).await.unwrap_err();
+    let e = within(c.create("/__mute", "", CreateMode::Persistent))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), ErrorCode::ConnectionLoss);
     assert!(e.to_string().contains("no answer"), "{e}");
     assert!(started.elapsed() < Duration::from_secs(2));
+    // A new stream is not muted: the session carries on.
+    assert_eq!(
+        within(states.next()).await,
+        Some(ConnectionState::Suspended)
+    );
+    assert_eq!(
+        within(states.next()).await,
+        Some(ConnectionState::Reconnected)
+    );
+    c.exists("/").await.unwrap();
+    c.close().await.unwrap();
 }

@@ -126,6 +126,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         proposer: proposer.clone(),
         config: config.clone(),
         shutdown: stop_rx.clone(),
+        turns: Arc::default(),
     };
 
     let expirer = tokio::spawn(expire_sessions(ctx.clone()));

@@ -18,7 +18,11 @@ pub fn bin_dir() -> PathBuf {
         return PathBuf::from(d);
     }
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().expect("deps dir").parent().expect("profile dir");
+    let dir = exe
+        .parent()
+        .expect("deps dir")
+        .parent()
+        .expect("profile dir");
     dir.to_path_buf()
 }
 
@@ -163,7 +167,11 @@ impl ServerProc {
                     return Err(format!("exited with {st}"));
                 }
             }
-            if self.http_get("/health").map(|(code, _)| code == 200).unwrap_or(false) {
+            if self
+                .http_get("/health")
+                .map(|(code, _)| code == 200)
+                .unwrap_or(false)
+            {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -237,7 +245,10 @@ impl ServerProc {
         let (_, body) = self.http_get("/metrics").expect("GET /metrics");
         body.lines()
             .filter(|l| !l.starts_with('#'))
-            .filter(|l| l.starts_with(name) && (l[name.len()..].starts_with(' ') || l[name.len()..].starts_with('{')))
+            .filter(|l| {
+                l.starts_with(name)
+                    && (l[name.len()..].starts_with(' ') || l[name.len()..].starts_with('{'))
+            })
             .filter(|l| labels.is_empty() || l.contains(labels))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
@@ -275,7 +286,10 @@ pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     Ok((code, body))
 }
 
@@ -300,7 +314,10 @@ where
         if f().await {
             return;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -309,7 +326,10 @@ where
 pub fn wait_until_sync(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !f() {
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -317,6 +337,225 @@ pub fn wait_until_sync(what: &str, timeout: Duration, mut f: impl FnMut() -> boo
 /// Truncates a file to half its size (for damage tests).
 pub fn truncate_half(p: &Path) {
     let len = std::fs::metadata(p).expect("file exists").len();
-    let f = std::fs::OpenOptions::new().write(true).open(p).expect("open");
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(p)
+        .expect("open");
     f.set_len(len / 2).expect("truncate");
+}
+
+/// A loopback TCP proxy in front of a server, so a test can break a
+/// client's connections (or stall them) without touching the server.
+///
+/// Plain threads, no async runtime: it keeps working whatever the test's
+/// runtime is doing. Each accepted connection gets one thread per
+/// direction; `cut` shuts every current connection down at once, `pause`
+/// stops accepting and forwarding (bytes wait in the socket buffers, as on
+/// a stalled network) until unpaused.
+pub struct Proxy {
+    port: u16,
+    shared: std::sync::Arc<ProxyShared>,
+    accept: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct ProxyShared {
+    stop: std::sync::atomic::AtomicBool,
+    /// Nothing is accepted or forwarded while set.
+    paused: std::sync::atomic::AtomicBool,
+    /// Nothing is forwarded from the server to clients while set.
+    replies_paused: std::sync::atomic::AtomicBool,
+    /// Both sockets of every live connection, by id.
+    conns: std::sync::Mutex<std::collections::HashMap<u64, (TcpStream, TcpStream)>>,
+    accepted: std::sync::atomic::AtomicU64,
+}
+
+impl Proxy {
+    /// Listens on a free loopback port and forwards to `127.0.0.1:target_port`.
+    pub fn start(target_port: u16) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking listener");
+        let port = listener.local_addr().expect("proxy address").port();
+        let shared = std::sync::Arc::new(ProxyShared::default());
+        let accept = {
+            let shared = shared.clone();
+            std::thread::spawn(move || proxy_accept(listener, target_port, shared))
+        };
+        Proxy {
+            port,
+            shared,
+            accept: Some(accept),
+        }
+    }
+
+    /// The port clients connect to.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `127.0.0.1:PORT` for a connect string.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Drops every current connection (both sides see it closed); new
+    /// connections are accepted as usual.
+    pub fn cut(&self) {
+        let conns: Vec<(TcpStream, TcpStream)> = self
+            .shared
+            .conns
+            .lock()
+            .expect("proxy lock")
+            .drain()
+            .map(|(_, c)| c)
+            .collect();
+        for (client, server) in conns {
+            let _ = client.shutdown(std::net::Shutdown::Both);
+            let _ = server.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// Stops (true) or resumes (false) accepting and forwarding. While
+    /// paused, new connections wait in the listen backlog and bytes wait
+    /// in the socket buffers.
+    pub fn pause(&self, paused: bool) {
+        use std::sync::atomic::Ordering;
+        self.shared.paused.store(paused, Ordering::SeqCst);
+    }
+
+    /// Stops (true) or resumes (false) forwarding from the server to the
+    /// clients only: requests still reach the server, answers wait.
+    pub fn pause_replies(&self, paused: bool) {
+        use std::sync::atomic::Ordering;
+        self.shared.replies_paused.store(paused, Ordering::SeqCst);
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> u64 {
+        self.shared
+            .accepted
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Connections open now.
+    pub fn open_connections(&self) -> usize {
+        self.shared.conns.lock().expect("proxy lock").len()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.shared
+            .stop
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.pause(false);
+        self.pause_replies(false);
+        self.cut();
+        if let Some(t) = self.accept.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn proxy_accept(listener: TcpListener, target_port: u16, shared: std::sync::Arc<ProxyShared>) {
+    use std::sync::atomic::Ordering;
+    let mut next_id = 0u64;
+    while !shared.stop.load(Ordering::SeqCst) {
+        if shared.paused.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(5));
+            continue;
+        }
+        let client = match listener.accept() {
+            Ok((client, _)) => client,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            }
+            Err(_) => continue,
+        };
+        let Ok(server) = TcpStream::connect(("127.0.0.1", target_port)) else {
+            // Nothing behind the proxy: the client sees its connection closed.
+            drop(client);
+            continue;
+        };
+        let _ = client.set_nonblocking(false);
+        let _ = client.set_nodelay(true);
+        let _ = server.set_nodelay(true);
+        next_id += 1;
+        let id = next_id;
+        let (Ok(c2), Ok(s2), Ok(c3), Ok(s3)) = (
+            client.try_clone(),
+            server.try_clone(),
+            client.try_clone(),
+            server.try_clone(),
+        ) else {
+            continue;
+        };
+        shared
+            .conns
+            .lock()
+            .expect("proxy lock")
+            .insert(id, (c3, s3));
+        shared.accepted.fetch_add(1, Ordering::SeqCst);
+        for (from, to, replies) in [(client, s2, false), (server, c2, true)] {
+            let shared = shared.clone();
+            std::thread::spawn(move || proxy_pump(id, from, to, replies, shared));
+        }
+    }
+}
+
+/// Copies one direction of one connection until either side closes.
+/// Bytes read while forwarding is held are kept until it is released (or
+/// the connection is cut), so nothing slips through a pause.
+fn proxy_pump(
+    id: u64,
+    mut from: TcpStream,
+    mut to: TcpStream,
+    replies: bool,
+    shared: std::sync::Arc<ProxyShared>,
+) {
+    use std::sync::atomic::Ordering;
+    let held = || {
+        shared.paused.load(Ordering::SeqCst)
+            || (replies && shared.replies_paused.load(Ordering::SeqCst))
+    };
+    let cut = || {
+        shared.stop.load(Ordering::SeqCst)
+            || !shared.conns.lock().expect("proxy lock").contains_key(&id)
+    };
+    let _ = from.set_read_timeout(Some(Duration::from_millis(20)));
+    let mut buf = vec![0u8; 64 * 1024];
+    'copy: loop {
+        while held() {
+            if cut() {
+                break 'copy;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let n = match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                continue
+            }
+            Err(_) => break,
+        };
+        while held() {
+            if cut() {
+                break 'copy;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if cut() || to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = from.shutdown(std::net::Shutdown::Both);
+    let _ = to.shutdown(std::net::Shutdown::Both);
+    shared.conns.lock().expect("proxy lock").remove(&id);
 }

@@ -1,7 +1,7 @@
 //! Opening a session stream on one server of the ensemble.
 //!
-//! Kept apart from the session task so that reconnecting (a later step:
-//! resume the same session on another server) can reuse it unchanged.
+//! Kept apart from the session task: the first connect ([`connect_any`])
+//! and every reconnect ([`connect_round`]) go through the same attempt.
 
 use std::error::Error as StdError;
 use std::time::Duration;
@@ -83,6 +83,66 @@ pub(crate) async fn connect_any(
         servers: tried,
         last_error,
     })
+}
+
+/// Why a round of reconnect attempts failed.
+pub(crate) enum RoundError {
+    /// A server refused the session itself (expired, wrong password): no
+    /// other server will take it either.
+    Refused(Error),
+    /// No server accepted, for reasons another round may not have.
+    NoServer(Error),
+}
+
+/// One round of reconnect attempts: every server once, in random order
+/// but `last` (the server the broken connection was to) at the end, each
+/// given at most `per_attempt`.
+pub(crate) async fn connect_round(
+    servers: &[ServerAddr],
+    connect: &proto::Connect,
+    per_attempt: Duration,
+    last: Option<&ServerAddr>,
+) -> Result<Connection, RoundError> {
+    let order = round_order(servers, last);
+    let mut tried = Vec::new();
+    let mut last_error = String::from("no server to try");
+    for server in order {
+        tracing::debug!(
+            %server,
+            session = format_args!("{:#x}", connect.session_id),
+            last_zxid = connect.last_zxid,
+            "reconnect attempt"
+        );
+        tried.push(server.to_string());
+        match tokio::time::timeout(per_attempt, connect_one(&server, connect, per_attempt)).await {
+            Ok(Ok(conn)) => return Ok(conn),
+            Ok(Err(AttemptError::Fatal(e))) => return Err(RoundError::Refused(e)),
+            Ok(Err(AttemptError::Retry(why))) => {
+                tracing::debug!(%server, %why, "reconnect attempt failed");
+                last_error = format!("{server}: {why}");
+            }
+            Err(_) => {
+                tracing::debug!(%server, ?per_attempt, "reconnect attempt timed out");
+                last_error = format!("{server}: no answer within {} ms", per_attempt.as_millis());
+            }
+        }
+    }
+    Err(RoundError::NoServer(Error::NoServer {
+        servers: tried,
+        last_error,
+    }))
+}
+
+/// The servers in random order, `last` (if among them) moved to the end,
+/// so a reconnect tries the other servers first.
+fn round_order(servers: &[ServerAddr], last: Option<&ServerAddr>) -> Vec<ServerAddr> {
+    let mut order = servers.to_vec();
+    order.shuffle(&mut rand::rng());
+    if let Some(i) = last.and_then(|l| order.iter().position(|s| s == l)) {
+        let server = order.remove(i);
+        order.push(server);
+    }
+    order
 }
 
 /// Opens the stream on one server and waits for `Connected`.
@@ -176,4 +236,36 @@ fn describe_status(status: &tonic::Status) -> String {
         text.push_str(&describe(source));
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(port: u16) -> ServerAddr {
+        ServerAddr {
+            host: "127.0.0.1".into(),
+            port,
+        }
+    }
+
+    #[test]
+    fn a_round_tries_every_server_once_the_last_one_last() {
+        let servers: Vec<ServerAddr> = (1..=4).map(addr).collect();
+        let mut firsts = std::collections::HashSet::new();
+        for _ in 0..100 {
+            let order = round_order(&servers, Some(&addr(2)));
+            assert_eq!(order.len(), 4);
+            assert_eq!(order[3], addr(2));
+            let mut sorted = order.clone();
+            sorted.sort_by_key(|s| s.port);
+            assert_eq!(sorted, servers);
+            firsts.insert(order[0].port);
+        }
+        assert!(firsts.len() > 1, "the order is random: {firsts:?}");
+        // One server, or none to avoid: just a shuffle.
+        assert_eq!(round_order(&[addr(1)], Some(&addr(1))), vec![addr(1)]);
+        assert_eq!(round_order(&servers, Some(&addr(9))).len(), 4);
+        assert_eq!(round_order(&servers, None).len(), 4);
+    }
 }

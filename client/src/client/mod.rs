@@ -1,10 +1,13 @@
 //! [`Client`]: a session with a Warden ensemble, and every operation on it.
 //!
 //! `connect` opens one session stream (see `connect`); a background task
-//! (see `session`) owns it. A `Client` is a cheap handle to that task: clone
-//! it freely, every clone shares the session.
+//! (see `session`) owns it, and reconnects when it breaks. A `Client` is a
+//! cheap handle to that task: clone it freely, every clone shares the
+//! session. Retries of idempotent operations and protected creates (see
+//! `protected`) happen here, on the caller's side of the task.
 
 mod connect;
+mod protected;
 mod session;
 
 use std::fmt;
@@ -16,10 +19,13 @@ use warden_proto::v1 as proto;
 use warden_proto::v1::request::Op as ReqOp;
 use warden_proto::v1::response::Result as Res;
 
-use self::session::{Command, SessionTask, Shared, WatchRequest};
+use self::protected::Protected;
+use self::session::{Command, SessionTask, Settings, Shared, WatchRequest};
 use crate::connect_string::{ConnectString, ServerAddr};
 use crate::error::{Error, ErrorCode, MultiError};
 use crate::path::{validate_path, Chroot};
+use crate::retry::RetryPolicy;
+use crate::state::{ConnectionState, StateStream};
 use crate::types::{
     required_stat, Acl, AddWatchMode, CreateMode, CreateOptions, Op, OpResult, Stat, WatcherType,
 };
@@ -35,6 +41,8 @@ pub struct ConnectOptions {
     /// (see [`Client::session_timeout`] for the one granted). Default 10 s.
     pub session_timeout: Duration,
     /// How long `connect` may take in total, over all servers. Default 5 s.
+    /// When reconnecting, each attempt on one server gets at most this
+    /// (and a share of the session timeout).
     pub connect_timeout: Duration,
     /// Resume this session instead of opening a new one (with `password`).
     pub session_id: Option<u64>,
@@ -42,6 +50,13 @@ pub struct ConnectOptions {
     pub password: Vec<u8>,
     /// A name for this client in the server's logs and status.
     pub client_name: String,
+    /// Back-off between reconnect rounds, and how idempotent operations
+    /// that fail with `ConnectionLoss` are retried.
+    pub retry: RetryPolicy,
+    /// After the session is lost, open a new one (a new id) and carry on
+    /// (`Lost`, then `Reconnected`). When false, a lost client stays lost:
+    /// every call fails with `SessionExpired`. Default true.
+    pub renew_expired_session: bool,
 }
 
 impl Default for ConnectOptions {
@@ -52,6 +67,8 @@ impl Default for ConnectOptions {
             session_id: None,
             password: Vec::new(),
             client_name: format!("warden-client/{}", env!("CARGO_PKG_VERSION")),
+            retry: RetryPolicy::default(),
+            renew_expired_session: true,
         }
     }
 }
@@ -64,6 +81,8 @@ impl fmt::Debug for ConnectOptions {
             .field("session_id", &self.session_id.map(|id| format!("{id:#x}")))
             .field("password", &"<redacted>")
             .field("client_name", &self.client_name)
+            .field("retry", &self.retry)
+            .field("renew_expired_session", &self.renew_expired_session)
             .finish()
     }
 }
@@ -73,9 +92,14 @@ impl fmt::Debug for ConnectOptions {
 /// This is the handle every operation goes through. It is cheap to clone
 /// (an `Arc` inside) and all clones share one session, one stream and one
 /// ordered queue, so requests from many tasks are pipelined yet reach the
-/// server in call order. Dropping the last clone drops the connection
-/// without closing the session (it then expires after its timeout, as in
-/// ZooKeeper); call [`Client::close`] to end it at once, ephemerals and all.
+/// server in call order. Dropping the last clone stops the background task
+/// and drops the connection without closing the session (it then expires
+/// after its timeout, as in ZooKeeper); call [`Client::close`] to end it at
+/// once, ephemerals and all.
+///
+/// When the connection breaks the client resumes the session on a server of
+/// the connect string by itself; [`Client::state_changes`] tells what is
+/// happening. Calls made meanwhile wait (up to the session timeout).
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
@@ -86,14 +110,15 @@ struct Inner {
     shared: Arc<Shared>,
     chroot: Chroot,
     servers: Vec<ServerAddr>,
-    server: ServerAddr,
+    retry: RetryPolicy,
 }
 
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
             .field("session_id", &format!("{:#x}", self.session_id()))
-            .field("server", &self.inner.server.to_string())
+            .field("server", &self.inner.shared.server().to_string())
+            .field("state", &self.state())
             .field("chroot", &self.inner.chroot.prefix())
             .finish()
     }
@@ -107,6 +132,7 @@ impl Client {
     /// Fails with `ConnectionLoss` ([`Error::NoServer`]) when no server
     /// accepts within `opts.connect_timeout`, `SessionExpired` when the
     /// session to resume is gone, `BadArguments` for a bad connect string.
+    /// Once connected, the client reconnects by itself (see the crate docs).
     pub async fn connect(servers: &str, opts: ConnectOptions) -> Result<Client, Error> {
         let parsed = ConnectString::parse(servers)?;
         if opts.connect_timeout.is_zero() {
@@ -144,16 +170,23 @@ impl Client {
             }
         }
 
-        let shared = Arc::new(Shared::new(&conn.connected, timeout_ms));
-        let server = conn.server.clone();
+        let shared = Arc::new(Shared::new(&conn, timeout_ms));
         tracing::debug!(
-            session = format_args!("{:#x}", shared.session_id),
-            %server,
+            session = format_args!("{:#x}", shared.session_id()),
+            server = %conn.server,
             timeout_ms = shared.timeout().as_millis() as u64,
             "session established"
         );
         let (commands, rx) = mpsc::unbounded_channel();
-        let task = SessionTask::new(shared.clone(), parsed.chroot.clone(), rx, conn);
+        let settings = Settings {
+            servers: parsed.servers.clone(),
+            requested_timeout_ms: timeout_ms,
+            connect_timeout: opts.connect_timeout,
+            retry: opts.retry,
+            renew_expired_session: opts.renew_expired_session,
+            client_name: opts.client_name.clone(),
+        };
+        let task = SessionTask::new(shared.clone(), parsed.chroot.clone(), rx, conn, settings);
         tokio::spawn(task.run());
         Ok(Client {
             inner: Arc::new(Inner {
@@ -161,19 +194,21 @@ impl Client {
                 shared,
                 chroot: parsed.chroot,
                 servers: parsed.servers,
-                server,
+                retry: opts.retry,
             }),
         })
     }
 
-    /// The session's id (ZooKeeper's `sessionId`).
+    /// The session's id (ZooKeeper's `sessionId`). It changes when a lost
+    /// session is replaced by a new one (see
+    /// [`ConnectOptions::renew_expired_session`]).
     pub fn session_id(&self) -> u64 {
-        self.inner.shared.session_id
+        self.inner.shared.session_id()
     }
 
     /// The session's password: with [`Client::session_id`], what resumes it.
     pub fn session_password(&self) -> Vec<u8> {
-        self.inner.shared.password.clone()
+        self.inner.shared.password()
     }
 
     /// The session timeout the server granted.
@@ -191,9 +226,9 @@ impl Client {
         self.inner.shared.server_id()
     }
 
-    /// The address of the server this client is connected to.
-    pub fn server(&self) -> &ServerAddr {
-        &self.inner.server
+    /// The address of the server this client is (or was last) connected to.
+    pub fn server(&self) -> ServerAddr {
+        self.inner.shared.server()
     }
 
     /// Every server of the connect string.
@@ -206,10 +241,24 @@ impl Client {
         self.inner.chroot.prefix()
     }
 
+    /// The connection state now.
+    pub fn state(&self) -> ConnectionState {
+        self.inner.shared.state.get()
+    }
+
+    /// The connection state changes from now on (not the current state:
+    /// read [`Client::state`] for that).
+    pub fn state_changes(&self) -> StateStream {
+        self.inner.shared.state.subscribe()
+    }
+
     // ----- writes -------------------------------------------------------
 
     /// Creates a node and returns its path (with the sequence suffix for
     /// sequential modes). For TTL modes use [`Client::create_with`].
+    ///
+    /// Not retried: after a `ConnectionLoss` the node may or may not exist.
+    /// [`Client::create_protected`] settles that question.
     pub async fn create(
         &self,
         path: &str,
@@ -232,6 +281,93 @@ impl Client {
         let (created, stat) = self.create_inner(path, data.into(), options).await?;
         let stat = required_stat(stat, "create")?;
         Ok((created, stat))
+    }
+
+    /// Creates a node whose name carries a fresh random id
+    /// (`/locks/lock-` becomes `/locks/_c_<32 hex>-lock-<seq>`), so that
+    /// after a `ConnectionLoss` the client can tell whether the create
+    /// happened: it lists the parent's children and returns our node if
+    /// it is there, or creates it again (same id) per the retry policy.
+    /// Curator's `withProtection`; any mode works. Returns the full path.
+    pub async fn create_protected(
+        &self,
+        path: &str,
+        data: impl Into<Vec<u8>>,
+        mode: CreateMode,
+    ) -> Result<String, Error> {
+        let data = data.into();
+        let options = CreateOptions::new(mode);
+        options.validate()?;
+        let protected = Protected::new(path, mode.is_sequential())?;
+        let policy = self.inner.retry;
+        let mut retries = 0;
+        let mut maybe_created = false;
+        loop {
+            if maybe_created {
+                match self.find_protected(&protected).await {
+                    Ok(Some(found)) => {
+                        tracing::debug!(path = %found, "a protected create did happen");
+                        return Ok(found);
+                    }
+                    Ok(None) => {}
+                    Err(e) if self.should_retry(&e, retries) => {
+                        tokio::time::sleep(policy.delay(retries)).await;
+                        retries += 1;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            match self
+                .create_inner(&protected.path, data.clone(), options.clone())
+                .await
+            {
+                Ok((created, _)) => return Ok(created),
+                // Our id is in the name, so an existing node is ours.
+                Err(e)
+                    if maybe_created
+                        && !mode.is_sequential()
+                        && e.code() == ErrorCode::NodeExists =>
+                {
+                    return Ok(protected.path.clone())
+                }
+                Err(e) if self.should_retry(&e, retries) => {
+                    maybe_created = true;
+                    let pause = policy.delay(retries);
+                    retries += 1;
+                    tracing::debug!(
+                        path = %protected.path,
+                        error = %e,
+                        retry = retries,
+                        "a protected create lost its answer; checking after reconnecting"
+                    );
+                    tokio::time::sleep(pause).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Our protected node, if the parent has it. First a write barrier (a
+    /// `multi` with one check): writes are applied in the order the server
+    /// received them, so a create sent before the connection broke has
+    /// landed by the time the barrier is answered.
+    async fn find_protected(&self, protected: &Protected) -> Result<Option<String>, Error> {
+        match self
+            .multi(vec![Op::check(protected.parent.clone(), None)])
+            .await
+        {
+            Err(MultiError::Request(e)) if e.is_connection_loss() || e.is_session_expired() => {
+                return Err(e)
+            }
+            // Any answer, even NoNode, means the barrier passed.
+            _ => {}
+        }
+        match self.get_children(&protected.parent).await {
+            Ok(children) => Ok(protected.find_in(&children)),
+            Err(e) if e.code() == ErrorCode::NoNode => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     async fn create_inner(
@@ -279,7 +415,8 @@ impl Client {
     }
 
     /// Replaces a node's data; `version: Some(v)` only if it is at version
-    /// `v`. Returns the new stat.
+    /// `v`. Returns the new stat. Retried after a `ConnectionLoss` (so with
+    /// a version, a retry of a write that did land reports `BadVersion`).
     pub async fn set_data(
         &self,
         path: &str,
@@ -292,13 +429,14 @@ impl Client {
             data: data.into(),
             version,
         });
-        match self.call(path, op, None).await? {
+        match self.call_retrying(path, op).await? {
             Some(Res::Stat(stat)) => Ok(stat.into()),
             other => Err(unexpected("set_data", &other)),
         }
     }
 
     /// Replaces a node's ACL (stored, not enforced). Returns the new stat.
+    /// Retried after a `ConnectionLoss`.
     pub async fn set_acl(
         &self,
         path: &str,
@@ -311,7 +449,7 @@ impl Client {
             acl: acl.iter().map(Acl::to_proto).collect(),
             version,
         });
-        match self.call(path, op, None).await? {
+        match self.call_retrying(path, op).await? {
             Some(Res::Stat(stat)) => Ok(stat.into()),
             other => Err(unexpected("set_acl", &other)),
         }
@@ -380,87 +518,100 @@ impl Client {
 
     /// A node's data and stat.
     pub async fn get_data(&self, path: &str) -> Result<(Vec<u8>, Stat), Error> {
-        self.get_data_inner(path, None).await
+        let (data, stat, ()) = self.get_data_inner(path, || (None, ())).await?;
+        Ok((data, stat))
     }
 
     /// Like [`Client::get_data`], and sets a one-shot data watch (fires on
     /// `NodeDataChanged` or `NodeDeleted`). No watch is set if the read fails.
     pub async fn get_data_w(&self, path: &str) -> Result<(Vec<u8>, Stat, OneshotWatch), Error> {
-        let (tx, watch) = OneshotWatch::channel();
-        let (data, stat) = self
-            .get_data_inner(path, Some(oneshot_request(OneshotKind::Data, path, tx)))
-            .await?;
-        Ok((data, stat, watch))
+        self.get_data_inner(path, || oneshot_request(OneshotKind::Data, path))
+            .await
     }
 
-    async fn get_data_inner(
+    async fn get_data_inner<T>(
         &self,
         path: &str,
-        watch: Option<WatchRequest>,
-    ) -> Result<(Vec<u8>, Stat), Error> {
+        mut watch: impl FnMut() -> (Option<WatchRequest>, T),
+    ) -> Result<(Vec<u8>, Stat, T), Error> {
         validate_path(path)?;
-        let op = ReqOp::GetData(proto::GetData {
-            path: self.inner.chroot.to_server(path),
-            watch: watch.is_some(),
-        });
-        match self.call(path, op, watch).await? {
-            Some(Res::Data(d)) => Ok((d.data, required_stat(d.stat, "get_data")?)),
+        let server_path = self.inner.chroot.to_server(path);
+        let (result, handle) = self
+            .call_retrying_with(path, || {
+                let (watch, handle) = watch();
+                let op = ReqOp::GetData(proto::GetData {
+                    path: server_path.clone(),
+                    watch: watch.is_some(),
+                });
+                (op, watch, handle)
+            })
+            .await?;
+        match result {
+            Some(Res::Data(d)) => Ok((d.data, required_stat(d.stat, "get_data")?, handle)),
             other => Err(unexpected("get_data", &other)),
         }
     }
 
     /// The node's stat, or `None` if it does not exist.
     pub async fn exists(&self, path: &str) -> Result<Option<Stat>, Error> {
-        self.exists_inner(path, None).await
+        Ok(self.exists_inner(path, || (None, ())).await?.0)
     }
 
     /// Like [`Client::exists`], and sets a one-shot watch — also when the
     /// node does not exist (it then fires on `NodeCreated`).
     pub async fn exists_w(&self, path: &str) -> Result<(Option<Stat>, OneshotWatch), Error> {
-        let (tx, watch) = OneshotWatch::channel();
-        let stat = self
-            .exists_inner(path, Some(oneshot_request(OneshotKind::Exist, path, tx)))
-            .await?;
-        Ok((stat, watch))
+        self.exists_inner(path, || oneshot_request(OneshotKind::Exist, path))
+            .await
     }
 
-    async fn exists_inner(
+    async fn exists_inner<T>(
         &self,
         path: &str,
-        watch: Option<WatchRequest>,
-    ) -> Result<Option<Stat>, Error> {
+        mut watch: impl FnMut() -> (Option<WatchRequest>, T),
+    ) -> Result<(Option<Stat>, T), Error> {
         validate_path(path)?;
-        let op = ReqOp::Exists(proto::Exists {
-            path: self.inner.chroot.to_server(path),
-            watch: watch.is_some(),
-        });
-        match self.call(path, op, watch).await {
-            Ok(Some(Res::Exists(e))) => Ok(e.stat.map(Stat::from)),
-            Ok(Some(Res::Stat(stat))) => Ok(Some(stat.into())),
-            Ok(None) => Ok(None),
-            Ok(other) => Err(unexpected("exists", &other)),
-            Err(e) if e.code() == ErrorCode::NoNode => Ok(None),
-            Err(e) => Err(e),
-        }
+        let server_path = self.inner.chroot.to_server(path);
+        let mut handle = None;
+        let result = self
+            .call_retrying_with(path, || {
+                let (watch, h) = watch();
+                handle = Some(h);
+                let op = ReqOp::Exists(proto::Exists {
+                    path: server_path.clone(),
+                    watch: watch.is_some(),
+                });
+                (op, watch, ())
+            })
+            .await;
+        // The handle of the last attempt: on `NoNode` its watch is set too.
+        let stat = match result.map(|(r, ())| r) {
+            Ok(Some(Res::Exists(e))) => e.stat.map(Stat::from),
+            Ok(Some(Res::Stat(stat))) => Some(stat.into()),
+            Ok(None) => None,
+            Ok(other) => return Err(unexpected("exists", &other)),
+            Err(e) if e.code() == ErrorCode::NoNode => None,
+            Err(e) => return Err(e),
+        };
+        let handle = handle.ok_or_else(|| Error::connection_loss("no attempt was made"))?;
+        Ok((stat, handle))
     }
 
     /// The names (not paths) of a node's children, in the server's order.
     pub async fn get_children(&self, path: &str) -> Result<Vec<String>, Error> {
-        Ok(self.get_children_inner(path, None).await?.0)
+        Ok(self.get_children_inner(path, || (None, ())).await?.0)
     }
 
     /// The names of a node's children and the node's stat.
     pub async fn get_children2(&self, path: &str) -> Result<(Vec<String>, Stat), Error> {
-        let (children, stat) = self.get_children_inner(path, None).await?;
+        let (children, stat, ()) = self.get_children_inner(path, || (None, ())).await?;
         Ok((children, required_stat(stat, "get_children")?))
     }
 
     /// Like [`Client::get_children`], and sets a one-shot child watch (fires
     /// on `NodeChildrenChanged` or `NodeDeleted`).
     pub async fn get_children_w(&self, path: &str) -> Result<(Vec<String>, OneshotWatch), Error> {
-        let (tx, watch) = OneshotWatch::channel();
-        let (children, _) = self
-            .get_children_inner(path, Some(oneshot_request(OneshotKind::Child, path, tx)))
+        let (children, _, watch) = self
+            .get_children_inner(path, || oneshot_request(OneshotKind::Child, path))
             .await?;
         Ok((children, watch))
     }
@@ -470,25 +621,31 @@ impl Client {
         &self,
         path: &str,
     ) -> Result<(Vec<String>, Stat, OneshotWatch), Error> {
-        let (tx, watch) = OneshotWatch::channel();
-        let (children, stat) = self
-            .get_children_inner(path, Some(oneshot_request(OneshotKind::Child, path, tx)))
+        let (children, stat, watch) = self
+            .get_children_inner(path, || oneshot_request(OneshotKind::Child, path))
             .await?;
         Ok((children, required_stat(stat, "get_children")?, watch))
     }
 
-    async fn get_children_inner(
+    async fn get_children_inner<T>(
         &self,
         path: &str,
-        watch: Option<WatchRequest>,
-    ) -> Result<(Vec<String>, Option<proto::Stat>), Error> {
+        mut watch: impl FnMut() -> (Option<WatchRequest>, T),
+    ) -> Result<(Vec<String>, Option<proto::Stat>, T), Error> {
         validate_path(path)?;
-        let op = ReqOp::GetChildren(proto::GetChildren {
-            path: self.inner.chroot.to_server(path),
-            watch: watch.is_some(),
-        });
-        match self.call(path, op, watch).await? {
-            Some(Res::Children(c)) => Ok((c.children, c.stat)),
+        let server_path = self.inner.chroot.to_server(path);
+        let (result, handle) = self
+            .call_retrying_with(path, || {
+                let (watch, handle) = watch();
+                let op = ReqOp::GetChildren(proto::GetChildren {
+                    path: server_path.clone(),
+                    watch: watch.is_some(),
+                });
+                (op, watch, handle)
+            })
+            .await?;
+        match result {
+            Some(Res::Children(c)) => Ok((c.children, c.stat, handle)),
             other => Err(unexpected("get_children", &other)),
         }
     }
@@ -499,7 +656,7 @@ impl Client {
         let op = ReqOp::GetAcl(proto::GetAcl {
             path: self.inner.chroot.to_server(path),
         });
-        match self.call(path, op, None).await? {
+        match self.call_retrying(path, op).await? {
             Some(Res::Acl(a)) => Ok((
                 a.acl.into_iter().map(Acl::from).collect(),
                 required_stat(a.stat, "get_acl")?,
@@ -515,7 +672,7 @@ impl Client {
         let op = ReqOp::Sync(proto::Sync {
             path: self.inner.chroot.to_server(path),
         });
-        self.call(path, op, None).await?;
+        self.call_retrying(path, op).await?;
         Ok(())
     }
 
@@ -527,7 +684,7 @@ impl Client {
             prefix: self.inner.chroot.to_server(prefix),
         });
         let chroot = &self.inner.chroot;
-        match self.call(prefix, op, None).await? {
+        match self.call_retrying(prefix, op).await? {
             Some(Res::Paths(p)) => Ok(p
                 .paths
                 .into_iter()
@@ -544,7 +701,7 @@ impl Client {
         let op = ReqOp::GetAllChildrenNumber(proto::GetAllChildrenNumber {
             path: self.inner.chroot.to_server(path),
         });
-        match self.call(path, op, None).await? {
+        match self.call_retrying(path, op).await? {
             Some(Res::Count(c)) => u64::try_from(c.count)
                 .map_err(|_| Error::protocol(format!("server sent a negative count {}", c.count))),
             other => Err(unexpected("get_all_children_number", &other)),
@@ -555,20 +712,25 @@ impl Client {
 
     /// Sets a persistent watch (or, with `PersistentRecursive`, one on the
     /// whole subtree) and returns its events as a stream. The watch stays
-    /// until [`Client::remove_watches`] or the end of the session.
+    /// until [`Client::remove_watches`] or the end of the session; it is
+    /// re-registered by itself after a reconnect.
     pub async fn add_watch(&self, path: &str, mode: AddWatchMode) -> Result<WatchStream, Error> {
         validate_path(path)?;
-        let (tx, stream) = WatchStream::channel();
         let op = ReqOp::AddWatch(proto::AddWatch {
             path: self.inner.chroot.to_server(path),
             mode: mode.to_proto() as i32,
         });
-        let watch = WatchRequest::Stream {
-            mode,
-            path: path.to_string(),
-            tx,
-        };
-        self.call(path, op, Some(watch)).await?;
+        let (_, stream) = self
+            .call_retrying_with(path, || {
+                let (tx, stream) = WatchStream::channel();
+                let watch = WatchRequest::Stream {
+                    mode,
+                    path: path.to_string(),
+                    tx,
+                };
+                (op.clone(), Some(watch), stream)
+            })
+            .await?;
         Ok(stream)
     }
 
@@ -581,19 +743,25 @@ impl Client {
             path: self.inner.chroot.to_server(path),
             watcher_type: which.to_proto() as i32,
         });
-        let watch = WatchRequest::Remove {
-            path: path.to_string(),
-            which,
-        };
-        self.call(path, op, Some(watch)).await?;
+        self.call_retrying_with(path, || {
+            let watch = WatchRequest::Remove {
+                path: path.to_string(),
+                which,
+            };
+            (op.clone(), Some(watch), ())
+        })
+        .await?;
         Ok(())
     }
 
     // ----- session ------------------------------------------------------
 
     /// Closes the session: the server deletes its ephemeral nodes at once,
-    /// and every call after this fails with `SessionExpired`. Closing an
-    /// already closed client is a no-op.
+    /// the state becomes `Closed`, and every call after this fails with
+    /// `SessionExpired`. Closing an already closed (or lost) client is a
+    /// no-op. While disconnected it waits up to `connect_timeout` for a
+    /// server; if none comes, the client closes locally and says so with
+    /// `ConnectionLoss` (the session then expires on the server).
     pub async fn close(&self) -> Result<(), Error> {
         let (reply, rx) = oneshot::channel();
         if self.inner.commands.send(Command::Close { reply }).is_err() {
@@ -605,13 +773,13 @@ impl Client {
         }
     }
 
-    /// What `close` returns once the session task has stopped.
+    /// What `close` does once the session task has stopped (closed, or the
+    /// session lost for good): there is nothing to tell the server.
     fn after_stop(&self) -> Result<(), Error> {
-        if self.inner.shared.closed_by_client() {
-            Ok(())
-        } else {
-            Err(self.inner.shared.terminal_error())
+        if !self.inner.shared.closed_by_client() {
+            self.inner.shared.mark_closed();
         }
+        Ok(())
     }
 
     // ----- plumbing -----------------------------------------------------
@@ -631,6 +799,56 @@ impl Client {
             Ok(result) => result,
             Err(_) => Err(self.inner.shared.terminal_error()),
         }
+    }
+
+    /// [`Client::call`] for an idempotent request without a watch: retried
+    /// per the retry policy when it fails with `ConnectionLoss`.
+    async fn call_retrying(&self, client_path: &str, op: ReqOp) -> Result<Option<Res>, Error> {
+        let (result, ()) = self
+            .call_retrying_with(client_path, || (op.clone(), None, ()))
+            .await?;
+        Ok(result)
+    }
+
+    /// Sends an idempotent request made fresh by `attempt` for each try,
+    /// retrying after `ConnectionLoss` with the policy's back-off (the
+    /// retry waits in the session's queue until it is connected again).
+    /// `attempt` also returns a handle (a watch) that belongs to its try;
+    /// the successful try's handle is returned with the result.
+    async fn call_retrying_with<T>(
+        &self,
+        client_path: &str,
+        mut attempt: impl FnMut() -> (ReqOp, Option<WatchRequest>, T),
+    ) -> Result<(Option<Res>, T), Error> {
+        let policy = self.inner.retry;
+        let mut retries = 0;
+        loop {
+            let (op, watch, handle) = attempt();
+            match self.call(client_path, op, watch).await {
+                Ok(result) => return Ok((result, handle)),
+                Err(e) if self.should_retry(&e, retries) => {
+                    let pause = policy.delay(retries);
+                    retries += 1;
+                    tracing::debug!(
+                        path = client_path,
+                        error = %e,
+                        retry = retries,
+                        pause_ms = pause.as_millis() as u64,
+                        "retrying an idempotent call"
+                    );
+                    tokio::time::sleep(pause).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Whether a failed call may be tried again: a `ConnectionLoss`, with
+    /// retries left, and a session task still running.
+    fn should_retry(&self, error: &Error, retries: u32) -> bool {
+        error.is_connection_loss()
+            && retries < self.inner.retry.max_retries
+            && !self.inner.commands.is_closed()
     }
 
     /// Sends one request about `client_path`; a non-`Ok` code becomes an
@@ -748,12 +966,16 @@ fn client_message(chroot: &Chroot, server_message: &str, client_path: &str) -> S
     format!("{}{rest}", chroot.to_client(first))
 }
 
-fn oneshot_request(kind: OneshotKind, path: &str, tx: crate::watch::OneshotSender) -> WatchRequest {
-    WatchRequest::Oneshot {
+/// A fresh one-shot watch for one attempt of a watching read: what the
+/// session task registers, and the handle the caller gets.
+fn oneshot_request(kind: OneshotKind, path: &str) -> (Option<WatchRequest>, OneshotWatch) {
+    let (tx, watch) = OneshotWatch::channel();
+    let request = WatchRequest::Oneshot {
         kind,
         path: path.to_string(),
         tx,
-    }
+    };
+    (Some(request), watch)
 }
 
 /// The codes ZooKeeper reports when op `index` of `len` fails with `code`.

@@ -4,8 +4,15 @@
 //!
 //! It implements just enough ZooKeeper semantics for that: persistent,
 //! ephemeral and sequential nodes, versions, multi, one-shot and persistent
-//! watches. Special paths: `get /__kill` ends the stream with an error;
-//! `get /__mute` makes the server stop answering that session.
+//! watches, resuming a session (id + password) on a new stream, and
+//! `SetWatches`. Watches belong to a connection, as on the real server.
+//!
+//! Faults a test can cause: `create /__kill` ends that stream with an
+//! error; `create /__mute` makes the server stop answering that stream;
+//! [`Mock::cut`] ends a session's stream, [`Mock::expire`] expires a
+//! session (telling its stream), [`Mock::set_down`] refuses new streams,
+//! [`Mock::fail_next`] breaks the stream at the next request of a kind
+//! (before or after applying it).
 
 #![allow(dead_code)]
 
@@ -45,18 +52,42 @@ struct Watch {
     kind: Kind,
 }
 
+/// A session and the stream serving it, if any.
+struct Session {
+    password: Vec<u8>,
+    conn: Option<(u64, Out)>,
+}
+
+/// A fault armed by [`Mock::fail_next`].
+struct Fault {
+    op: &'static str,
+    apply: bool,
+}
+
 #[derive(Default)]
 struct State {
     nodes: BTreeMap<String, Node>,
     zxid: i64,
     next_session: u64,
-    sessions: HashMap<u64, (Vec<u8>, Option<Out>)>,
+    next_conn: u64,
+    sessions: HashMap<u64, Session>,
     watches: Vec<Watch>,
     /// Every xid received, per session, to check ordering.
     xids: HashMap<u64, Vec<i64>>,
     pings: u64,
-    /// Sessions the server no longer answers (not even pings).
+    /// Streams the server no longer answers (not even pings).
     muted: BTreeSet<u64>,
+    /// Streams ended by the server: frames still arriving on them are ignored.
+    dead: BTreeSet<u64>,
+    /// Refuse new streams.
+    down: bool,
+    /// Every Connect received, in order.
+    connects: Vec<proto::Connect>,
+    /// Every SetWatches received: (session, request).
+    set_watches: Vec<(u64, proto::SetWatches)>,
+    faults: Vec<Fault>,
+    /// Every request received: (session, op), in arrival order.
+    ops: Vec<(u64, &'static str)>,
 }
 
 /// The mock server's shared state; clone freely.
@@ -69,28 +100,45 @@ pub struct Mock {
 pub struct MockServer {
     pub addr: SocketAddr,
     pub mock: Mock,
+    accept: tokio::task::JoinHandle<()>,
 }
 
 impl MockServer {
     pub async fn start() -> MockServer {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
         let mut state = State::default();
         state.nodes.insert("/".into(), Node::default());
         state.next_session = 0x100;
         let mock = Mock {
             state: Arc::new(Mutex::new(state)),
         };
+        MockServer::start_shared(&mock).await
+    }
+
+    /// Another server over the same state (an ensemble that agrees on
+    /// everything), on its own port.
+    pub async fn start_shared(mock: &Mock) -> MockServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
         let service = WardenServer::new(mock.clone());
-        tokio::spawn(async move {
+        let accept = tokio::spawn(async move {
             let _ = tonic::transport::Server::builder()
                 .add_service(service)
                 .serve_with_incoming(TcpListenerStream::new(listener))
                 .await;
         });
-        MockServer { addr, mock }
+        MockServer {
+            addr,
+            mock: mock.clone(),
+            accept,
+        }
+    }
+
+    /// Stops listening: new connections to this server are refused
+    /// (streams already open are not touched: `cut` them).
+    pub fn stop_accepting(&self) {
+        self.accept.abort();
     }
 
     pub fn connect_string(&self) -> String {
@@ -123,6 +171,134 @@ impl Mock {
         let r = st.set_data(path, data, None);
         assert_eq!(r.0, Code::Ok, "external set {path}");
         st.fire(r.2);
+    }
+
+    /// Creates a persistent node as another session would.
+    pub fn external_create(&self, path: &str) {
+        let mut st = self.state.lock();
+        let c = proto::Create {
+            path: path.into(),
+            ..Default::default()
+        };
+        let (code, _, events) = st.create(&c, 0);
+        assert_eq!(code, Code::Ok, "external create {path}");
+        st.fire(events);
+    }
+
+    /// Deletes a node as another session would.
+    pub fn external_delete(&self, path: &str) {
+        let mut st = self.state.lock();
+        let (code, events) = st.delete(path, None);
+        assert_eq!(code, Code::Ok, "external delete {path}");
+        st.fire(events);
+    }
+
+    /// The names of a node's children, sorted.
+    pub fn children(&self, path: &str) -> Vec<String> {
+        let mut c = self.state.lock().children(path);
+        c.sort();
+        c
+    }
+
+    /// The highest zxid so far.
+    pub fn zxid(&self) -> i64 {
+        self.state.lock().zxid
+    }
+
+    /// True while the session exists (it was neither closed nor expired).
+    pub fn has_session(&self, session: u64) -> bool {
+        self.state.lock().sessions.contains_key(&session)
+    }
+
+    /// True while a stream serves the session.
+    pub fn is_attached(&self, session: u64) -> bool {
+        self.state
+            .lock()
+            .sessions
+            .get(&session)
+            .is_some_and(|s| s.conn.is_some())
+    }
+
+    /// Every Connect received so far, in order.
+    pub fn connects(&self) -> Vec<proto::Connect> {
+        self.state.lock().connects.clone()
+    }
+
+    /// The kinds of request a session sent, in arrival order.
+    pub fn ops(&self, session: u64) -> Vec<&'static str> {
+        let st = self.state.lock();
+        st.ops
+            .iter()
+            .filter(|(s, _)| *s == session)
+            .map(|(_, op)| *op)
+            .collect()
+    }
+
+    /// Every SetWatches received so far: (session, request).
+    pub fn set_watches(&self) -> Vec<(u64, proto::SetWatches)> {
+        self.state.lock().set_watches.clone()
+    }
+
+    /// Ends the session's current stream with an error, as a dropped
+    /// connection would; the session lives on.
+    pub fn cut(&self, session: u64) {
+        let mut st = self.state.lock();
+        st.end_stream(session, Some(Status::unavailable("cut by test")));
+    }
+
+    /// Expires the session: its ephemerals go, its stream is told
+    /// `SESSION_EXPIRED` and ends, and it can no longer be resumed.
+    pub fn expire(&self, session: u64) {
+        let mut st = self.state.lock();
+        if let Some(Session {
+            conn: Some((_, out)),
+            ..
+        }) = st.sessions.get(&session)
+        {
+            let _ = out.send(frame(proto::server_frame::Frame::ConnectError(
+                proto::ConnectError {
+                    code: Code::SessionExpired as i32,
+                    message: format!("session {session:#x} has expired"),
+                },
+            )));
+        }
+        st.end_stream(session, None);
+        st.close_session(session);
+    }
+
+    /// While down, new streams are refused (existing ones are not touched:
+    /// `cut` them).
+    pub fn set_down(&self, down: bool) {
+        self.state.lock().down = down;
+    }
+
+    /// Breaks the stream at the next request of kind `op` ("create",
+    /// "get_data", ...): after applying it (the answer is lost) when
+    /// `apply`, else before (the request is lost).
+    pub fn fail_next(&self, op: &'static str, apply: bool) {
+        self.state.lock().faults.push(Fault { op, apply });
+    }
+}
+
+fn op_name(op: &ReqOp) -> &'static str {
+    match op {
+        ReqOp::Create(_) => "create",
+        ReqOp::Delete(_) => "delete",
+        ReqOp::SetData(_) => "set_data",
+        ReqOp::GetData(_) => "get_data",
+        ReqOp::Exists(_) => "exists",
+        ReqOp::GetChildren(_) => "get_children",
+        ReqOp::Sync(_) => "sync",
+        ReqOp::Multi(_) => "multi",
+        ReqOp::GetAcl(_) => "get_acl",
+        ReqOp::SetAcl(_) => "set_acl",
+        ReqOp::AddWatch(_) => "add_watch",
+        ReqOp::RemoveWatches(_) => "remove_watches",
+        ReqOp::SetWatches(_) => "set_watches",
+        ReqOp::GetEphemerals(_) => "get_ephemerals",
+        ReqOp::GetAllChildrenNumber(_) => "get_all_children_number",
+        ReqOp::Check(_) => "check",
+        ReqOp::MultiRead(_) => "multi_read",
     }
 }
 
@@ -312,7 +488,11 @@ impl State {
                 !(hit && matches!(w.kind, Kind::Data | Kind::Child))
             });
             for s in sessions {
-                if let Some((_, Some(out))) = self.sessions.get(&s) {
+                if let Some(Session {
+                    conn: Some((_, out)),
+                    ..
+                }) = self.sessions.get(&s)
+                {
                     let _ = out.send(Ok(proto::ServerFrame {
                         frame: Some(proto::server_frame::Frame::WatchEvent(proto::WatchEvent {
                             zxid: self.zxid,
@@ -434,6 +614,10 @@ impl State {
                 )
             }
             ReqOp::Multi(m) => self.multi(session, m),
+            ReqOp::SetWatches(sw) => {
+                self.set_watches_for(session, &sw);
+                (Code::Ok, Some(Res::Empty(proto::Empty {})), vec![])
+            }
             _ => (Code::Unimplemented, None, vec![]),
         }
     }
@@ -509,6 +693,70 @@ impl State {
         )
     }
 
+    /// Ends the session's current stream (with `error`, if given) and
+    /// drops its watches, which belong to the stream.
+    fn end_stream(&mut self, session: u64, error: Option<Status>) {
+        let conn = self.sessions.get_mut(&session).and_then(|s| s.conn.take());
+        if let Some((conn_id, out)) = conn {
+            if let Some(status) = error {
+                let _ = out.send(Err(status));
+            }
+            self.dead.insert(conn_id);
+        }
+        self.watches.retain(|w| w.session != session);
+    }
+
+    /// Sends one event to one session.
+    fn notify(&self, session: u64, kind: proto::EventType, path: &str) {
+        if let Some(Session {
+            conn: Some((_, out)),
+            ..
+        }) = self.sessions.get(&session)
+        {
+            let _ = out.send(frame(proto::server_frame::Frame::WatchEvent(
+                proto::WatchEvent {
+                    zxid: self.zxid,
+                    r#type: kind as i32,
+                    path: path.to_string(),
+                },
+            )));
+        }
+    }
+
+    /// Re-registers watches, firing at once those whose node changed after
+    /// `relative_zxid` (as the real server does).
+    fn set_watches_for(&mut self, session: u64, sw: &proto::SetWatches) {
+        use proto::EventType as E;
+        self.set_watches.push((session, sw.clone()));
+        let rel = sw.relative_zxid;
+        for p in &sw.data_watches {
+            match self.nodes.get(p).map(|n| n.stat.mzxid) {
+                None => self.notify(session, E::NodeDeleted, p),
+                Some(m) if m > rel => self.notify(session, E::NodeDataChanged, p),
+                Some(_) => self.watch(session, p, Kind::Data),
+            }
+        }
+        for p in &sw.exist_watches {
+            match self.nodes.get(p) {
+                Some(_) => self.notify(session, E::NodeCreated, p),
+                None => self.watch(session, p, Kind::Data),
+            }
+        }
+        for p in &sw.child_watches {
+            match self.nodes.get(p).map(|n| n.stat.pzxid) {
+                None => self.notify(session, E::NodeDeleted, p),
+                Some(z) if z > rel => self.notify(session, E::NodeChildrenChanged, p),
+                Some(_) => self.watch(session, p, Kind::Child),
+            }
+        }
+        for p in &sw.persistent_watches {
+            self.watch(session, p, Kind::Persistent);
+        }
+        for p in &sw.persistent_recursive_watches {
+            self.watch(session, p, Kind::Recursive);
+        }
+    }
+
     fn close_session(&mut self, session: u64) {
         let mine: Vec<String> = self
             .nodes
@@ -537,6 +785,9 @@ impl Warden for Mock {
         &self,
         request: Request<Streaming<proto::ClientFrame>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
+        if self.state.lock().down {
+            return Err(Status::unavailable("the mock server is down"));
+        }
         let mut inbound = request.into_inner();
         let (out, rx) = mpsc::unbounded_channel();
         let state = self.state.clone();
@@ -550,16 +801,34 @@ impl Warden for Mock {
                 let _ = out.send(Err(Status::invalid_argument("first frame must be Connect")));
                 return;
             };
-            let session = {
+            let (session, conn_id) = {
                 let mut st = state.lock();
+                st.connects.push(connect.clone());
+                let refuse = |code: Code, message: String| {
+                    let _ = out.send(frame(S::ConnectError(proto::ConnectError {
+                        code: code as i32,
+                        message,
+                    })));
+                };
+                if connect.last_zxid > st.zxid {
+                    refuse(
+                        Code::ConnectionLoss,
+                        format!("the client has seen zxid {}", connect.last_zxid),
+                    );
+                    return;
+                }
                 let id = if connect.session_id != 0 {
                     match st.sessions.get(&connect.session_id) {
-                        Some((pw, _)) if *pw == connect.password => connect.session_id,
-                        _ => {
-                            let _ = out.send(frame(S::ConnectError(proto::ConnectError {
-                                code: Code::SessionExpired as i32,
-                                message: format!("session {:#x} expired", connect.session_id),
-                            })));
+                        Some(s) if s.password == connect.password => connect.session_id,
+                        Some(_) => {
+                            refuse(Code::AuthFailed, "wrong password".into());
+                            return;
+                        }
+                        None => {
+                            refuse(
+                                Code::SessionExpired,
+                                format!("session {:#x} expired", connect.session_id),
+                            );
                             return;
                         }
                     }
@@ -567,9 +836,18 @@ impl Warden for Mock {
                     st.next_session += 1;
                     st.next_session
                 };
+                // A resumed session leaves its old stream (and its watches).
+                st.end_stream(id, None);
+                st.next_conn += 1;
+                let conn_id = st.next_conn;
                 let password = id.to_be_bytes().repeat(2);
-                st.sessions
-                    .insert(id, (password.clone(), Some(out.clone())));
+                st.sessions.insert(
+                    id,
+                    Session {
+                        password: password.clone(),
+                        conn: Some((conn_id, out.clone())),
+                    },
+                );
                 let _ = out.send(frame(S::Connected(proto::Connected {
                     session_id: id,
                     password,
@@ -578,28 +856,41 @@ impl Warden for Mock {
                     last_zxid: st.zxid,
                     read_only: false,
                 })));
-                id
+                (id, conn_id)
             };
             while let Ok(Some(msg)) = inbound.message().await {
                 let mut st = state.lock();
-                if st.muted.contains(&session) {
+                if st.dead.contains(&conn_id) {
+                    return;
+                }
+                if st.muted.contains(&conn_id) {
                     continue;
                 }
                 match msg.frame {
                     Some(C::Request(req)) => {
                         st.xids.entry(session).or_default().push(req.xid);
-                        if let Some(ReqOp::GetData(g)) = &req.op {
-                            if g.path == "/__mute" {
-                                st.muted.insert(session);
+                        if let Some(op) = &req.op {
+                            let name = op_name(op);
+                            st.ops.push((session, name));
+                        }
+                        if let Some(ReqOp::Create(c)) = &req.op {
+                            if c.path == "/__mute" {
+                                st.muted.insert(conn_id);
                                 continue;
                             }
-                            if g.path == "/__kill" {
-                                let _ = out.send(Err(Status::unavailable("killed by test")));
-                                if let Some(s) = st.sessions.get_mut(&session) {
-                                    s.1 = None;
-                                }
+                            if c.path == "/__kill" {
+                                st.end_stream(session, Some(Status::unavailable("killed by test")));
                                 return;
                             }
+                        }
+                        let fault = req.op.as_ref().and_then(|op| {
+                            let name = op_name(op);
+                            let i = st.faults.iter().position(|f| f.op == name)?;
+                            Some(st.faults.remove(i))
+                        });
+                        if let Some(Fault { apply: false, .. }) = fault {
+                            st.end_stream(session, Some(Status::unavailable("request lost")));
+                            return;
                         }
                         let (code, result, events) = match req.op {
                             Some(op) => st.handle(session, op),
@@ -607,6 +898,10 @@ impl Warden for Mock {
                         };
                         // Events first, then the response (server invariant 2).
                         st.fire(events);
+                        if fault.is_some() {
+                            st.end_stream(session, Some(Status::unavailable("answer lost")));
+                            return;
+                        }
                         let _ = out.send(frame(S::Response(proto::Response {
                             xid: req.xid,
                             zxid: st.zxid,
@@ -637,9 +932,16 @@ impl Warden for Mock {
                     _ => {}
                 }
             }
-            // Stream ended without Close: the session lives on (no expiry here).
-            if let Some(s) = state.lock().sessions.get_mut(&session) {
-                s.1 = None;
+            // Stream ended without Close: the session lives on (no expiry
+            // here), its watches go with the stream.
+            let mut st = state.lock();
+            let current = st
+                .sessions
+                .get(&session)
+                .and_then(|s| s.conn.as_ref())
+                .map(|(id, _)| *id);
+            if current == Some(conn_id) {
+                st.end_stream(session, None);
             }
         });
         Ok(Response::new(UnboundedReceiverStream::new(rx)))

@@ -39,6 +39,31 @@ pub struct Ctx {
     pub proposer: Proposer,
     pub config: Arc<Config>,
     pub shutdown: watch::Receiver<bool>,
+    pub turns: Arc<SessionTurns>,
+}
+
+/// One connection at a time per session: a resumed session's new
+/// connection starts only after the previous one has answered everything
+/// it accepted, so the session's requests stay in order across connections.
+#[derive(Default)]
+pub struct SessionTurns {
+    locks: parking_lot::Mutex<std::collections::HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl SessionTurns {
+    fn lock_of(&self, session: u64) -> Arc<tokio::sync::Mutex<()>> {
+        self.locks.lock().entry(session).or_default().clone()
+    }
+
+    fn forget_if_idle(&self, session: u64) {
+        let mut g = self.locks.lock();
+        if g.get(&session)
+            .map(|l| Arc::strong_count(l) == 1)
+            .unwrap_or(false)
+        {
+            g.remove(&session);
+        }
+    }
 }
 
 /// The session's event sink: the connection's outgoing channel.
@@ -254,6 +279,19 @@ async fn run_session(
         closing: AtomicBool::new(false),
         ended: Notify::new(),
     });
+    // Tell the previous connection (if any) to end, and wait for its turn.
+    if let Some(old) = ctx.shared.watches.sink_of(session) {
+        old.session_ended(Code::SessionMoved);
+    }
+    let turn = ctx.turns.lock_of(session);
+    let Ok(turn) = tokio::time::timeout(Duration::from_secs(10), turn.lock_owned()).await else {
+        connect_error(
+            &out,
+            Code::ConnectionLoss,
+            format!("the previous connection of session 0x{session:x} is still finishing; retry"),
+        );
+        return;
+    };
     let last_zxid = {
         let st = ctx.shared.state.read();
         if let Some(old) = ctx.shared.watches.attach(session, conn_id, sink.clone()) {
@@ -334,6 +372,8 @@ async fn run_session(
     drop(pend_tx);
     let _ = responder.await;
     ctx.shared.watches.detach(session, conn_id);
+    drop(turn);
+    ctx.turns.forget_if_idle(session);
 }
 
 /// Turns a request into its queue entry, submitting writes at once.

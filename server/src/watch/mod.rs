@@ -110,6 +110,15 @@ impl WatchManager {
         old.map(|a| a.sink)
     }
 
+    /// The connection currently serving a session.
+    pub fn sink_of(&self, session: u64) -> Option<Arc<dyn EventSink>> {
+        self.inner
+            .lock()
+            .sinks
+            .get(&session)
+            .map(|a| a.sink.clone())
+    }
+
     /// A connection ended: drop its watches, keep the session.
     pub fn detach(&self, session: u64, conn_id: u64) {
         let mut g = self.inner.lock();

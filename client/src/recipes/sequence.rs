@@ -1,0 +1,148 @@
+//! The queue of ephemeral-sequential members under one parent that the lock
+//! and election recipes share.
+
+use crate::{Client, CreateMode, Error, ErrorCode, Stat};
+
+/// The sequence number a member's name ends with (ZooKeeper's 10 digits).
+/// Names from other clients (Curator's `_c_<uuid>-lock-`, kazoo's
+/// `<uuid>__lock__`) sort the same way, by their numeric suffix.
+pub(crate) fn sequence_of(name: &str) -> Option<i64> {
+    let digits = name.len() - name.bytes().rev().take_while(u8::is_ascii_digit).count();
+    let tail = &name[digits..];
+    if tail.len() < 10 {
+        return None;
+    }
+    tail.parse().ok()
+}
+
+/// Creates every missing ancestor of `path` and `path` itself as containers
+/// (Curator's `creatingParentContainersIfNeeded`).
+pub(crate) async fn ensure_containers(client: &Client, path: &str) -> Result<(), Error> {
+    let mut at = String::new();
+    for segment in path.split('/').filter(|s| !s.is_empty()) {
+        at.push('/');
+        at.push_str(segment);
+        if client.exists(&at).await?.is_some() {
+            continue;
+        }
+        match client.create(&at, Vec::new(), CreateMode::Container).await {
+            Ok(_) => {}
+            Err(e) if e.code() == ErrorCode::NodeExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Joins the queue under `dir`: a protected ephemeral-sequential node named
+/// `<marker><seq>`. Returns its full path and stat.
+pub(crate) async fn join(
+    client: &Client,
+    dir: &str,
+    marker: &str,
+    data: &[u8],
+) -> Result<(String, Stat), Error> {
+    let prefix = format!("{dir}/{marker}");
+    for _ in 0..10 {
+        match client
+            .create_protected(&prefix, data.to_vec(), CreateMode::EphemeralSequential)
+            .await
+        {
+            Ok(path) => match client.exists(&path).await? {
+                Some(stat) => return Ok((path, stat)),
+                None => continue,
+            },
+            // The parent is missing (never made, or reaped as an empty container).
+            Err(e) if e.code() == ErrorCode::NoNode => ensure_containers(client, dir).await?,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Error::new(
+        ErrorCode::SystemError,
+        format!("{dir}: could not join the queue (its parent kept disappearing)"),
+    ))
+}
+
+/// Where a member stands in its queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Position {
+    /// First in line.
+    First,
+    /// Behind this member (full path): the only one to watch.
+    Behind(String),
+    /// Our node is gone (deleted, or its session expired).
+    Gone,
+}
+
+/// The members under `dir` whose names contain `marker`, in queue order.
+pub(crate) async fn members(
+    client: &Client,
+    dir: &str,
+    marker: &str,
+) -> Result<Vec<String>, Error> {
+    let mut names: Vec<(i64, String)> = match client.get_children(dir).await {
+        Ok(c) => c,
+        Err(e) if e.code() == ErrorCode::NoNode => Vec::new(),
+        Err(e) => return Err(e),
+    }
+    .into_iter()
+    .filter(|n| n.contains(marker))
+    .filter_map(|n| sequence_of(&n).map(|s| (s, n)))
+    .collect();
+    names.sort();
+    Ok(names.into_iter().map(|(_, n)| n).collect())
+}
+
+/// Finds `our` (a full path) among the queue's members.
+pub(crate) async fn position(
+    client: &Client,
+    dir: &str,
+    marker: &str,
+    our: &str,
+) -> Result<Position, Error> {
+    let name = our.rsplit('/').next().unwrap_or(our);
+    let members = members(client, dir, marker).await?;
+    Ok(match members.iter().position(|m| m == name) {
+        None => Position::Gone,
+        Some(0) => Position::First,
+        Some(i) => Position::Behind(format!("{dir}/{}", members[i - 1])),
+    })
+}
+
+/// Deletes a member node in the background, retrying a few times: used when
+/// an acquire is cancelled or a guard dropped, where no one can await.
+pub(crate) fn delete_in_background(client: &Client, path: String) {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let client = client.clone();
+    handle.spawn(async move {
+        for attempt in 0..5u32 {
+            match client.delete(&path, None).await {
+                Ok(()) => return,
+                Err(e) if e.code() == ErrorCode::NoNode || e.is_session_expired() => return,
+                Err(e) => {
+                    tracing::debug!(%path, error = %e, attempt, "retrying the delete of a queue node");
+                    tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await;
+                }
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sequence_of;
+
+    #[test]
+    fn sequence_numbers_of_every_naming_scheme() {
+        assert_eq!(sequence_of("lock-0000000007"), Some(7));
+        assert_eq!(
+            sequence_of("_c_0f1e2d3c4b5a69788796a5b4c3d2e1f0-lock-0000000012"),
+            Some(12)
+        );
+        assert_eq!(sequence_of("9a1b2c__lock__0000000003"), Some(3));
+        assert_eq!(sequence_of("lock-12"), None);
+        assert_eq!(sequence_of("config"), None);
+    }
+}
