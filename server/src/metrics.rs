@@ -70,8 +70,8 @@ impl Metrics {
             .expect("valid metric"),
             fsync_batch: Histogram::with_opts(
                 HistogramOpts::new(
-                    "warden_fsync_batch_appends",
-                    "Log appends made durable by one flush",
+                    "warden_fsync_batch_txns",
+                    "Txns made durable by one log flush (group commit)",
                 )
                 .buckets(exponential_buckets(1.0, 2.0, 12).expect("valid buckets")),
             )

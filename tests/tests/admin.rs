@@ -65,7 +65,7 @@ async fn metrics_are_exported_and_move_with_the_work() {
         ("warden_connections", "gauge"),
         ("warden_last_applied_index", "gauge"),
         ("warden_fsync_duration_seconds", "histogram"),
-        ("warden_fsync_batch_appends", "histogram"),
+        ("warden_fsync_batch_txns", "histogram"),
         ("warden_watch_events_total", "counter"),
         ("warden_snapshots_total", "counter"),
     ] {

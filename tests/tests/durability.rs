@@ -388,7 +388,7 @@ async fn concurrent_and_pipelined_writes_share_flushes() {
 
     // 50 sessions, each doing 20 creates one after another.
     let clients = join_all((0..50).map(|_| connect(&server, LONG))).await;
-    let flushes_before = server.metric("warden_fsync_batch_appends_count", "");
+    let flushes_before = server.metric("warden_fsync_batch_txns_count", "");
     let results = join_all(clients.iter().enumerate().map(|(i, c)| async move {
         let mut done = 0;
         for n in 0..20 {
@@ -406,7 +406,7 @@ async fn concurrent_and_pipelined_writes_share_flushes() {
     .await;
     let writes: u32 = results.iter().sum();
     assert_eq!(writes, 1000);
-    let flushes = server.metric("warden_fsync_batch_appends_count", "") - flushes_before;
+    let flushes = server.metric("warden_fsync_batch_txns_count", "") - flushes_before;
     eprintln!("1000 concurrent creates from 50 sessions: {flushes} flushes");
     assert!(flushes >= 1.0);
     assert!(
@@ -417,7 +417,7 @@ async fn concurrent_and_pipelined_writes_share_flushes() {
     join_all(clients.iter().map(|c| c.close())).await;
 
     // One session pipelining 200 creates: answered in call order, few flushes.
-    let flushes_before = server.metric("warden_fsync_batch_appends_count", "");
+    let flushes_before = server.metric("warden_fsync_batch_txns_count", "");
     let setup = &setup;
     let created = join_all((0..200).map(|n| async move {
         setup
@@ -429,7 +429,7 @@ async fn concurrent_and_pipelined_writes_share_flushes() {
             .await
     }))
     .await;
-    let flushes = server.metric("warden_fsync_batch_appends_count", "") - flushes_before;
+    let flushes = server.metric("warden_fsync_batch_txns_count", "") - flushes_before;
     eprintln!("200 pipelined creates from one session: {flushes} flushes");
     let mut last_zxid = 0;
     for (n, r) in created.into_iter().enumerate() {
