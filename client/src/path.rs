@@ -6,78 +6,13 @@
 
 use crate::error::Error;
 
-/// Checks a znode path: absolute, no trailing `/` (except the root itself),
-/// no empty, `.` or `..` segments, and no NUL, control or reserved
-/// characters.
+/// Checks a znode path with the rules the server applies (ZooKeeper's
+/// `PathUtils.validatePath`, shared through `warden_proto::path`).
 pub fn validate_path(path: &str) -> Result<(), Error> {
-    let bad = |why: &str| {
-        Err(Error::bad_arguments(format!(
-            "invalid path {path:?}: {why}"
-        )))
-    };
-    if path.is_empty() {
-        return bad("path must not be empty");
-    }
-    if !path.starts_with('/') {
-        return bad("path must start with /");
-    }
-    if path == "/" {
-        return Ok(());
-    }
-    if path.ends_with('/') {
-        return bad("path must not end with /");
-    }
-    for segment in path[1..].split('/') {
-        if segment.is_empty() {
-            return bad("empty node name (//)");
-        }
-        if segment == "." || segment == ".." {
-            return bad("relative names . and .. are not allowed");
-        }
-    }
-    for c in path.chars() {
-        let u = c as u32;
-        if u == 0 {
-            return bad("the NUL character is not allowed");
-        }
-        if (0x01..=0x1f).contains(&u)
-            || (0x7f..=0x9f).contains(&u)
-            || (0xd800..=0xf8ff).contains(&u)
-            || (0xfff0..=0xffff).contains(&u)
-        {
-            return bad(&format!("character U+{u:04X} is not allowed"));
-        }
-    }
-    Ok(())
+    warden_proto::path::check(path).map_err(Error::bad_arguments)
 }
 
-/// `parent` + `/` + `child`, without doubling the root's slash.
-pub fn join(parent: &str, child: &str) -> String {
-    if parent == "/" {
-        format!("/{child}")
-    } else {
-        format!("{parent}/{child}")
-    }
-}
-
-/// The parent of a path (`/` for top-level nodes); `None` for the root.
-pub fn parent(path: &str) -> Option<&str> {
-    if path == "/" {
-        return None;
-    }
-    match path.rfind('/') {
-        Some(0) => Some("/"),
-        Some(i) => Some(&path[..i]),
-        None => None,
-    }
-}
-
-/// True when `path` is `ancestor` or lies below it.
-pub fn is_under(path: &str, ancestor: &str) -> bool {
-    ancestor == "/"
-        || path == ancestor
-        || (path.starts_with(ancestor) && path.as_bytes().get(ancestor.len()) == Some(&b'/'))
-}
+pub use warden_proto::path::{is_under, join, parent};
 
 /// The subtree of the server's namespace a client sees as its root.
 ///

@@ -2,7 +2,8 @@
 //!
 //! Both the server and the client depend on this crate; nothing else does the
 //! encoding. Error codes and watch event types carry ZooKeeper's numbers so the
-//! two protocols Warden speaks share one vocabulary.
+//! two protocols Warden speaks share one vocabulary. [`path`] holds the
+//! znode path rules both sides apply.
 
 #![allow(clippy::large_enum_variant, clippy::enum_variant_names)]
 
@@ -10,5 +11,7 @@
 pub mod v1 {
     tonic::include_proto!("warden.v1");
 }
+
+pub mod path;
 
 pub use v1::*;

@@ -2,59 +2,13 @@
 
 use crate::error::ZkError;
 
-/// Checks a znode path: absolute, no empty, `.` or `..` segments, no
-/// trailing slash (except the root) and no control or reserved characters.
+/// Checks a znode path: ZooKeeper's rules, shared with the client through
+/// `warden_proto::path`.
 pub fn validate_path(path: &str) -> Result<(), ZkError> {
-    let bad = |why: &str| {
-        Err(ZkError::bad_arguments(format!(
-            "invalid path {path:?}: {why}"
-        )))
-    };
-    if path.is_empty() {
-        return bad("path must not be empty");
-    }
-    if !path.starts_with('/') {
-        return bad("path must start with /");
-    }
-    if path == "/" {
-        return Ok(());
-    }
-    if path.ends_with('/') {
-        return bad("path must not end with /");
-    }
-    for segment in path[1..].split('/') {
-        if segment.is_empty() {
-            return bad("empty node name (//)");
-        }
-        if segment == "." || segment == ".." {
-            return bad("relative names . and .. are not allowed");
-        }
-    }
-    for c in path.chars() {
-        let u = c as u32;
-        if u == 0
-            || (0x01..=0x1f).contains(&u)
-            || (0x7f..=0x9f).contains(&u)
-            || (0xd800..=0xf8ff).contains(&u)
-            || (0xfff0..=0xffff).contains(&u)
-        {
-            return bad(&format!("character U+{u:04X} is not allowed"));
-        }
-    }
-    Ok(())
+    warden_proto::path::check(path).map_err(ZkError::bad_arguments)
 }
 
-/// The parent of a valid path (`/` for top-level nodes); `None` for the root.
-pub fn parent(path: &str) -> Option<&str> {
-    if path == "/" {
-        return None;
-    }
-    match path.rfind('/') {
-        Some(0) => Some("/"),
-        Some(i) => Some(&path[..i]),
-        None => None,
-    }
-}
+pub use warden_proto::path::{is_under, join, parent};
 
 /// The last segment of a valid path.
 pub fn name(path: &str) -> &str {
@@ -62,22 +16,6 @@ pub fn name(path: &str) -> &str {
         Some(i) => &path[i + 1..],
         None => path,
     }
-}
-
-/// `parent` + `/` + `child`, without doubling the root slash.
-pub fn join(parent: &str, child: &str) -> String {
-    if parent == "/" {
-        format!("/{child}")
-    } else {
-        format!("{parent}/{child}")
-    }
-}
-
-/// True when `path` is `ancestor` or lies below it.
-pub fn is_under(path: &str, ancestor: &str) -> bool {
-    ancestor == "/"
-        || path == ancestor
-        || (path.starts_with(ancestor) && path.as_bytes().get(ancestor.len()) == Some(&b'/'))
 }
 
 #[cfg(test)]
