@@ -892,3 +892,33 @@ async fn event_zxids_strictly_increase() {
     );
     assert_eq!(e.zxid, marker.czxid);
 }
+
+/// A watch set by a read is never lost to a change racing the read's reply:
+/// the server sends a read's reply before the event of any later change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_set_while_the_node_changes_is_never_lost() {
+    let server = ServerProc::start();
+    let reader = support::connect(&server.addr()).await;
+    let writer = support::connect(&server.addr()).await;
+    reader
+        .create("/w", "0", warden_client::CreateMode::Persistent)
+        .await
+        .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writing = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                n += 1;
+                writer.set_data("/w", n.to_string(), None).await.unwrap();
+            }
+        })
+    };
+    for _ in 0..150 {
+        let (_, _, w) = reader.get_data_w("/w").await.unwrap();
+        assert_eq!(fired(w).await.event_type, EventType::NodeDataChanged);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writing.await.unwrap();
+}

@@ -116,7 +116,8 @@ impl Lock {
     }
 
     async fn attempt(&self, wait: bool) -> Result<Option<LockGuard>, Error> {
-        let (path, stat) = sequence::join(&self.client, &self.path, MARKER, &self.data).await?;
+        let (path, stat) =
+            sequence::join_detached(&self.client, &self.path, MARKER, &self.data).await?;
         let mut pending = Pending {
             client: self.client.clone(),
             path: Some(path.clone()),
@@ -305,4 +306,13 @@ async fn wait_reconnected(states: &mut crate::StateStream) -> bool {
         }
     }
     false
+}
+
+impl LockGuard {
+    /// A guard for a grant another recipe decided (the read-write lock's
+    /// halves): the same monitoring, release and fencing token as a plain
+    /// lock's.
+    pub(crate) async fn granted(client: Client, path: String, token: i64) -> LockGuard {
+        LockGuard::new(client, path, token).await
+    }
 }

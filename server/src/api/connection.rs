@@ -24,7 +24,9 @@ use super::convert;
 use super::proposer::{Proposer, WriteReceiver};
 use crate::config::Config;
 use crate::error::{Code, ZkError};
+use crate::metrics::Metrics;
 use crate::raft::state_machine::Shared;
+use crate::tree::DataTree;
 use crate::txn::{Op, Outcome};
 use crate::watch::{EventSink, RemoveKind, Rewatch, WatchEventType, WatchKind};
 
@@ -501,30 +503,23 @@ async fn respond(ctx: Ctx, session: u64, mut rx: mpsc::UnboundedReceiver<Pending
                 (r, "sync", Some(started))
             }
             Pending::Read { xid, op, started } => {
-                let (name, r) = read(&ctx, session, xid, op);
-                (r, name, Some(started))
+                let st = ctx.shared.state.read();
+                let (name, r) = read(&ctx, &st.tree, session, xid, op);
+                record(&metrics, session, name, Some(started), &r);
+                // Sent under the tree lock: the event of a later change, which
+                // apply queues under the write lock, cannot overtake this reply
+                // (the client registers the watch when the reply arrives).
+                let sent = out
+                    .send(frame(pb::server_frame::Frame::Response(r)))
+                    .is_ok();
+                drop(st);
+                if !sent {
+                    break;
+                }
+                continue;
             }
         };
-        metrics.requests.with_label_values(&[op]).inc();
-        if resp.error != 0 {
-            let name = pb::ErrorCode::try_from(resp.error)
-                .map(|c| c.as_str_name())
-                .unwrap_or("UNKNOWN");
-            metrics.request_errors.with_label_values(&[name]).inc();
-        }
-        if let Some(s) = started {
-            metrics
-                .request_latency
-                .with_label_values(&[op])
-                .observe(s.elapsed().as_secs_f64());
-        }
-        tracing::debug!(
-            session = format!("0x{session:x}"),
-            xid = resp.xid,
-            op,
-            error = resp.error,
-            "answered"
-        );
+        record(&metrics, session, op, started, &resp);
         if out
             .send(frame(pb::server_frame::Frame::Response(resp)))
             .is_err()
@@ -534,17 +529,51 @@ async fn respond(ctx: Ctx, session: u64, mut rx: mpsc::UnboundedReceiver<Pending
     }
 }
 
+/// Counts an answer in the metrics and the debug log.
+fn record(
+    metrics: &Metrics,
+    session: u64,
+    op: &'static str,
+    started: Option<Instant>,
+    resp: &pb::Response,
+) {
+    metrics.requests.with_label_values(&[op]).inc();
+    if resp.error != 0 {
+        let name = pb::ErrorCode::try_from(resp.error)
+            .map(|c| c.as_str_name())
+            .unwrap_or("UNKNOWN");
+        metrics.request_errors.with_label_values(&[name]).inc();
+    }
+    if let Some(s) = started {
+        metrics
+            .request_latency
+            .with_label_values(&[op])
+            .observe(s.elapsed().as_secs_f64());
+    }
+    tracing::debug!(
+        session = format!("0x{session:x}"),
+        xid = resp.xid,
+        op,
+        error = resp.error,
+        "answered"
+    );
+}
+
 fn validate(path: &str) -> Result<(), ZkError> {
     crate::tree::path::validate_path(path)
 }
 
 /// Serves a read from the local tree, registering its watch under the same
 /// lock so no change can slip between the read and the watch.
-fn read(ctx: &Ctx, session: u64, xid: i64, op: pb::request::Op) -> (&'static str, pb::Response) {
+fn read(
+    ctx: &Ctx,
+    tree: &DataTree,
+    session: u64,
+    xid: i64,
+    op: pb::request::Op,
+) -> (&'static str, pb::Response) {
     use pb::request::Op as R;
     use pb::response::Result as Res;
-    let st = ctx.shared.state.read();
-    let tree = &st.tree;
     let zxid = tree.last_zxid();
     let watches = &ctx.shared.watches;
     let ok = |r: Res| pb::Response {
