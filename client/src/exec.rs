@@ -50,18 +50,27 @@ fn candidate_id() -> String {
 }
 
 fn spawn(command: &[String], token: i64, path: &str) -> Result<Child, Error> {
-    Command::new(&command[0])
-        .args(&command[1..])
+    let mut cmd = Command::new(&command[0]);
+    cmd.args(&command[1..])
         .env("WARDEN_FENCING_TOKEN", token.to_string())
         .env("WARDEN_NODE", path)
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| {
-            Error::new(
-                ErrorCode::BadArguments,
-                format!("cannot run {}: {e}", command[0]),
-            )
-        })
+        .kill_on_drop(true);
+    // SAFETY: prctl in the forked child before exec only sets a process
+    // attribute; it allocates nothing and touches no shared state. It makes
+    // the command die with warden even on SIGKILL, so it never outlives the
+    // lock or leadership it was started under.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    cmd.spawn().map_err(|e| {
+        Error::new(
+            ErrorCode::BadArguments,
+            format!("cannot run {}: {e}", command[0]),
+        )
+    })
 }
 
 /// SIGTERM, then SIGKILL after a grace period.

@@ -138,10 +138,39 @@ impl Drop for LeaderLatch {
 /// What interrupted a wait.
 enum Wake {
     Changed,
+    /// A request failed on a healthy connection: back off, then try again.
+    Retry,
     Suspended,
     Lost,
     Resign,
     Close,
+}
+
+/// Waits for the connection to come back, still obeying commands. Returns
+/// the command that interrupted the wait, if any (`Close` also when the
+/// client closed).
+async fn wait_for_connection(
+    client: &Client,
+    states: &mut crate::StateStream,
+    commands: &mut mpsc::UnboundedReceiver<Command>,
+    ours: &mut Option<(String, i64)>,
+) -> Option<Command> {
+    loop {
+        match client.state() {
+            ConnectionState::Connected | ConnectionState::Reconnected => return None,
+            ConnectionState::Closed => return Some(Command::Close),
+            ConnectionState::Lost => *ours = None,
+            ConnectionState::Suspended => {}
+        }
+        tokio::select! {
+            s = states.next() => match s {
+                Some(ConnectionState::Lost) => *ours = None,
+                Some(ConnectionState::Closed) | None => return Some(Command::Close),
+                Some(_) => {}
+            },
+            c = commands.recv() => return Some(c.unwrap_or(Command::Close)),
+        }
+    }
 }
 
 async fn run(
@@ -164,25 +193,32 @@ async fn run(
             &mut commands,
         )
         .await;
-        match wake {
-            Wake::Changed => {}
-            Wake::Suspended => {
-                leader.send_replace(None);
-                loop {
-                    match states.next().await {
-                        Some(ConnectionState::Reconnected) | Some(ConnectionState::Connected) => {
-                            break
-                        }
-                        Some(ConnectionState::Lost) => ours = None,
-                        Some(ConnectionState::Suspended) => {}
-                        Some(ConnectionState::Closed) | None => return,
-                    }
+        let wake = match wake {
+            Wake::Changed => continue,
+            Wake::Retry => {
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => continue,
+                    c = commands.recv() => match c {
+                        Some(Command::Resign) => Wake::Resign,
+                        Some(Command::Close) | None => Wake::Close,
+                    },
                 }
             }
-            Wake::Lost => {
+            Wake::Suspended | Wake::Lost => {
                 leader.send_replace(None);
-                ours = None;
+                if matches!(wake, Wake::Lost) {
+                    ours = None;
+                }
+                match wait_for_connection(&client, &mut states, &mut commands, &mut ours).await {
+                    None => continue,
+                    Some(Command::Resign) => Wake::Resign,
+                    Some(Command::Close) => Wake::Close,
+                }
             }
+            other => other,
+        };
+        match wake {
+            Wake::Changed | Wake::Retry | Wake::Suspended | Wake::Lost => {}
             Wake::Resign => {
                 leader.send_replace(None);
                 if let Some((p, _)) = ours.take() {
@@ -218,7 +254,12 @@ async fn step(
         if e.is_session_expired() {
             Wake::Lost
         } else {
-            Wake::Suspended
+            match client.state() {
+                ConnectionState::Closed => Wake::Close,
+                ConnectionState::Lost => Wake::Lost,
+                ConnectionState::Suspended => Wake::Suspended,
+                ConnectionState::Connected | ConnectionState::Reconnected => Wake::Retry,
+            }
         }
     };
     if ours.is_none() {

@@ -31,7 +31,7 @@ use futures::StreamExt;
 use tokio::sync::watch;
 
 use super::sequence::{self, Position};
-use crate::{Client, ConnectionState, Error, ErrorCode, EventType};
+use crate::{Client, ConnectionState, Error, ErrorCode, EventType, WatcherType};
 
 const MARKER: &str = "lock-";
 
@@ -212,7 +212,14 @@ impl LockGuard {
         if self.released {
             return Ok(());
         }
+        // Stop the monitor and drop its watch on our node first, so the
+        // delete notifies only the next waiter (no self-notification).
         self.monitor.abort();
+        let _ = (&mut self.monitor).await;
+        let _ = self
+            .client
+            .remove_watches(&self.path, WatcherType::Data)
+            .await;
         match self.client.delete(&self.path, None).await {
             Ok(()) => {}
             Err(e) if e.code() == ErrorCode::NoNode || e.is_session_expired() => {}

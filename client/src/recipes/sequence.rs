@@ -52,8 +52,13 @@ pub(crate) async fn join(
                 Some(stat) => return Ok((path, stat)),
                 None => continue,
             },
-            // The parent is missing (never made, or reaped as an empty container).
-            Err(e) if e.code() == ErrorCode::NoNode => ensure_containers(client, dir).await?,
+            // The parent is missing (never made, or reaped as an empty
+            // container — possibly again while we make it): make it, retry.
+            Err(e) if e.code() == ErrorCode::NoNode => match ensure_containers(client, dir).await {
+                Ok(()) => {}
+                Err(e) if e.code() == ErrorCode::NoNode => {}
+                Err(e) => return Err(e),
+            },
             Err(e) => return Err(e),
         }
     }
@@ -128,6 +133,112 @@ pub(crate) fn delete_in_background(client: &Client, path: String) {
             }
         }
     });
+}
+
+/// The last segment of a path (the node's name).
+pub(crate) fn name_of(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// Waits until the client is connected (`Connected`/`Reconnected`); false
+/// once it is closed or its session task has stopped. `states` must have
+/// been subscribed before the caller last looked at the state, so no change
+/// slips between the check and the wait.
+pub(crate) async fn wait_connected(client: &Client, states: &mut crate::StateStream) -> bool {
+    use futures::StreamExt;
+    loop {
+        match client.state() {
+            s if s.is_connected() => return true,
+            crate::ConnectionState::Closed => return false,
+            _ => {}
+        }
+        if states.next().await.is_none() {
+            return false;
+        }
+    }
+}
+
+/// True for errors a recipe's background task should ride out (wait for
+/// the connection, then try again) rather than give up on.
+pub(crate) fn is_transient(e: &Error) -> bool {
+    e.is_connection_loss()
+        || e.is_session_expired()
+        || matches!(
+            e.code(),
+            ErrorCode::OperationTimeout | ErrorCode::SessionMoved | ErrorCode::Throttled
+        )
+}
+
+/// Deletes a node this client created and no longer wants (a contender that
+/// gave up, a lease handed back): now if the server answers, else in the
+/// background. A node already gone (or a session already over) is fine.
+pub(crate) async fn delete_now(client: &Client, path: &str) {
+    match client.delete(path, None).await {
+        Ok(()) => {}
+        Err(e) if e.code() == ErrorCode::NoNode || e.is_session_expired() => {}
+        Err(_) => delete_in_background(client, path.to_string()),
+    }
+}
+
+/// [`join`], made cancel-safe: the create runs in a task of its own, so
+/// if the caller's future is dropped before the node is handed over (while
+/// the create or its check is in flight), the node is deleted as soon as
+/// the create completes instead of being left in line for the session's
+/// lifetime. Wrap the returned path in a drop guard straight away (no
+/// `.await` in between).
+pub(crate) async fn join_detached(
+    client: &Client,
+    dir: &str,
+    marker: &str,
+    data: &[u8],
+) -> Result<(String, Stat), Error> {
+    /// Deletes what the detached create made, unless the result was taken.
+    struct Joining {
+        client: Client,
+        task: Option<tokio::task::JoinHandle<Result<(String, Stat), Error>>>,
+    }
+
+    impl Drop for Joining {
+        fn drop(&mut self) {
+            let Some(task) = self.task.take() else {
+                return;
+            };
+            let Ok(handle) = tokio::runtime::Handle::try_current() else {
+                return;
+            };
+            let client = self.client.clone();
+            handle.spawn(async move {
+                if let Ok(Ok((path, _))) = task.await {
+                    delete_now(&client, &path).await;
+                }
+            });
+        }
+    }
+
+    let task = {
+        let (client, dir, marker, data) = (
+            client.clone(),
+            dir.to_string(),
+            marker.to_string(),
+            data.to_vec(),
+        );
+        tokio::spawn(async move { join(&client, &dir, &marker, &data).await })
+    };
+    let mut joining = Joining {
+        client: client.clone(),
+        task: Some(task),
+    };
+    let result = match joining.task.as_mut() {
+        Some(task) => task.await,
+        None => return Err(Error::new(ErrorCode::SystemError, "no join task")),
+    };
+    joining.task = None;
+    result.unwrap_or_else(|e| {
+        Err(Error::new(
+            ErrorCode::SystemError,
+            format!("{dir}: joining the queue failed: {e}"),
+        ))
+    })
 }
 
 #[cfg(test)]
