@@ -2,8 +2,16 @@
 //! following Apache Curator's algorithms.
 //!
 //! - [`lock`] — a fair FIFO mutex with fencing tokens and loss signalling.
+//! - [`rwlock`] — a read-write lock; [`semaphore`] — N leases;
+//!   [`multi_lock`] — several locks taken as one, deadlock-free.
 //! - [`leader`] — leader election: a latch and a selector that runs a task
 //!   while leader.
+//! - [`barrier`] — a gate and a double barrier; [`counter`] — a shared
+//!   counter with optimistic compare-and-set.
+//! - [`queue`] — a distributed queue with reliable consumption;
+//!   [`partitioner`] — a set partitioner with one locked owner per item.
+//! - [`cache`] — node and tree caches; [`persistent_node`] — an ephemeral
+//!   node that recreates itself; [`registry`] — service registration.
 //!
 //! Shared machinery lives in `sequence`: protected ephemeral-sequential
 //! members of a queue, ordered by sequence number, where each member
