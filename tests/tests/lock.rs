@@ -879,3 +879,44 @@ async fn acquire_succeeds_while_its_parent_container_is_reaped() {
         }
     }
 }
+
+/// Re-entrancy per owner: a re-entrant `Lock` (and its clones) acquiring
+/// while it holds gets another guard on the same grant; the lock is free
+/// only once every guard is released. A plain `Lock` does not re-enter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reentrant_owner_acquires_again_and_releases_last() {
+    let server = ServerProc::start();
+    let owner = connect(&server.addr(), Duration::from_secs(10)).await;
+    let other = connect(&server.addr(), Duration::from_secs(10)).await;
+    let lock = Lock::new(&owner, "/reentrant").reentrant();
+    let rival = Lock::new(&other, "/reentrant");
+
+    let mut first = lock.acquire().await.unwrap();
+    let mut second = lock.clone().acquire().await.unwrap();
+    assert_eq!(first.fencing_token(), second.fencing_token());
+    assert_eq!(first.path(), second.path());
+    assert_eq!(owner.get_children("/reentrant").await.unwrap().len(), 1);
+
+    first.release().await.unwrap();
+    first.release().await.unwrap();
+    assert_eq!(second.state(), LockState::Held);
+    assert!(
+        rival.try_acquire().await.unwrap().is_none(),
+        "still held by the second guard"
+    );
+
+    second.release().await.unwrap();
+    let mut theirs = rival.acquire().await.unwrap();
+    assert!(theirs.fencing_token() > second.fencing_token());
+
+    let plain = Lock::new(&other, "/reentrant");
+    assert!(
+        plain
+            .acquire_timeout(Duration::from_millis(300))
+            .await
+            .unwrap()
+            .is_none(),
+        "a plain lock does not re-enter"
+    );
+    theirs.release().await.unwrap();
+}

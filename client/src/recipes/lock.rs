@@ -25,6 +25,8 @@
 //! # Ok(()) }
 //! ```
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -41,6 +43,9 @@ pub struct Lock {
     client: Client,
     path: String,
     data: Vec<u8>,
+    /// With re-entrancy: the hold this owner (this `Lock` and its clones)
+    /// already has, if any.
+    owner: Option<Arc<parking_lot::Mutex<Weak<Hold>>>>,
 }
 
 /// What the holder can currently say about its lock.
@@ -77,6 +82,42 @@ impl Lock {
             client: client.clone(),
             path: path.trim_end_matches('/').to_string(),
             data: Vec::new(),
+            owner: None,
+        }
+    }
+
+    /// Makes the lock re-entrant for its owner — this `Lock` and its clones:
+    /// acquiring while already holding returns at once with another guard
+    /// on the same grant (same node and fencing token); the lock is
+    /// released when the last of those guards is.
+    pub fn reentrant(mut self) -> Lock {
+        self.owner = Some(Arc::default());
+        self
+    }
+
+    /// The owner's live hold, counted once more, if re-entrant and held.
+    fn reenter(&self) -> Option<LockGuard> {
+        let hold = self.owner.as_ref()?.lock().upgrade()?;
+        if *hold.state.borrow() == LockState::Lost {
+            return None;
+        }
+        let mut c = hold.count.load(Ordering::SeqCst);
+        loop {
+            if c == 0 {
+                return None;
+            }
+            match hold
+                .count
+                .compare_exchange(c, c + 1, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => {
+                    return Some(LockGuard {
+                        hold,
+                        released: false,
+                    })
+                }
+                Err(now) => c = now,
+            }
         }
     }
 
@@ -116,6 +157,17 @@ impl Lock {
     }
 
     async fn attempt(&self, wait: bool) -> Result<Option<LockGuard>, Error> {
+        if let Some(g) = self.reenter() {
+            return Ok(Some(g));
+        }
+        let granted = self.queue(wait).await?;
+        if let (Some(owner), Some(g)) = (&self.owner, &granted) {
+            *owner.lock() = Arc::downgrade(&g.hold);
+        }
+        Ok(granted)
+    }
+
+    async fn queue(&self, wait: bool) -> Result<Option<LockGuard>, Error> {
         let (path, stat) =
             sequence::join_detached(&self.client, &self.path, MARKER, &self.data).await?;
         let mut pending = Pending {
@@ -154,14 +206,21 @@ impl Lock {
     }
 }
 
-/// Proof of holding a lock. Release it with [`LockGuard::release`];
-/// dropping it releases in the background.
-pub struct LockGuard {
+/// One grant: its node, token and monitor, shared by the guards of a
+/// re-entrant owner and counted.
+struct Hold {
     client: Client,
     path: String,
     token: i64,
     state: watch::Receiver<LockState>,
-    monitor: tokio::task::JoinHandle<()>,
+    monitor: parking_lot::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    count: AtomicUsize,
+}
+
+/// Proof of holding a lock. Release it with [`LockGuard::release`];
+/// dropping it releases in the background.
+pub struct LockGuard {
+    hold: Arc<Hold>,
     released: bool,
 }
 
@@ -170,11 +229,14 @@ impl LockGuard {
         let (tx, rx) = watch::channel(LockState::Held);
         let monitor = tokio::spawn(monitor(client.clone(), path.clone(), tx));
         LockGuard {
-            client,
-            path,
-            token,
-            state: rx,
-            monitor,
+            hold: Arc::new(Hold {
+                client,
+                path,
+                token,
+                state: rx,
+                monitor: parking_lot::Mutex::new(Some(monitor)),
+                count: AtomicUsize::new(1),
+            }),
             released: false,
         }
     }
@@ -182,60 +244,70 @@ impl LockGuard {
     /// The fencing token of this grant: the lock node's czxid. Strictly
     /// greater than every earlier holder's.
     pub fn fencing_token(&self) -> i64 {
-        self.token
+        self.hold.token
     }
 
     /// The lock node's path.
     pub fn path(&self) -> &str {
-        &self.path
+        &self.hold.path
     }
 
     /// The current state of the hold.
     pub fn state(&self) -> LockState {
-        *self.state.borrow()
+        *self.hold.state.borrow()
     }
 
     /// A receiver of state changes (Held / Suspended / Lost).
     pub fn states(&self) -> watch::Receiver<LockState> {
-        self.state.clone()
+        self.hold.state.clone()
     }
 
     /// Resolves once the lock is lost (or the guard is released).
     pub async fn lost(&self) {
-        let mut rx = self.state.clone();
+        let mut rx = self.hold.state.clone();
         let _ = rx.wait_for(|s| *s == LockState::Lost).await;
     }
 
-    /// Releases the lock by deleting this grant's own node, never anyone
-    /// else's. Idempotent; a node already gone (expired session) is fine.
+    /// Releases this guard. The lock itself is released — this grant's own
+    /// node deleted, never anyone else's — when the owner's last guard is.
+    /// Idempotent; a node already gone (expired session) is fine.
     pub async fn release(&mut self) -> Result<(), Error> {
         if self.released {
             return Ok(());
         }
+        self.released = true;
+        if self.hold.count.fetch_sub(1, Ordering::SeqCst) > 1 {
+            return Ok(());
+        }
+        let h = &self.hold;
         // Stop the monitor and drop its watch on our node first, so the
         // delete notifies only the next waiter (no self-notification).
-        self.monitor.abort();
-        let _ = (&mut self.monitor).await;
-        let _ = self
-            .client
-            .remove_watches(&self.path, WatcherType::Data)
-            .await;
-        match self.client.delete(&self.path, None).await {
-            Ok(()) => {}
-            Err(e) if e.code() == ErrorCode::NoNode || e.is_session_expired() => {}
-            Err(e) => return Err(e),
+        let monitor = h.monitor.lock().take();
+        if let Some(m) = monitor {
+            m.abort();
+            let _ = m.await;
         }
-        self.released = true;
-        Ok(())
+        let _ = h.client.remove_watches(&h.path, WatcherType::Data).await;
+        match h.client.delete(&h.path, None).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.code() == ErrorCode::NoNode || e.is_session_expired() => Ok(()),
+            Err(e) => {
+                sequence::delete_in_background(&h.client, h.path.clone());
+                Err(e)
+            }
+        }
     }
 }
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
-        self.monitor.abort();
-        if !self.released {
-            sequence::delete_in_background(&self.client, self.path.clone());
+        if self.released || self.hold.count.fetch_sub(1, Ordering::SeqCst) > 1 {
+            return;
         }
+        if let Some(m) = self.hold.monitor.lock().take() {
+            m.abort();
+        }
+        sequence::delete_in_background(&self.hold.client, self.hold.path.clone());
     }
 }
 
