@@ -40,7 +40,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::sequence;
+use super::sequence::{self, Pending};
 use crate::{Client, CreateMode, Error, ErrorCode};
 
 /// The marker in a double-barrier member's node name.
@@ -148,34 +148,6 @@ fn parent_of(path: &str) -> Option<&str> {
     match path.rsplit_once('/') {
         Some((parent, _)) if !parent.is_empty() => Some(parent),
         _ => None,
-    }
-}
-
-/// A member's node, deleted unless the step that owns it completes
-/// (cancelled, timed out, or failed): what makes entering and leaving
-/// cancel-safe.
-struct Pending {
-    client: Client,
-    path: Option<String>,
-}
-
-impl Pending {
-    fn keep(&mut self) -> Option<String> {
-        self.path.take()
-    }
-
-    async fn abandon(&mut self) {
-        if let Some(p) = self.path.take() {
-            sequence::delete_now(&self.client, &p).await;
-        }
-    }
-}
-
-impl Drop for Pending {
-    fn drop(&mut self) {
-        if let Some(p) = self.path.take() {
-            sequence::delete_in_background(&self.client, p);
-        }
     }
 }
 
@@ -287,10 +259,7 @@ impl DoubleBarrier {
         }
         let (path, _) =
             sequence::join_detached(&self.client, &self.path, MARKER, &self.data).await?;
-        let mut pending = Pending {
-            client: self.client.clone(),
-            path: Some(path.clone()),
-        };
+        let mut pending = Pending::new(&self.client, path.clone());
         let ours = name_of(&path);
         loop {
             let members = sequence::members(&self.client, &self.path, MARKER).await?;
@@ -334,14 +303,11 @@ impl DoubleBarrier {
                 self.path
             )));
         };
-        let mut pending = Pending {
-            client: self.client.clone(),
-            path: Some(path.clone()),
-        };
+        let mut pending = Pending::new(&self.client, path.clone());
         let ours = name_of(&path).to_string();
         loop {
             let members = sequence::members(&self.client, &self.path, MARKER).await?;
-            let ours_exists = pending.path.is_some();
+            let ours_exists = pending.is_armed();
             let step = match leave_step(&members, &ours, ours_exists) {
                 Ok(step) => step,
                 Err(why) => {

@@ -32,7 +32,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use tokio::sync::watch;
 
-use super::sequence::{self, Position};
+use super::sequence::{self, Pending, Position};
 use crate::{Client, ConnectionState, Error, ErrorCode, EventType, WatcherType};
 
 const MARKER: &str = "lock-";
@@ -58,21 +58,6 @@ pub enum LockState {
     Suspended,
     /// The session expired or the node was deleted: the lock is gone.
     Lost,
-}
-
-/// A contender's node, deleted if the acquire does not complete (cancelled,
-/// timed out, or failed): this is what makes `acquire` cancel-safe.
-struct Pending {
-    client: Client,
-    path: Option<String>,
-}
-
-impl Drop for Pending {
-    fn drop(&mut self) {
-        if let Some(p) = self.path.take() {
-            sequence::delete_in_background(&self.client, p);
-        }
-    }
 }
 
 impl Lock {
@@ -170,20 +155,17 @@ impl Lock {
     async fn queue(&self, wait: bool) -> Result<Option<LockGuard>, Error> {
         let (path, stat) =
             sequence::join_detached(&self.client, &self.path, MARKER, &self.data).await?;
-        let mut pending = Pending {
-            client: self.client.clone(),
-            path: Some(path.clone()),
-        };
+        let mut pending = Pending::new(&self.client, path.clone());
         loop {
             match sequence::position(&self.client, &self.path, MARKER, &path).await? {
                 Position::First => {
-                    pending.path = None;
+                    pending.keep();
                     return Ok(Some(
                         LockGuard::new(self.client.clone(), path, stat.czxid).await,
                     ));
                 }
                 Position::Gone => {
-                    pending.path = None;
+                    pending.keep();
                     return Err(Error::new(
                         ErrorCode::SessionExpired,
                         format!("{path}: the lock node vanished while waiting (session expired?)"),

@@ -33,7 +33,7 @@
 use std::time::Duration;
 
 use super::lock::LockGuard;
-use super::sequence;
+use super::sequence::{self, Pending};
 use crate::{Client, Error, ErrorCode};
 
 /// The marker in a reader's node name.
@@ -193,35 +193,6 @@ fn in_line(children: Vec<String>) -> Vec<String> {
     line.into_iter().map(|(_, n)| n).collect()
 }
 
-/// A contender's node, deleted if the acquire does not complete (cancelled,
-/// timed out, not granted, or failed): what makes acquiring cancel-safe.
-struct Pending {
-    client: Client,
-    path: Option<String>,
-}
-
-impl Pending {
-    /// The acquire succeeded: the node now belongs to the guard.
-    fn keep(&mut self) {
-        self.path = None;
-    }
-
-    /// Gives the place in line back now.
-    async fn abandon(&mut self) {
-        if let Some(p) = self.path.take() {
-            sequence::delete_now(&self.client, &p).await;
-        }
-    }
-}
-
-impl Drop for Pending {
-    fn drop(&mut self) {
-        if let Some(p) = self.path.take() {
-            sequence::delete_in_background(&self.client, p);
-        }
-    }
-}
-
 /// The machinery both halves share.
 #[derive(Clone)]
 struct Half {
@@ -254,10 +225,7 @@ impl Half {
         let (path, stat) =
             sequence::join_detached(&self.client, &self.path, self.kind.marker(), &self.data)
                 .await?;
-        let mut pending = Pending {
-            client: self.client.clone(),
-            path: Some(path.clone()),
-        };
+        let mut pending = Pending::new(&self.client, path.clone());
         let ours = path.rsplit('/').next().unwrap_or(&path).to_string();
         loop {
             let children = match self.client.get_children(&self.path).await {

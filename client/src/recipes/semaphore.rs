@@ -27,7 +27,7 @@
 use std::time::Duration;
 
 use super::lock::Lock;
-use super::sequence;
+use super::sequence::{self, Pending};
 use crate::{Client, Error, ErrorCode};
 
 const MARKER: &str = "lease-";
@@ -46,33 +46,6 @@ pub struct Semaphore {
     lock: Lock,
     max_leases: u32,
     data: Vec<u8>,
-}
-
-/// A contender's lease node, deleted if taking the lease does not complete
-/// (cancelled, timed out, or failed): what makes acquiring cancel-safe.
-struct Pending {
-    client: Client,
-    path: Option<String>,
-}
-
-impl Pending {
-    fn keep(&mut self) {
-        self.path = None;
-    }
-
-    async fn abandon(&mut self) {
-        if let Some(p) = self.path.take() {
-            sequence::delete_now(&self.client, &p).await;
-        }
-    }
-}
-
-impl Drop for Pending {
-    fn drop(&mut self) {
-        if let Some(p) = self.path.take() {
-            sequence::delete_in_background(&self.client, p);
-        }
-    }
 }
 
 impl Semaphore {
@@ -160,10 +133,7 @@ impl Semaphore {
     async fn take_lease(&self, wait: bool) -> Result<Option<Lease>, Error> {
         let (path, stat) =
             sequence::join_detached(&self.client, &self.leases, MARKER, &self.data).await?;
-        let mut pending = Pending {
-            client: self.client.clone(),
-            path: Some(path.clone()),
-        };
+        let mut pending = Pending::new(&self.client, path.clone());
         let ours = path.rsplit('/').next().unwrap_or(&path).to_string();
         loop {
             let (children, watch) = match self.client.get_children_w(&self.leases).await {

@@ -241,6 +241,48 @@ pub(crate) async fn join_detached(
     })
 }
 
+/// A queue node that belongs to no guard yet: deleted unless the step that
+/// made it completes (cancelled, timed out, not granted, or failed). This is
+/// what makes acquiring, entering and leaving cancel-safe.
+pub(crate) struct Pending {
+    client: Client,
+    path: Option<String>,
+}
+
+impl Pending {
+    pub(crate) fn new(client: &Client, path: String) -> Pending {
+        Pending {
+            client: client.clone(),
+            path: Some(path),
+        }
+    }
+
+    /// The step succeeded: the node is handed to its new owner.
+    pub(crate) fn keep(&mut self) -> Option<String> {
+        self.path.take()
+    }
+
+    /// True while the node is still ours to delete.
+    pub(crate) fn is_armed(&self) -> bool {
+        self.path.is_some()
+    }
+
+    /// Gives the node up now, waiting for the delete.
+    pub(crate) async fn abandon(&mut self) {
+        if let Some(p) = self.path.take() {
+            delete_now(&self.client, &p).await;
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(p) = self.path.take() {
+            delete_in_background(&self.client, p);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::sequence_of;
