@@ -240,24 +240,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        let mut batch = sled::Batch::default();
-        for item in self.store.logs.range(index_key(log_id.index)..) {
-            let (k, _) = item.map_err(read_err)?;
-            batch.remove(k);
-        }
-        self.store.logs.apply_batch(batch).map_err(write_err)
+        self.store
+            .remove_logs(index_key(log_id.index)..)
+            .map_err(write_err)
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         self.store
             .put_meta("last_purged", &log_id)
             .map_err(write_err)?;
-        let mut batch = sled::Batch::default();
-        for item in self.store.logs.range(..=index_key(log_id.index)) {
-            let (k, _) = item.map_err(read_err)?;
-            batch.remove(k);
-        }
-        self.store.logs.apply_batch(batch).map_err(write_err)
+        self.store
+            .remove_logs(..=index_key(log_id.index))
+            .map_err(write_err)
     }
 }
 
@@ -272,14 +266,8 @@ pub fn verify(store: &Store, snapshot_index: Option<u64>) -> Result<(), String> 
     // A crash between recording a purge and removing its entries leaves
     // entries the snapshot already covers: finish the purge.
     if let Some(p) = last_purged {
-        let mut batch = sled::Batch::default();
-        for item in store.logs.range(..=index_key(p.index)) {
-            let (k, _) = item.map_err(|e| format!("reading the log: {e}"))?;
-            batch.remove(k);
-        }
         store
-            .logs
-            .apply_batch(batch)
+            .remove_logs(..=index_key(p.index))
             .map_err(|e| format!("finishing a purge: {e}"))?;
     }
     for item in store.logs.iter() {

@@ -144,6 +144,15 @@ impl Store {
         Ok(())
     }
 
+    /// Removes the log entries whose indexes lie in `range` (one batch).
+    pub fn remove_logs<R: std::ops::RangeBounds<[u8; 8]>>(&self, range: R) -> sled::Result<()> {
+        let mut batch = sled::Batch::default();
+        for item in self.logs.range(range) {
+            batch.remove(item?.0);
+        }
+        self.logs.apply_batch(batch)
+    }
+
     /// The highest index known durable, from the two `durable.N` files.
     pub fn read_watermark(&self) -> u64 {
         (0..2)
