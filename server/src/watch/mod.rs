@@ -143,15 +143,21 @@ impl WatchManager {
     fn drop_watches(g: &mut Inner, session: u64) {
         if let Some(regs) = g.by_session.remove(&session) {
             for key in regs {
-                if key.0 == WatchKind::PersistentRecursive as u8 {
-                    g.recursive_count -= 1;
-                }
-                if let Some(set) = g.table.get_mut(&key) {
-                    set.remove(&session);
-                    if set.is_empty() {
-                        g.table.remove(&key);
-                    }
-                }
+                Self::unlink(g, session, &key);
+            }
+        }
+    }
+
+    /// Takes a session out of the table entry for `key` (its own record in
+    /// `by_session` is the caller's to remove).
+    fn unlink(g: &mut Inner, session: u64, key: &(u8, String)) {
+        if key.0 == WatchKind::PersistentRecursive as u8 {
+            g.recursive_count -= 1;
+        }
+        if let Some(set) = g.table.get_mut(key) {
+            set.remove(&session);
+            if set.is_empty() {
+                g.table.remove(key);
             }
         }
     }
@@ -187,15 +193,7 @@ impl WatchManager {
                 .unwrap_or(false);
             if removed {
                 found = true;
-                if k == WatchKind::PersistentRecursive {
-                    g.recursive_count -= 1;
-                }
-                if let Some(set) = g.table.get_mut(&key) {
-                    set.remove(&session);
-                    if set.is_empty() {
-                        g.table.remove(&key);
-                    }
-                }
+                Self::unlink(&mut g, session, &key);
             }
         }
         found
