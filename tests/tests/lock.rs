@@ -16,175 +16,8 @@ use warden_client::recipes::{Lock, LockState};
 use warden_client::CreateMode;
 use warden_tests::{Proxy, ServerOpts, ServerProc};
 
-mod support {
-    //! Worker processes, records, sessions and deadlines.
-
-    use std::path::{Path, PathBuf};
-    use std::process::{Child, Command, Stdio};
-    use std::time::{Duration, Instant};
-
-    use warden_client::{Client, ConnectOptions};
-
-    /// How long any single step may take before a test fails (a loaded
-    /// two-core CI machine included).
-    pub const STEP: Duration = Duration::from_secs(20);
-
-    /// Slack on timing bounds for a busy machine.
-    pub const MARGIN: Duration = Duration::from_secs(1);
-
-    /// `CLOCK_MONOTONIC` in nanoseconds: the clock of the workers' records.
-    pub fn mono_ns() -> u64 {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: clock_gettime writes into the timespec we pass it.
-        unsafe {
-            libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
-        }
-        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-    }
-
-    pub fn signal(pid: u32, sig: i32) {
-        // SAFETY: kill(2) on a child we started has no memory-safety concerns.
-        unsafe {
-            libc::kill(pid as i32, sig);
-        }
-    }
-
-    /// A `recipe_worker` process, killed (and continued first, if stopped)
-    /// when dropped. Its stderr goes to a log file shown on failure.
-    pub struct Worker {
-        child: Child,
-        log: PathBuf,
-    }
-
-    impl Worker {
-        pub fn spawn(dir: &Path, args: &[&str]) -> Worker {
-            let log = dir.join(format!("worker-{}.log", rand::random::<u32>()));
-            let child = Command::new(env!("CARGO_BIN_EXE_recipe_worker"))
-                .args(args)
-                .env("RUST_LOG", "warn")
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(&log).expect("worker log"))
-                .spawn()
-                .expect("start recipe_worker");
-            Worker { child, log }
-        }
-
-        pub fn pid(&self) -> u32 {
-            self.child.id()
-        }
-
-        pub fn signal(&self, sig: i32) {
-            signal(self.pid(), sig);
-        }
-
-        /// SIGKILL and reap.
-        pub fn kill9(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-
-        /// Waits for the process to exit by itself; its exit code.
-        pub fn wait(&mut self, timeout: Duration) -> Option<i32> {
-            let deadline = Instant::now() + timeout;
-            while Instant::now() < deadline {
-                if let Ok(Some(st)) = self.child.try_wait() {
-                    return st.code();
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            panic!(
-                "worker {} did not exit within {timeout:?}; its log:\n{}",
-                self.pid(),
-                self.log()
-            );
-        }
-
-        pub fn log(&self) -> String {
-            std::fs::read_to_string(&self.log).unwrap_or_default()
-        }
-    }
-
-    impl Drop for Worker {
-        fn drop(&mut self) {
-            self.signal(libc::SIGCONT);
-            self.kill9();
-        }
-    }
-
-    /// One line of a worker's record: `KIND NS TOKEN PID [EXTRA]`.
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    pub struct Event {
-        pub kind: String,
-        pub ns: u64,
-        pub token: i64,
-        pub pid: u32,
-        pub extra: String,
-    }
-
-    /// Every complete line of a record, sorted by time.
-    pub fn events(path: &Path) -> Vec<Event> {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        let mut out: Vec<Event> = text
-            .lines()
-            .filter_map(|l| {
-                let mut f = l.splitn(5, ' ');
-                Some(Event {
-                    kind: f.next()?.to_string(),
-                    ns: f.next()?.parse().ok()?,
-                    token: f.next()?.parse().ok()?,
-                    pid: f.next()?.parse().ok()?,
-                    extra: f.next().unwrap_or("").to_string(),
-                })
-            })
-            .collect();
-        out.sort_by_key(|e| e.ns);
-        out
-    }
-
-    /// Polls `f` every 20 ms until it yields a value; fails after `timeout`.
-    pub async fn poll<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(v) = f() {
-                return v;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out after {timeout:?} waiting for {what}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Awaits `f`, failing the test if it takes longer than `d`.
-    pub async fn within<T>(d: Duration, what: &str, f: impl std::future::Future<Output = T>) -> T {
-        match tokio::time::timeout(d, f).await {
-            Ok(v) => v,
-            Err(_) => panic!("timed out after {d:?}: {what}"),
-        }
-    }
-
-    /// A new session on `servers` asking for `timeout`.
-    pub async fn connect(servers: &str, timeout: Duration) -> Client {
-        let opts = ConnectOptions {
-            session_timeout: timeout,
-            ..ConnectOptions::default()
-        };
-        within(STEP, "connect", Client::connect(servers, opts))
-            .await
-            .expect("connect")
-    }
-
-    /// The children of `dir` in queue order (by their sequence suffix).
-    pub async fn queue(client: &Client, dir: &str) -> Vec<String> {
-        let mut names = client.get_children(dir).await.unwrap_or_default();
-        names.sort_by_key(|n| n[n.len().saturating_sub(10)..].to_string());
-        names
-    }
-}
+#[path = "common/workers.rs"]
+mod support;
 
 /// 1. Flash sale: 3 processes × 30 concurrent tasks against a stock of 10.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -208,9 +41,9 @@ async fn flash_sale_sells_each_unit_exactly_once() {
 
     let addr = server.addr();
     let out_s = out.to_str().unwrap();
-    let mut workers: Vec<Worker> = (0..3)
+    let mut workers: Vec<Proc> = (0..3)
         .map(|_| {
-            Worker::spawn(
+            Proc::worker(
                 dir.path(),
                 &[
                     "flash-sale",
@@ -314,7 +147,7 @@ fn holder_of(record: &[Event], skip: &HashSet<u32>) -> Option<Event> {
 /// released yet (else continues it and tries the next grant).
 async fn stop_a_holder(
     out: &std::path::Path,
-    workers: &[Worker],
+    workers: &[Proc],
     after_ns: u64,
     skip: &HashSet<u32>,
 ) -> Event {
@@ -353,9 +186,9 @@ async fn holders_never_overlap_under_kills_and_pauses() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("holds.log");
     let addr = server.addr();
-    let mut workers: Vec<Worker> = (0..5)
+    let mut workers: Vec<Proc> = (0..5)
         .map(|_| {
-            Worker::spawn(
+            Proc::worker(
                 dir.path(),
                 &[
                     "hold",
@@ -712,7 +545,7 @@ async fn a_dead_holder_is_replaced_within_timeout_plus_a_tick() {
     });
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("hold.log");
-    let mut holder = Worker::spawn(
+    let mut holder = Proc::worker(
         dir.path(),
         &[
             "hold",

@@ -1,0 +1,191 @@
+//! Shared by the lock and election tests: worker processes, records,
+//! sessions and deadlines. Each test file uses a part of it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use warden_client::{Client, ConnectOptions};
+
+/// How long any single step may take before a test fails (a loaded
+/// two-core CI machine included).
+pub const STEP: Duration = Duration::from_secs(20);
+
+/// Slack on timing bounds for a busy machine.
+pub const MARGIN: Duration = Duration::from_secs(1);
+
+/// `CLOCK_MONOTONIC` in nanoseconds: the clock of the workers' records.
+pub fn mono_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we pass it.
+    unsafe {
+        libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
+    }
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+pub fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill(2) on a child we started has no memory-safety concerns.
+    unsafe {
+        libc::kill(pid as i32, sig);
+    }
+}
+
+/// A child process (a `recipe_worker` or `warden`), killed (and
+/// continued first, if stopped) when dropped.
+pub struct Proc {
+    pub child: Child,
+    log: PathBuf,
+}
+
+impl Proc {
+    pub fn spawn(dir: &Path, mut cmd: Command) -> Proc {
+        let log = dir.join(format!("proc-{}.log", rand::random::<u32>()));
+        let child = cmd
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("process log"))
+            .spawn()
+            .expect("start a child process");
+        Proc { child, log }
+    }
+
+    /// A `recipe_worker` with these arguments.
+    pub fn worker(dir: &Path, args: &[&str]) -> Proc {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_recipe_worker"));
+        cmd.args(args);
+        Proc::spawn(dir, cmd)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn signal(&self, sig: i32) {
+        signal(self.pid(), sig);
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits for the process to exit; its exit code.
+    pub fn wait(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return st.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "process {} did not exit within {timeout:?}; its log:\n{}",
+            self.pid(),
+            self.log()
+        );
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.signal(libc::SIGCONT);
+        self.kill9();
+    }
+}
+
+/// One line of a worker's record: `KIND NS TOKEN PID [EXTRA]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub kind: String,
+    pub ns: u64,
+    pub token: i64,
+    pub pid: u32,
+    pub extra: String,
+}
+
+/// Every complete line of a record, sorted by time.
+pub fn events(path: &Path) -> Vec<Event> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut out: Vec<Event> = text
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.splitn(5, ' ');
+            Some(Event {
+                kind: f.next()?.to_string(),
+                ns: f.next()?.parse().ok()?,
+                token: f.next()?.parse().ok()?,
+                pid: f.next()?.parse().ok()?,
+                extra: f.next().unwrap_or("").to_string(),
+            })
+        })
+        .collect();
+    out.sort_by_key(|e| e.ns);
+    out
+}
+
+/// Polls `f` every 20 ms until it yields a value; fails after `timeout`.
+pub async fn poll<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Awaits `f`, failing the test if it takes longer than `d`.
+pub async fn within<T>(d: Duration, what: &str, f: impl std::future::Future<Output = T>) -> T {
+    match tokio::time::timeout(d, f).await {
+        Ok(v) => v,
+        Err(_) => panic!("timed out after {d:?}: {what}"),
+    }
+}
+
+/// Waits until `dir` has `n` children.
+pub async fn wait_children(client: &Client, dir: &str, n: usize, what: &str) {
+    let deadline = Instant::now() + STEP;
+    loop {
+        let now = client.get_children(dir).await.unwrap_or_default();
+        if now.len() == n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A new session on `servers` asking for `timeout`.
+pub async fn connect(servers: &str, timeout: Duration) -> Client {
+    let opts = ConnectOptions {
+        session_timeout: timeout,
+        ..ConnectOptions::default()
+    };
+    within(STEP, "connect", Client::connect(servers, opts))
+        .await
+        .expect("connect")
+}
+
+/// The children of `dir` in queue order (by their sequence suffix).
+pub async fn queue(client: &Client, dir: &str) -> Vec<String> {
+    let mut names = client.get_children(dir).await.unwrap_or_default();
+    names.sort_by_key(|n| n[n.len().saturating_sub(10)..].to_string());
+    names
+}
