@@ -35,7 +35,13 @@ use tokio::sync::watch;
 use super::sequence::{self, Pending, Position};
 use crate::{Client, ConnectionState, Error, ErrorCode, EventType, WatcherType};
 
+/// What this lock names its own nodes (`_c_<uuid>-lock-<seq>`, as Curator).
 const MARKER: &str = "lock-";
+
+/// The contenders this lock queues with: its own and Curator's (`lock-`)
+/// and kazoo's (`<uuid>__lock__<seq>`), so locks taken through any of these
+/// libraries on one path exclude each other. Ordered by sequence number.
+const CONTENDERS: &[&str] = &[MARKER, "__lock__"];
 
 /// A named lock: a path under which contenders queue.
 #[derive(Clone)]
@@ -157,7 +163,7 @@ impl Lock {
             sequence::join_detached(&self.client, &self.path, MARKER, &self.data).await?;
         let mut pending = Pending::new(&self.client, path.clone());
         loop {
-            match sequence::position(&self.client, &self.path, MARKER, &path).await? {
+            match sequence::position_among(&self.client, &self.path, CONTENDERS, &path).await? {
                 Position::First => {
                     pending.keep();
                     return Ok(Some(

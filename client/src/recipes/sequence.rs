@@ -85,13 +85,23 @@ pub(crate) async fn members(
     dir: &str,
     marker: &str,
 ) -> Result<Vec<String>, Error> {
+    members_any(client, dir, &[marker]).await
+}
+
+/// The members under `dir` whose names contain any of `markers` (so one
+/// queue can hold contenders of several client libraries), in queue order.
+pub(crate) async fn members_any(
+    client: &Client,
+    dir: &str,
+    markers: &[&str],
+) -> Result<Vec<String>, Error> {
     let mut names: Vec<(i64, String)> = match client.get_children(dir).await {
         Ok(c) => c,
         Err(e) if e.code() == ErrorCode::NoNode => Vec::new(),
         Err(e) => return Err(e),
     }
     .into_iter()
-    .filter(|n| n.contains(marker))
+    .filter(|n| markers.iter().any(|m| n.contains(m)))
     .filter_map(|n| sequence_of(&n).map(|s| (s, n)))
     .collect();
     names.sort();
@@ -105,8 +115,18 @@ pub(crate) async fn position(
     marker: &str,
     our: &str,
 ) -> Result<Position, Error> {
+    position_among(client, dir, &[marker], our).await
+}
+
+/// [`position`] in a queue whose members carry any of `markers`.
+pub(crate) async fn position_among(
+    client: &Client,
+    dir: &str,
+    markers: &[&str],
+    our: &str,
+) -> Result<Position, Error> {
     let name = our.rsplit('/').next().unwrap_or(our);
-    let members = members(client, dir, marker).await?;
+    let members = members_any(client, dir, markers).await?;
     Ok(match members.iter().position(|m| m == name) {
         None => Position::Gone,
         Some(0) => Position::First,
