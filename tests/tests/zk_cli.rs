@@ -1,0 +1,195 @@
+//! Warden's ZooKeeper listener driven by Apache ZooKeeper's own shell,
+//! `zkCli.sh` (Debian's `zookeeper` package; `ZKCLI` overrides the path):
+//! connect, create, ls, get, set, a data watch firing on another session's
+//! set, and delete — checking the shell's output line by line.
+//!
+//! `.ci/run` installs the package when zkCli is missing; if it is still
+//! missing the test fails saying how to install it (it never passes by
+//! skipping).
+
+mod zk_support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use zk_support::{unique_root, Target, STEP};
+
+fn zkcli_path() -> String {
+    let path =
+        std::env::var("ZKCLI").unwrap_or_else(|_| "/usr/share/zookeeper/bin/zkCli.sh".into());
+    assert!(
+        std::path::Path::new(&path).exists(),
+        "{path} is missing: install ZooKeeper's shell with \
+         `apt-get install -y --no-install-recommends zookeeper` (or set ZKCLI)"
+    );
+    path
+}
+
+/// An interactive zkCli session: commands go to its stdin, and its output
+/// (stdout and stderr, in order) collects in `out`.
+struct Shell {
+    child: Child,
+    stdin: ChildStdin,
+    out: Arc<Mutex<String>>,
+    /// How much of `out` earlier expectations consumed.
+    seen: usize,
+}
+
+impl Shell {
+    fn start(addr: &str) -> Shell {
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(format!("exec {} -server {addr} 2>&1", zkcli_path()))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start zkCli.sh");
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = child.stdout.take().expect("stdout");
+        let out = Arc::new(Mutex::new(String::new()));
+        let sink = out.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let mut o = sink.lock().expect("output lock");
+                o.push_str(&line);
+                o.push('\n');
+            }
+        });
+        Shell {
+            child,
+            stdin,
+            out,
+            seen: 0,
+        }
+    }
+
+    fn send(&mut self, cmd: &str) {
+        writeln!(self.stdin, "{cmd}").expect("write to zkCli");
+        self.stdin.flush().expect("flush");
+    }
+
+    /// Waits until `want` appears after what earlier expectations matched;
+    /// returns the text from there up to and including it.
+    fn expect(&mut self, want: &str) -> String {
+        let deadline = Instant::now() + STEP;
+        loop {
+            {
+                let out = self.out.lock().expect("output lock");
+                if let Some(i) = out[self.seen..].find(want) {
+                    let end = self.seen + i + want.len();
+                    let text = out[self.seen..end].to_string();
+                    self.seen = end;
+                    return text;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "zkCli did not print {want:?} within {STEP:?}; its output:\n{}",
+                    *out
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn run(&mut self, cmd: &str, want: &str) -> String {
+        self.send(cmd);
+        self.expect(want)
+    }
+
+    fn output(&self) -> String {
+        self.out.lock().expect("output lock").clone()
+    }
+}
+
+impl Drop for Shell {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn zkcli_create_ls_get_set_watch_delete() {
+    let target = Target::start();
+    let addr = target.zk_addr();
+    let root = unique_root("zkcli");
+    let kid = format!("{root}/kid");
+
+    let mut sh = Shell::start(&addr);
+    sh.expect("WatchedEvent state:SyncConnected type:None path:null");
+    sh.run(
+        &format!("create {root} hello"),
+        &format!("Created {root}\n"),
+    );
+    sh.run(&format!("create {kid} k"), &format!("Created {kid}\n"));
+    sh.run(
+        &format!("create {kid} again"),
+        &format!("Node already exists: {kid}\n"),
+    );
+    sh.run(&format!("ls {root}"), "[kid]\n");
+    sh.run(&format!("get {root}"), "hello\n");
+
+    // A data watch set here fires on another session's set.
+    sh.run(&format!("get -w {root}"), "hello\n");
+    let set = Command::new(zkcli_path())
+        .args(["-server", &addr, "set", &root, "world"])
+        .output()
+        .expect("run zkCli.sh set");
+    assert!(
+        set.status.success(),
+        "the second session's set failed: {}{}",
+        String::from_utf8_lossy(&set.stdout),
+        String::from_utf8_lossy(&set.stderr)
+    );
+    let fired = sh.expect(&format!(
+        "WatchedEvent state:SyncConnected type:NodeDataChanged path:{root}"
+    ));
+    assert!(fired.contains("WATCHER::"), "no WATCHER:: header: {fired}");
+
+    let stat = sh.run(&format!("get -s {root}"), "numChildren = 1\n");
+    assert!(
+        stat.starts_with("world\n") || stat.contains("\nworld\n"),
+        "{stat}"
+    );
+    for line in [
+        "dataVersion = 1\n",
+        "cversion = 1\n",
+        "ephemeralOwner = 0x0\n",
+        "dataLength = 5\n",
+    ] {
+        assert!(stat.contains(line), "`get -s` lacks {line:?}:\n{stat}");
+    }
+
+    sh.run(
+        &format!("delete {root}"),
+        &format!("Node not empty: {root}\n"),
+    );
+    sh.run(&format!("delete {kid}"), "");
+    sh.run(&format!("delete {root}"), "");
+    sh.run(
+        &format!("ls {root}"),
+        &format!("Node does not exist: {root}\n"),
+    );
+    sh.run(
+        &format!("get {kid}"),
+        &format!("Node does not exist: {kid}\n"),
+    );
+    sh.send("quit");
+    sh.expect("WatchedEvent state:Closed type:None path:null");
+    let deadline = Instant::now() + STEP;
+    while sh.child.try_wait().expect("wait zkCli").is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "zkCli did not exit after quit:\n{}",
+            sh.output()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = sh.output();
+    for bad in ["Exception", "KeeperErrorCode = ConnectionLoss", "Unable to"] {
+        assert!(!out.contains(bad), "zkCli reported {bad:?}:\n{out}");
+    }
+}
