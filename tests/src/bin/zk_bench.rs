@@ -1,0 +1,300 @@
+//! `zk_bench`: a closed-loop load generator for any server that speaks the
+//! ZooKeeper protocol — Warden's `--zk-listen` and Apache ZooKeeper alike —
+//! driven by one third-party client (the `zookeeper-client` crate), so the
+//! comparison in docs/benchmarks.md measures the servers, not two clients.
+//!
+//! N sessions each keep one request in flight for a fixed time. Each
+//! operation is a read (`getData` of one of `--keys` shared nodes) or a
+//! write; a session's writes cycle create → setData → delete over its own
+//! node, so every write is one durable transaction and the tree stays the
+//! same size. It prints throughput and p50/p99/max latency, overall and
+//! per operation, and a last `RESULT ...` line for scripts.
+//!
+//! It lives beside the test helpers in `warden-tests` because it is a
+//! test-side client like them and shares their `zookeeper-client`
+//! dependency; `cargo build --release --bins` builds it as
+//! `target/release/zk_bench`.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use zookeeper_client::{Acls, Client, CreateMode, CreateOptions};
+
+/// Command-line options.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "zk_bench",
+    about = "Closed-loop ZooKeeper-protocol load generator: N sessions, a read/write mix, fixed duration; reports ops/s and p50/p99 latency",
+    long_about = None
+)]
+struct Opts {
+    /// ZooKeeper connect string of the server under test.
+    #[arg(long, default_value = "127.0.0.1:2181")]
+    servers: String,
+    /// Concurrent sessions, each with one request in flight.
+    #[arg(long, default_value_t = 32)]
+    sessions: usize,
+    /// Measured seconds (after the warm-up).
+    #[arg(long, default_value_t = 20)]
+    duration: u64,
+    /// Seconds of load before measuring starts.
+    #[arg(long, default_value_t = 3)]
+    warmup: u64,
+    /// Percentage of operations that are writes (create, setData, delete);
+    /// the rest are getData.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u8).range(0..=100))]
+    write_percent: u8,
+    /// Shared nodes the reads pick from.
+    #[arg(long, default_value_t = 1000)]
+    keys: usize,
+    /// Bytes of data per node.
+    #[arg(long, default_value_t = 128)]
+    value_size: usize,
+    /// Leave the benchmark's nodes in place at the end.
+    #[arg(long)]
+    keep: bool,
+}
+
+/// The kinds of operation measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    Read,
+    Create,
+    Set,
+    Delete,
+}
+
+const OPS: [Op; 4] = [Op::Read, Op::Create, Op::Set, Op::Delete];
+
+impl Op {
+    fn name(self) -> &'static str {
+        match self {
+            Op::Read => "getData",
+            Op::Create => "create",
+            Op::Set => "setData",
+            Op::Delete => "delete",
+        }
+    }
+}
+
+/// Latencies in microseconds, per operation kind.
+#[derive(Default)]
+struct Samples {
+    by_op: [Vec<u32>; 4],
+}
+
+impl Samples {
+    fn add(&mut self, op: Op, micros: u32) {
+        self.by_op[op as usize].push(micros);
+    }
+
+    fn merge(&mut self, other: Samples) {
+        for (mine, theirs) in self.by_op.iter_mut().zip(other.by_op) {
+            mine.extend(theirs);
+        }
+    }
+}
+
+fn persistent() -> CreateOptions<'static> {
+    CreateMode::Persistent.with_acls(Acls::anyone_all())
+}
+
+/// The `p`-th percentile (0–100) of sorted samples, in milliseconds.
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1] as f64 / 1000.0
+}
+
+/// A small deterministic generator (xorshift) per session: no shared state
+/// on the hot path.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+async fn connect(servers: &str) -> Result<Client> {
+    tokio::time::timeout(Duration::from_secs(20), Client::connect(servers))
+        .await
+        .context("connect timed out")?
+        .with_context(|| format!("connect to {servers}"))
+}
+
+/// One session's loop until `end`, recording what finishes after `measure_from`.
+async fn session(
+    opts: Opts,
+    root: String,
+    index: usize,
+    measure_from: Instant,
+    end: Instant,
+) -> Result<Samples> {
+    let client = connect(&opts.servers).await?;
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ ((index as u64 + 1) * 0x2545_F491));
+    let value = vec![b'w'; opts.value_size];
+    let own = format!("{root}/s{index}");
+    let mut next_write = Op::Create;
+    let mut samples = Samples::default();
+    while Instant::now() < end {
+        let write = (rng.next() % 100) < u64::from(opts.write_percent);
+        let op = if write { next_write } else { Op::Read };
+        let start = Instant::now();
+        match op {
+            Op::Read => {
+                let key = format!("{root}/k{}", rng.next() as usize % opts.keys);
+                client
+                    .get_data(&key)
+                    .await
+                    .with_context(|| format!("getData {key}"))?;
+            }
+            Op::Create => {
+                client
+                    .create(&own, &value, &persistent())
+                    .await
+                    .with_context(|| format!("create {own}"))?;
+                next_write = Op::Set;
+            }
+            Op::Set => {
+                client
+                    .set_data(&own, &value, None)
+                    .await
+                    .with_context(|| format!("setData {own}"))?;
+                next_write = Op::Delete;
+            }
+            Op::Delete => {
+                client
+                    .delete(&own, None)
+                    .await
+                    .with_context(|| format!("delete {own}"))?;
+                next_write = Op::Create;
+            }
+        }
+        let done = Instant::now();
+        if start >= measure_from && done <= end {
+            samples.add(op, (done - start).as_micros().min(u32::MAX as u128) as u32);
+        }
+    }
+    if next_write != Op::Create {
+        let _ = client.delete(&own, None).await;
+    }
+    Ok(samples)
+}
+
+/// Creates the root and the shared read keys (a few writers in parallel).
+async fn setup(opts: &Opts, root: &str) -> Result<()> {
+    let client = connect(&opts.servers).await?;
+    client
+        .create(root, b"", &persistent())
+        .await
+        .with_context(|| format!("create {root}"))?;
+    let value = vec![b'r'; opts.value_size];
+    let writers = 8.min(opts.keys.max(1));
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let (client, root, value) = (client.clone(), root.to_string(), value.clone());
+        let keys = opts.keys;
+        tasks.push(tokio::spawn(async move {
+            for k in (w..keys).step_by(writers) {
+                client
+                    .create(&format!("{root}/k{k}"), &value, &persistent())
+                    .await
+                    .with_context(|| format!("create {root}/k{k}"))?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await.context("setup task")??;
+    }
+    Ok(())
+}
+
+async fn cleanup(opts: &Opts, root: &str) -> Result<()> {
+    let client = connect(&opts.servers).await?;
+    for name in client.list_children(root).await? {
+        client.delete(&format!("{root}/{name}"), None).await?;
+    }
+    client.delete(root, None).await?;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let opts = Opts::parse();
+    if opts.sessions == 0 || opts.keys == 0 || opts.duration == 0 {
+        bail!("--sessions, --keys and --duration must be at least 1");
+    }
+    let root = format!("/zk-bench-{:08x}", rand::random::<u32>());
+    setup(&opts, &root).await?;
+    eprintln!(
+        "zk_bench: {} sessions, {}% writes, {} keys of {} B, {} s warm-up + {} s against {}",
+        opts.sessions,
+        opts.write_percent,
+        opts.keys,
+        opts.value_size,
+        opts.warmup,
+        opts.duration,
+        opts.servers
+    );
+    let start = Instant::now();
+    let measure_from = start + Duration::from_secs(opts.warmup);
+    let end = measure_from + Duration::from_secs(opts.duration);
+    let tasks: Vec<_> = (0..opts.sessions)
+        .map(|i| tokio::spawn(session(opts.clone(), root.clone(), i, measure_from, end)))
+        .collect();
+    let mut all = Samples::default();
+    for t in tasks {
+        all.merge(t.await.context("session task")??);
+    }
+    if !opts.keep {
+        cleanup(&opts, &root).await?;
+    }
+
+    let secs = opts.duration as f64;
+    let mut total: Vec<u32> = Vec::new();
+    println!(
+        "{:<8} {:>10} {:>10} {:>9} {:>9} {:>9}",
+        "op", "count", "ops/s", "p50 ms", "p99 ms", "max ms"
+    );
+    for op in OPS {
+        let mut v = std::mem::take(&mut all.by_op[op as usize]);
+        v.sort_unstable();
+        println!(
+            "{:<8} {:>10} {:>10.0} {:>9.3} {:>9.3} {:>9.3}",
+            op.name(),
+            v.len(),
+            v.len() as f64 / secs,
+            percentile(&v, 50.0),
+            percentile(&v, 99.0),
+            percentile(&v, 100.0)
+        );
+        total.extend(v);
+    }
+    total.sort_unstable();
+    let ops = total.len() as f64 / secs;
+    println!(
+        "{:<8} {:>10} {:>10.0} {:>9.3} {:>9.3} {:>9.3}",
+        "all",
+        total.len(),
+        ops,
+        percentile(&total, 50.0),
+        percentile(&total, 99.0),
+        percentile(&total, 100.0)
+    );
+    println!(
+        "RESULT ops_per_sec={ops:.0} p50_ms={:.3} p99_ms={:.3} sessions={} write_percent={}",
+        percentile(&total, 50.0),
+        percentile(&total, 99.0),
+        opts.sessions,
+        opts.write_percent
+    );
+    Ok(())
+}
