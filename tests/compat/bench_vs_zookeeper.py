@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""Warden against Apache ZooKeeper 3.8 under the same ZooKeeper-protocol
+load: alternates the two servers for --rounds rounds (Warden first), each
+on a fresh data folder on the same disk, each measured by one `zk_bench`
+run with the same options, and prints each run and the medians and
+Warden/ZooKeeper ratios (the table in docs/benchmarks.md).
+
+    cargo build --release --bins
+    python3 tests/compat/bench_vs_zookeeper.py [--rounds 3] [--bench-args "--sessions 32 --duration 20"]
+
+Both servers run with their durable defaults: Warden fsyncs each commit
+group before replying; ZooKeeper runs with `forceSync=yes` (checked: its
+`mntr` fsync count must grow during the run, or the script stops).
+--only zookeeper|warden runs one side (for checking the script).
+"""
+
+import argparse
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+RESULT = re.compile(r"RESULT ops_per_sec=(\S+) p50_ms=(\S+) p99_ms=(\S+)")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def four_letter(port, cmd):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+            s.sendall(cmd.encode())
+            out = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    return out.decode(errors="replace")
+                out += chunk
+    except OSError:
+        return ""
+
+
+def fsync_count(port):
+    """ZooKeeper's count of fsyncs so far (-1 if mntr does not answer)."""
+    deadline = time.monotonic() + 10
+    while True:
+        m = re.search(r"zk_cnt_fsynctime\s+(\d+)", four_letter(port, "mntr"))
+        if m or time.monotonic() > deadline:
+            return int(m.group(1)) if m else -1
+        time.sleep(0.1)
+
+
+def wait_port(port, proc, what, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit("%s exited early with %s" % (what, proc.returncode))
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    sys.exit("%s did not listen on %d within %d s" % (what, port, timeout))
+
+
+def stop(proc):
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def run_bench(bench, addr, bench_args):
+    cmd = [bench, "--servers", addr] + shlex.split(bench_args)
+    print("  $ " + " ".join(cmd), flush=True)
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    sys.stdout.write("".join("    " + l + "\n" for l in out.stdout.splitlines()))
+    if out.returncode != 0:
+        sys.exit("zk_bench failed:\n" + out.stderr)
+    m = RESULT.search(out.stdout)
+    return tuple(float(x) for x in m.groups())
+
+
+def warden_round(args, work):
+    data = os.path.join(work, "warden-data")
+    zk_port = free_port()
+    cmd = [
+        os.path.join(REPO, "target/release/warden-server"),
+        "--data-dir", data,
+        "--listen", "127.0.0.1:%d" % free_port(),
+        "--admin-listen", "127.0.0.1:%d" % free_port(),
+        "--zk-listen", "127.0.0.1:%d" % zk_port,
+    ]
+    print("  $ " + " ".join(cmd), flush=True)
+    log = open(os.path.join(work, "warden.log"), "w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                            env=dict(os.environ, RUST_LOG="warn"))
+    try:
+        wait_port(zk_port, proc, "warden-server")
+        return run_bench(args.bench, "127.0.0.1:%d" % zk_port, args.bench_args)
+    finally:
+        stop(proc)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def zookeeper_round(args, work):
+    data = os.path.join(work, "zk-data")
+    port = free_port()
+    cmd = [sys.executable, os.path.join(HERE, "zookeeper.py"), "--port", str(port), "--data-dir", data]
+    print("  $ " + " ".join(cmd), flush=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        if not line.startswith("READY"):
+            sys.exit("zookeeper.py did not start: %r" % line)
+        before = fsync_count(port)
+        result = run_bench(args.bench, "127.0.0.1:%d" % port, args.bench_args)
+        after = fsync_count(port)
+        print("    ZooKeeper fsyncs during the run: %d" % (after - before), flush=True)
+        if before < 0 or after <= before:
+            sys.exit("ZooKeeper did not fsync (mntr zk_cnt_fsynctime %d -> %d)" % (before, after))
+        return result
+    finally:
+        stop(proc)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--bench", default=os.path.join(REPO, "target/release/zk_bench"))
+    ap.add_argument("--bench-args", default="--sessions 32 --duration 20 --warmup 3 --write-percent 50")
+    ap.add_argument("--work-dir", help="where the data folders go (default: a temporary folder on /work's disk)")
+    ap.add_argument("--only", choices=["warden", "zookeeper"])
+    args = ap.parse_args()
+    if not os.path.exists(args.bench):
+        sys.exit("%s is missing: cargo build --release --bins" % args.bench)
+    work = args.work_dir or tempfile.mkdtemp(prefix="zk-bench-", dir=os.path.dirname(REPO))
+    results = {"warden": [], "zookeeper": []}
+    sides = [args.only] if args.only else ["warden", "zookeeper"]
+    for r in range(args.rounds):
+        for side in sides:
+            print("round %d: %s" % (r + 1, side), flush=True)
+            fn = warden_round if side == "warden" else zookeeper_round
+            results[side].append(fn(args, work))
+    print("\nmedians over %d rounds (%s):" % (args.rounds, args.bench_args))
+    med = {}
+    for side in sides:
+        runs = results[side]
+        med[side] = tuple(statistics.median(x[i] for x in runs) for i in range(3))
+        print("  %-9s ops/s %8.0f  p50 %7.3f ms  p99 %7.3f ms   runs: %s" % (
+            (side,) + med[side] + (", ".join("%.0f" % x[0] for x in runs),)))
+    if len(sides) == 2:
+        w, z = med["warden"], med["zookeeper"]
+        print("  Warden/ZooKeeper: ops/s %.2f  p50 %.2f  p99 %.2f" % (w[0] / z[0], w[1] / z[1], w[2] / z[2]))
+    if not args.work_dir:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
