@@ -138,6 +138,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         config: config.clone(),
         shutdown: stop_rx.clone(),
         turns: Arc::default(),
+        conns: Arc::default(),
     };
 
     let expirer = tokio::spawn(expire_sessions(ctx.clone()));
