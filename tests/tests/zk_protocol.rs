@@ -1041,3 +1041,43 @@ async fn four_letter_words() {
     assert_eq!(word(&addr, "hell").await, "");
     z.ok(&Request::Ping).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_session_expires_and_cannot_be_resumed() {
+    let server = ServerProc::start();
+    let addr = server.zk_addr();
+    let req = jute::ConnectRequest {
+        timeout_ms: 1,
+        ..zk::new_session()
+    };
+    let mut z = Zk::open_with(&addr, &req).await;
+    assert_eq!(
+        z.timeout_ms, 400,
+        "clamped to the server's minimum (2 ticks)"
+    );
+    z.ok(&Request::Create(create("/gone", b"", 1))).await;
+    let (id, pass) = (z.session_id, z.passwd.clone());
+    // No pings: the server expires the session and closes the connection.
+    assert!(zk::closed(&mut z.stream).await);
+    let resume = jute::ConnectRequest {
+        session_id: id,
+        passwd: pass,
+        ..zk::new_session()
+    };
+    let (_, resp) = zk::handshake(&addr, &resume).await;
+    let resp = resp.expect("an answer");
+    assert_eq!((resp.timeout_ms, resp.session_id), (0, 0), "expired");
+    let mut c = Zk::open(&addr).await;
+    assert_eq!(c.err(&Request::Exists(pw("/gone", false))).await, NO_NODE);
+
+    // A client that has seen a newer zxid than this server is refused:
+    // the connection closes without an answer, as ZooKeeper does.
+    let ahead = jute::ConnectRequest {
+        last_zxid_seen: i64::MAX,
+        ..zk::new_session()
+    };
+    let (mut s, resp) = zk::handshake(&addr, &ahead).await;
+    assert!(resp.is_none(), "no session for a client from the future");
+    assert!(zk::closed(&mut s).await);
+    c.ok(&Request::Ping).await;
+}
