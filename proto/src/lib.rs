@@ -3,7 +3,8 @@
 //! Both the server and the client depend on this crate; nothing else does the
 //! encoding. Error codes and watch event types carry ZooKeeper's numbers so the
 //! two protocols Warden speaks share one vocabulary. [`path`] holds the
-//! znode path rules both sides apply.
+//! znode path rules both sides apply; [`jute`] is a codec for ZooKeeper's
+//! own wire protocol, which the server also speaks.
 
 #![allow(clippy::large_enum_variant, clippy::enum_variant_names)]
 
@@ -12,6 +13,7 @@ pub mod v1 {
     tonic::include_proto!("warden.v1");
 }
 
+pub mod jute;
 pub mod path;
 
 pub use v1::*;

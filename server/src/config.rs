@@ -17,7 +17,7 @@ use crate::error::StartupError;
     name = "warden-server",
     version,
     about = "Warden coordination server: a durable znode store with sessions, ephemeral and sequential nodes, and watches",
-    long_about = "Warden coordination server.\n\nWith no arguments it serves the gRPC client API on 127.0.0.1:7181 and admin HTTP (/metrics, /health, /status) on 127.0.0.1:7180, keeping its data in ./warden-data. Flags override a --config TOML file, which overrides the defaults. Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more detail."
+    long_about = "Warden coordination server.\n\nWith no arguments it serves the gRPC client API on 127.0.0.1:7181, the ZooKeeper wire protocol (and four-letter words) on 127.0.0.1:2181 and admin HTTP (/metrics, /health, /status) on 127.0.0.1:7180, keeping its data in ./warden-data. Flags override a --config TOML file, which overrides the defaults. Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more detail."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -56,6 +56,9 @@ pub struct RunArgs {
     /// Address for admin HTTP: /metrics, /health, /status [default: 127.0.0.1:7180].
     #[arg(long, value_name = "ADDR")]
     pub admin_listen: Option<SocketAddr>,
+    /// Address for the ZooKeeper wire protocol and four-letter words; an empty string disables it [default: 127.0.0.1:2181].
+    #[arg(long, value_name = "ADDR")]
+    pub zk_listen: Option<String>,
     /// The basic time unit in ms: sessions are checked for expiry once a tick [default: 2000].
     #[arg(long, value_name = "MS")]
     pub tick_ms: Option<u64>,
@@ -79,6 +82,7 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     listen: Option<SocketAddr>,
     admin_listen: Option<SocketAddr>,
+    zk_listen: Option<String>,
     tick_ms: Option<u64>,
     min_session_timeout_ms: Option<u64>,
     max_session_timeout_ms: Option<u64>,
@@ -92,6 +96,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
+    /// The ZooKeeper-protocol listener; `None` when disabled.
+    pub zk_listen: Option<SocketAddr>,
     pub tick: Duration,
     pub min_session_timeout: Duration,
     pub max_session_timeout: Duration,
@@ -139,6 +145,15 @@ impl Config {
             ));
         }
         let server_id = args.server_id.or(file.server_id).unwrap_or(1);
+        let zk_listen = match args.zk_listen.as_ref().or(file.zk_listen.as_ref()) {
+            None => Some(SocketAddr::from(([127, 0, 0, 1], 2181))),
+            Some(s) if s.trim().is_empty() => None,
+            Some(s) => Some(s.trim().parse().map_err(|e| {
+                StartupError::Config(format!(
+                    "zk_listen {s:?} is not an address like 127.0.0.1:2181 ({e}); use an empty string to disable it"
+                ))
+            })?),
+        };
         Ok(Config {
             data_dir: args
                 .data_dir
@@ -153,6 +168,7 @@ impl Config {
                 .admin_listen
                 .or(file.admin_listen)
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7180))),
+            zk_listen,
             tick: Duration::from_millis(tick_ms),
             min_session_timeout: Duration::from_millis(min),
             max_session_timeout: Duration::from_millis(max),
@@ -178,6 +194,7 @@ mod tests {
         let c = Config::resolve(&RunArgs::default()).unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:7181");
         assert_eq!(c.admin_listen.to_string(), "127.0.0.1:7180");
+        assert_eq!(c.zk_listen, Some("127.0.0.1:2181".parse().unwrap()));
         assert_eq!(c.tick, Duration::from_millis(2000));
         assert_eq!(c.negotiate_timeout(1), 4000);
         assert_eq!(c.negotiate_timeout(1_000_000), 40_000);
@@ -193,6 +210,26 @@ mod tests {
         assert_eq!(c.tick, Duration::from_millis(100));
         assert_eq!(c.listen.to_string(), "127.0.0.1:8888");
         assert_eq!(c.min_session_timeout, Duration::from_millis(200));
+        let off = Config::resolve(&RunArgs {
+            config: Some(f.clone()),
+            zk_listen: Some(String::new()),
+            ..RunArgs::default()
+        })
+        .unwrap();
+        assert_eq!(off.zk_listen, None);
+        std::fs::write(&f, "zk_listen = \"127.0.0.1:12181\"\n").unwrap();
+        let c = Config::resolve(&RunArgs {
+            config: Some(f.clone()),
+            ..RunArgs::default()
+        })
+        .unwrap();
+        assert_eq!(c.zk_listen, Some("127.0.0.1:12181".parse().unwrap()));
+        let bad = Config::resolve(&RunArgs {
+            zk_listen: Some("nope".into()),
+            ..RunArgs::default()
+        })
+        .unwrap_err();
+        assert!(bad.to_string().contains("zk_listen"), "{bad}");
         std::fs::write(&f, "tick = 100\n").unwrap();
         let e = Config::resolve(&RunArgs {
             config: Some(f),

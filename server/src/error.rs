@@ -28,6 +28,7 @@ pub enum Code {
     AuthFailed,
     SessionMoved,
     NoWatcher,
+    ReconfigDisabled,
 }
 
 impl Code {
@@ -56,6 +57,7 @@ impl Code {
             Code::AuthFailed => -115,
             Code::SessionMoved => -118,
             Code::NoWatcher => -121,
+            Code::ReconfigDisabled => -123,
         }
     }
 
@@ -84,6 +86,7 @@ impl Code {
             Code::AuthFailed => "AuthFailed",
             Code::SessionMoved => "SessionMoved",
             Code::NoWatcher => "NoWatcher",
+            Code::ReconfigDisabled => "ReconfigDisabled",
         }
     }
 }

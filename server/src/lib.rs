@@ -14,7 +14,9 @@
 //! - [`session`] — the tracker that expires quiet sessions.
 //! - [`watch`] — watch registration and event routing.
 //! - [`raft`] — openraft storage (sled log, state machine) and peers.
-//! - [`api`] — the gRPC session stream.
+//! - [`api`] — the client APIs: the gRPC session stream and the ZooKeeper
+//!   wire protocol listener (`api::zk`, with the four-letter words), both
+//!   adapters onto one session model (`api::connection`).
 //! - [`admin`] — HTTP `/metrics`, `/health`, `/status`.
 //! - [`config`] — flags, config file and defaults.
 //! - [`server`] — wiring it all together, startup and shutdown.

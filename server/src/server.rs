@@ -58,6 +58,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
     let client_listener = bind(config.listen, "the client API", "--listen").await?;
     let admin_listener = bind(config.admin_listen, "admin HTTP", "--admin-listen").await?;
+    let zk_listener = match config.zk_listen {
+        Some(addr) => Some(
+            bind(
+                addr,
+                "the ZooKeeper protocol",
+                "--zk-listen (an empty value, --zk-listen '', disables it)",
+            )
+            .await?,
+        ),
+        None => None,
+    };
 
     let metrics = Arc::new(Metrics::new());
     let shared = Shared::new(metrics.clone());
@@ -127,6 +138,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         config: config.clone(),
         shutdown: stop_rx.clone(),
         turns: Arc::default(),
+        conns: Arc::default(),
     };
 
     let expirer = tokio::spawn(expire_sessions(ctx.clone()));
@@ -159,8 +171,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 .await
         })
     };
+    let zk = zk_listener
+        .map(|l| tokio::spawn(crate::api::zk::accept_loop(ctx.clone(), l, stop_rx.clone())));
     tracing::info!(
         client_api = %config.listen,
+        zk = %config.zk_listen.map(|a| a.to_string()).unwrap_or_else(|| "disabled".into()),
         admin = %config.admin_listen,
         data_dir = %dir,
         tick_ms = config.tick.as_millis() as u64,
@@ -174,6 +189,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     reaper.abort();
     let _ = tokio::time::timeout(Duration::from_secs(10), grpc).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), admin).await;
+    if let Some(zk) = zk {
+        let _ = tokio::time::timeout(Duration::from_secs(10), zk).await;
+    }
     if let Err(e) = raft.shutdown().await {
         tracing::warn!(error = %e, "consensus did not stop cleanly");
     }

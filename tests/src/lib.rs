@@ -71,6 +71,8 @@ pub struct ServerProc {
     child: Option<Child>,
     pub port: u16,
     pub admin_port: u16,
+    /// The ZooKeeper-protocol port (`--zk-listen`), kept across restarts.
+    pub zk_port: u16,
     pub opts: ServerOpts,
     tmp: tempfile::TempDir,
 }
@@ -89,12 +91,14 @@ impl ServerProc {
             child: None,
             port: 0,
             admin_port: 0,
+            zk_port: 0,
             opts,
             tmp,
         };
         for attempt in 0..5 {
             s.port = free_port();
             s.admin_port = free_port();
+            s.zk_port = free_port();
             if s.spawn_and_wait().is_ok() {
                 return s;
             }
@@ -122,6 +126,11 @@ impl ServerProc {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// `127.0.0.1:PORT` of the ZooKeeper wire protocol.
+    pub fn zk_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.zk_port)
+    }
+
     /// The command line that starts this server (without spawning it).
     pub fn command(&self) -> Command {
         let mut c = Command::new(bin("warden-server"));
@@ -131,6 +140,8 @@ impl ServerProc {
             .arg(self.addr())
             .arg("--admin-listen")
             .arg(format!("127.0.0.1:{}", self.admin_port))
+            .arg("--zk-listen")
+            .arg(self.zk_addr())
             .arg("--tick-ms")
             .arg(self.opts.tick_ms.to_string());
         if let Some(n) = self.opts.snapshot_every {

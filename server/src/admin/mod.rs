@@ -49,6 +49,8 @@ async fn status(State(ctx): State<Ctx>) -> impl IntoResponse {
         "state_hash": s.state_hash,
         "leader": s.leader,
         "first_log_index": first_log_index(&ctx),
+        "client_listen": ctx.config.listen.to_string(),
+        "zk_listen": ctx.config.zk_listen.map(|a| a.to_string()),
     });
     ([("content-type", "application/json")], body.to_string())
 }

@@ -1,4 +1,6 @@
-//! One client connection serving one session over the gRPC stream.
+//! One client connection serving one session, whatever the protocol: the
+//! gRPC stream feeds [`serve`] directly, and the ZooKeeper listener
+//! (`api::zk`) feeds it frames decoded from jute.
 //!
 //! Two tasks per connection keep the per-session FIFO (invariant 2):
 //! - the *reader* takes frames in order, submits writes to the log at once
@@ -11,17 +13,19 @@
 //! tree lock, so an event for zxid Z always precedes a response that
 //! reflects a state at or after Z.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::{Stream, StreamExt};
 use rand::RngCore;
 use tokio::sync::{mpsc, watch, Notify};
-use tonic::{Status, Streaming};
+use tonic::Status;
 use warden_proto as pb;
 
 use super::convert;
 use super::proposer::{Proposer, WriteReceiver};
+use super::registry::{ConnInfo, Registered, Registry};
 use crate::config::Config;
 use crate::error::{Code, ZkError};
 use crate::metrics::Metrics;
@@ -32,8 +36,6 @@ use crate::watch::{EventSink, RemoveKind, Rewatch, WatchEventType, WatchKind};
 
 pub type Out = mpsc::UnboundedSender<Result<pb::ServerFrame, Status>>;
 
-static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
-
 /// Everything a connection needs from the server.
 #[derive(Clone)]
 pub struct Ctx {
@@ -42,6 +44,8 @@ pub struct Ctx {
     pub config: Arc<Config>,
     pub shutdown: watch::Receiver<bool>,
     pub turns: Arc<SessionTurns>,
+    /// Live connections of both protocols.
+    pub conns: Arc<Registry>,
 }
 
 /// One connection at a time per session: a resumed session's new
@@ -139,17 +143,19 @@ fn connect_error(out: &Out, code: Code, message: String) {
 }
 
 /// Serves one stream until the client leaves, the session ends or the
-/// server shuts down.
-pub async fn serve(ctx: Ctx, mut inbound: Streaming<pb::ClientFrame>, out: Out) {
+/// server shuts down. `conn` lists the connection (for `cons`) meanwhile.
+pub async fn serve<S>(ctx: Ctx, conn: Registered, mut inbound: S, out: Out)
+where
+    S: Stream<Item = Result<pb::ClientFrame, Status>> + Send + Unpin,
+{
     let metrics = ctx.shared.metrics.clone();
     metrics.connections.inc();
-    let conn_id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
-    let first = tokio::time::timeout(Duration::from_secs(30), inbound.message()).await;
+    let first = tokio::time::timeout(Duration::from_secs(30), inbound.next()).await;
     let connect = match first {
-        Ok(Ok(Some(pb::ClientFrame {
+        Ok(Some(Ok(pb::ClientFrame {
             frame: Some(pb::client_frame::Frame::Connect(c)),
         }))) => c,
-        Ok(Ok(Some(_))) => {
+        Ok(Some(Ok(_))) => {
             connect_error(
                 &out,
                 Code::BadArguments,
@@ -158,19 +164,30 @@ pub async fn serve(ctx: Ctx, mut inbound: Streaming<pb::ClientFrame>, out: Out) 
             metrics.connections.dec();
             return;
         }
-        Ok(Err(e)) => {
+        Ok(Some(Err(e))) => {
             tracing::debug!(error = %e, "connection failed before Connect");
             metrics.connections.dec();
             return;
         }
-        Ok(Ok(None)) | Err(_) => {
+        Ok(None) | Err(_) => {
             metrics.connections.dec();
             return;
         }
     };
     match open_session(&ctx, &connect).await {
         Ok((session, password, timeout_ms)) => {
-            run_session(&ctx, conn_id, session, password, timeout_ms, inbound, out).await;
+            conn.info.session.store(session, Ordering::Relaxed);
+            conn.info.timeout_ms.store(timeout_ms, Ordering::Relaxed);
+            run_session(
+                &ctx,
+                conn.info.clone(),
+                session,
+                password,
+                timeout_ms,
+                inbound,
+                out,
+            )
+            .await;
         }
         Err(e) => connect_error(&out, e.code, e.message),
     }
@@ -267,15 +284,18 @@ async fn open_session(ctx: &Ctx, c: &pb::Connect) -> Result<(u64, Vec<u8>, u32),
     ))
 }
 
-async fn run_session(
+async fn run_session<S>(
     ctx: &Ctx,
-    conn_id: u64,
+    conn: Arc<ConnInfo>,
     session: u64,
     password: Vec<u8>,
     timeout_ms: u32,
-    mut inbound: Streaming<pb::ClientFrame>,
+    mut inbound: S,
     out: Out,
-) {
+) where
+    S: Stream<Item = Result<pb::ClientFrame, Status>> + Send + Unpin,
+{
+    let conn_id = conn.id;
     let sink = Arc::new(Sink {
         out: out.clone(),
         closing: AtomicBool::new(false),
@@ -310,28 +330,29 @@ async fn run_session(
         read_only: false,
     })));
     let (pend_tx, pend_rx) = mpsc::unbounded_channel();
-    let responder = tokio::spawn(respond(ctx.clone(), session, pend_rx, out));
+    let responder = tokio::spawn(respond(ctx.clone(), conn.clone(), session, pend_rx, out));
     let mut shutdown = ctx.shutdown.clone();
     let sid = format!("0x{session:x}");
     loop {
         let msg = tokio::select! {
-            m = inbound.message() => m,
+            m = inbound.next() => m,
             _ = sink.ended.notified() => break,
             _ = shutdown.changed() => break,
         };
         let f = match msg {
-            Ok(Some(f)) => f,
-            Ok(None) => {
+            Some(Ok(f)) => f,
+            None => {
                 tracing::debug!(session = %sid, "client closed the stream");
                 break;
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 tracing::debug!(session = %sid, error = %e, "connection dropped");
                 break;
             }
         };
         let now = Instant::now();
         ctx.shared.sessions.touch(session, now);
+        ctx.conns.received(&conn);
         let p = match f.frame {
             Some(pb::client_frame::Frame::Ping(_)) => Pending::Pong,
             Some(pb::client_frame::Frame::Request(r)) => request(ctx, session, r, now).await,
@@ -453,12 +474,19 @@ async fn request(ctx: &Ctx, session: u64, r: pb::Request, now: Instant) -> Pendi
 }
 
 /// Answers queued requests strictly in order.
-async fn respond(ctx: Ctx, session: u64, mut rx: mpsc::UnboundedReceiver<Pending>, out: Out) {
+async fn respond(
+    ctx: Ctx,
+    conn: Arc<ConnInfo>,
+    session: u64,
+    mut rx: mpsc::UnboundedReceiver<Pending>,
+    out: Out,
+) {
     let metrics = ctx.shared.metrics.clone();
     while let Some(p) = rx.recv().await {
         let (resp, op, started) = match p {
             Pending::Pong => {
                 let zxid = ctx.shared.state.read().tree.last_zxid();
+                ctx.conns.answered(&conn, "ping", None);
                 if out
                     .send(frame(pb::server_frame::Frame::Pong(pb::Pong { zxid })))
                     .is_err()
@@ -506,6 +534,7 @@ async fn respond(ctx: Ctx, session: u64, mut rx: mpsc::UnboundedReceiver<Pending
                 let st = ctx.shared.state.read();
                 let (name, r) = read(&ctx, &st.tree, session, xid, op);
                 record(&metrics, session, name, Some(started), &r);
+                ctx.conns.answered(&conn, name, Some(started.elapsed()));
                 // Sent under the tree lock: the event of a later change, which
                 // apply queues under the write lock, cannot overtake this reply
                 // (the client registers the watch when the reply arrives).
@@ -520,6 +549,7 @@ async fn respond(ctx: Ctx, session: u64, mut rx: mpsc::UnboundedReceiver<Pending
             }
         };
         record(&metrics, session, op, started, &resp);
+        ctx.conns.answered(&conn, op, started.map(|s| s.elapsed()));
         if out
             .send(frame(pb::server_frame::Frame::Response(resp)))
             .is_err()
@@ -557,6 +587,14 @@ fn record(
         error = resp.error,
         "answered"
     );
+}
+
+fn remove_kind(watcher_type: i32) -> RemoveKind {
+    match pb::WatcherType::try_from(watcher_type) {
+        Ok(pb::WatcherType::Children) => RemoveKind::Children,
+        Ok(pb::WatcherType::Data) => RemoveKind::Data,
+        _ => RemoveKind::Any,
+    }
 }
 
 fn validate(path: &str) -> Result<(), ZkError> {
@@ -701,15 +739,20 @@ fn read(
         R::RemoveWatches(rw) => (
             "remove_watches",
             validate(&rw.path).and_then(|_| {
-                let which = match pb::WatcherType::try_from(rw.watcher_type) {
-                    Ok(pb::WatcherType::Children) => RemoveKind::Children,
-                    Ok(pb::WatcherType::Data) => RemoveKind::Data,
-                    _ => RemoveKind::Any,
-                };
-                if watches.remove(session, &rw.path, which) {
+                if watches.remove(session, &rw.path, remove_kind(rw.watcher_type)) {
                     Ok(Res::Empty(pb::Empty {}))
                 } else {
                     Err(ZkError::new(Code::NoWatcher, rw.path.clone()))
+                }
+            }),
+        ),
+        R::CheckWatches(cw) => (
+            "check_watches",
+            validate(&cw.path).and_then(|_| {
+                if watches.has(session, &cw.path, remove_kind(cw.watcher_type)) {
+                    Ok(Res::Empty(pb::Empty {}))
+                } else {
+                    Err(ZkError::new(Code::NoWatcher, cw.path.clone()))
                 }
             }),
         ),

@@ -27,7 +27,8 @@ impl pb::warden_server::Warden for WardenService {
     ) -> Result<Response<Self::SessionStream>, Status> {
         let (tx, rx) = mpsc::unbounded_channel();
         let ctx = self.ctx.clone();
-        tokio::spawn(connection::serve(ctx, request.into_inner(), tx));
+        let conn = ctx.conns.register("grpc", request.remote_addr());
+        tokio::spawn(connection::serve(ctx, conn, request.into_inner(), tx));
         Ok(Response::new(Box::pin(UnboundedReceiverStream::new(rx))))
     }
 

@@ -1,8 +1,10 @@
-//! The client-facing APIs: the gRPC service and its per-connection session
-//! handling. Both are thin adapters onto the shared session model: the
+//! The client-facing APIs: the gRPC service, the ZooKeeper wire protocol
+//! listener ([`zk`]) and their shared per-connection session handling. Both are thin adapters onto the shared session model: the
 //! tree, the watch manager, the session tracker and the proposer.
 
 pub mod connection;
 pub mod convert;
 pub mod grpc;
 pub mod proposer;
+pub mod registry;
+pub mod zk;

@@ -157,6 +157,26 @@ impl DataTree {
         self.sessions.iter()
     }
 
+    /// Number of ephemeral nodes (all sessions).
+    pub fn ephemeral_count(&self) -> usize {
+        self.ephemerals.values().map(|s| s.len()).sum()
+    }
+
+    /// Sessions that own ephemerals, with their paths (for `dump`).
+    pub fn ephemerals_by_session(&self) -> impl Iterator<Item = (&u64, &BTreeSet<String>)> {
+        self.ephemerals.iter()
+    }
+
+    /// Bytes of paths and data in the tree, as ZooKeeper's
+    /// `approximateDataSize` counts them. Walks the tree: for the admin
+    /// four-letter words, not for request paths.
+    pub fn approximate_data_size(&self) -> u64 {
+        self.nodes
+            .iter()
+            .map(|(p, n)| (p.len() + n.data.len()) as u64)
+            .sum()
+    }
+
     /// Ephemeral paths owned by a session, sorted.
     pub fn ephemerals_of(&self, session: u64) -> Vec<String> {
         self.ephemerals

@@ -199,6 +199,22 @@ impl WatchManager {
         found
     }
 
+    /// Whether the session has such a watch on the path (checkWatches).
+    pub fn has(&self, session: u64, path: &str, which: RemoveKind) -> bool {
+        let kinds: &[WatchKind] = match which {
+            RemoveKind::Children => &[WatchKind::Child],
+            RemoveKind::Data => &[WatchKind::Data],
+            RemoveKind::Any => &KINDS,
+        };
+        let g = self.inner.lock();
+        let Some(regs) = g.by_session.get(&session) else {
+            return false;
+        };
+        kinds
+            .iter()
+            .any(|&k| regs.contains(&(k as u8, path.to_string())))
+    }
+
     /// Number of registrations (session, kind, path).
     pub fn count(&self) -> usize {
         self.inner.lock().by_session.values().map(|s| s.len()).sum()
@@ -397,6 +413,8 @@ mod tests {
             4,
             "recursive: created + data, twice, no child events"
         );
+        assert!(m.has(2, "/p", RemoveKind::Any));
+        assert!(!m.has(2, "/p", RemoveKind::Data));
         assert!(m.remove(2, "/p", RemoveKind::Any));
         assert!(!m.remove(2, "/p", RemoveKind::Any));
         assert_eq!(m.count(), 1);

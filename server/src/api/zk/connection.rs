@@ -1,0 +1,479 @@
+//! One ZooKeeper-protocol connection, adapted onto the shared session
+//! model (`api::connection::serve`).
+//!
+//! The reader decodes jute frames into `pb::ClientFrame`s for the session
+//! and tells the writer, in request order, what each reply must look like
+//! (an [`Expect`]) or hands it a reply it makes itself (auth, whoAmI,
+//! errors). The session answers in request order, so the writer pairs each
+//! `pb` answer with the oldest expectation; watch events go out as they
+//! come (xid -1), which keeps the session's order of events and replies.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use tonic::Status;
+use warden_proto as pb;
+use warden_proto::jute::{self, frame::split_frame, op, xid, DecodeError};
+
+use super::convert::{self, Expect, Local, Mapped};
+use super::four_letter;
+use crate::api::connection::{self, Ctx};
+use crate::error::Code;
+
+/// The keeper state in every notification: SyncConnected.
+const SYNC_CONNECTED: i32 = 3;
+/// How long a new connection may take to send its first frame.
+const HANDSHAKE: Duration = Duration::from_secs(30);
+
+/// Why reading a frame stopped.
+#[derive(Debug, thiserror::Error)]
+enum ReadError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Decode(#[from] DecodeError),
+    #[error("the client closed the connection")]
+    Eof,
+}
+
+/// What the writer is told, in request order.
+enum Entry {
+    /// The next session answer belongs to this request.
+    Remote(Expect),
+    /// A reply the adapter makes; `close` ends the connection after it.
+    Local { reply: Local, close: bool },
+}
+
+/// Reads until `buf` holds at least `n` bytes.
+async fn fill(rd: &mut OwnedReadHalf, buf: &mut BytesMut, n: usize) -> Result<(), ReadError> {
+    while buf.len() < n {
+        if rd.read_buf(buf).await? == 0 {
+            return Err(ReadError::Eof);
+        }
+    }
+    Ok(())
+}
+
+/// Reads one whole frame's body; the length is checked before its bytes
+/// are buffered, so a connection holds at most one maximal frame.
+async fn read_frame(rd: &mut OwnedReadHalf, buf: &mut BytesMut) -> Result<Bytes, ReadError> {
+    loop {
+        if let Some((_, used)) = split_frame(buf, jute::DEFAULT_MAX_FRAME)? {
+            let mut f = buf.split_to(used).freeze();
+            return Ok(f.split_off(4));
+        }
+        if let Ok(Some(len)) = jute::frame::frame_len(buf, jute::DEFAULT_MAX_FRAME) {
+            buf.reserve((len + 4).saturating_sub(buf.len()));
+        }
+        if rd.read_buf(buf).await? == 0 {
+            return Err(ReadError::Eof);
+        }
+    }
+}
+
+fn looks_like_http(head: &[u8]) -> bool {
+    [
+        &b"GET "[..],
+        b"POST",
+        b"PUT ",
+        b"HEAD",
+        b"PRI ",
+        b"OPTI",
+        b"DELE",
+    ]
+    .contains(&head)
+}
+
+/// Serves one accepted connection: a four-letter word, or a session.
+pub async fn serve(ctx: Ctx, sock: TcpStream, peer: SocketAddr) {
+    let _ = sock.set_nodelay(true);
+    let (mut rd, mut wr) = sock.into_split();
+    let mut buf = BytesMut::with_capacity(8 * 1024);
+    match tokio::time::timeout(HANDSHAKE, fill(&mut rd, &mut buf, 4)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "zk: connection closed before its first frame");
+            return;
+        }
+        Err(_) => {
+            tracing::info!(%peer, "zk: no first frame within 30 s; closing the connection");
+            return;
+        }
+    }
+    let head = [buf[0], buf[1], buf[2], buf[3]];
+    if let Some(word) = four_letter::known(&head) {
+        let text = four_letter::answer(&ctx, word);
+        tracing::debug!(%peer, word, "zk: four-letter word");
+        let _ = wr.write_all(text.as_bytes()).await;
+        let _ = wr.shutdown().await;
+        return;
+    }
+    let body = match tokio::time::timeout(HANDSHAKE, read_frame(&mut rd, &mut buf)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => {
+            if looks_like_http(&head) {
+                tracing::info!(%peer, "zk: an HTTP request on the ZooKeeper port; closing the connection (admin HTTP is on --admin-listen)");
+            } else {
+                tracing::info!(%peer, error = %e, "zk: bad first frame; closing the connection");
+            }
+            return;
+        }
+        Err(_) => {
+            tracing::info!(%peer, "zk: connect request not complete within 30 s; closing the connection");
+            return;
+        }
+    };
+    let connect = match jute::ConnectRequest::decode(&body) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::info!(%peer, error = %e, "zk: malformed connect request; closing the connection");
+            return;
+        }
+    };
+    let (in_tx, in_rx) = mpsc::unbounded_channel::<Result<pb::ClientFrame, Status>>();
+    let (out_tx, out_rx) = mpsc::unbounded_channel();
+    let (exp_tx, exp_rx) = mpsc::unbounded_channel::<Entry>();
+    let _ = in_tx.send(Ok(pb::ClientFrame {
+        frame: Some(pb::client_frame::Frame::Connect(pb::Connect {
+            session_id: connect.session_id as u64,
+            password: connect.passwd.clone(),
+            timeout_ms: connect.timeout_ms.max(0) as u32,
+            last_zxid: connect.last_zxid_seen,
+            client_name: format!("zk {peer}"),
+        })),
+    }));
+    let reg = ctx.conns.register("zk", Some(peer));
+    tokio::spawn(connection::serve(
+        ctx.clone(),
+        reg,
+        UnboundedReceiverStream::new(in_rx),
+        out_tx,
+    ));
+    let mut writer = tokio::spawn(write_loop(
+        ctx.clone(),
+        wr,
+        peer,
+        out_rx,
+        exp_rx,
+        connect.read_only.is_some(),
+    ));
+    tokio::select! {
+        _ = read_loop(rd, buf, peer, in_tx, exp_tx) => {
+            let _ = (&mut writer).await;
+        }
+        _ = &mut writer => {}
+    }
+}
+
+/// Decodes requests and feeds the session and the writer, in order.
+async fn read_loop(
+    mut rd: OwnedReadHalf,
+    mut buf: BytesMut,
+    peer: SocketAddr,
+    in_tx: mpsc::UnboundedSender<Result<pb::ClientFrame, Status>>,
+    exp_tx: mpsc::UnboundedSender<Entry>,
+) {
+    loop {
+        let body = match read_frame(&mut rd, &mut buf).await {
+            Ok(b) => b,
+            Err(ReadError::Eof) => {
+                tracing::debug!(%peer, "zk: client closed the connection");
+                return;
+            }
+            Err(e) => {
+                tracing::info!(%peer, error = %e, "zk: closing the connection");
+                return;
+            }
+        };
+        let (h, req) = match jute::decode_request(&body) {
+            Ok(r) => r,
+            Err(DecodeError::UnknownOpcode { xid, opcode }) => {
+                // As ZooKeeper's UnimplementedRequestProcessor: answer, then close.
+                tracing::warn!(%peer, xid, opcode, "zk: unknown opcode; answering Unimplemented and closing the connection");
+                let _ = exp_tx.send(Entry::Local {
+                    reply: Local::Error {
+                        xid,
+                        code: Code::Unimplemented,
+                    },
+                    close: true,
+                });
+                return;
+            }
+            Err(e) => {
+                tracing::info!(%peer, error = %e, "zk: malformed request; closing the connection");
+                return;
+            }
+        };
+        tracing::debug!(%peer, xid = h.xid, op = op::name(h.opcode), "zk: request");
+        match convert::request(h.xid, &req) {
+            Mapped::Session(frame, expect) => {
+                let closing = expect.opcode == op::CLOSE_SESSION;
+                // The expectation goes first, so it is queued before the answer can exist.
+                if exp_tx.send(Entry::Remote(expect)).is_err()
+                    || in_tx
+                        .send(Ok(pb::ClientFrame { frame: Some(frame) }))
+                        .is_err()
+                {
+                    return;
+                }
+                if closing {
+                    return;
+                }
+            }
+            Mapped::Local(reply) => {
+                if exp_tx
+                    .send(Entry::Local {
+                        reply,
+                        close: false,
+                    })
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Mapped::Close(why) => {
+                tracing::info!(%peer, "zk: {why}; closing the connection");
+                return;
+            }
+        }
+    }
+}
+
+/// Encodes and writes everything the client receives, in order.
+async fn write_loop(
+    ctx: Ctx,
+    mut wr: OwnedWriteHalf,
+    peer: SocketAddr,
+    mut out_rx: mpsc::UnboundedReceiver<Result<pb::ServerFrame, Status>>,
+    mut exp_rx: mpsc::UnboundedReceiver<Entry>,
+    read_only_byte: bool,
+) {
+    use pb::server_frame::Frame as F;
+    let read_only = read_only_byte.then_some(false);
+    // The session's first answer: Connected, or why not.
+    loop {
+        let frame = match out_rx.recv().await {
+            Some(Ok(pb::ServerFrame { frame: Some(f) })) => f,
+            Some(_) => continue,
+            None => return,
+        };
+        match frame {
+            F::Connected(c) => {
+                let resp = jute::ConnectResponse {
+                    protocol_version: 0,
+                    timeout_ms: c.timeout_ms as i32,
+                    session_id: c.session_id as i64,
+                    passwd: c.password,
+                    read_only,
+                };
+                if wr.write_all(&jute::frame(&resp.encode())).await.is_err() {
+                    return;
+                }
+                break;
+            }
+            F::ConnectError(e) => {
+                if e.code == Code::SessionExpired.number() || e.code == Code::AuthFailed.number() {
+                    // ZooKeeper's answer to an unknown session or a wrong
+                    // password: timeout 0, then the connection closes.
+                    let resp = jute::ConnectResponse {
+                        protocol_version: 0,
+                        timeout_ms: 0,
+                        session_id: 0,
+                        passwd: vec![0; 16],
+                        read_only,
+                    };
+                    let _ = wr.write_all(&jute::frame(&resp.encode())).await;
+                }
+                tracing::info!(%peer, code = e.code, message = %e.message, "zk: session refused; closing the connection");
+                let _ = wr.shutdown().await;
+                return;
+            }
+            _ => continue,
+        }
+    }
+    let mut w = Writer {
+        ctx,
+        peer,
+        fifo: VecDeque::new(),
+        auths: vec![jute::ClientInfo {
+            auth_scheme: "ip".into(),
+            user: peer.ip().to_string(),
+        }],
+        buf: Vec::new(),
+        close: false,
+    };
+    let mut exp_open = true;
+    loop {
+        tokio::select! {
+            e = exp_rx.recv(), if exp_open => match e {
+                Some(e) => w.fifo.push_back(e),
+                None => exp_open = false,
+            },
+            f = out_rx.recv() => match f {
+                Some(Ok(f)) => w.frame(f, &mut exp_rx),
+                _ => {
+                    // The session is over: its last answers are written;
+                    // flush replies made here that were waiting behind them.
+                    while let Ok(e) = exp_rx.try_recv() {
+                        w.fifo.push_back(e);
+                    }
+                    w.flush_locals();
+                    w.close = true;
+                }
+            },
+        }
+        w.flush_locals();
+        while !w.close && w.buf.len() < 64 * 1024 {
+            match out_rx.try_recv() {
+                Ok(Ok(f)) => {
+                    w.frame(f, &mut exp_rx);
+                    w.flush_locals();
+                }
+                _ => break,
+            }
+        }
+        if !w.buf.is_empty() && wr.write_all(&w.buf).await.is_err() {
+            return;
+        }
+        w.buf.clear();
+        if w.close {
+            let _ = wr.shutdown().await;
+            return;
+        }
+    }
+}
+
+/// The writer's state: expected replies in order, and the output buffer.
+struct Writer {
+    ctx: Ctx,
+    peer: SocketAddr,
+    fifo: VecDeque<Entry>,
+    /// Who this connection authenticated as (whoAmI).
+    auths: Vec<jute::ClientInfo>,
+    buf: Vec<u8>,
+    close: bool,
+}
+
+impl Writer {
+    fn last_zxid(&self) -> i64 {
+        self.ctx.shared.state.read().tree.last_zxid()
+    }
+
+    fn push(&mut self, body: &[u8]) {
+        self.buf.extend_from_slice(&jute::frame(body));
+    }
+
+    /// Writes the adapter's own replies that are next in order.
+    fn flush_locals(&mut self) {
+        while matches!(self.fifo.front(), Some(Entry::Local { .. })) {
+            let Some(Entry::Local { reply, close }) = self.fifo.pop_front() else {
+                break;
+            };
+            let (header, body) = match reply {
+                Local::Error { xid, code } => (
+                    jute::ReplyHeader {
+                        xid,
+                        zxid: self.last_zxid(),
+                        err: code.number(),
+                    },
+                    jute::Response::Empty,
+                ),
+                Local::Auth { scheme, id } => {
+                    tracing::info!(peer = %self.peer, %scheme, %id, "zk: auth accepted (ACLs are stored, not enforced)");
+                    let info = jute::ClientInfo {
+                        auth_scheme: scheme,
+                        user: id,
+                    };
+                    if !self.auths.contains(&info) {
+                        self.auths.push(info);
+                    }
+                    (
+                        jute::ReplyHeader {
+                            xid: xid::AUTH,
+                            zxid: 0,
+                            err: 0,
+                        },
+                        jute::Response::Empty,
+                    )
+                }
+                Local::WhoAmI { xid } => (
+                    jute::ReplyHeader {
+                        xid,
+                        zxid: self.last_zxid(),
+                        err: 0,
+                    },
+                    jute::Response::WhoAmI(self.auths.clone()),
+                ),
+            };
+            let bytes = jute::encode_reply(&header, &body);
+            self.push(&bytes);
+            if close {
+                self.close = true;
+                self.fifo.clear();
+                return;
+            }
+        }
+    }
+
+    /// Handles one frame from the session.
+    fn frame(&mut self, f: pb::ServerFrame, exp_rx: &mut mpsc::UnboundedReceiver<Entry>) {
+        use pb::server_frame::Frame as F;
+        let Some(f) = f.frame else { return };
+        let (rxid, zxid, answer) = match f {
+            F::WatchEvent(ev) => {
+                let bytes = jute::encode_event(&jute::WatcherEvent {
+                    event_type: ev.r#type,
+                    state: SYNC_CONNECTED,
+                    path: ev.path,
+                });
+                self.push(&bytes);
+                return;
+            }
+            F::Response(r) => (r.xid, r.zxid, Some(r)),
+            F::Pong(p) => (xid::PING as i64, p.zxid, None),
+            F::ConnectError(e) => {
+                tracing::info!(peer = %self.peer, code = e.code, message = %e.message, "zk: session ended; closing the connection");
+                self.close = true;
+                return;
+            }
+            F::Connected(_) => return,
+        };
+        // Its expectation was queued before the request reached the session.
+        while let Ok(e) = exp_rx.try_recv() {
+            self.fifo.push_back(e);
+        }
+        self.flush_locals();
+        let Some(Entry::Remote(expect)) = self.fifo.pop_front() else {
+            tracing::error!(peer = %self.peer, xid = rxid, "zk: an answer with no request waiting for it; closing the connection");
+            self.close = true;
+            return;
+        };
+        if expect.xid as i64 != rxid {
+            tracing::error!(peer = %self.peer, expected = expect.xid, got = rxid, "zk: answers out of order; closing the connection");
+            self.close = true;
+            return;
+        }
+        let (err, body) = match &answer {
+            Some(r) => convert::reply(&expect, r),
+            None => (0, jute::Response::Empty),
+        };
+        let zxid = if zxid > 0 { zxid } else { self.last_zxid() };
+        let header = jute::ReplyHeader {
+            xid: expect.xid,
+            zxid,
+            err,
+        };
+        let bytes = jute::encode_reply(&header, &body);
+        self.push(&bytes);
+        if expect.opcode == op::CLOSE_SESSION {
+            self.close = true;
+        }
+    }
+}
