@@ -179,6 +179,10 @@ async fn kazoo_and_warden_locks_exclude_each_other() {
         );
     }
     let handovers = sections.windows(2).filter(|w| w[0].2 != w[1].2).count();
+    println!(
+        "{} critical sections by {pids:?}, {handovers} handovers, no overlap",
+        sections.len()
+    );
     assert!(
         handovers >= ROUNDS,
         "the workers hardly took turns ({handovers} handovers in {} sections): \
