@@ -521,3 +521,62 @@ async fn silent_session_expires() {
         .expect_err("resuming an expired session");
     assert_eq!(err, Error::SessionExpired);
 }
+
+/// A dropped connection is not a lost session: the client reconnects,
+/// resumes the same session (its ephemeral stays) and re-registers its
+/// watches (SetWatches), so a change made while it was away still fires.
+#[tokio::test]
+async fn session_and_watches_survive_a_dropped_connection() {
+    let target = Target::start();
+    let port: u16 = target
+        .zk_addr()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("a port");
+    let proxy = warden_tests::Proxy::start(port);
+    let observer = connect(&target).await;
+    let root = unique_root("rust-reconnect");
+    observer
+        .create(&root, b"0", &persistent())
+        .await
+        .expect("root");
+
+    let c = Client::connector()
+        .with_session_timeout(Duration::from_secs(20))
+        .connect(&proxy.addr())
+        .await
+        .expect("connect through the proxy");
+    let session = c.session_id();
+    let eph = format!("{root}/eph");
+    c.create(&eph, b"", &mode(CreateMode::Ephemeral))
+        .await
+        .expect("ephemeral");
+    let (_, _, changed) = c.get_and_watch_data(&root).await.expect("data watch");
+    let mut states = c.state_watcher();
+
+    proxy.pause(true);
+    proxy.cut();
+    let state = tokio::time::timeout(STEP, states.changed())
+        .await
+        .expect("a state change");
+    assert_eq!(state, SessionState::Disconnected);
+    // The change happens while the client is away.
+    observer
+        .set_data(&root, b"1", None)
+        .await
+        .expect("set while away");
+    proxy.pause(false);
+
+    let ev = next_event("the watch after reconnecting", changed.changed()).await;
+    assert_eq!(
+        (ev.event_type, ev.path.as_str()),
+        (EventType::NodeDataChanged, root.as_str())
+    );
+    assert_eq!(c.session_id(), session, "the same session");
+    let (data, _) = c.get_data(&root).await.expect("read after reconnecting");
+    assert_eq!(data, b"1");
+    let (_, stat) = observer.get_data(&eph).await.expect("the ephemeral stays");
+    assert_eq!(stat.ephemeral_owner, session.0);
+    assert!(proxy.accepted() >= 2, "the client reconnected");
+}
