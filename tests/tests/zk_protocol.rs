@@ -367,8 +367,14 @@ async fn connect_and_crud() {
         z.ok(&Request::GetAllChildrenNumber("/a".into())).await,
         Response::Count(2)
     );
-    // The genesis nodes ZooKeeper tools expect.
+    // The genesis nodes ZooKeeper tools expect (zkCli's `config`, Curator's
+    // ensemble tracker read /zookeeper/config).
     stat_of(z.ok(&Request::Exists(pw("/zookeeper", false))).await);
+    let Response::Data(config, _) = z.ok(&Request::GetData(pw("/zookeeper/config", true))).await
+    else {
+        panic!("/zookeeper/config exists")
+    };
+    assert!(config.is_empty(), "no dynamic configuration");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
