@@ -1087,3 +1087,63 @@ async fn a_silent_session_expires_and_cannot_be_resumed() {
     assert!(zk::closed(&mut s).await);
     c.ok(&Request::Ping).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousands_of_pipelined_requests_are_answered_in_order() {
+    let server = ServerProc::start();
+    let mut z = Zk::open(&server.zk_addr()).await;
+    z.ok(&Request::Create(create("/p", b"data", 0))).await;
+    // More than the 1000 a connection may have in flight, sent in one go
+    // before reading anything: the server slows the reader, loses nothing.
+    let n = 3000;
+    let mut bytes = Vec::new();
+    for i in 0..n {
+        let req = if i % 3 == 0 {
+            set("/p", format!("{i}").as_bytes(), -1)
+        } else {
+            Request::GetData(pw("/p", false))
+        };
+        bytes.extend_from_slice(&jute::frame(&jute::encode_request(1000 + i, &req)));
+    }
+    let (mut rd, mut wr) = z.stream.into_split();
+    let sender = tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        wr.write_all(&bytes).await.expect("send all");
+        wr
+    });
+    let mut last_zxid = 0;
+    for i in 0..n {
+        use tokio::io::AsyncReadExt;
+        let mut len = [0u8; 4];
+        tokio::time::timeout(STEP, rd.read_exact(&mut len))
+            .await
+            .expect("a reply in time")
+            .expect("a reply");
+        let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+        rd.read_exact(&mut body).await.expect("a reply body");
+        let opcode = if i % 3 == 0 {
+            op::SET_DATA
+        } else {
+            op::GET_DATA
+        };
+        let jute::Reply::Reply { header, body } = jute::decode_reply(&body, |_| opcode).unwrap()
+        else {
+            panic!("no watches were set")
+        };
+        assert_eq!(
+            (header.xid, header.err),
+            (1000 + i, 0),
+            "reply {i} in order"
+        );
+        assert!(header.zxid >= last_zxid, "reply zxids never go back");
+        last_zxid = header.zxid;
+        if let Some(Response::Data(d, _)) = body {
+            assert_eq!(
+                d,
+                format!("{}", i - i % 3).as_bytes(),
+                "reads see earlier writes"
+            );
+        }
+    }
+    sender.await.unwrap();
+}
