@@ -702,6 +702,16 @@ async fn sessions_close_resume_and_expire() {
     assert_eq!(resp.expect("an answer").timeout_ms, 0);
     assert!(zk::closed(&mut s).await);
 
+    // Resuming a session on a new connection closes the old one (session moved).
+    let mut moved = Zk::resume(&addr, id, &pass).await;
+    assert!(
+        zk::closed(&mut b.stream).await,
+        "the old connection is closed"
+    );
+    moved.ok(&Request::Ping).await;
+    let mut b = Zk::resume(&addr, id, &pass).await;
+    assert!(zk::closed(&mut moved.stream).await);
+
     // closeSession: a reply, then the connection closes and the ephemeral is gone.
     b.ok(&Request::Ping).await;
     let (h, _) = b.call(&Request::CloseSession).await;
