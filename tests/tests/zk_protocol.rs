@@ -949,6 +949,14 @@ async fn bad_input_closes_only_the_offending_connection() {
     }
     healthy(&mut good, "many bad connections").await;
     assert_eq!(server.status()["leader"], true);
+    // Nothing is left behind: only the healthy session's connection remains.
+    drop(z);
+    wait_until("connections to return to the healthy one", STEP, || async {
+        server.metric("warden_connections", "") == 1.0
+    })
+    .await;
+    let mntr = word(&addr, "mntr").await;
+    assert!(mntr.contains("zk_num_alive_connections\t1\n"), "{mntr}");
 }
 
 async fn word(addr: &str, w: &str) -> String {
