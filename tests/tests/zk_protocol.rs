@@ -367,8 +367,14 @@ async fn connect_and_crud() {
         z.ok(&Request::GetAllChildrenNumber("/a".into())).await,
         Response::Count(2)
     );
-    // The genesis nodes ZooKeeper tools expect.
+    // The genesis nodes ZooKeeper tools expect (zkCli's `config`, Curator's
+    // ensemble tracker read /zookeeper/config).
     stat_of(z.ok(&Request::Exists(pw("/zookeeper", false))).await);
+    let Response::Data(config, _) = z.ok(&Request::GetData(pw("/zookeeper/config", true))).await
+    else {
+        panic!("/zookeeper/config exists")
+    };
+    assert!(config.is_empty(), "no dynamic configuration");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -696,6 +702,16 @@ async fn sessions_close_resume_and_expire() {
     assert_eq!(resp.expect("an answer").timeout_ms, 0);
     assert!(zk::closed(&mut s).await);
 
+    // Resuming a session on a new connection closes the old one (session moved).
+    let mut moved = Zk::resume(&addr, id, &pass).await;
+    assert!(
+        zk::closed(&mut b.stream).await,
+        "the old connection is closed"
+    );
+    moved.ok(&Request::Ping).await;
+    let mut b = Zk::resume(&addr, id, &pass).await;
+    assert!(zk::closed(&mut moved.stream).await);
+
     // closeSession: a reply, then the connection closes and the ephemeral is gone.
     b.ok(&Request::Ping).await;
     let (h, _) = b.call(&Request::CloseSession).await;
@@ -933,6 +949,14 @@ async fn bad_input_closes_only_the_offending_connection() {
     }
     healthy(&mut good, "many bad connections").await;
     assert_eq!(server.status()["leader"], true);
+    // Nothing is left behind: only the healthy session's connection remains.
+    drop(z);
+    wait_until("connections to return to the healthy one", STEP, || async {
+        server.metric("warden_connections", "") == 1.0
+    })
+    .await;
+    let mntr = word(&addr, "mntr").await;
+    assert!(mntr.contains("zk_num_alive_connections\t1\n"), "{mntr}");
 }
 
 async fn word(addr: &str, w: &str) -> String {
@@ -1080,4 +1104,64 @@ async fn a_silent_session_expires_and_cannot_be_resumed() {
     assert!(resp.is_none(), "no session for a client from the future");
     assert!(zk::closed(&mut s).await);
     c.ok(&Request::Ping).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousands_of_pipelined_requests_are_answered_in_order() {
+    let server = ServerProc::start();
+    let mut z = Zk::open(&server.zk_addr()).await;
+    z.ok(&Request::Create(create("/p", b"data", 0))).await;
+    // More than the 1000 a connection may have in flight, sent in one go
+    // before reading anything: the server slows the reader, loses nothing.
+    let n = 3000;
+    let mut bytes = Vec::new();
+    for i in 0..n {
+        let req = if i % 3 == 0 {
+            set("/p", format!("{i}").as_bytes(), -1)
+        } else {
+            Request::GetData(pw("/p", false))
+        };
+        bytes.extend_from_slice(&jute::frame(&jute::encode_request(1000 + i, &req)));
+    }
+    let (mut rd, mut wr) = z.stream.into_split();
+    let sender = tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        wr.write_all(&bytes).await.expect("send all");
+        wr
+    });
+    let mut last_zxid = 0;
+    for i in 0..n {
+        use tokio::io::AsyncReadExt;
+        let mut len = [0u8; 4];
+        tokio::time::timeout(STEP, rd.read_exact(&mut len))
+            .await
+            .expect("a reply in time")
+            .expect("a reply");
+        let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+        rd.read_exact(&mut body).await.expect("a reply body");
+        let opcode = if i % 3 == 0 {
+            op::SET_DATA
+        } else {
+            op::GET_DATA
+        };
+        let jute::Reply::Reply { header, body } = jute::decode_reply(&body, |_| opcode).unwrap()
+        else {
+            panic!("no watches were set")
+        };
+        assert_eq!(
+            (header.xid, header.err),
+            (1000 + i, 0),
+            "reply {i} in order"
+        );
+        assert!(header.zxid >= last_zxid, "reply zxids never go back");
+        last_zxid = header.zxid;
+        if let Some(Response::Data(d, _)) = body {
+            assert_eq!(
+                d,
+                format!("{}", i - i % 3).as_bytes(),
+                "reads see earlier writes"
+            );
+        }
+    }
+    sender.await.unwrap();
 }

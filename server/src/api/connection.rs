@@ -9,11 +9,18 @@
 //!   result, and runs each read only when everything before it is answered,
 //!   so a read sees the session's earlier writes.
 //!
+//! A write that arrives while one of the session's reads is still queued
+//! is *deferred*: the responder submits it once that read is served (with
+//! every deferred write behind it up to the next read, so they still share
+//! a flush). A read therefore sees exactly the session's earlier writes and
+//! none of its later ones, as in ZooKeeper.
+//!
 //! Watch events are pushed onto the same outgoing channel by apply, under the
 //! tree lock, so an event for zxid Z always precedes a response that
 //! reflects a state at or after Z.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -111,12 +118,36 @@ impl EventSink for Sink {
     }
 }
 
+/// What keeps a session's later writes from overtaking its earlier reads.
+#[derive(Default)]
+struct Order {
+    /// Reads queued and not served yet.
+    reads: AtomicUsize,
+    /// Writes deferred and not submitted yet.
+    deferred: AtomicUsize,
+}
+
+impl Order {
+    /// A write must wait for the responder if a read is ahead of it, or
+    /// if an earlier write is already waiting (writes enter the log in order).
+    fn must_defer(&self) -> bool {
+        self.reads.load(Ordering::SeqCst) > 0 || self.deferred.load(Ordering::SeqCst) > 0
+    }
+}
+
 /// A queued answer, in request order.
 enum Pending {
     Write {
         xid: i64,
         op: &'static str,
         rx: WriteReceiver,
+        started: Instant,
+    },
+    /// A validated write the responder submits when its turn comes.
+    Deferred {
+        xid: i64,
+        op: &'static str,
+        txn: Op,
         started: Instant,
     },
     Read {
@@ -330,7 +361,15 @@ async fn run_session<S>(
         read_only: false,
     })));
     let (pend_tx, pend_rx) = mpsc::unbounded_channel();
-    let responder = tokio::spawn(respond(ctx.clone(), conn.clone(), session, pend_rx, out));
+    let order = Arc::new(Order::default());
+    let responder = tokio::spawn(respond(
+        ctx.clone(),
+        conn.clone(),
+        session,
+        order.clone(),
+        pend_rx,
+        out,
+    ));
     let mut shutdown = ctx.shutdown.clone();
     let sid = format!("0x{session:x}");
     loop {
@@ -355,24 +394,34 @@ async fn run_session<S>(
         ctx.conns.received(&conn);
         let p = match f.frame {
             Some(pb::client_frame::Frame::Ping(_)) => Pending::Pong,
-            Some(pb::client_frame::Frame::Request(r)) => request(ctx, session, r, now).await,
+            Some(pb::client_frame::Frame::Request(r)) => {
+                request(ctx, session, &order, r, now).await
+            }
             Some(pb::client_frame::Frame::Close(c)) => {
                 sink.closing.store(true, Ordering::SeqCst);
                 ctx.shared.sessions.mark_closing(session);
-                let p = match ctx.proposer.submit(
-                    session,
-                    Op::CloseSession {
-                        session_id: session,
-                    },
-                ) {
-                    Ok(rx) => Pending::Write {
+                let txn = Op::CloseSession {
+                    session_id: session,
+                };
+                let p = if order.must_defer() {
+                    order.deferred.fetch_add(1, Ordering::SeqCst);
+                    Pending::Deferred {
                         xid: c.xid,
                         op: "close_session",
-                        rx,
+                        txn,
                         started: now,
-                    },
-                    Err(e) => {
-                        Pending::Ready(convert::error_response(c.xid, 0, &e), "close_session")
+                    }
+                } else {
+                    match ctx.proposer.submit(session, txn) {
+                        Ok(rx) => Pending::Write {
+                            xid: c.xid,
+                            op: "close_session",
+                            rx,
+                            started: now,
+                        },
+                        Err(e) => {
+                            Pending::Ready(convert::error_response(c.xid, 0, &e), "close_session")
+                        }
                     }
                 };
                 let _ = pend_tx.send(p);
@@ -400,7 +449,7 @@ async fn run_session<S>(
 }
 
 /// Turns a request into its queue entry, submitting writes at once.
-async fn request(ctx: &Ctx, session: u64, r: pb::Request, now: Instant) -> Pending {
+async fn request(ctx: &Ctx, session: u64, order: &Order, r: pb::Request, now: Instant) -> Pending {
     use pb::request::Op as R;
     let xid = r.xid;
     let Some(op) = r.op else {
@@ -439,11 +488,12 @@ async fn request(ctx: &Ctx, session: u64, r: pb::Request, now: Instant) -> Pendi
             return Pending::Sync { xid, started: now };
         }
         _ => {
+            order.reads.fetch_add(1, Ordering::SeqCst);
             return Pending::Read {
                 xid,
                 op,
                 started: now,
-            }
+            };
         }
     };
     let name = match &write {
@@ -459,17 +509,51 @@ async fn request(ctx: &Ctx, session: u64, r: pb::Request, now: Instant) -> Pendi
                 format!("session 0x{session:x} has expired"),
             ));
         }
-        ctx.proposer.submit(session, op)
+        if order.must_defer() {
+            order.deferred.fetch_add(1, Ordering::SeqCst);
+            return Ok(Err(op));
+        }
+        ctx.proposer.submit(session, op).map(Ok)
     }
     .await;
     match submitted {
-        Ok(rx) => Pending::Write {
+        Ok(Ok(rx)) => Pending::Write {
             xid,
             op: name,
             rx,
             started: now,
         },
+        Ok(Err(txn)) => Pending::Deferred {
+            xid,
+            op: name,
+            txn,
+            started: now,
+        },
         Err(e) => Pending::Ready(convert::error_response(xid, 0, &e), name),
+    }
+}
+
+/// Submits a deferred write; the result is awaited in its turn.
+fn submit_deferred(ctx: &Ctx, session: u64, order: &Order, p: Pending) -> Pending {
+    let Pending::Deferred {
+        xid,
+        op,
+        txn,
+        started,
+    } = p
+    else {
+        return p;
+    };
+    let r = ctx.proposer.submit(session, txn);
+    order.deferred.fetch_sub(1, Ordering::SeqCst);
+    match r {
+        Ok(rx) => Pending::Write {
+            xid,
+            op,
+            rx,
+            started,
+        },
+        Err(e) => Pending::Ready(convert::error_response(xid, 0, &e), op),
     }
 }
 
@@ -478,12 +562,52 @@ async fn respond(
     ctx: Ctx,
     conn: Arc<ConnInfo>,
     session: u64,
+    order: Arc<Order>,
     mut rx: mpsc::UnboundedReceiver<Pending>,
     out: Out,
 ) {
     let metrics = ctx.shared.metrics.clone();
-    while let Some(p) = rx.recv().await {
+    // Entries taken from the queue early, to submit deferred writes together.
+    let mut ahead: VecDeque<Pending> = VecDeque::new();
+    loop {
+        let p = match ahead.pop_front() {
+            Some(p) => p,
+            None => match rx.recv().await {
+                Some(p) => p,
+                None => break,
+            },
+        };
+        let p = if matches!(p, Pending::Deferred { .. }) {
+            // Every read before it is answered: submit it, and the deferred
+            // writes right behind it up to the next read.
+            let first = submit_deferred(&ctx, session, &order, p);
+            while let Ok(next) = rx.try_recv() {
+                ahead.push_back(next);
+            }
+            for slot in ahead.iter_mut() {
+                match slot {
+                    Pending::Read { .. } => break,
+                    Pending::Deferred { .. } => {
+                        let taken = std::mem::replace(slot, Pending::Pong);
+                        *slot = submit_deferred(&ctx, session, &order, taken);
+                    }
+                    _ => {}
+                }
+            }
+            first
+        } else {
+            p
+        };
         let (resp, op, started) = match p {
+            Pending::Deferred { xid, op, .. } => (
+                convert::error_response(
+                    xid,
+                    0,
+                    &ZkError::new(Code::SystemError, "a deferred write was not submitted"),
+                ),
+                op,
+                None,
+            ),
             Pending::Pong => {
                 let zxid = ctx.shared.state.read().tree.last_zxid();
                 ctx.conns.answered(&conn, "ping", None);
@@ -533,6 +657,7 @@ async fn respond(
             Pending::Read { xid, op, started } => {
                 let st = ctx.shared.state.read();
                 let (name, r) = read(&ctx, &st.tree, session, xid, op);
+                order.reads.fetch_sub(1, Ordering::SeqCst);
                 record(&metrics, session, name, Some(started), &r);
                 ctx.conns.answered(&conn, name, Some(started.elapsed()));
                 // Sent under the tree lock: the event of a later change, which

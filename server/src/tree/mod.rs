@@ -65,8 +65,10 @@ impl Default for DataTree {
 }
 
 impl DataTree {
-    /// The genesis tree: `/`, plus `/zookeeper` and `/zookeeper/quota` as
-    /// ZooKeeper has them, so ZooKeeper tools find what they expect.
+    /// The genesis tree: `/`, plus `/zookeeper`, `/zookeeper/config` (empty:
+    /// no dynamic reconfiguration) and `/zookeeper/quota` as ZooKeeper 3.5+
+    /// has them, so ZooKeeper tools (zkCli's `config`, Curator's ensemble
+    /// tracker) find what they expect.
     pub fn new() -> Self {
         let mut t = DataTree {
             nodes: BTreeMap::new(),
@@ -87,7 +89,9 @@ impl DataTree {
             children: children.iter().map(|s| s.to_string()).collect(),
         };
         t.nodes.insert("/".into(), mk(&["zookeeper"]));
-        t.nodes.insert("/zookeeper".into(), mk(&["quota"]));
+        t.nodes
+            .insert("/zookeeper".into(), mk(&["config", "quota"]));
+        t.nodes.insert("/zookeeper/config".into(), mk(&[]));
         t.nodes.insert("/zookeeper/quota".into(), mk(&[]));
         t
     }

@@ -10,13 +10,14 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::Status;
 use warden_proto as pb;
@@ -31,6 +32,10 @@ use crate::error::Code;
 const SYNC_CONNECTED: i32 = 3;
 /// How long a new connection may take to send its first frame.
 const HANDSHAKE: Duration = Duration::from_secs(30);
+/// Requests one connection may have in flight before the reader stops
+/// reading (ZooKeeper's `globalOutstandingLimit` default): a client that
+/// pipelines without reading its replies is slowed, not buffered forever.
+const MAX_IN_FLIGHT: usize = 1000;
 
 /// Why reading a frame stopped.
 #[derive(Debug, thiserror::Error)]
@@ -149,6 +154,7 @@ pub async fn serve(ctx: Ctx, sock: TcpStream, peer: SocketAddr) {
             client_name: format!("zk {peer}"),
         })),
     }));
+    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let reg = ctx.conns.register("zk", Some(peer));
     tokio::spawn(connection::serve(
         ctx.clone(),
@@ -163,9 +169,10 @@ pub async fn serve(ctx: Ctx, sock: TcpStream, peer: SocketAddr) {
         out_rx,
         exp_rx,
         connect.read_only.is_some(),
+        in_flight.clone(),
     ));
     tokio::select! {
-        _ = read_loop(rd, buf, peer, in_tx, exp_tx) => {
+        _ = read_loop(rd, buf, peer, in_tx, exp_tx, in_flight) => {
             let _ = (&mut writer).await;
         }
         _ = &mut writer => {}
@@ -179,6 +186,7 @@ async fn read_loop(
     peer: SocketAddr,
     in_tx: mpsc::UnboundedSender<Result<pb::ClientFrame, Status>>,
     exp_tx: mpsc::UnboundedSender<Entry>,
+    in_flight: Arc<Semaphore>,
 ) {
     loop {
         let body = match read_frame(&mut rd, &mut buf).await {
@@ -215,6 +223,11 @@ async fn read_loop(
         match convert::request(h.xid, &req) {
             Mapped::Session(frame, expect) => {
                 let closing = expect.opcode == op::CLOSE_SESSION;
+                // Returned by the writer when the answer goes out.
+                match in_flight.acquire().await {
+                    Ok(p) => p.forget(),
+                    Err(_) => return,
+                }
                 // The expectation goes first, so it is queued before the answer can exist.
                 if exp_tx.send(Entry::Remote(expect)).is_err()
                     || in_tx
@@ -254,6 +267,7 @@ async fn write_loop(
     mut out_rx: mpsc::UnboundedReceiver<Result<pb::ServerFrame, Status>>,
     mut exp_rx: mpsc::UnboundedReceiver<Entry>,
     read_only_byte: bool,
+    in_flight: Arc<Semaphore>,
 ) {
     use pb::server_frame::Frame as F;
     let read_only = read_only_byte.then_some(false);
@@ -308,6 +322,7 @@ async fn write_loop(
         }],
         buf: Vec::new(),
         close: false,
+        in_flight,
     };
     let mut exp_open = true;
     loop {
@@ -359,6 +374,8 @@ struct Writer {
     auths: Vec<jute::ClientInfo>,
     buf: Vec<u8>,
     close: bool,
+    /// Permits of the requests in flight, returned as each is answered.
+    in_flight: Arc<Semaphore>,
 }
 
 impl Writer {
@@ -455,6 +472,7 @@ impl Writer {
             self.close = true;
             return;
         };
+        self.in_flight.add_permits(1);
         if expect.xid as i64 != rxid {
             tracing::error!(peer = %self.peer, expected = expect.xid, got = rxid, "zk: answers out of order; closing the connection");
             self.close = true;
