@@ -29,7 +29,11 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-RESULT = re.compile(r"RESULT ops_per_sec=(\S+) p50_ms=(\S+) p99_ms=(\S+)")
+RESULT = re.compile(
+    r"RESULT ops_per_sec=(\S+) p50_ms=(\S+) p99_ms=(\S+) read_p50_ms=(\S+) read_p99_ms=(\S+) "
+    r"write_p50_ms=(\S+) write_p99_ms=(\S+)"
+)
+FIELDS = ["ops/s", "p50", "p99", "read p50", "read p99", "write p50", "write p99"]
 
 
 def free_port():
@@ -60,6 +64,16 @@ def fsync_count(port):
         if m or time.monotonic() > deadline:
             return int(m.group(1)) if m else -1
         time.sleep(0.1)
+
+
+def warden_flushes(admin_port):
+    """(log flushes, txns flushed) so far, from Warden's /metrics."""
+    import urllib.request
+    body = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % admin_port, timeout=5).read().decode()
+    def metric(name):
+        m = re.search(r"^%s(?:\{[^}]*\})? (\S+)$" % re.escape(name), body, re.M)
+        return int(float(m.group(1))) if m else 0
+    return metric("warden_fsync_batch_txns_count"), metric("warden_fsync_batch_txns_sum")
 
 
 def wait_port(port, proc, what, timeout=60):
@@ -98,11 +112,12 @@ def run_bench(bench, addr, bench_args):
 def warden_round(args, work):
     data = os.path.join(work, "warden-data")
     zk_port = free_port()
+    admin_port = free_port()
     cmd = [
         os.path.join(REPO, "target/release/warden-server"),
         "--data-dir", data,
         "--listen", "127.0.0.1:%d" % free_port(),
-        "--admin-listen", "127.0.0.1:%d" % free_port(),
+        "--admin-listen", "127.0.0.1:%d" % admin_port,
         "--zk-listen", "127.0.0.1:%d" % zk_port,
     ]
     print("  $ " + " ".join(cmd), flush=True)
@@ -111,7 +126,12 @@ def warden_round(args, work):
                             env=dict(os.environ, RUST_LOG="warn"))
     try:
         wait_port(zk_port, proc, "warden-server")
-        return run_bench(args.bench, "127.0.0.1:%d" % zk_port, args.bench_args)
+        before = warden_flushes(admin_port)
+        result = run_bench(args.bench, "127.0.0.1:%d" % zk_port, args.bench_args)
+        after = warden_flushes(admin_port)
+        print("    Warden log flushes (fsyncs) during the run: %d for %d txns" % (
+            after[0] - before[0], after[1] - before[1]), flush=True)
+        return result
     finally:
         stop(proc)
         shutil.rmtree(data, ignore_errors=True)
@@ -159,14 +179,15 @@ def main():
             results[side].append(fn(args, work))
     print("\nmedians over %d rounds (%s):" % (args.rounds, args.bench_args))
     med = {}
+    print("  %-10s %s" % ("", "  ".join("%10s" % f for f in FIELDS)))
     for side in sides:
         runs = results[side]
-        med[side] = tuple(statistics.median(x[i] for x in runs) for i in range(3))
-        print("  %-9s ops/s %8.0f  p50 %7.3f ms  p99 %7.3f ms   runs: %s" % (
-            (side,) + med[side] + (", ".join("%.0f" % x[0] for x in runs),)))
+        med[side] = [statistics.median(x[i] for x in runs) for i in range(len(FIELDS))]
+        print("  %-10s %s   ops/s runs: %s" % (
+            side, "  ".join("%10.3f" % v for v in med[side]), ", ".join("%.0f" % x[0] for x in runs)))
     if len(sides) == 2:
         w, z = med["warden"], med["zookeeper"]
-        print("  Warden/ZooKeeper: ops/s %.2f  p50 %.2f  p99 %.2f" % (w[0] / z[0], w[1] / z[1], w[2] / z[2]))
+        print("  %-10s %s" % ("W/ZK", "  ".join("%10.2f" % (a / b) for a, b in zip(w, z))))
     if not args.work_dir:
         shutil.rmtree(work, ignore_errors=True)
 

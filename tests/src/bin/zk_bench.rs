@@ -260,6 +260,8 @@ async fn main() -> Result<()> {
 
     let secs = opts.duration as f64;
     let mut total: Vec<u32> = Vec::new();
+    let mut writes: Vec<u32> = Vec::new();
+    let mut reads: Vec<u32> = Vec::new();
     println!(
         "{:<8} {:>10} {:>10} {:>9} {:>9} {:>9}",
         "op", "count", "ops/s", "p50 ms", "p99 ms", "max ms"
@@ -276,8 +278,14 @@ async fn main() -> Result<()> {
             percentile(&v, 99.0),
             percentile(&v, 100.0)
         );
+        if op == Op::Read {
+            reads.extend_from_slice(&v);
+        } else {
+            writes.extend_from_slice(&v);
+        }
         total.extend(v);
     }
+    writes.sort_unstable();
     total.sort_unstable();
     let ops = total.len() as f64 / secs;
     println!(
@@ -290,9 +298,15 @@ async fn main() -> Result<()> {
         percentile(&total, 100.0)
     );
     println!(
-        "RESULT ops_per_sec={ops:.0} p50_ms={:.3} p99_ms={:.3} sessions={} write_percent={}",
+        "RESULT ops_per_sec={ops:.0} p50_ms={:.3} p99_ms={:.3} \
+         read_p50_ms={:.3} read_p99_ms={:.3} write_p50_ms={:.3} write_p99_ms={:.3} \
+         sessions={} write_percent={}",
         percentile(&total, 50.0),
         percentile(&total, 99.0),
+        percentile(&reads, 50.0),
+        percentile(&reads, 99.0),
+        percentile(&writes, 50.0),
+        percentile(&writes, 99.0),
         opts.sessions,
         opts.write_percent
     );
