@@ -125,6 +125,9 @@ struct Order {
     reads: AtomicUsize,
     /// Writes deferred and not submitted yet.
     deferred: AtomicUsize,
+    /// The client sent closeSession: the writes deferred before it still
+    /// go in, although the session is already marked closing.
+    client_closed: AtomicBool,
 }
 
 impl Order {
@@ -399,6 +402,7 @@ async fn run_session<S>(
             }
             Some(pb::client_frame::Frame::Close(c)) => {
                 sink.closing.store(true, Ordering::SeqCst);
+                order.client_closed.store(true, Ordering::SeqCst);
                 ctx.shared.sessions.mark_closing(session);
                 let txn = Op::CloseSession {
                     session_id: session,
@@ -533,7 +537,9 @@ async fn request(ctx: &Ctx, session: u64, order: &Order, r: pb::Request, now: In
     }
 }
 
-/// Submits a deferred write; the result is awaited in its turn.
+/// Submits a deferred write; the result is awaited in its turn. The
+/// session is checked again: it may have expired while the write waited,
+/// and an expired session's write must not reach the log.
 fn submit_deferred(ctx: &Ctx, session: u64, order: &Order, p: Pending) -> Pending {
     let Pending::Deferred {
         xid,
@@ -544,7 +550,14 @@ fn submit_deferred(ctx: &Ctx, session: u64, order: &Order, p: Pending) -> Pendin
     else {
         return p;
     };
-    let r = ctx.proposer.submit(session, txn);
+    let r = if ctx.shared.sessions.is_live(session) || order.client_closed.load(Ordering::SeqCst) {
+        ctx.proposer.submit(session, txn)
+    } else {
+        Err(ZkError::new(
+            Code::SessionExpired,
+            format!("session 0x{session:x} expired while this write waited for an earlier read"),
+        ))
+    };
     order.deferred.fetch_sub(1, Ordering::SeqCst);
     match r {
         Ok(rx) => Pending::Write {
