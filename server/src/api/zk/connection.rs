@@ -36,6 +36,9 @@ const HANDSHAKE: Duration = Duration::from_secs(30);
 /// reading (ZooKeeper's `globalOutstandingLimit` default): a client that
 /// pipelines without reading its replies is slowed, not buffered forever.
 const MAX_IN_FLIGHT: usize = 1000;
+/// The shortest time a client may leave its replies unread before its
+/// connection is closed (the session timeout, if longer, applies).
+const MIN_STALL: Duration = Duration::from_secs(2);
 
 /// Why reading a frame stopped.
 #[derive(Debug, thiserror::Error)]
@@ -163,7 +166,6 @@ pub async fn serve(ctx: Ctx, sock: TcpStream, peer: SocketAddr) {
         out_tx,
     ));
     let mut writer = tokio::spawn(write_loop(
-        ctx.clone(),
         wr,
         peer,
         out_rx,
@@ -241,6 +243,12 @@ async fn read_loop(
                 }
             }
             Mapped::Local(reply) => {
+                // Local replies count too: a client that sends auth packets
+                // without reading is slowed like any other.
+                match in_flight.acquire().await {
+                    Ok(p) => p.forget(),
+                    Err(_) => return,
+                }
                 if exp_tx
                     .send(Entry::Local {
                         reply,
@@ -261,7 +269,6 @@ async fn read_loop(
 
 /// Encodes and writes everything the client receives, in order.
 async fn write_loop(
-    ctx: Ctx,
     mut wr: OwnedWriteHalf,
     peer: SocketAddr,
     mut out_rx: mpsc::UnboundedReceiver<Result<pb::ServerFrame, Status>>,
@@ -272,7 +279,7 @@ async fn write_loop(
     use pb::server_frame::Frame as F;
     let read_only = read_only_byte.then_some(false);
     // The session's first answer: Connected, or why not.
-    loop {
+    let (connected_zxid, session_timeout) = loop {
         let frame = match out_rx.recv().await {
             Some(Ok(pb::ServerFrame { frame: Some(f) })) => f,
             Some(_) => continue,
@@ -280,6 +287,7 @@ async fn write_loop(
         };
         match frame {
             F::Connected(c) => {
+                let timeout = Duration::from_millis(u64::from(c.timeout_ms));
                 let resp = jute::ConnectResponse {
                     protocol_version: 0,
                     timeout_ms: c.timeout_ms as i32,
@@ -290,7 +298,7 @@ async fn write_loop(
                 if wr.write_all(&jute::frame(&resp.encode())).await.is_err() {
                     return;
                 }
-                break;
+                break (c.last_zxid, timeout);
             }
             F::ConnectError(e) => {
                 if e.code == Code::SessionExpired.number() || e.code == Code::AuthFailed.number() {
@@ -311,10 +319,14 @@ async fn write_loop(
             }
             _ => continue,
         }
-    }
+    };
+    // A client that reads nothing for a whole session timeout is stalled:
+    // its connection is closed (the session lives on until it expires), so
+    // its unread answers and events do not pile up here.
+    let stall = session_timeout.max(MIN_STALL);
     let mut w = Writer {
-        ctx,
         peer,
+        zxid: connected_zxid,
         fifo: VecDeque::new(),
         auths: vec![jute::ClientInfo {
             auth_scheme: "ip".into(),
@@ -354,8 +366,18 @@ async fn write_loop(
                 _ => break,
             }
         }
-        if !w.buf.is_empty() && wr.write_all(&w.buf).await.is_err() {
-            return;
+        if !w.buf.is_empty() {
+            match tokio::time::timeout(stall, wr.write_all(&w.buf)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "zk: write failed; closing the connection");
+                    return;
+                }
+                Err(_) => {
+                    tracing::info!(%peer, stalled_ms = stall.as_millis() as u64, "zk: the client has not read its replies for a session timeout; closing the connection");
+                    return;
+                }
+            }
         }
         w.buf.clear();
         if w.close {
@@ -367,8 +389,13 @@ async fn write_loop(
 
 /// The writer's state: expected replies in order, and the output buffer.
 struct Writer {
-    ctx: Ctx,
     peer: SocketAddr,
+    /// The newest zxid of anything forwarded from the session. A reply
+    /// made here, or a session answer without a zxid, carries this one and
+    /// not the live tree's: an event for a newer zxid may still be queued
+    /// behind it, and a header zxid must not run ahead of the events the
+    /// client has been sent (invariant 2; clients resume watches from it).
+    zxid: i64,
     fifo: VecDeque<Entry>,
     /// Who this connection authenticated as (whoAmI).
     auths: Vec<jute::ClientInfo>,
@@ -379,10 +406,6 @@ struct Writer {
 }
 
 impl Writer {
-    fn last_zxid(&self) -> i64 {
-        self.ctx.shared.state.read().tree.last_zxid()
-    }
-
     fn push(&mut self, body: &[u8]) {
         self.buf.extend_from_slice(&jute::frame(body));
     }
@@ -397,7 +420,7 @@ impl Writer {
                 Local::Error { xid, code } => (
                     jute::ReplyHeader {
                         xid,
-                        zxid: self.last_zxid(),
+                        zxid: self.zxid,
                         err: code.number(),
                     },
                     jute::Response::Empty,
@@ -423,7 +446,7 @@ impl Writer {
                 Local::WhoAmI { xid } => (
                     jute::ReplyHeader {
                         xid,
-                        zxid: self.last_zxid(),
+                        zxid: self.zxid,
                         err: 0,
                     },
                     jute::Response::WhoAmI(self.auths.clone()),
@@ -436,6 +459,7 @@ impl Writer {
                 self.fifo.clear();
                 return;
             }
+            self.in_flight.add_permits(1);
         }
     }
 
@@ -445,6 +469,7 @@ impl Writer {
         let Some(f) = f.frame else { return };
         let (rxid, zxid, answer) = match f {
             F::WatchEvent(ev) => {
+                self.zxid = self.zxid.max(ev.zxid);
                 let bytes = jute::encode_event(&jute::WatcherEvent {
                     event_type: ev.r#type,
                     state: SYNC_CONNECTED,
@@ -482,7 +507,8 @@ impl Writer {
             Some(r) => convert::reply(&expect, r),
             None => (0, jute::Response::Empty),
         };
-        let zxid = if zxid > 0 { zxid } else { self.last_zxid() };
+        self.zxid = self.zxid.max(zxid);
+        let zxid = if zxid > 0 { zxid } else { self.zxid };
         let header = jute::ReplyHeader {
             xid: expect.xid,
             zxid,
@@ -493,5 +519,96 @@ impl Writer {
         if expect.opcode == op::CLOSE_SESSION {
             self.close = true;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn writer() -> Writer {
+        Writer {
+            peer: "127.0.0.1:1".parse().unwrap(),
+            zxid: 5,
+            fifo: VecDeque::new(),
+            auths: vec![],
+            buf: Vec::new(),
+            close: false,
+            in_flight: Arc::new(Semaphore::new(0)),
+        }
+    }
+
+    /// (xid, zxid, err) of each reply frame written, events included.
+    fn headers(buf: &[u8]) -> Vec<(i32, i64, i32)> {
+        let mut out = Vec::new();
+        let mut rest = buf;
+        while let Ok(Some((body, used))) = split_frame(rest, jute::DEFAULT_MAX_FRAME) {
+            let mut r = jute::wire::Reader::new(body);
+            out.push((
+                r.int("xid").unwrap(),
+                r.long("zxid").unwrap(),
+                r.int("err").unwrap(),
+            ));
+            rest = &rest[used..];
+        }
+        out
+    }
+
+    fn event(zxid: i64) -> pb::ServerFrame {
+        pb::ServerFrame {
+            frame: Some(pb::server_frame::Frame::WatchEvent(pb::WatchEvent {
+                zxid,
+                r#type: 3,
+                path: "/a".into(),
+            })),
+        }
+    }
+
+    #[test]
+    fn replies_made_here_carry_the_zxid_already_sent_not_a_newer_one() {
+        let (_tx, mut rx) = mpsc::unbounded_channel();
+        let mut w = writer();
+        w.fifo.push_back(Entry::Local {
+            reply: Local::Error {
+                xid: 1,
+                code: Code::BadArguments,
+            },
+            close: false,
+        });
+        w.flush_locals();
+        w.frame(event(9), &mut rx);
+        w.fifo.push_back(Entry::Local {
+            reply: Local::WhoAmI { xid: 2 },
+            close: false,
+        });
+        w.fifo.push_back(Entry::Remote(Expect {
+            xid: 3,
+            opcode: op::DELETE,
+            sub_ops: vec![],
+            path: String::new(),
+        }));
+        // A write refused before reaching the log: no zxid of its own.
+        w.frame(
+            pb::ServerFrame {
+                frame: Some(pb::server_frame::Frame::Response(pb::Response {
+                    xid: 3,
+                    zxid: 0,
+                    error: Code::SessionExpired.number(),
+                    message: String::new(),
+                    result: None,
+                })),
+            },
+            &mut rx,
+        );
+        let h = headers(&w.buf);
+        assert_eq!(h[0], (1, 5, Code::BadArguments.number()));
+        assert_eq!(h[1].0, xid::NOTIFICATION);
+        assert_eq!(h[2], (2, 9, 0));
+        assert_eq!(h[3], (3, 9, Code::SessionExpired.number()));
+        assert_eq!(
+            w.in_flight.available_permits(),
+            3,
+            "a permit back per reply"
+        );
     }
 }
