@@ -1165,3 +1165,44 @@ async fn thousands_of_pipelined_requests_are_answered_in_order() {
     }
     sender.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_disconnected_and_others_carry_on() {
+    use tokio::io::AsyncWriteExt;
+    let server = ServerProc::start();
+    let addr = server.zk_addr();
+    let mut good = Zk::open(&addr).await;
+    let big = vec![7u8; 512 * 1024];
+    good.ok(&Request::Create(create("/big", &big, 0))).await;
+    let mut stalled = Zk::open(&addr).await;
+    let (_unread, mut wr) = stalled.stream.into_split();
+    // 100 reads of 512 KiB (far more than the socket buffers hold), never
+    // read back; pings keep the session alive, so only the stall can end
+    // the connection.
+    let mut bytes = Vec::new();
+    for i in 0..100 {
+        bytes.extend_from_slice(&jute::frame(&jute::encode_request(
+            10 + i,
+            &Request::GetData(pw("/big", false)),
+        )));
+    }
+    wr.write_all(&bytes).await.expect("send the reads");
+    let pinger = tokio::spawn(async move {
+        let ping = jute::frame(&jute::encode_request(jute::xid::PING, &Request::Ping));
+        while wr.write_all(&ping).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    // The healthy session pings too while it waits (its timeout is 4 s).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while server.metric("warden_connections", "") != 1.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the server never closed the stalled connection"
+        );
+        good.ok(&Request::Ping).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    healthy(&mut good, "a stalled client").await;
+    pinger.abort();
+}
