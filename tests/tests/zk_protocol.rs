@@ -461,6 +461,26 @@ async fn multi_and_multi_read() {
     );
     assert_eq!(z.err(&Request::Exists(pw("/m/z", false))).await, NO_NODE);
 
+    // An op that fails validation (an invalid path) is answered the same
+    // way, as ZooKeeper's PrepRequestProcessor does, and nothing is applied.
+    let (h, body) = z
+        .call(&Request::Multi(vec![
+            Request::Create(create("/m/v", b"", 0)),
+            Request::Delete(pv("/m/", -1)),
+            set("/m/x", b"4", -1),
+        ]))
+        .await;
+    assert_eq!(h.err, 0);
+    assert_eq!(
+        body,
+        Some(Response::Multi(vec![
+            MultiResult::Error(0),
+            MultiResult::Error(-8),
+            MultiResult::Error(-2),
+        ]))
+    );
+    assert_eq!(z.err(&Request::Exists(pw("/m/v", false))).await, NO_NODE);
+
     let Response::Multi(reads) = z
         .ok(&Request::MultiRead(vec![
             Request::GetData(pw("/m/x", false)),

@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::Status;
 use warden_proto as pb;
-use warden_proto::jute::{self, frame::split_frame, op, xid, DecodeError};
+use warden_proto::jute::{self, frame::split_frame, op, xid, DecodeError, MultiResult};
 
 use super::convert::{self, Expect, Local, Mapped};
 use super::four_letter;
@@ -443,6 +443,14 @@ impl Writer {
                         jute::Response::Empty,
                     )
                 }
+                Local::MultiError { xid, errors } => (
+                    jute::ReplyHeader {
+                        xid,
+                        zxid: self.zxid,
+                        err: 0,
+                    },
+                    jute::Response::Multi(errors.into_iter().map(MultiResult::Error).collect()),
+                ),
                 Local::WhoAmI { xid } => (
                     jute::ReplyHeader {
                         xid,

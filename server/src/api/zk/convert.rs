@@ -30,9 +30,24 @@ pub enum Mapped {
 /// A reply the adapter makes itself, in order with the others.
 #[derive(Debug, Clone)]
 pub enum Local {
-    Error { xid: i32, code: Code },
-    Auth { scheme: String, id: String },
-    WhoAmI { xid: i32 },
+    Error {
+        xid: i32,
+        code: Code,
+    },
+    /// A multi refused before it reached the log: header ok and one
+    /// `ErrorResult` per op, as ZooKeeper answers a multi whose op fails
+    /// validation (Ok before it, its code, RuntimeInconsistency after).
+    MultiError {
+        xid: i32,
+        errors: Vec<i32>,
+    },
+    Auth {
+        scheme: String,
+        id: String,
+    },
+    WhoAmI {
+        xid: i32,
+    },
 }
 
 fn version(v: i32) -> Option<i32> {
@@ -176,15 +191,30 @@ pub fn request(xid: i32, req: &jute::Request) -> Mapped {
         ),
         J::Multi(ops) => {
             let mut pb_ops = Vec::with_capacity(ops.len());
-            for o in ops {
+            for (i, o) in ops.iter().enumerate() {
                 let bad_create = match o {
                     J::Create(c) | J::Create2(c) => is_ttl(c.flags) || c.flags == 4,
                     J::CreateTtl(c) => !is_ttl(c.flags),
                     _ => false,
                 };
-                match multi_op(o) {
-                    Some(op) if !bad_create => pb_ops.push(pb::Op { op: Some(op) }),
-                    _ => return bad(Code::BadArguments),
+                let checked = match multi_op(o) {
+                    Some(op) if !bad_create => {
+                        let op = pb::Op { op: Some(op) };
+                        crate::api::convert::multi_op(&op)
+                            .and_then(|t| t.validate())
+                            .map(|_| op)
+                            .map_err(|e| e.code)
+                    }
+                    _ => Err(Code::BadArguments),
+                };
+                match checked {
+                    Ok(op) => pb_ops.push(op),
+                    Err(code) => {
+                        let mut errors = vec![0; i];
+                        errors.push(code.number());
+                        errors.resize(ops.len(), Code::RuntimeInconsistency.number());
+                        return Mapped::Local(Local::MultiError { xid, errors });
+                    }
                 }
             }
             session(
@@ -497,6 +527,38 @@ mod tests {
                 Response::Multi(vec![MultiResult::Error(0), MultiResult::Error(-110)])
             )
         );
+    }
+
+    #[test]
+    fn a_multi_op_that_fails_validation_gets_error_results() {
+        let m = jute::Request::Multi(vec![
+            jute::Request::Create(jute::CreateRequest {
+                path: "/ok".into(),
+                ..Default::default()
+            }),
+            jute::Request::Delete(jute::PathVersion {
+                path: "/bad/".into(),
+                version: -1,
+            }),
+            jute::Request::Create(jute::CreateRequest {
+                path: "/t".into(),
+                flags: 5,
+                ..Default::default()
+            }),
+        ]);
+        let Mapped::Local(Local::MultiError { xid, errors }) = request(7, &m) else {
+            panic!("a multi with an invalid path is answered with error results")
+        };
+        assert_eq!((xid, errors), (7, vec![0, -8, -2]));
+        let m = jute::Request::Multi(vec![jute::Request::Create(jute::CreateRequest {
+            path: "/t".into(),
+            flags: 5,
+            ..Default::default()
+        })]);
+        assert!(matches!(
+            request(7, &m),
+            Mapped::Local(Local::MultiError { errors, .. }) if errors == vec![-8]
+        ));
     }
 
     #[test]
