@@ -15,6 +15,9 @@ pub enum ScheduleError {
     /// A simple trigger whose interval is zero.
     #[error("the repeat interval must be at least 1 ms (got 0)")]
     ZeroInterval,
+    /// A simple trigger whose interval is beyond [`super::MAX_INTERVAL_MS`].
+    #[error("the repeat interval {0} ms is too long: at most 100 years")]
+    IntervalTooLong(u64),
     /// `end` is not after `start`.
     #[error("end time {end} is not after start time {start}: move the end later or drop it")]
     EndBeforeStart {

@@ -38,8 +38,9 @@ pub const ON_TIME_TOLERANCE_MS: i64 = 1_000;
 pub const MAX_CATCH_UP_FIRES: usize = 100;
 /// Most misfired times listed in a [`Due`]; more set `misfired_truncated`.
 pub const MAX_RECORDED_MISFIRES: usize = 1_000;
-/// Most due times one call enumerates; a longer backlog is skipped in one step.
-pub const MAX_BACKLOG: usize = 100_000;
+/// Most due times one call enumerates (all are fired or recorded); a longer backlog is
+/// skipped in one step and flagged `misfired_truncated`.
+pub const MAX_BACKLOG: usize = MAX_CATCH_UP_FIRES + MAX_RECORDED_MISFIRES;
 
 /// What a trigger does about fires that are more than its threshold late (leader down, all
 /// workers paused, clock jump). Names are Quartz's, kebab-case in JSON/TOML/CLI.
@@ -256,6 +257,45 @@ impl Schedule<'_> {
         }
     }
 
+    /// The latest scheduled time `<= now`, known to be after `floor` (itself a due time):
+    /// enumerates a window before `now` that widens until it holds one.
+    fn latest_due(
+        &self,
+        state: &TriggerState,
+        now: DateTime<Utc>,
+        floor: DateTime<Utc>,
+    ) -> DateTime<Utc> {
+        let mut window = match self.spec().kind {
+            TriggerKind::Simple { interval_ms, .. } => chrono::Duration::milliseconds(
+                interval_ms.saturating_mul(2).min(i64::MAX as u64 / 2) as i64,
+            ),
+            _ => chrono::Duration::seconds(60),
+        };
+        loop {
+            let from = now
+                .checked_sub_signed(window)
+                .map_or(floor, |f| f.max(floor));
+            let mut latest = None;
+            let mut t = self.next_after(state, from);
+            for _ in 0..MAX_BACKLOG {
+                match t.filter(|s| *s <= now) {
+                    Some(s) => {
+                        latest = Some(s);
+                        t = self.next_after(state, s);
+                    }
+                    None => break,
+                }
+            }
+            if let Some(l) = latest {
+                return l;
+            }
+            if from == floor {
+                return floor;
+            }
+            window = window * 4;
+        }
+    }
+
     /// Quartz's `updateAfterMisfire` choice of instruction.
     fn effective_policy(&self, state: &TriggerState) -> MisfirePolicy {
         let policy = self.spec().misfire;
@@ -333,8 +373,15 @@ impl Schedule<'_> {
                 }
             }
             MisfirePolicy::FireOnceNow => {
-                let (last, earlier) = times.split_last().expect("backlog holds `next`");
-                self.record_misfired(&mut due, earlier);
+                let (enumerated_last, earlier) = times.split_last().expect("backlog holds `next`");
+                let last = if backlog.complete {
+                    self.record_misfired(&mut due, earlier);
+                    *enumerated_last
+                } else {
+                    self.record_misfired(&mut due, times);
+                    self.latest_due(state, now, *enumerated_last)
+                };
+                let last = &last;
                 due.fires.push(DueFire {
                     scheduled: *last,
                     kind: self.kind_for(*last, now),
@@ -417,5 +464,287 @@ impl Schedule<'_> {
             Some(first) if first == now => self.fire_all(due, &[now], now),
             other => due.state.next_fire_ms = other.map(ms),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schedule::initial_state;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn cron(expr: &str, policy: MisfirePolicy) -> TriggerSpec {
+        let mut s = TriggerSpec::new(
+            "t",
+            "g.j",
+            TriggerKind::Cron {
+                expr: expr.into(),
+                time_zone: "UTC".into(),
+            },
+        );
+        s.misfire = policy;
+        s
+    }
+
+    fn simple(interval_ms: u64, repeat: Option<u64>, policy: MisfirePolicy) -> TriggerSpec {
+        let mut s = TriggerSpec::new(
+            "t",
+            "g.j",
+            TriggerKind::Simple {
+                interval_ms,
+                repeat_count: repeat,
+            },
+        );
+        s.start = Some(at("2025-01-01T00:00:00Z"));
+        s.misfire = policy;
+        s
+    }
+
+    fn state_at(next: &str) -> TriggerState {
+        TriggerState {
+            next_fire_ms: Some(at(next).timestamp_millis()),
+            ..TriggerState::default()
+        }
+    }
+
+    fn scheduled(due: &Due) -> Vec<DateTime<Utc>> {
+        due.fires.iter().map(|f| f.scheduled).collect()
+    }
+
+    #[test]
+    fn nothing_is_due_before_the_next_fire_or_when_complete() {
+        let spec = cron("0 * * * * ?", MisfirePolicy::Smart);
+        let st = state_at("2025-01-01T00:01:00Z");
+        let due = resolve_due(&spec, &st, at("2025-01-01T00:00:59Z")).unwrap();
+        assert!(due.is_nothing(&st));
+        let done = TriggerState::default();
+        let due = resolve_due(&spec, &done, at("2025-01-01T00:00:59Z")).unwrap();
+        assert!(due.is_nothing(&done));
+    }
+
+    #[test]
+    fn on_time_and_late_fires_within_the_threshold() {
+        let spec = cron("* * * * * ?", MisfirePolicy::DoNothing);
+        let st = state_at("2025-01-01T00:00:00Z");
+        // 30 s late: 31 due times, none misfired (threshold 60 s): all fire, oldest first.
+        let due = resolve_due(&spec, &st, at("2025-01-01T00:00:30Z")).unwrap();
+        assert_eq!(due.fires.len(), 31);
+        assert_eq!(due.fires[0].kind, FireKind::Late);
+        assert_eq!(due.fires[30].kind, FireKind::Normal);
+        assert_eq!(due.fires[29].kind, FireKind::Normal, "1 s late is on time");
+        assert!(due.misfired.is_empty() && due.policy_applied.is_none());
+        assert_eq!(due.state.times_fired, 31);
+        assert_eq!(due.state.next_fire(), Some(at("2025-01-01T00:00:31Z")));
+        assert_eq!(due.state.last_fire(), Some(at("2025-01-01T00:00:30Z")));
+    }
+
+    #[test]
+    fn cron_smart_fires_once_now_for_the_latest_missed_time() {
+        let spec = cron("0 * * * * ?", MisfirePolicy::Smart);
+        let st = state_at("2025-01-01T00:01:00Z");
+        let now = at("2025-01-01T00:05:30Z");
+        let due = resolve_due(&spec, &st, now).unwrap();
+        assert_eq!(due.policy_applied, Some(MisfirePolicy::FireOnceNow));
+        assert_eq!(scheduled(&due), vec![at("2025-01-01T00:05:00Z")]);
+        assert_eq!(due.fires[0].kind, FireKind::Late);
+        assert_eq!(
+            due.misfired,
+            vec![
+                at("2025-01-01T00:01:00Z"),
+                at("2025-01-01T00:02:00Z"),
+                at("2025-01-01T00:03:00Z"),
+                at("2025-01-01T00:04:00Z")
+            ]
+        );
+        assert_eq!(due.state.next_fire(), Some(at("2025-01-01T00:06:00Z")));
+        assert_eq!(due.state.times_fired, 1);
+    }
+
+    #[test]
+    fn do_nothing_skips_every_missed_time() {
+        let spec = cron("0 * * * * ?", MisfirePolicy::DoNothing);
+        let due = resolve_due(
+            &spec,
+            &state_at("2025-01-01T00:01:00Z"),
+            at("2025-01-01T00:03:30Z"),
+        )
+        .unwrap();
+        assert!(due.fires.is_empty());
+        assert_eq!(due.misfired.len(), 3);
+        assert_eq!(due.state.next_fire(), Some(at("2025-01-01T00:04:00Z")));
+        assert_eq!(due.state.times_fired, 0);
+    }
+
+    #[test]
+    fn ignore_misfires_fires_all_then_caps() {
+        let spec = cron("0 * * * * ?", MisfirePolicy::IgnoreMisfires);
+        let due = resolve_due(
+            &spec,
+            &state_at("2025-01-01T00:01:00Z"),
+            at("2025-01-01T00:03:30Z"),
+        )
+        .unwrap();
+        assert_eq!(due.fires.len(), 3);
+        assert_eq!(due.fires[0].kind, FireKind::MisfireFireNow);
+        assert_eq!(due.fires[2].kind, FireKind::Late);
+        assert_eq!(due.state.next_fire(), Some(at("2025-01-01T00:04:00Z")));
+        // 500 missed minutes: the oldest MAX_CATCH_UP_FIRES fire, the rest misfire.
+        let due = resolve_due(
+            &spec,
+            &state_at("2025-01-01T00:00:00Z"),
+            at("2025-01-01T08:19:30Z"),
+        )
+        .unwrap();
+        assert_eq!(due.fires.len(), MAX_CATCH_UP_FIRES);
+        assert_eq!(due.fires[0].scheduled, at("2025-01-01T00:00:00Z"));
+        assert_eq!(due.misfired.len(), 500 - MAX_CATCH_UP_FIRES);
+        assert_eq!(due.misfired[0], at("2025-01-01T01:40:00Z"));
+        assert!(!due.misfired_truncated);
+        assert_eq!(due.state.next_fire(), Some(at("2025-01-01T08:20:00Z")));
+        // A whole day: the record is truncated, the schedule still resumes after now.
+        let due = resolve_due(
+            &spec,
+            &state_at("2025-01-01T00:00:00Z"),
+            at("2025-01-01T23:59:30Z"),
+        )
+        .unwrap();
+        assert_eq!(due.fires.len(), MAX_CATCH_UP_FIRES);
+        assert_eq!(due.misfired.len(), MAX_RECORDED_MISFIRES);
+        assert!(due.misfired_truncated);
+        assert_eq!(due.state.next_fire(), Some(at("2025-01-02T00:00:00Z")));
+    }
+
+    #[test]
+    fn long_outages_are_truncated_but_resolved_in_one_step() {
+        let spec = cron("* * * * * ?", MisfirePolicy::FireOnceNow);
+        let now = at("2025-01-03T00:00:00.500Z");
+        let due = resolve_due(&spec, &state_at("2025-01-01T00:00:00Z"), now).unwrap();
+        assert_eq!(scheduled(&due), vec![at("2025-01-03T00:00:00Z")]);
+        assert_eq!(due.misfired.len(), MAX_RECORDED_MISFIRES);
+        assert!(due.misfired_truncated);
+        assert_eq!(due.state.next_fire(), Some(at("2025-01-03T00:00:01Z")));
+    }
+
+    #[test]
+    fn simple_smart_forever_reschedules_next_with_remaining_count() {
+        let spec = simple(10_000, None, MisfirePolicy::Smart);
+        let st = initial_state(&spec, at("2024-12-31T00:00:00Z")).unwrap();
+        let due = resolve_due(&spec, &st, at("2025-01-01T00:02:05Z")).unwrap();
+        assert_eq!(
+            due.policy_applied,
+            Some(MisfirePolicy::RescheduleNextWithRemainingCount)
+        );
+        assert!(due.fires.is_empty());
+        // 00:00:00 .. 00:02:00 missed: 13 grid points.
+        assert_eq!(due.misfired.len(), 13);
+        assert_eq!(due.state.next_fire(), Some(at("2025-01-01T00:02:10Z")));
+        assert_eq!(due.state.times_fired, 13);
+    }
+
+    #[test]
+    fn simple_smart_with_repeats_reschedules_now_with_existing_count() {
+        let spec = simple(10_000, Some(5), MisfirePolicy::Smart);
+        let mut st = initial_state(&spec, at("2024-12-31T00:00:00Z")).unwrap();
+        // Two fires happened, then the leader was gone for a while.
+        st.times_fired = 2;
+        st.next_fire_ms = Some(at("2025-01-01T00:00:20Z").timestamp_millis());
+        let now = at("2025-01-01T00:05:00.250Z");
+        let due = resolve_due(&spec, &st, now).unwrap();
+        assert_eq!(
+            due.policy_applied,
+            Some(MisfirePolicy::RescheduleNowWithExistingCount)
+        );
+        assert_eq!(scheduled(&due), vec![now]);
+        assert_eq!(due.fires[0].kind, FireKind::Normal);
+        // 6 fires in all; 2 done, so 4 remain: now and 3 repeats.
+        assert_eq!(due.state.simple_repeat_count, Some(3));
+        assert_eq!(due.state.times_fired, 1);
+        let s = Schedule::new(&spec).unwrap();
+        let rest: Vec<_> =
+            std::iter::successors(due.state.next_fire(), |t| s.next_after(&due.state, *t))
+                .collect();
+        assert_eq!(
+            rest,
+            vec![
+                at("2025-01-01T00:05:10.250Z"),
+                at("2025-01-01T00:05:20.250Z"),
+                at("2025-01-01T00:05:30.250Z")
+            ]
+        );
+    }
+
+    #[test]
+    fn simple_reschedule_now_with_remaining_count_uses_up_missed_repeats() {
+        let spec = simple(
+            10_000,
+            Some(10),
+            MisfirePolicy::RescheduleNowWithRemainingCount,
+        );
+        let mut st = initial_state(&spec, at("2024-12-31T00:00:00Z")).unwrap();
+        st.times_fired = 2;
+        st.next_fire_ms = Some(at("2025-01-01T00:00:20Z").timestamp_millis());
+        // Quartz: missed = (now - next) / interval = 65 s / 10 s = 6; remaining = 10 - (2 + 6).
+        let due = resolve_due(&spec, &st, at("2025-01-01T00:01:25Z")).unwrap();
+        assert_eq!(due.fires.len(), 1);
+        assert_eq!(due.state.simple_repeat_count, Some(2));
+        // Beyond the count: the fire now is the last one.
+        let due = resolve_due(&spec, &st, at("2025-01-01T00:10:00Z")).unwrap();
+        assert_eq!(due.fires.len(), 1);
+        assert_eq!(due.state.simple_repeat_count, Some(0));
+        assert!(due.state.is_complete());
+    }
+
+    #[test]
+    fn simple_reschedule_next_with_existing_count_keeps_the_count() {
+        let spec = simple(
+            10_000,
+            Some(100),
+            MisfirePolicy::RescheduleNextWithExistingCount,
+        );
+        let mut st = initial_state(&spec, at("2024-12-31T00:00:00Z")).unwrap();
+        st.times_fired = 1;
+        st.next_fire_ms = Some(at("2025-01-01T00:00:10Z").timestamp_millis());
+        let due = resolve_due(&spec, &st, at("2025-01-01T00:01:15Z")).unwrap();
+        assert!(due.fires.is_empty());
+        assert_eq!(due.state.times_fired, 1);
+        assert_eq!(due.state.next_fire(), Some(at("2025-01-01T00:01:20Z")));
+    }
+
+    #[test]
+    fn once_and_repeat_zero_fire_now_when_misfired() {
+        let once = TriggerSpec::new(
+            "t",
+            "g.j",
+            TriggerKind::Once {
+                at: at("2025-01-01T00:00:00Z"),
+            },
+        );
+        let st = initial_state(&once, at("2025-01-05T00:00:00Z")).unwrap();
+        let due = resolve_due(&once, &st, at("2025-01-05T00:00:00Z")).unwrap();
+        assert_eq!(due.policy_applied, Some(MisfirePolicy::FireOnceNow));
+        assert_eq!(scheduled(&due), vec![at("2025-01-01T00:00:00Z")]);
+        assert_eq!(due.fires[0].kind, FireKind::MisfireFireNow);
+        assert!(due.state.is_complete());
+        let one = simple(1_000, Some(0), MisfirePolicy::Smart);
+        let st = initial_state(&one, at("2024-12-31T00:00:00Z")).unwrap();
+        let due = resolve_due(&one, &st, at("2025-01-02T00:00:00Z")).unwrap();
+        assert_eq!(due.fires.len(), 1);
+        assert!(due.state.is_complete());
+    }
+
+    #[test]
+    fn policy_names_parse() {
+        for p in MisfirePolicy::ALL {
+            assert_eq!(p.name().parse::<MisfirePolicy>(), Ok(p));
+            assert_eq!(
+                serde_json::to_string(&p).unwrap(),
+                format!("\"{}\"", p.name())
+            );
+        }
+        assert_eq!("FIRE_ONCE_NOW".parse(), Ok(MisfirePolicy::FireOnceNow));
+        assert!("sometimes".parse::<MisfirePolicy>().is_err());
     }
 }

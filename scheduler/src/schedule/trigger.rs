@@ -16,6 +16,8 @@ pub const DEFAULT_GROUP: &str = "default";
 pub const DEFAULT_PRIORITY: i32 = 5;
 /// Quartz's default misfire threshold: a fire more than this late is a misfire.
 pub const DEFAULT_MISFIRE_THRESHOLD_MS: u64 = 60_000;
+/// Longest simple-trigger interval accepted: 100 years.
+pub const MAX_INTERVAL_MS: u64 = 100 * 366 * 86_400_000;
 /// How many calendar-excluded candidates one next-fire search skips before giving up (and
 /// reporting no next fire) instead of looping forever.
 pub const MAX_CALENDAR_SKIPS: usize = 10_000;
@@ -114,6 +116,14 @@ pub fn validate_name(what: &'static str, value: &str) -> Result<(), ScheduleErro
     }
 }
 
+fn check_interval(interval_ms: u64) -> Result<(), ScheduleError> {
+    match interval_ms {
+        0 => Err(ScheduleError::ZeroInterval),
+        ms if ms > MAX_INTERVAL_MS => Err(ScheduleError::IntervalTooLong(ms)),
+        _ => Ok(()),
+    }
+}
+
 /// Checks a job key `<group>.<name>`.
 pub fn validate_job_key(key: &str) -> Result<(), ScheduleError> {
     match key.split_once('.') {
@@ -207,11 +217,7 @@ impl TriggerSpec {
             TriggerKind::Cron { expr, time_zone } => {
                 QuartzCron::parse(expr, time_zone)?;
             }
-            TriggerKind::Simple { interval_ms, .. } => {
-                if *interval_ms == 0 {
-                    return Err(ScheduleError::ZeroInterval);
-                }
-            }
+            TriggerKind::Simple { interval_ms, .. } => check_interval(*interval_ms)?,
             TriggerKind::Once { at } => {
                 if self.start.is_some_and(|s| *at < s) || self.end.is_some_and(|e| *at > e) {
                     return Err(ScheduleError::OnceOutsideWindow { at: *at });
@@ -252,8 +258,8 @@ impl<'a> Schedule<'a> {
             TriggerKind::Cron { expr, time_zone } => Some(QuartzCron::parse(expr, time_zone)?),
             _ => None,
         };
-        if let TriggerKind::Simple { interval_ms: 0, .. } = spec.kind {
-            return Err(ScheduleError::ZeroInterval);
+        if let TriggerKind::Simple { interval_ms, .. } = spec.kind {
+            check_interval(interval_ms)?;
         }
         Ok(Self {
             spec,
@@ -336,12 +342,17 @@ impl<'a> Schedule<'a> {
         None
     }
 
-    /// The first fire of a newly created trigger: the first scheduled time at or after its
-    /// start (`now` when it has none). A start in the past makes that first fire late; the
-    /// misfire policy then decides, as in Quartz. Also returns the initial state.
+    /// The state of a trigger created at `now`: nothing fired, and its first fire — the first
+    /// scheduled time at or after its start (`now` when it has none; a one-shot's `at`). A start
+    /// (or `at`) in the past makes that first fire late; the misfire policy then decides, as in
+    /// Quartz.
     pub fn initial_state(&self, now: DateTime<Utc>) -> TriggerState {
         let mut state = TriggerState::default();
-        let origin = self.spec.start.unwrap_or(now);
+        let origin = match self.spec.kind {
+            // A one-shot is owed even if its time has passed: the misfire policy decides.
+            TriggerKind::Once { at } => at,
+            _ => self.spec.start.unwrap_or(now),
+        };
         if let TriggerKind::Simple { .. } = self.spec.kind {
             if self.spec.start.is_none() {
                 state.simple_start_ms = Some(origin.timestamp_millis());
@@ -394,4 +405,285 @@ pub fn next_after(
     after: DateTime<Utc>,
 ) -> Result<Option<DateTime<Utc>>, ScheduleError> {
     Ok(Schedule::new(spec)?.next_after(state, after))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schedule::DailyRange;
+    use chrono::{NaiveTime, Weekday};
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn cron(expr: &str, zone: &str) -> TriggerSpec {
+        TriggerSpec::new(
+            "t",
+            "g.j",
+            TriggerKind::Cron {
+                expr: expr.into(),
+                time_zone: zone.into(),
+            },
+        )
+    }
+
+    fn simple(interval_ms: u64, repeat_count: Option<u64>) -> TriggerSpec {
+        TriggerSpec::new(
+            "t",
+            "g.j",
+            TriggerKind::Simple {
+                interval_ms,
+                repeat_count,
+            },
+        )
+    }
+
+    #[test]
+    fn validate_reports_what_to_fix() {
+        let mut s = simple(0, None);
+        assert_eq!(s.validate(), Err(ScheduleError::ZeroInterval));
+        s = simple(u64::MAX, None);
+        assert!(matches!(
+            s.validate(),
+            Err(ScheduleError::IntervalTooLong(_))
+        ));
+        s = simple(1000, None);
+        s.name = "a.b".into();
+        assert!(matches!(s.validate(), Err(ScheduleError::BadName { .. })));
+        s = simple(1000, None);
+        s.job = "nodot".into();
+        assert!(matches!(
+            s.validate(),
+            Err(ScheduleError::BadName {
+                what: "job key",
+                ..
+            })
+        ));
+        s = simple(1000, None);
+        s.start = Some(at("2025-01-02T00:00:00Z"));
+        s.end = Some(at("2025-01-01T00:00:00Z"));
+        assert!(matches!(
+            s.validate(),
+            Err(ScheduleError::EndBeforeStart { .. })
+        ));
+        let mut c = cron("0 0 * * * ?", "UTC");
+        c.misfire = MisfirePolicy::RescheduleNextWithExistingCount;
+        assert!(matches!(
+            c.validate(),
+            Err(ScheduleError::PolicyNotForKind { kind: "cron", .. })
+        ));
+        assert!(matches!(
+            cron("0 0 * * * ?", "Nowhere/Else").validate(),
+            Err(ScheduleError::UnknownZone(_))
+        ));
+        assert!(matches!(
+            cron("0 0 * * *", "UTC").validate(),
+            Err(ScheduleError::BadCron { .. })
+        ));
+        let mut o = TriggerSpec::new(
+            "t",
+            "g.j",
+            TriggerKind::Once {
+                at: at("2025-01-01T00:00:00Z"),
+            },
+        );
+        o.end = Some(at("2024-12-31T00:00:00Z"));
+        assert!(matches!(
+            o.validate(),
+            Err(ScheduleError::OnceOutsideWindow { .. })
+        ));
+        assert_eq!(cron("0 0 * * * ?", "Europe/Berlin").validate(), Ok(()));
+        assert_eq!(simple(1000, Some(3)).validate(), Ok(()));
+    }
+
+    #[test]
+    fn simple_fires_on_the_start_grid_and_counts_repeats() {
+        let mut s = simple(10_000, Some(2));
+        s.start = Some(at("2025-01-01T00:00:00Z"));
+        let sched = Schedule::new(&s).unwrap();
+        let st = sched.initial_state(at("2024-12-31T00:00:00Z"));
+        assert_eq!(st.next_fire(), Some(at("2025-01-01T00:00:00Z")));
+        let fires: Vec<_> =
+            std::iter::successors(st.next_fire(), |t| sched.next_after(&st, *t)).collect();
+        // repeat_count 2 = the first fire and two repeats.
+        assert_eq!(
+            fires,
+            vec![
+                at("2025-01-01T00:00:00Z"),
+                at("2025-01-01T00:00:10Z"),
+                at("2025-01-01T00:00:20Z")
+            ]
+        );
+        // Off-grid `after` lands on the next grid point.
+        assert_eq!(
+            sched.next_after(&st, at("2025-01-01T00:00:03Z")),
+            Some(at("2025-01-01T00:00:10Z"))
+        );
+    }
+
+    #[test]
+    fn simple_without_start_begins_now_and_end_is_inclusive() {
+        let mut s = simple(60_000, None);
+        s.end = Some(at("2025-01-01T00:02:00Z"));
+        let st = initial_state(&s, at("2025-01-01T00:00:00Z")).unwrap();
+        assert_eq!(st.next_fire(), Some(at("2025-01-01T00:00:00Z")));
+        assert_eq!(
+            st.simple_start_ms,
+            Some(at("2025-01-01T00:00:00Z").timestamp_millis())
+        );
+        assert_eq!(
+            next_after(&s, &st, at("2025-01-01T00:01:00Z")).unwrap(),
+            Some(at("2025-01-01T00:02:00Z"))
+        );
+        assert_eq!(
+            next_after(&s, &st, at("2025-01-01T00:02:00Z")).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn cron_respects_start_and_end() {
+        let mut c = cron("0 0 12 * * ?", "UTC");
+        c.start = Some(at("2025-06-10T12:00:00Z"));
+        c.end = Some(at("2025-06-11T12:00:00Z"));
+        // Created long before the start: the first fire is the start itself (it matches).
+        assert_eq!(
+            first_fire(&c, at("2025-06-01T00:00:00Z")).unwrap(),
+            Some(at("2025-06-10T12:00:00Z"))
+        );
+        let st = TriggerState::default();
+        assert_eq!(
+            next_after(&c, &st, at("2025-06-10T12:00:00Z")).unwrap(),
+            Some(at("2025-06-11T12:00:00Z"))
+        );
+        assert_eq!(
+            next_after(&c, &st, at("2025-06-11T12:00:00Z")).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn once_in_the_past_is_still_owed() {
+        let o = TriggerSpec::new(
+            "t",
+            "g.j",
+            TriggerKind::Once {
+                at: at("2025-01-01T00:00:00Z"),
+            },
+        );
+        assert_eq!(
+            first_fire(&o, at("2025-02-01T00:00:00Z")).unwrap(),
+            Some(at("2025-01-01T00:00:00Z"))
+        );
+        let st = TriggerState::default();
+        assert_eq!(
+            next_after(&o, &st, at("2025-01-01T00:00:00Z")).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn calendar_exclusions_are_skipped() {
+        let mut c = cron("0 0 * * * ?", "Europe/Berlin");
+        c.calendar = Some(Calendar {
+            excluded_daily: vec![DailyRange {
+                from: NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
+                to: NaiveTime::from_hms_opt(17, 0, 0).unwrap(),
+            }],
+            excluded_weekdays: vec![Weekday::Sat, Weekday::Sun],
+            ..Calendar::default()
+        });
+        let st = TriggerState::default();
+        // Monday 2025-06-02 08:00 CEST = 06:00Z; next 09:00..16:00 excluded -> 17:00 CEST.
+        assert_eq!(
+            next_after(&c, &st, at("2025-06-02T06:00:00Z")).unwrap(),
+            Some(at("2025-06-02T15:00:00Z"))
+        );
+        // Friday 23:00 CEST -> the weekend is excluded -> Monday 00:00 CEST.
+        assert_eq!(
+            next_after(&c, &st, at("2025-06-06T21:00:00Z")).unwrap(),
+            Some(at("2025-06-08T22:00:00Z"))
+        );
+        // A simple trigger every 30 min with the same calendar (read in UTC).
+        let mut s = simple(30 * 60_000, None);
+        s.start = Some(at("2025-06-02T00:00:00Z"));
+        s.calendar = c.calendar.clone();
+        let st = initial_state(&s, at("2025-06-01T00:00:00Z")).unwrap();
+        assert_eq!(
+            next_after(&s, &st, at("2025-06-02T08:45:00Z")).unwrap(),
+            Some(at("2025-06-02T17:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn a_calendar_that_excludes_everything_ends_the_search() {
+        let mut c = cron("* * * * * ?", "UTC");
+        c.calendar = Some(Calendar {
+            excluded_weekdays: vec![
+                Weekday::Mon,
+                Weekday::Tue,
+                Weekday::Wed,
+                Weekday::Thu,
+                Weekday::Fri,
+                Weekday::Sat,
+                Weekday::Sun,
+            ],
+            ..Calendar::default()
+        });
+        assert_eq!(
+            next_after(&c, &TriggerState::default(), at("2025-06-02T06:00:00Z")).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn json_and_toml_read_the_same_spec() {
+        let json = r#"{"name":"nightly","group":"ops","job":"ops.backup",
+            "kind":{"type":"cron","expr":"0 30 2 * * ?","time_zone":"Europe/Berlin"},
+            "misfire":"do-nothing","priority":7}"#;
+        let from_json: TriggerSpec = serde_json::from_str(json).unwrap();
+        let from_toml: TriggerSpec = toml::from_str(
+            r#"
+            name = "nightly"
+            group = "ops"
+            job = "ops.backup"
+            misfire = "do-nothing"
+            priority = 7
+            kind = { type = "cron", expr = "0 30 2 * * ?", time_zone = "Europe/Berlin" }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(from_json, from_toml);
+        assert_eq!(from_json.misfire_threshold_ms, DEFAULT_MISFIRE_THRESHOLD_MS);
+        let back: TriggerSpec =
+            serde_json::from_str(&serde_json::to_string(&from_json).unwrap()).unwrap();
+        assert_eq!(back, from_json);
+        let every: TriggerSpec = serde_json::from_str(
+            r#"{"name":"t","job":"default.j","kind":{"type":"simple","interval_ms":30000}}"#,
+        )
+        .unwrap();
+        assert_eq!(every.group, DEFAULT_GROUP);
+        assert_eq!(every.priority, DEFAULT_PRIORITY);
+        assert_eq!(every.kind.describe(), "every 30s, forever");
+    }
+
+    #[test]
+    fn describe_is_readable() {
+        assert_eq!(
+            cron("0 0 12 ? * MON-FRI", "Europe/Berlin").kind.describe(),
+            "cron 0 0 12 ? * MON-FRI (Europe/Berlin)"
+        );
+        assert_eq!(
+            simple(90_000, Some(2)).kind.describe(),
+            "every 1m30s, 3 times"
+        );
+        assert_eq!(
+            TriggerKind::Once {
+                at: at("2025-06-01T12:00:00Z")
+            }
+            .describe(),
+            "once at 2025-06-01T12:00:00+00:00"
+        );
+    }
 }
