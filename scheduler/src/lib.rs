@@ -15,6 +15,8 @@
 //! - [`shard`] — shard strategies (average, round-robin, hash), sticky.
 //! - [`listener`] — job and trigger listeners (async traits).
 //! - [`history`] — execution history entries and their trimming.
+//! - [`admin`] — job management for the CLI: definitions, upsert, views;
+//!   [`jobs_file`] — the TOML jobs file.
 //!
 //! # Where exactly-once comes from
 //!
@@ -55,14 +57,20 @@
 //! skewed clocks, fires the new leader thinks are past are handled by the
 //! misfire policy.
 
+pub mod admin;
+pub mod cluster;
 pub mod executor;
 pub mod history;
+pub mod jobs_file;
 pub mod listener;
 pub mod model;
 pub mod schedule;
 pub mod shard;
 pub mod store;
 
+/// Re-exported so in-process jobs can `impl Job` without adding the crate.
+pub use async_trait::async_trait;
+pub use cluster::{Member, MemberConfig, MemberError};
 pub use executor::{Job, JobContext, JobError, JobOutput, Registry};
 pub use history::{HistoryEntry, Outcome};
 pub use listener::{JobListener, Listeners, LoggingListener, TriggerListener};
