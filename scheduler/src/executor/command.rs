@@ -1,7 +1,9 @@
 //! The built-in command job: runs a program in its own process group with
 //! the fire described in environment variables, keeps the last 4 KiB of its
 //! output, and kills the whole group when the run is cancelled (SIGTERM, then
-//! SIGKILL after [`STOP_GRACE`](super::STOP_GRACE)) or dropped (SIGKILL).
+//! SIGKILL after [`STOP_GRACE`](super::STOP_GRACE)) or dropped (SIGKILL). On
+//! Linux the program also gets SIGKILL if the member process dies
+//! (`PR_SET_PDEATHSIG`); its own children are reached only through the group kill.
 //!
 //! Environment (besides the member's own and the handler's `env`):
 //!
@@ -144,6 +146,16 @@ impl Job for CommandJob {
             .kill_on_drop(true);
         if let Some(dir) = working_dir {
             cmd.current_dir(dir);
+        }
+        #[cfg(target_os = "linux")]
+        // SAFETY: prctl is async-signal-safe; it only asks the kernel to send SIGKILL
+        // to this child when the member's thread that spawned it dies (a member killed
+        // with SIGKILL does not leave its job running).
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
         }
         let mut child = cmd.spawn().map_err(|e| JobError::Spawn {
             program: program.clone(),
