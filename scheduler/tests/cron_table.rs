@@ -56,6 +56,11 @@ const TABLE: &[Case] = &[
     case("0 0 10 ? * 2-6", UTC, "2025-06-07T00:00:00Z", Some("2025-06-09T10:00:00Z"), "2-6 is Mon-Fri; Saturday -> Monday"),
     case("0 0 10 ? * 7", UTC, "2025-06-01T00:00:00Z", Some("2025-06-07T10:00:00Z"), "7 is Saturday in Quartz"),
     case("0 0 8 ? JUN-AUG SAT,SUN", UTC, "2025-05-31T00:00:00Z", Some("2025-06-01T08:00:00Z"), "month and day names; Sat 31 May is outside JUN-AUG"),
+    // Ranges that wrap around, as Quartz reads them.
+    case("0 0 12 ? * FRI-MON", UTC, "2025-06-02T12:00:00Z", Some("2025-06-06T12:00:00Z"), "FRI-MON wraps: Monday noon done -> Friday"),
+    case("0 0 22-2/2 * * ?", UTC, "2025-06-01T02:00:00Z", Some("2025-06-01T22:00:00Z"), "22-2/2 is 22, 0, 2"),
+    case("0 0 22-2/2 * * ?", UTC, "2025-06-01T22:00:00Z", Some("2025-06-02T00:00:00Z"), "22-2/2 crosses midnight"),
+    case("0 0 12 1 NOV-FEB ?", UTC, "2025-02-02T00:00:00Z", Some("2025-11-01T12:00:00Z"), "NOV-FEB wraps over the year end"),
     // `?`, `L`, `LW`, `W`.
     case("0 0 0 L * ?", UTC, "2024-02-01T00:00:00Z", Some("2024-02-29T00:00:00Z"), "L in a leap February"),
     case("0 0 0 L * ?", UTC, "2025-02-01T00:00:00Z", Some("2025-02-28T00:00:00Z"), "L in a common February"),
@@ -150,9 +155,9 @@ fn invalid_quartz_expressions_are_rejected_with_a_reason() {
         ("0 0 12 ? * 6#6", "1 to 5"),
         ("0 0 12 L-3 * ?", "L-n"),
         ("0 0 ? * * ?", "only allowed in day-of-month or day-of-week"),
-        ("0 0 25 * * ?", ""),
-        ("0 60 * * * ?", ""),
-        ("0 0 12 1 13 ?", ""),
+        ("0 0 25 * * ?", "field hours"),
+        ("0 60 * * * ?", "field minutes"),
+        ("0 0 12 1 13 ?", "field month"),
         ("0 0 12 1 1 ? 1969", "1970"),
     ] {
         match QuartzCron::parse(expr, UTC) {

@@ -24,13 +24,14 @@ const ZONES: &[&str] = &[
 fn cron_expr() -> impl Strategy<Value = String> {
     let sec = prop::sample::select(vec!["0", "*/15", "30"]);
     let min = prop::sample::select(vec!["0", "*/5", "30", "15,45", "*"]);
-    let hour = prop::sample::select(vec!["*", "2", "1-3", "*/6", "0,12"]);
+    let hour = prop::sample::select(vec!["*", "2", "1-3", "*/6", "0,12", "22-2"]);
     let days = prop::sample::select(vec![
         ("?", "*"),
         ("?", "MON-FRI"),
         ("?", "6#3"),
         ("?", "6L"),
         ("?", "1"),
+        ("?", "FRI-MON"),
         ("*", "?"),
         ("L", "?"),
         ("LW", "?"),

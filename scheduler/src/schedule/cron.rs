@@ -3,8 +3,9 @@
 //! Syntax (Quartz): `sec min hour day-of-month month day-of-week [year]`, with `*`, `,`, `-`,
 //! `/` (also Quartz's `0/15`), names (`JAN`, `MON`), `?` in one of the two day fields, `L`,
 //! `LW` and `15W` in day-of-month, and `6#3`, `6L` and a bare `L` (= Saturday) in
-//! day-of-week. Day-of-week numbers are Quartz's: 1 = Sunday … 7 = Saturday. Not supported:
-//! `L-3` (offset from the last day) — rejected with a clear error.
+//! day-of-week. Day-of-week numbers are Quartz's: 1 = Sunday … 7 = Saturday. Ranges may wrap
+//! as in Quartz (`FRI-MON`, `22-2`, `NOV-FEB`). Not supported: `L-3` (offset from the last
+//! day) — rejected with a clear error.
 //!
 //! DST: croner walks the *local* wall clock (as a naive date-time) and each matching wall
 //! time is mapped to an instant by [`zone::resolve_local`]: a time in a spring-forward gap fires
@@ -47,14 +48,9 @@ impl QuartzCron {
     pub fn parse(expr: &str, time_zone: &str) -> Result<Self, ScheduleError> {
         let tz = zone::parse_zone(time_zone)?;
         let translated = translate(expr)?;
-        let cron = CronParser::builder()
-            .seconds(Seconds::Required)
-            .year(Year::Optional)
-            .alternative_weekdays(true)
-            .sloppy_ranges(true)
-            .build()
+        let cron = parser()
             .parse(&translated)
-            .map_err(|e| bad(expr, e.to_string()))?;
+            .map_err(|e| bad(expr, explain(&translated, e)))?;
         Ok(Self {
             expr: expr.trim().to_string(),
             tz,
@@ -89,6 +85,13 @@ impl QuartzCron {
         None
     }
 
+    /// Whether the expression matches any date at all from 1970 on (`0 0 0 30 2 ?` does
+    /// not). Can take a few milliseconds for one that never matches: call it when a trigger is
+    /// defined, not per fire.
+    pub fn ever_fires(&self) -> bool {
+        self.next_after(DateTime::UNIX_EPOCH).is_some()
+    }
+
     /// Whether the wall time of `t` matches the expression (ignores DST mapping).
     pub fn matches_wall(&self, t: DateTime<Utc>) -> bool {
         let wall = zone::local(t, self.tz);
@@ -120,6 +123,33 @@ impl QuartzCron {
 /// One millisecond earlier: searching strictly after it finds times at or after `t`.
 pub(crate) fn just_before(t: DateTime<Utc>) -> DateTime<Utc> {
     t - Duration::milliseconds(1)
+}
+
+fn parser() -> CronParser {
+    CronParser::builder()
+        .seconds(Seconds::Required)
+        .year(Year::Optional)
+        .alternative_weekdays(true)
+        .sloppy_ranges(true)
+        .build()
+}
+
+/// croner's error, prefixed with the field that causes it (found by parsing each field alone).
+fn explain(translated: &str, error: croner::errors::CronError) -> String {
+    let fields: Vec<&str> = translated.split_whitespace().collect();
+    for (i, field) in fields.iter().enumerate() {
+        let mut probe = ["0", "0", "0", "*", "*", "?", "*"];
+        probe[i] = field;
+        if i == 3 {
+            probe[5] = "?";
+        } else if i == 5 {
+            probe[3] = "?";
+        }
+        if let Err(e) = parser().parse(&probe.join(" ")) {
+            return format!("field {} `{field}`: {e}", FIELD_NAMES[i]);
+        }
+    }
+    error.to_string()
 }
 
 fn bad(expr: &str, reason: impl Into<String>) -> ScheduleError {
@@ -192,10 +222,62 @@ fn translate(expr: &str) -> Result<String, ScheduleError> {
     if fields.len() == 7 {
         check_years(expr, &fields[6])?;
     }
+    for (i, field) in fields.iter_mut().enumerate().take(6) {
+        *field = expand_wrapping_ranges(field, i);
+    }
     Ok(fields.join(" "))
 }
 
+/// Quartz reads a range whose end is below its start as wrapping around (`FRI-MON`, `22-2`,
+/// `NOV-FEB`, `50-10/5`); croner does not, so such parts become explicit lists.
+fn expand_wrapping_ranges(field: &str, index: usize) -> String {
+    let (min, max, names): (u32, u32, &[&str]) = match index {
+        0 | 1 => (0, 59, &[]),
+        2 => (0, 23, &[]),
+        3 => (1, 31, &[]),
+        4 => (1, 12, &MONTH_NAMES),
+        _ => (1, 7, &WEEKDAY_NAMES),
+    };
+    let value = |v: &str| -> Option<u32> {
+        v.parse::<u32>()
+            .ok()
+            .or_else(|| names.iter().position(|n| *n == v).map(|p| p as u32 + min))
+    };
+    let parts: Vec<String> = field
+        .split(',')
+        .map(|part| {
+            let (range, step) = match part.split_once('/') {
+                Some((r, s)) => (r, s.parse::<u32>().ok()),
+                None => (part, Some(1)),
+            };
+            let Some((a, b)) = range.split_once('-') else {
+                return part.to_string();
+            };
+            match (value(a), value(b), step) {
+                (Some(a), Some(b), Some(step))
+                    if a > b
+                        && step > 0
+                        && (min..=max).contains(&a)
+                        && (min..=max).contains(&b) =>
+                {
+                    let span = max - min + 1;
+                    (0..=(b + span - a))
+                        .step_by(step as usize)
+                        .map(|i| (min + (a - min + i) % span).to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                }
+                _ => part.to_string(),
+            }
+        })
+        .collect();
+    parts.join(",")
+}
+
 const WEEKDAY_NAMES: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
+const MONTH_NAMES: [&str; 12] = [
+    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+];
 
 /// Day-of-week values must be Quartz's 1..7 (or names); `#n` must be 1..5.
 fn check_day_of_week(expr: &str, dow: &str) -> Result<(), ScheduleError> {

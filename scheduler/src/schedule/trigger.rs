@@ -215,7 +215,12 @@ impl TriggerSpec {
         }
         match &self.kind {
             TriggerKind::Cron { expr, time_zone } => {
-                QuartzCron::parse(expr, time_zone)?;
+                if !QuartzCron::parse(expr, time_zone)?.ever_fires() {
+                    return Err(ScheduleError::BadCron {
+                        expr: expr.clone(),
+                        reason: "it matches no date at all (like 30 February); check day-of-month against month".into(),
+                    });
+                }
             }
             TriggerKind::Simple { interval_ms, .. } => check_interval(*interval_ms)?,
             TriggerKind::Once { at } => {
@@ -481,6 +486,12 @@ mod tests {
             cron("0 0 * * *", "UTC").validate(),
             Err(ScheduleError::BadCron { .. })
         ));
+        match cron("0 0 0 30 2 ?", "UTC").validate() {
+            Err(ScheduleError::BadCron { reason, .. }) => assert!(reason.contains("no date")),
+            other => panic!("30 February should be rejected, got {other:?}"),
+        }
+        // A year in the past is a valid definition (it simply has no next fire).
+        assert_eq!(cron("0 0 12 1 1 ? 2020", "UTC").validate(), Ok(()));
         let mut o = TriggerSpec::new(
             "t",
             "g.j",
