@@ -1,6 +1,8 @@
 //! `warden-scheduler`: runs a scheduler member and manages jobs.
 //!
-//! `run` is here; job management subcommands are added beside it.
+//! `run` is here; `job ...` (job management) is in `cli`.
+
+mod cli;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -31,6 +33,9 @@ enum Command {
     ///
     ///   warden-scheduler run --servers 10.0.0.1:7181,10.0.0.2:7181 --cluster prod
     Run(RunArgs),
+    /// Manage jobs: add, apply (a TOML jobs file), list, show, pause, resume,
+    /// trigger, remove, history. Reads print tables; add --json for scripts.
+    Job(cli::JobArgs),
 }
 
 /// Options of `run`.
@@ -56,10 +61,15 @@ struct RunArgs {
 
 fn main() {
     let cli = Cli::parse();
+    // `job ...` prints its own results; only warnings go to its stderr.
+    let default_log_level = match cli.command {
+        Command::Job(_) => "warn",
+        Command::Run(_) => "info",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log_level)),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
@@ -74,6 +84,7 @@ fn main() {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run(args).await,
+            Command::Job(args) => cli::run(args).await.map_err(|e| anyhow::anyhow!("{e}")),
         }
     });
     if let Err(e) = result {
@@ -115,12 +126,13 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Upserts the jobs of a TOML jobs file.
-async fn load_jobs_file(_store: &Store, path: &std::path::Path) -> anyhow::Result<()> {
-    anyhow::bail!(
-        "--jobs {}: loading jobs files is not implemented yet (Unimplemented); add jobs with the store API for now",
-        path.display()
-    )
+/// Upserts the jobs of a TOML jobs file; equal definitions are not rewritten.
+async fn load_jobs_file(store: &Store, path: &std::path::Path) -> anyhow::Result<()> {
+    let defs = warden_scheduler::jobs_file::load(path)?;
+    warden_scheduler::admin::apply(store, &defs)
+        .await
+        .with_context(|| format!("--jobs {}", path.display()))?;
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.
