@@ -98,9 +98,15 @@ impl QuartzCron {
         self.cron.is_time_matching(&wall).unwrap_or(false)
     }
 
-    /// croner's English description of the expression.
+    /// An English description of the expression (croner's, with `LW` worded correctly).
     pub fn describe(&self) -> String {
-        self.cron.describe()
+        let text = self.cron.describe();
+        let dom = self.expr.split_whitespace().nth(3).unwrap_or("");
+        if dom.eq_ignore_ascii_case("LW") {
+            text.replace("the last day of the month", "the last weekday of the month")
+        } else {
+            text
+        }
     }
 
     /// The next fire times after `after`, at most `limit` of them (for previews).
@@ -339,4 +345,59 @@ fn check_years(expr: &str, year: &str) -> Result<(), ScheduleError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn translation_keeps_quartz_meaning() {
+        assert_eq!(translate("0 0 12 ? * L").unwrap(), "0 0 12 ? * 7");
+        assert_eq!(
+            translate("0 0 12 ? * fri-mon").unwrap(),
+            "0 0 12 ? * 6,7,1,2"
+        );
+        assert_eq!(translate("0 0 22-2/2 * * ?").unwrap(), "0 0 22,0,2 * * ?");
+        assert_eq!(
+            translate("0 0 12 1 NOV-FEB ?").unwrap(),
+            "0 0 12 1 11,12,1,2 ?"
+        );
+        // Ordinary ranges and steps pass through for croner.
+        assert_eq!(
+            translate("0 0/15 9-17 ? JAN-MAR MON-FRI 2025").unwrap(),
+            "0 0/15 9-17 ? JAN-MAR MON-FRI 2025"
+        );
+    }
+
+    #[test]
+    fn descriptions_read_naturally() {
+        let d = |e: &str| QuartzCron::parse(e, "UTC").unwrap().describe();
+        assert!(d("0 0 12 ? * 2-6").contains("Monday, Tuesday, Wednesday, Thursday, and Friday"));
+        assert!(d("0 0 10 ? * 6#3").contains("3rd Friday"));
+        assert!(d("0 0 0 LW * ?").contains("last weekday of the month"));
+    }
+
+    #[test]
+    fn upcoming_lists_consecutive_fires() {
+        let c = QuartzCron::parse("0 0 */6 * * ?", "UTC").unwrap();
+        let after: DateTime<Utc> = "2025-06-01T05:00:00Z".parse().unwrap();
+        let times: Vec<String> = c
+            .upcoming(after, 3)
+            .iter()
+            .map(|t| t.to_rfc3339())
+            .collect();
+        assert_eq!(
+            times,
+            [
+                "2025-06-01T06:00:00+00:00",
+                "2025-06-01T12:00:00+00:00",
+                "2025-06-01T18:00:00+00:00"
+            ]
+        );
+        assert!(c.ever_fires());
+        assert!(!QuartzCron::parse("0 0 0 31 4 ?", "UTC")
+            .unwrap()
+            .ever_fires());
+    }
 }
