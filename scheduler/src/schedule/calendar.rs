@@ -11,8 +11,12 @@ use super::{zone, ScheduleError};
 /// registry): a fire time that falls in an exclusion is skipped, not delayed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Calendar {
-    /// Whole local dates on which nothing fires (`2025-12-25`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Whole local dates on which nothing fires (`2025-12-25`; in TOML quoted or not).
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "text_or_toml::dates"
+    )]
     pub excluded_dates: Vec<NaiveDate>,
     /// Days of the week on which nothing fires (`Sat`, `Sunday`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -29,10 +33,55 @@ pub struct Calendar {
 /// A local time-of-day range `[from, to)`; `from > to` wraps past midnight (`22:00`–`06:00`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DailyRange {
-    /// First excluded local time (inclusive).
+    /// First excluded local time (inclusive): `"09:00"`, `"09:00:30"`, or a TOML time.
+    #[serde(deserialize_with = "text_or_toml::time")]
     pub from: NaiveTime,
     /// First local time no longer excluded (exclusive).
+    #[serde(deserialize_with = "text_or_toml::time")]
     pub to: NaiveTime,
+}
+
+/// Dates and times written as strings (JSON, quoted TOML) or as TOML's own date/time values.
+mod text_or_toml {
+    use chrono::{NaiveDate, NaiveTime};
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        Plain(String),
+        Toml(toml::value::Datetime),
+    }
+
+    impl Text {
+        fn into_string(self) -> String {
+            match self {
+                Text::Plain(s) => s,
+                Text::Toml(d) => d.to_string(),
+            }
+        }
+    }
+
+    pub fn dates<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<NaiveDate>, D::Error> {
+        Vec::<Text>::deserialize(d)?
+            .into_iter()
+            .map(|t| {
+                let s = t.into_string();
+                NaiveDate::parse_from_str(&s, "%Y-%m-%d")
+                    .map_err(|_| D::Error::custom(format!("`{s}` is not a date like 2025-12-25")))
+            })
+            .collect()
+    }
+
+    pub fn time<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveTime, D::Error> {
+        let s = Text::deserialize(d)?.into_string();
+        NaiveTime::parse_from_str(&s, "%H:%M:%S%.f")
+            .or_else(|_| NaiveTime::parse_from_str(&s, "%H:%M"))
+            .map_err(|_| {
+                D::Error::custom(format!("`{s}` is not a time of day like 09:00 or 17:30:00"))
+            })
+    }
 }
 
 impl DailyRange {
@@ -189,6 +238,35 @@ mod tests {
             ..Calendar::default()
         };
         assert!(matches!(cal.validate(), Err(ScheduleError::BadCalendar(_))));
+    }
+
+    #[test]
+    fn toml_reads_quoted_and_native_dates_and_times() {
+        let quoted: Calendar = toml::from_str(
+            r#"
+            excluded_dates = ["2025-12-25"]
+            excluded_weekdays = ["SAT", "sun"]
+            excluded_daily = [{ from = "09:00", to = "17:30" }]
+            "#,
+        )
+        .unwrap();
+        let native: Calendar = toml::from_str(
+            r#"
+            excluded_dates = [2025-12-25]
+            excluded_weekdays = ["Saturday", "SUN"]
+            excluded_daily = [{ from = 09:00:00, to = 17:30:00 }]
+            "#,
+        )
+        .unwrap();
+        assert_eq!(quoted, native);
+        assert_eq!(quoted.excluded_daily[0].to, t(17, 30));
+        let back: Calendar =
+            serde_json::from_str(&serde_json::to_string(&quoted).unwrap()).unwrap();
+        assert_eq!(back, quoted);
+        let err =
+            toml::from_str::<Calendar>(r#"excluded_daily = [{ from = "9am", to = "10:00" }]"#)
+                .unwrap_err();
+        assert!(err.to_string().contains("not a time of day"), "{err}");
     }
 
     #[test]
