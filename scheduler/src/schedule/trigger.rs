@@ -257,7 +257,8 @@ pub struct Schedule<'a> {
 }
 
 impl<'a> Schedule<'a> {
-    /// Parses what needs parsing; fails as [`TriggerSpec::validate`] would.
+    /// Parses what needs parsing; fails when fire times cannot be computed (bad cron
+    /// expression or zone, bad interval). Names are not checked: see [`TriggerSpec::validate`].
     pub fn new(spec: &'a TriggerSpec) -> Result<Self, ScheduleError> {
         let cron = match &spec.kind {
             TriggerKind::Cron { expr, time_zone } => Some(QuartzCron::parse(expr, time_zone)?),
@@ -279,7 +280,7 @@ impl<'a> Schedule<'a> {
     }
 
     /// The simple trigger's grid origin: a reschedule-now misfire moves it (kept in the
-    /// state), otherwise the spec's start, otherwise `created`.
+    /// state, or set at creation when the spec has no start), otherwise the spec's start.
     fn simple_origin(&self, state: &TriggerState) -> Option<DateTime<Utc>> {
         state
             .simple_start_ms
