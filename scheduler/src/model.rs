@@ -150,7 +150,11 @@ pub struct JobSpec {
     /// Run again on a live worker if the worker running it dies.
     #[serde(default)]
     pub requests_recovery: bool,
-    /// Keep the job when it has no trigger left (Quartz's durability).
+    /// Quartz's durability: the job is meant to exist without a trigger
+    /// (admin tools use it). The runtime never deletes a job by itself, not
+    /// even a non-durable one whose triggers are complete: the finished
+    /// trigger's state is what keeps a re-applied jobs file from firing a
+    /// past one-shot again.
     #[serde(default)]
     pub durable: bool,
     /// Per-run time limit; the run is killed and recorded `timed-out`.

@@ -506,8 +506,11 @@ impl Store {
     // ----- triggers ---------------------------------------------------------
 
     /// Validates and upserts a trigger. Its job must exist. A changed
-    /// schedule resets the trigger's state, so the leader computes the first
-    /// fire of the new schedule.
+    /// schedule (kind, start, end, calendar) resets the trigger's state, so
+    /// the leader computes the first fire of the new schedule; other changes
+    /// (priority, misfire policy, description) keep it. An equal trigger is
+    /// left alone, so a finished one-shot re-applied from a jobs file does
+    /// not fire again.
     pub async fn put_trigger(&self, trigger: &TriggerSpec) -> Result<PutOutcome, StoreError> {
         trigger.validate()?;
         let key = trigger_key(trigger)?;
@@ -518,10 +521,17 @@ impl Store {
                 name: job.to_string(),
             });
         }
+        let old = self.get_trigger(&key).await.ok().flatten();
         let out = self
             .upsert(&self.paths.trigger(&key), "trigger", trigger)
             .await?;
-        if out == PutOutcome::Updated {
+        let rescheduled = old.is_none_or(|o| {
+            o.kind != trigger.kind
+                || o.start != trigger.start
+                || o.end != trigger.end
+                || o.calendar != trigger.calendar
+        });
+        if out == PutOutcome::Updated && rescheduled {
             self.delete_tree(&self.paths.state(&key)).await?;
         }
         Ok(out)

@@ -23,7 +23,7 @@
 //! run when something under the cluster folder changes (a persistent
 //! recursive watch) or when the earliest fire is due.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -45,6 +45,9 @@ use crate::store::{job_of, to_json, trigger_key, Paused, StoreError};
 /// An unclaimed task older than this on a live member is moved to another
 /// member: its member is alive but not working (stopped, overloaded).
 pub const STALE_MS: i64 = 5_000;
+/// A member whose stale task was moved gets no new tasks for this long
+/// (unless no other member is left).
+pub const UNRESPONSIVE_FOR: Duration = Duration::from_secs(10);
 /// How often history is trimmed and old fire nodes dropped.
 pub const TRIM_EVERY: Duration = Duration::from_secs(10);
 /// The longest a leader sleeps between passes without a watch event.
@@ -144,6 +147,8 @@ struct Leader {
     last_trim: Option<Instant>,
     /// Triggers whose schedule failed to compute, logged once.
     bad: HashSet<String>,
+    /// Members that left a task unclaimed for [`STALE_MS`], and when.
+    unresponsive: HashMap<String, Instant>,
 }
 
 impl Leader {
@@ -154,6 +159,7 @@ impl Leader {
             ensured: HashSet::new(),
             last_trim: None,
             bad: HashSet::new(),
+            unresponsive: HashMap::new(),
         }
     }
 
@@ -317,10 +323,15 @@ impl Leader {
             .filter(|t| t.task.claimed_by.is_none() && snap.now - t.task.decided_ms > STALE_MS)
             .map(|t| &t.member)
             .collect();
+        let recently_slow = |m: &String| {
+            self.unresponsive
+                .get(m)
+                .is_some_and(|t| t.elapsed() < UNRESPONSIVE_FOR)
+        };
         let ok: Vec<String> = snap
             .members
             .iter()
-            .filter(|m| !stale.contains(m))
+            .filter(|m| !stale.contains(m) && !recently_slow(m))
             .cloned()
             .collect();
         if ok.is_empty() {
@@ -464,6 +475,9 @@ impl Leader {
                         ];
                         if self.commit(ops).await? {
                             tracing::info!(task = %t.name, from = %t.member, to = %target, gone, "moved an unclaimed task");
+                            if !gone {
+                                self.unresponsive.insert(t.member.clone(), Instant::now());
+                            }
                         }
                     }
                 }

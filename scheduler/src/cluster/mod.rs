@@ -79,7 +79,7 @@ impl MemberConfig {
             id: default_member_id(),
             labels: BTreeMap::new(),
             history_limit: DEFAULT_HISTORY_LIMIT,
-            fire_retention: Duration::from_secs(3600),
+            fire_retention: Duration::from_secs(600),
             shutdown_grace: Duration::from_secs(30),
         }
     }

@@ -76,28 +76,39 @@ async fn claim_and_spawn(shared: &Arc<Shared>, dir: &str, name: &str) {
     let Ok(Some((mut task, stat))) = shared.store.read::<Task>(&path, "task").await else {
         return;
     };
-    if task.claimed_by.is_some() {
-        // Claimed by an earlier session of ours: the leader recovers it.
-        return;
-    }
-    if task.cancelled {
-        return;
-    }
-    let session = format!("{:#x}", shared.client().session_id());
-    task.claimed_by = Some(session);
+    let session_id = shared.client().session_id();
+    let session = format!("{session_id:#x}");
     let running = shared.store.paths().running_task(name);
-    let ops = vec![
-        Op::check(path.clone(), Some(stat.version)),
-        Op::set_data(path.clone(), to_json(&task), Some(stat.version)),
-        Op::create(
-            running.clone(),
-            shared.id().as_bytes().to_vec(),
-            CreateMode::Ephemeral,
-        ),
-    ];
-    if let Err(e) = shared.store.multi(ops).await {
-        tracing::debug!(task = %name, error = %e, "claim failed");
-        return;
+    match &task.claimed_by {
+        // Our own claim whose reply was lost: adopt it if the claim node is
+        // this session's.
+        Some(owner) if *owner == session => match shared.client().exists(&running).await {
+            Ok(Some(st)) if st.ephemeral_owner == session_id => {
+                tracing::debug!(task = %name, "adopting our own claim");
+            }
+            _ => return,
+        },
+        // Claimed by an earlier session: the leader recovers it.
+        Some(_) => return,
+        None => {
+            if task.cancelled {
+                return;
+            }
+            task.claimed_by = Some(session);
+            let ops = vec![
+                Op::check(path.clone(), Some(stat.version)),
+                Op::set_data(path.clone(), to_json(&task), Some(stat.version)),
+                Op::create(
+                    running.clone(),
+                    shared.id().as_bytes().to_vec(),
+                    CreateMode::Ephemeral,
+                ),
+            ];
+            if let Err(e) = shared.store.multi(ops).await {
+                tracing::debug!(task = %name, error = %e, "claim failed");
+                return;
+            }
+        }
     }
     let (tx, rx) = watch::channel(None);
     shared.running.lock().insert(name.to_string(), tx.clone());
