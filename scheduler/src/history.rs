@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::JobKey;
+use crate::model::{FireKind, JobKey};
 
 /// How many entries per job the leader keeps by default.
 pub const DEFAULT_HISTORY_LIMIT: usize = 100;
@@ -64,6 +64,10 @@ pub struct HistoryEntry {
     /// The task part (`skip` / `misfire` for fires that did not run).
     pub part: String,
     pub scheduled_ms: i64,
+    /// How the fire came about (`normal`, `late`, `misfire-fire-now`,
+    /// `manual`); `None` for misfired times that were not fired.
+    #[serde(default)]
+    pub kind: Option<FireKind>,
     #[serde(default)]
     pub started_ms: Option<i64>,
     #[serde(default)]

@@ -505,6 +505,7 @@ impl Leader {
             trigger: task.trigger.clone(),
             part: task.part.to_string(),
             scheduled_ms: task.scheduled_ms,
+            kind: Some(task.kind),
             started_ms: None,
             ended_ms: Some(now_ms()),
             worker: worker.to_string(),
@@ -670,6 +671,7 @@ impl Leader {
                 trigger: Some(tkey.to_string()),
                 part: format!("misfire-{}", spec.name),
                 scheduled_ms: ms,
+                kind: None,
                 started_ms: None,
                 ended_ms: None,
                 worker: self.shared.id().to_string(),
@@ -783,6 +785,7 @@ impl Leader {
                             tkey.map_or("manual".to_string(), |k| k.name.clone())
                         ),
                         scheduled_ms: ms,
+                        kind: Some(kind),
                         started_ms: None,
                         ended_ms: None,
                         worker: self.shared.id().to_string(),

@@ -221,6 +221,7 @@ async fn record(
         trigger: task.trigger.clone(),
         part: part.clone(),
         scheduled_ms: task.scheduled_ms,
+        kind: Some(task.kind),
         started_ms: Some(result.started_ms),
         ended_ms: Some(result.ended_ms),
         worker: shared.id().to_string(),
