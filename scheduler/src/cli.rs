@@ -110,7 +110,9 @@ pub struct JobArgs {
 
 #[derive(Debug, Subcommand)]
 enum JobCommand {
-    /// Define a job and its trigger. Examples:
+    /// Define a job and its trigger.
+    ///
+    /// Examples:
     ///
     ///   job add --name backup --cron '0 0 2 * * ?' --tz Europe/Berlin -- /usr/local/bin/backup --full
     ///
@@ -242,6 +244,7 @@ struct ApplyArgs {
     /// Only check the file; change nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Print JSON (for scripts).
     #[arg(long)]
     json: bool,
 }
@@ -251,6 +254,7 @@ struct ListArgs {
     /// Only this group's jobs.
     #[arg(long)]
     group: Option<String>,
+    /// Print JSON (for scripts).
     #[arg(long)]
     json: bool,
 }
@@ -259,6 +263,7 @@ struct ListArgs {
 struct ShowArgs {
     /// The job, `<group>.<name>` (or `<name>` in group default).
     job: String,
+    /// Print JSON (for scripts).
     #[arg(long)]
     json: bool,
 }
@@ -277,6 +282,7 @@ struct PauseArgs {
     /// Everything in the cluster.
     #[arg(long)]
     all: bool,
+    /// Print JSON (for scripts).
     #[arg(long)]
     json: bool,
 }
@@ -288,6 +294,7 @@ struct TriggerArgs {
     /// Extra job data for this fire only (repeatable).
     #[arg(long, value_name = "K=V")]
     data: Vec<String>,
+    /// Print JSON (for scripts).
     #[arg(long)]
     json: bool,
 }
@@ -296,6 +303,7 @@ struct TriggerArgs {
 struct RemoveArgs {
     /// The job, `<group>.<name>`.
     job: String,
+    /// Print JSON (for scripts).
     #[arg(long)]
     json: bool,
 }
@@ -307,6 +315,7 @@ struct HistoryArgs {
     /// How many entries.
     #[arg(short = 'n', long, default_value_t = 20)]
     limit: usize,
+    /// Print JSON (for scripts).
     #[arg(long)]
     json: bool,
 }
