@@ -263,9 +263,10 @@ impl Member {
     }
 
     /// Stops gracefully: gives up leadership, stops claiming, lets running
-    /// jobs finish for up to `shutdown_grace` (then cancels them; they are
-    /// recorded `cancelled`), and removes `members/<id>`. The client stays
-    /// open (close it if you own it).
+    /// jobs finish for up to `shutdown_grace` (then cancels them: they are
+    /// recorded `cancelled`, or — for jobs that request recovery — handed
+    /// back for another member to re-run), and removes `members/<id>`. The
+    /// client stays open (close it if you own it).
     pub async fn shutdown(mut self) {
         tracing::info!(id = %self.shared.config.id, "scheduler member shutting down");
         self.shared.stopping.store(true, Ordering::SeqCst);

@@ -172,6 +172,12 @@ async fn execute(
         );
         return;
     }
+    if *tx.borrow() == Some(CancelReason::Shutdown) && task.job.requests_recovery {
+        // Hand it back: without our claim node the leader re-runs it elsewhere.
+        tracing::info!(task = %task.task_id(), "stopped by shutdown; left for recovery");
+        let _ = shared.client().delete(running_path, None).await;
+        return;
+    }
     record(shared, running_path, assign_path, &task, &result).await;
 }
 
