@@ -117,6 +117,7 @@ pub fn parse(text: &str) -> Result<Vec<JobDef>, ParseError> {
                 shorthand.insert(key.to_string(), v);
             }
         }
+        times_as_text(&mut shorthand);
         let triggers = match table.remove("trigger") {
             None => Vec::new(),
             Some(toml::Value::Array(a)) => a,
@@ -133,7 +134,10 @@ pub fn parse(text: &str) -> Result<Vec<JobDef>, ParseError> {
         input.schedule = toml::Value::Table(shorthand)
             .try_into::<TriggerInput>()
             .map_err(|e: toml::de::Error| fail(serde_field_error(&e, "")))?;
-        for (n, t) in triggers.into_iter().enumerate() {
+        for (n, mut t) in triggers.into_iter().enumerate() {
+            if let toml::Value::Table(tt) = &mut t {
+                times_as_text(tt);
+            }
             input
                 .trigger
                 .push(t.try_into::<TriggerInput>().map_err(|e: toml::de::Error| {
@@ -144,6 +148,18 @@ pub fn parse(text: &str) -> Result<Vec<JobDef>, ParseError> {
     }
     check_unique(&defs).map_err(ParseError::Duplicate)?;
     Ok(defs)
+}
+
+/// Native TOML date-times (`start = 2025-06-01T12:00:00Z`) of `at`,
+/// `start` and `end` as the text the CLI would take, so quoted and unquoted
+/// times both work.
+fn times_as_text(table: &mut toml::Table) {
+    for key in ["at", "start", "end"] {
+        if let Some(toml::Value::Datetime(dt)) = table.get(key) {
+            let text = dt.to_string();
+            table.insert(key.to_string(), toml::Value::String(text));
+        }
+    }
 }
 
 /// A serde error as a [`FieldError`]: the field is the one serde names
@@ -246,6 +262,19 @@ start = "2030-01-01 00:00"
             }
         ));
         assert!(reindex.triggers[0].start.is_some());
+    }
+
+    #[test]
+    fn native_toml_times_work_like_quoted_ones() {
+        let native = parse(
+            "[[job]]\nname = \"a\"\ncommand = \"x\"\nat = 2030-01-01T12:00:00Z\n[[job.trigger]]\nname = \"t\"\nevery = \"1s\"\nstart = 2030-01-01T00:00:00\ntz = \"Europe/Berlin\"\n",
+        )
+        .unwrap();
+        let quoted = parse(
+            "[[job]]\nname = \"a\"\ncommand = \"x\"\nat = \"2030-01-01T12:00:00Z\"\n[[job.trigger]]\nname = \"t\"\nevery = \"1s\"\nstart = \"2030-01-01 00:00\"\ntz = \"Europe/Berlin\"\n",
+        )
+        .unwrap();
+        assert_eq!(native, quoted);
     }
 
     #[test]
