@@ -95,6 +95,12 @@ fn main() {
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let id = args.id.unwrap_or_else(default_member_id);
+    // A bad jobs file fails before anything connects.
+    let jobs = args
+        .jobs
+        .as_deref()
+        .map(|path| warden_scheduler::jobs_file::load(path).map(|defs| (path, defs)))
+        .transpose()?;
     let opts = ConnectOptions {
         session_timeout: Duration::from_millis(args.session_timeout_ms),
         client_name: format!("warden-scheduler/{id}"),
@@ -103,10 +109,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let client = Client::connect(&args.servers, opts)
         .await
         .with_context(|| format!("connecting to {}", args.servers))?;
-    if let Some(path) = &args.jobs {
+    if let Some((path, defs)) = &jobs {
         let store = Store::new(&client, &args.cluster)?;
         store.init().await?;
-        load_jobs_file(&store, path).await?;
+        apply_jobs_file(&store, path, defs).await?;
     }
     let mut config = MemberConfig::new(&args.cluster);
     config.id = id;
@@ -127,11 +133,15 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
 }
 
 /// Upserts the jobs of a TOML jobs file; equal definitions are not rewritten.
-async fn load_jobs_file(store: &Store, path: &std::path::Path) -> anyhow::Result<()> {
-    let defs = warden_scheduler::jobs_file::load(path)?;
-    warden_scheduler::admin::apply(store, &defs)
+async fn apply_jobs_file(
+    store: &Store,
+    path: &std::path::Path,
+    defs: &[warden_scheduler::admin::JobDef],
+) -> anyhow::Result<()> {
+    let applied = warden_scheduler::admin::apply(store, defs)
         .await
         .with_context(|| format!("--jobs {}", path.display()))?;
+    tracing::info!(file = %path.display(), jobs = applied.len(), "jobs file applied");
     Ok(())
 }
 
