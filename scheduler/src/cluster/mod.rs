@@ -121,6 +121,8 @@ pub(crate) struct Shared {
     pub stopping: AtomicBool,
     /// Cancel senders of the runs in progress, by task id.
     pub running: Mutex<HashMap<String, watch::Sender<Option<CancelReason>>>>,
+    /// Tasks this member ran but could not record: never adopted again.
+    pub unrecorded: Mutex<std::collections::HashSet<String>>,
     /// Wakes the worker (new session, resumed claiming).
     pub wake_worker: Notify,
     /// The session the member node was registered with.
@@ -209,6 +211,7 @@ impl Member {
             claiming: AtomicBool::new(true),
             stopping: AtomicBool::new(false),
             running: Mutex::new(HashMap::new()),
+            unrecorded: Mutex::new(std::collections::HashSet::new()),
             wake_worker: Notify::new(),
             registered_session: Mutex::new(0),
         });

@@ -82,12 +82,17 @@ async fn claim_and_spawn(shared: &Arc<Shared>, dir: &str, name: &str) {
     match &task.claimed_by {
         // Our own claim whose reply was lost: adopt it if the claim node is
         // this session's.
-        Some(owner) if *owner == session => match shared.client().exists(&running).await {
-            Ok(Some(st)) if st.ephemeral_owner == session_id => {
-                tracing::debug!(task = %name, "adopting our own claim");
+        Some(owner) if *owner == session => {
+            if shared.unrecorded.lock().contains(name) {
+                return;
             }
-            _ => return,
-        },
+            match shared.client().exists(&running).await {
+                Ok(Some(st)) if st.ephemeral_owner == session_id => {
+                    tracing::debug!(task = %name, "adopting our own claim");
+                }
+                _ => return,
+            }
+        }
         // Claimed by an earlier session: the leader recovers it.
         Some(_) => return,
         None => {
@@ -290,6 +295,7 @@ async fn record(
                 ];
                 if let Err(e) = shared.store.multi(ops).await {
                     tracing::warn!(task = %task.task_id(), error = %e, "could not record the result");
+                    shared.unrecorded.lock().insert(task.task_id());
                 }
                 return;
             }
@@ -299,5 +305,10 @@ async fn record(
             }
         }
     }
-    tracing::warn!(task = %task.task_id(), "gave up recording the result");
+    tracing::warn!(
+        task = %task.task_id(),
+        "gave up recording the result; dropping the claim so the leader settles the task"
+    );
+    shared.unrecorded.lock().insert(task.task_id());
+    let _ = shared.client().delete(running_path, None).await;
 }
