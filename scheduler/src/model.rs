@@ -391,6 +391,11 @@ pub struct FireRecord {
     pub kind: FireKind,
     /// member → shard items (unsharded: one member → `["0"]`).
     pub shards: BTreeMap<String, Vec<String>>,
+    /// The leader that decided it, and its term's fencing token.
+    #[serde(default)]
+    pub decided_by: String,
+    #[serde(default)]
+    pub term: i64,
 }
 
 /// A unit of work for one worker at `C/assign/<member>/<fire-id>#<part>`:

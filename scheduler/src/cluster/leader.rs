@@ -877,6 +877,8 @@ impl Leader {
             decided_ms: snap.now,
             kind,
             shards: split.clone(),
+            decided_by: self.shared.id().to_string(),
+            term: self.term.token,
         };
         ops.push(Op::create(
             paths.fire(&fid),
