@@ -455,6 +455,10 @@ pub struct MemberInfo {
     pub started_at_ms: i64,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// The in-process handlers registered on it: jobs with an in-process
+    /// handler are assigned only to members that have it.
+    #[serde(default)]
+    pub handlers: Vec<String>,
 }
 
 /// A request to fire a job now, at `C/requests/req-<seq>`; the leader

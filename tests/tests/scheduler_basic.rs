@@ -503,6 +503,18 @@ async fn concurrency_policies_manual_fire_and_pause() {
         .trigger_now(&"default.manual".parse().unwrap(), BTreeMap::new())
         .await
         .unwrap();
+    // No member has this handler: its fire must wait, not fail somewhere.
+    let nowhere = JobSpec::new(
+        "nowhere",
+        Handler::InProcess {
+            name: "unregistered".into(),
+        },
+    );
+    store.put_job(&nowhere).await.unwrap();
+    store
+        .trigger_now(&"default.nowhere".parse().unwrap(), BTreeMap::new())
+        .await
+        .unwrap();
     let count = |job: &'static str| {
         let spans = spans.clone();
         move || spans.lock().unwrap().iter().filter(|s| s.0 == job).count()
@@ -573,6 +585,19 @@ async fn concurrency_policies_manual_fire_and_pause() {
     );
     let manual_runs = spans.iter().filter(|s| s.0 == "default.manual").count();
     assert_eq!(manual_runs, 1, "a manual fire runs once");
+    let nowhere = store
+        .history(&"default.nowhere".parse().unwrap(), 10)
+        .await
+        .unwrap();
+    assert!(
+        nowhere.is_empty(),
+        "a job no member can run was run: {nowhere:?}"
+    );
+    let pending = admin
+        .get_children("/warden/scheduler/pol/requests")
+        .await
+        .unwrap();
+    assert_eq!(pending.len(), 1, "its fire request still waits");
 }
 
 /// A member running a job that requests recovery is SIGKILLed: the job

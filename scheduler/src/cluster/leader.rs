@@ -36,7 +36,7 @@ use super::Shared;
 use crate::history::{entry_name, names_to_trim, HistoryEntry, Outcome};
 use crate::model::{
     fire_id, now_ms, parse_fire_id, task_id, Concurrency, FireKind, FireRecord, FireRequest,
-    JobKey, JobSpec, Task,
+    Handler, JobKey, JobSpec, MemberInfo, Task,
 };
 use crate::schedule::{initial_state, resolve_due, TriggerSpec, TriggerState};
 use crate::shard::{self, Assignment};
@@ -132,6 +132,8 @@ type TriggerRow = (TriggerSpec, JobKey, JobKey, Option<(TriggerState, i32)>);
 struct Snapshot {
     now: i64,
     members: Vec<String>,
+    /// In-process handlers per member (from the member nodes).
+    handlers: BTreeMap<String, BTreeSet<String>>,
     jobs: BTreeMap<JobKey, JobSpec>,
     triggers: Vec<TriggerSpec>,
     paused: Paused,
@@ -224,6 +226,13 @@ impl Leader {
         let store = &self.shared.store;
         let paths = store.paths();
         let members = store.children(&paths.members()).await?;
+        let mut handlers = BTreeMap::new();
+        for m in &members {
+            if let Ok(Some((info, _))) = store.read::<MemberInfo>(&paths.member(m), "member").await
+            {
+                handlers.insert(m.clone(), info.handlers.into_iter().collect());
+            }
+        }
         let jobs = store
             .list_jobs()
             .await?
@@ -265,6 +274,7 @@ impl Leader {
         Ok(Snapshot {
             now: now_ms(),
             members,
+            handlers,
             jobs,
             triggers,
             paused,
@@ -341,6 +351,19 @@ impl Leader {
         }
     }
 
+    /// Of `candidates`, those that can run `job`: any member for a command
+    /// job, only members with the handler registered for an in-process one.
+    fn capable(snap: &Snapshot, job: &JobSpec, candidates: &[String]) -> Vec<String> {
+        match &job.handler {
+            Handler::InProcess { name } => candidates
+                .iter()
+                .filter(|m| snap.handlers.get(*m).is_some_and(|h| h.contains(name)))
+                .cloned()
+                .collect(),
+            Handler::Command { .. } => candidates.to_vec(),
+        }
+    }
+
     /// The least loaded of `candidates`, ties broken by a rotation seeded
     /// with `seed` (so unsharded fires spread over the members).
     fn pick(&self, snap: &Snapshot, candidates: &[String], seed: i64) -> Option<String> {
@@ -371,13 +394,11 @@ impl Leader {
             if claimed && !t.running {
                 // Lost mid-run (or just completed: then the delete below fails).
                 let recover = job.is_some_and(|j| j.requests_recovery) && !t.task.cancelled;
-                let others: Vec<String> = responsive
-                    .iter()
-                    .filter(|m| **m != t.member)
-                    .cloned()
-                    .collect();
+                let able = Self::capable(snap, &t.task.job, &responsive);
+                let others: Vec<String> =
+                    able.iter().filter(|m| **m != t.member).cloned().collect();
                 let target = if others.is_empty() {
-                    self.pick(snap, &responsive, t.task.scheduled_ms)
+                    self.pick(snap, &able, t.task.scheduled_ms)
                 } else {
                     self.pick(snap, &others, t.task.scheduled_ms)
                 };
@@ -457,7 +478,7 @@ impl Leader {
                 let gone = !live.contains(&t.member);
                 let stale = snap.now - t.task.decided_ms > STALE_MS;
                 if gone || stale {
-                    let others: Vec<String> = responsive
+                    let others: Vec<String> = Self::capable(snap, &t.task.job, &responsive)
                         .iter()
                         .filter(|m| **m != t.member)
                         .cloned()
@@ -824,7 +845,14 @@ impl Leader {
                 }
             }
         }
-        let workers = self.responsive(snap);
+        let workers = Self::capable(snap, job, &self.responsive(snap));
+        if workers.is_empty() {
+            if let Handler::InProcess { name } = &job.handler {
+                if self.bad.insert(format!("handler:{name}")) {
+                    tracing::warn!(job = %jkey, handler = %name, "no live member has this in-process handler; the fire waits");
+                }
+            }
+        }
         let items = job.shard_items();
         let (split, shard_op) = match &job.shards {
             Some(s) => {

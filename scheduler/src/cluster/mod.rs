@@ -326,6 +326,7 @@ async fn register(shared: &Shared) -> Result<(), StoreError> {
         pid: std::process::id(),
         started_at_ms: crate::model::now_ms(),
         labels: shared.config.labels.clone(),
+        handlers: shared.registry.names(),
     };
     let mut warned = false;
     loop {
