@@ -18,6 +18,12 @@
 //! 4. every [`TRIM_EVERY`], trims history to the last N per job and drops
 //!    old fire nodes.
 //!
+//! Who gets a task: live members that are responsive (no task left
+//! unclaimed for [`STALE_MS`] recently) and, for in-process jobs, have the
+//! handler registered (members list theirs in their node); the least loaded
+//! of them, rotating on ties. Sharded fires are split over the same set by
+//! the job's strategy.
+//!
 //! The first op of every multi is the fencing check: a deposed leader's
 //! term node is gone, so its multi fails as a whole and it stops. Passes
 //! run when something under the cluster folder changes (a persistent
