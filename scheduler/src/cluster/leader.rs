@@ -968,9 +968,9 @@ impl Leader {
         Ok(ok)
     }
 
-    /// Trims history to the limit and drops fire nodes past retention whose
-    /// tasks are all done.
-    async fn trim(&self, snap: &Snapshot) -> Result<(), StoreError> {
+    /// Trims history to the limit, drops fire nodes past retention whose
+    /// tasks are all done, and removes departed members' empty task folders.
+    async fn trim(&mut self, snap: &Snapshot) -> Result<(), StoreError> {
         let store = &self.shared.store;
         let paths = store.paths();
         for key in snap.jobs.keys() {
@@ -987,6 +987,20 @@ impl Leader {
             if old && !active.contains(fid.as_str()) {
                 let _ = store.client().delete(&paths.fire(fid), None).await;
             }
+        }
+        // Empty task folders of members that are gone (ids with a pid change
+        // on every restart). A non-empty one is refused by the store.
+        let live: BTreeSet<&String> = snap.members.iter().collect();
+        let busy: BTreeSet<&String> = snap.tasks.iter().map(|t| &t.member).collect();
+        for member in store.children(&paths.assign()).await? {
+            if live.contains(&member) || busy.contains(&member) {
+                continue;
+            }
+            let dir = paths.assign_dir(&member);
+            if store.client().delete(&dir, None).await.is_ok() {
+                tracing::debug!(%dir, "removed the task folder of a departed member");
+            }
+            self.ensured.remove(&dir);
         }
         Ok(())
     }
