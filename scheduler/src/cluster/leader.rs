@@ -1017,3 +1017,54 @@ fn min_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
         (None, y) => y,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(handlers: &[(&str, &[&str])]) -> Snapshot {
+        Snapshot {
+            now: 0,
+            members: handlers.iter().map(|(m, _)| m.to_string()).collect(),
+            handlers: handlers
+                .iter()
+                .map(|(m, h)| (m.to_string(), h.iter().map(|s| s.to_string()).collect()))
+                .collect(),
+            jobs: BTreeMap::new(),
+            triggers: Vec::new(),
+            paused: Paused::default(),
+            tasks: Vec::new(),
+            fires: BTreeSet::new(),
+        }
+    }
+
+    #[test]
+    fn in_process_jobs_go_only_where_their_handler_is() {
+        let s = snap(&[("a", &["report"]), ("b", &[]), ("c", &["report", "x"])]);
+        let all: Vec<String> = s.members.clone();
+        let inproc = JobSpec::new(
+            "j",
+            Handler::InProcess {
+                name: "report".into(),
+            },
+        );
+        assert_eq!(Leader::capable(&s, &inproc, &all), vec!["a", "c"]);
+        let cmd = JobSpec::new("j", Handler::command("true", &[]));
+        assert_eq!(Leader::capable(&s, &cmd, &all), all);
+        let missing = JobSpec::new(
+            "j",
+            Handler::InProcess {
+                name: "nope".into(),
+            },
+        );
+        assert!(Leader::capable(&s, &missing, &all).is_empty());
+    }
+
+    #[test]
+    fn earliest_of_optional_times() {
+        assert_eq!(min_opt(None, None), None);
+        assert_eq!(min_opt(Some(3), None), Some(3));
+        assert_eq!(min_opt(None, Some(2)), Some(2));
+        assert_eq!(min_opt(Some(3), Some(2)), Some(2));
+    }
+}
