@@ -688,3 +688,120 @@ async fn recovery_reruns_on_a_live_member() {
     assert_eq!(h.len(), 1);
     assert!(h[0].recovering);
 }
+
+/// The store API S3's admin layer builds on: upserts report what they did,
+/// bad input gets typed errors, a trigger keeps its state unless its
+/// schedule changed, and removing a job removes everything of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_upserts_errors_and_removal() {
+    use warden_scheduler::{PauseTarget, PutOutcome, StoreError};
+    let server = ServerProc::start();
+    let client = connect(&server).await;
+    let store = Store::new(&client, "st").expect("store");
+    store.init().await.expect("init");
+    let key: warden_scheduler::JobKey = "ops.clean".parse().unwrap();
+    let mut job = JobSpec::new("clean", Handler::command("/bin/true", &[]));
+    job.group = "ops".into();
+    assert_eq!(store.put_job(&job).await.unwrap(), PutOutcome::Created);
+    assert_eq!(store.put_job(&job).await.unwrap(), PutOutcome::Unchanged);
+    job.description = "now described".into();
+    assert_eq!(store.put_job(&job).await.unwrap(), PutOutcome::Updated);
+    assert_eq!(store.get_job(&key).await.unwrap(), Some(job.clone()));
+
+    let mut bad = job.clone();
+    bad.name = "bad name".into();
+    assert!(matches!(
+        store.put_job(&bad).await,
+        Err(StoreError::Model(_))
+    ));
+    let orphan = every_second("t", "ops.missing");
+    assert!(matches!(
+        store.put_trigger(&orphan).await,
+        Err(StoreError::NotFound { what: "job", .. })
+    ));
+    assert!(matches!(
+        store
+            .pause(&PauseTarget::Job("ops.missing".parse().unwrap()))
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    let mut trigger = every_second("t", "ops.clean");
+    trigger.group = "ops".into();
+    let tkey: warden_scheduler::JobKey = "ops.t".parse().unwrap();
+    assert_eq!(
+        store.put_trigger(&trigger).await.unwrap(),
+        PutOutcome::Created
+    );
+    // Stand in for the leader's first decision.
+    let state_path = store.paths().state(&tkey);
+    client
+        .create(
+            &state_path,
+            b"{\"next_fire_ms\":1}".to_vec(),
+            warden_client::CreateMode::Persistent,
+        )
+        .await
+        .unwrap();
+    trigger.priority = 9;
+    assert_eq!(
+        store.put_trigger(&trigger).await.unwrap(),
+        PutOutcome::Updated
+    );
+    assert!(
+        store.get_state(&tkey).await.unwrap().is_some(),
+        "a priority change keeps the state"
+    );
+    trigger.kind = TriggerKind::Simple {
+        interval_ms: 5000,
+        repeat_count: None,
+    };
+    assert_eq!(
+        store.put_trigger(&trigger).await.unwrap(),
+        PutOutcome::Updated
+    );
+    assert!(
+        store.get_state(&tkey).await.unwrap().is_none(),
+        "a new schedule starts afresh"
+    );
+
+    store
+        .pause(&PauseTarget::Trigger(tkey.clone()))
+        .await
+        .unwrap();
+    store
+        .pause(&PauseTarget::Group("ops".into()))
+        .await
+        .unwrap();
+    let paused = store.paused().await.unwrap();
+    assert!(paused.covers(&job, Some(&tkey)));
+    store
+        .resume(&PauseTarget::Group("ops".into()))
+        .await
+        .unwrap();
+    let paused = store.paused().await.unwrap();
+    assert!(paused.covers(&job, Some(&tkey)), "the trigger marker stays");
+    assert!(!paused.covers(&job, None));
+
+    let req = store.trigger_now(&key, BTreeMap::new()).await.unwrap();
+    assert!(req.starts_with("/warden/scheduler/st/requests/req-"));
+
+    assert!(store.delete_job(&key).await.unwrap());
+    assert!(store.get_job(&key).await.unwrap().is_none());
+    assert!(store.get_trigger(&tkey).await.unwrap().is_none());
+    assert!(client
+        .exists(&store.paths().history_dir(&key))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(!store
+        .paused()
+        .await
+        .unwrap()
+        .0
+        .contains(&PauseTarget::Trigger(tkey)));
+    assert!(
+        !store.delete_job(&key).await.unwrap(),
+        "a second removal finds nothing"
+    );
+}
