@@ -506,7 +506,13 @@ impl Writer {
             return;
         };
         self.in_flight.add_permits(1);
-        if expect.xid as i64 != rxid {
+        // A ping is answered with xid -2 whatever xid it was sent with, as
+        // ZooKeeper does; every other answer echoes its request's xid.
+        let (paired, xid) = match answer {
+            None => (expect.opcode == op::PING, xid::PING),
+            Some(_) => (expect.xid as i64 == rxid, expect.xid),
+        };
+        if !paired {
             tracing::error!(peer = %self.peer, expected = expect.xid, got = rxid, "zk: answers out of order; closing the connection");
             self.close = true;
             return;
@@ -517,11 +523,7 @@ impl Writer {
         };
         self.zxid = self.zxid.max(zxid);
         let zxid = if zxid > 0 { zxid } else { self.zxid };
-        let header = jute::ReplyHeader {
-            xid: expect.xid,
-            zxid,
-            err,
-        };
+        let header = jute::ReplyHeader { xid, zxid, err };
         let bytes = jute::encode_reply(&header, &body);
         self.push(&bytes);
         if expect.opcode == op::CLOSE_SESSION {
@@ -618,5 +620,25 @@ mod tests {
             3,
             "a permit back per reply"
         );
+    }
+
+    #[test]
+    fn a_ping_sent_with_any_xid_is_answered_with_the_ping_xid() {
+        let (_tx, mut rx) = mpsc::unbounded_channel();
+        let mut w = writer();
+        w.fifo.push_back(Entry::Remote(Expect {
+            xid: 42,
+            opcode: op::PING,
+            sub_ops: vec![],
+            path: String::new(),
+        }));
+        w.frame(
+            pb::ServerFrame {
+                frame: Some(pb::server_frame::Frame::Pong(pb::Pong { zxid: 8 })),
+            },
+            &mut rx,
+        );
+        assert!(!w.close, "not taken for an answer out of order");
+        assert_eq!(headers(&w.buf), vec![(xid::PING, 8, 0)]);
     }
 }
