@@ -580,3 +580,87 @@ async fn session_and_watches_survive_a_dropped_connection() {
     assert_eq!(stat.ephemeral_owner, session.0);
     assert!(proxy.accepted() >= 2, "the client reconnected");
 }
+
+// Differences from ZooKeeper 3.8 found by these tests and not fixed yet:
+// each test passes against Apache ZooKeeper (`WARDEN_ZK_REFERENCE`) and is
+// ignored, with the reason, until Warden's listener matches it. Run them
+// with `cargo test -p warden-tests --test zk_rust_client -- --ignored`.
+
+/// ZooKeeper answers an auth packet with the request's own xid (the Java
+/// client happens to use -4); a client that sends another xid waits for it.
+#[tokio::test]
+#[ignore = "Warden answers auth with xid -4 whatever the request's xid, so zookeeper-client's auth() never completes"]
+async fn auth_is_answered_with_the_requests_xid() {
+    let target = Target::start();
+    let c = connect(&target).await;
+    tokio::time::timeout(STEP, c.auth("digest", b"user:secret"))
+        .await
+        .expect("auth answered")
+        .expect("auth accepted");
+    let users = c.list_auth_users().await.expect("whoami");
+    assert!(
+        users
+            .iter()
+            .any(|u| u.scheme() == "digest" && u.user() == "user"),
+        "{users:?}"
+    );
+}
+
+/// Deleting a child counts as a change to the parent's children: cversion
+/// goes up (and pzxid moves), as for a create.
+#[tokio::test]
+#[ignore = "Warden moves the parent's pzxid on delete but not its cversion; ZooKeeper 3.8 bumps both"]
+async fn delete_bumps_the_parents_cversion() {
+    let target = Target::start();
+    let c = connect(&target).await;
+    let root = unique_root("rust-cversion");
+    c.create(&root, b"", &persistent()).await.expect("root");
+    c.create(&format!("{root}/kid"), b"", &persistent())
+        .await
+        .expect("kid");
+    let before = c.check_stat(&root).await.expect("stat").expect("exists");
+    c.delete(&format!("{root}/kid"), None)
+        .await
+        .expect("delete");
+    let after = c.check_stat(&root).await.expect("stat").expect("exists");
+    assert_eq!(before.cversion, 1);
+    assert_eq!(after.cversion, 2, "cversion after the delete");
+    assert!(after.pzxid > before.pzxid);
+}
+
+/// A container's Stat says ephemeralOwner 0, like any non-ephemeral node
+/// (clients test `ephemeralOwner != 0` to spot ephemerals).
+#[tokio::test]
+#[ignore = "Warden reports a container's ephemeralOwner as 0x8000000000000000; ZooKeeper 3.8 reports 0"]
+async fn container_is_not_reported_as_ephemeral() {
+    let target = Target::start();
+    let c = connect(&target).await;
+    let root = unique_root("rust-container");
+    let (stat, _) = c
+        .create(&root, b"", &mode(CreateMode::Container))
+        .await
+        .expect("container");
+    assert_eq!(stat.ephemeral_owner, 0, "create's stat");
+    let stat = c.check_stat(&root).await.expect("stat").expect("exists");
+    assert_eq!(stat.ephemeral_owner, 0, "exists' stat");
+}
+
+/// `/zookeeper` and `/zookeeper/quota` are the server's own: deleting them
+/// is refused with BadArguments.
+#[tokio::test]
+#[ignore = "Warden lets a client delete /zookeeper/quota and answers NotEmpty (not BadArguments) for /zookeeper"]
+async fn system_nodes_cannot_be_deleted() {
+    let target = Target::start();
+    let c = connect(&target).await;
+    for path in ["/zookeeper/quota", "/zookeeper"] {
+        match c.delete(path, None).await {
+            Err(Error::BadArguments(_)) => {}
+            other => panic!("delete {path}: expected BadArguments, got {other:?}"),
+        }
+    }
+    assert!(c
+        .check_stat("/zookeeper/quota")
+        .await
+        .expect("stat")
+        .is_some());
+}
