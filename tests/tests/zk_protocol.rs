@@ -1194,7 +1194,7 @@ async fn a_client_that_stops_reading_is_disconnected_and_others_carry_on() {
     let mut good = Zk::open(&addr).await;
     let big = vec![7u8; 512 * 1024];
     good.ok(&Request::Create(create("/big", &big, 0))).await;
-    let mut stalled = Zk::open(&addr).await;
+    let stalled = Zk::open(&addr).await;
     let (_unread, mut wr) = stalled.stream.into_split();
     // 100 reads of 512 KiB (far more than the socket buffers hold), never
     // read back; pings keep the session alive, so only the stall can end
@@ -1225,4 +1225,57 @@ async fn a_client_that_stops_reading_is_disconnected_and_others_carry_on() {
     }
     healthy(&mut good, "a stalled client").await;
     pinger.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_and_close_pipelined_behind_reads_are_answered_in_order() {
+    let server = ServerProc::start();
+    let addr = server.zk_addr();
+    let mut z = Zk::open(&addr).await;
+    z.ok(&Request::Create(create("/q", b"old", 0))).await;
+    z.ok(&Request::Create(create("/q/eph", b"", 1))).await;
+    // Sent in one go: each write waits for the read before it, and the
+    // closeSession for the last read; nothing stalls.
+    let reqs = [
+        Request::GetData(pw("/q", false)),
+        set("/q", b"new", -1),
+        Request::GetData(pw("/q", false)),
+        Request::GetChildren(pw("/q", false)),
+        Request::CloseSession,
+    ];
+    let mut bytes = Vec::new();
+    for (i, r) in reqs.iter().enumerate() {
+        bytes.extend_from_slice(&jute::frame(&jute::encode_request(100 + i as i32, r)));
+    }
+    z.send_raw(&bytes).await;
+    let mut replies = Vec::new();
+    while let Some(body) = zk::read_frame(&mut z.stream).await {
+        let h = jute::ReplyHeader::read(&mut jute::wire::Reader::new(&body)).unwrap();
+        let opcode = reqs[(h.xid - 100) as usize].opcode();
+        let jute::Reply::Reply { header, body } = jute::decode_reply(&body, |_| opcode).unwrap()
+        else {
+            panic!("no watches were set")
+        };
+        assert_eq!(header.err, 0, "request {} failed", header.xid);
+        replies.push((header.xid, body));
+    }
+    let xids: Vec<i32> = replies.iter().map(|r| r.0).collect();
+    assert_eq!(
+        xids,
+        vec![100, 101, 102, 103, 104],
+        "every request answered, in order"
+    );
+    assert!(matches!(&replies[0].1, Some(Response::Data(d, _)) if d == b"old"));
+    assert!(matches!(&replies[2].1, Some(Response::Data(d, _)) if d == b"new"));
+    assert_eq!(
+        replies[3].1,
+        Some(Response::Children(vec!["eph".into()])),
+        "the ephemeral is there until the close"
+    );
+    let mut c = Zk::open(&addr).await;
+    let Response::Data(d, _) = c.ok(&Request::GetData(pw("/q", false))).await else {
+        panic!()
+    };
+    assert_eq!(d, b"new");
+    assert_eq!(c.err(&Request::Exists(pw("/q/eph", false))).await, NO_NODE);
 }
