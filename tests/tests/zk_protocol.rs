@@ -1279,3 +1279,26 @@ async fn writes_and_close_pipelined_behind_reads_are_answered_in_order() {
     assert_eq!(d, b"new");
     assert_eq!(c.err(&Request::Exists(pw("/q/eph", false))).await, NO_NODE);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_the_adapter_answers_itself_keep_the_session_alive() {
+    let server = ServerProc::start();
+    let addr = server.zk_addr();
+    let mut z = Zk::open(&addr).await;
+    assert_eq!(
+        z.timeout_ms, 4000,
+        "clamped to the server's maximum (20 ticks)"
+    );
+    z.ok(&Request::Create(create("/alive", b"", 1))).await;
+    // Only whoAmI (answered by the adapter, never by the session) for
+    // longer than the session timeout: any request counts as a ping.
+    let until = tokio::time::Instant::now() + Duration::from_millis(6000);
+    while tokio::time::Instant::now() < until {
+        let Response::WhoAmI(_) = z.ok(&Request::WhoAmI).await else {
+            panic!("a whoAmI answer")
+        };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let s = stat_of(z.ok(&Request::Exists(pw("/alive", false))).await);
+    assert_eq!(s.ephemeral_owner, z.session_id, "the session is still open");
+}

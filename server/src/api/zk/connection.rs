@@ -10,8 +10,9 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -26,6 +27,7 @@ use warden_proto::jute::{self, frame::split_frame, op, xid, DecodeError, MultiRe
 use super::convert::{self, Expect, Local, Mapped};
 use super::four_letter;
 use crate::api::connection::{self, Ctx};
+use crate::api::registry::ConnInfo;
 use crate::error::Code;
 
 /// The keeper state in every notification: SyncConnected.
@@ -159,6 +161,10 @@ pub async fn serve(ctx: Ctx, sock: TcpStream, peer: SocketAddr) {
     }));
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let reg = ctx.conns.register("zk", Some(peer));
+    let keepalive = Keepalive {
+        ctx: ctx.clone(),
+        conn: reg.info.clone(),
+    };
     tokio::spawn(connection::serve(
         ctx.clone(),
         reg,
@@ -174,10 +180,27 @@ pub async fn serve(ctx: Ctx, sock: TcpStream, peer: SocketAddr) {
         in_flight.clone(),
     ));
     tokio::select! {
-        _ = read_loop(rd, buf, peer, in_tx, exp_tx, in_flight) => {
+        _ = read_loop(rd, buf, peer, in_tx, exp_tx, in_flight, keepalive) => {
             let _ = (&mut writer).await;
         }
         _ = &mut writer => {}
+    }
+}
+
+/// Renews the session for requests the adapter answers itself (auth,
+/// whoAmI, refused requests), which never reach the session: any request
+/// counts as a ping.
+struct Keepalive {
+    ctx: Ctx,
+    conn: Arc<ConnInfo>,
+}
+
+impl Keepalive {
+    fn touch(&self) {
+        let session = self.conn.session.load(Ordering::Relaxed);
+        if session != 0 {
+            self.ctx.shared.sessions.touch(session, Instant::now());
+        }
     }
 }
 
@@ -189,6 +212,7 @@ async fn read_loop(
     in_tx: mpsc::UnboundedSender<Result<pb::ClientFrame, Status>>,
     exp_tx: mpsc::UnboundedSender<Entry>,
     in_flight: Arc<Semaphore>,
+    keepalive: Keepalive,
 ) {
     loop {
         let body = match read_frame(&mut rd, &mut buf).await {
@@ -243,6 +267,7 @@ async fn read_loop(
                 }
             }
             Mapped::Local(reply) => {
+                keepalive.touch();
                 // Local replies count too: a client that sends auth packets
                 // without reading is slowed like any other.
                 match in_flight.acquire().await {
