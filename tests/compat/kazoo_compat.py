@@ -78,6 +78,83 @@ def wait_for(cond, what, timeout=TIMEOUT):
         time.sleep(0.02)
 
 
+class Proxy:
+    """A loopback TCP proxy in front of the server, so a check can drop a
+    client's connection (`cut`) and keep it from reconnecting (`hold`)."""
+
+    def __init__(self, target):
+        import socket
+
+        host, port = target.rsplit(":", 1)
+        self.target = (host, int(port))
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.listener.settimeout(0.05)
+        self.addr = "127.0.0.1:%d" % self.listener.getsockname()[1]
+        self.conns = []
+        self.held = threading.Event()
+        self.stopped = threading.Event()
+        self.lock = threading.Lock()
+        self.accepted = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import socket
+
+        while not self.stopped.is_set():
+            if self.held.is_set():
+                time.sleep(0.02)
+                continue
+            try:
+                client, _ = self.listener.accept()
+            except (socket.timeout, OSError):
+                continue
+            try:
+                server = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.conns.append((client, server))
+                self.accepted += 1
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for sock in (src, dst):
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+    def cut(self):
+        import socket
+
+        with self.lock:
+            conns, self.conns = self.conns, []
+        for pair in conns:
+            for sock in pair:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.stopped.set()
+        self.cut()
+        self.listener.close()
+
+
 class Checks:
     """The checks, each a method `check_<name>`; clients are made per check."""
 
@@ -206,6 +283,41 @@ class Checks:
         wait_for(lambda: seen_kids[-1:] == [["kid", "kid2"]], "ChildrenWatch after a create")
         other.delete(p, recursive=True)
         wait_for(lambda: seen_data[-1:] == [None], "DataWatch sees the delete (data None)")
+
+    def check_reconnect(self):
+        """A dropped connection keeps the session: kazoo reconnects to the
+        same session, its ephemeral node stays, and its DataWatch and
+        ChildrenWatch (which re-register after a reconnect) see what
+        changed while it was away."""
+        proxy = Proxy(self.hosts.split(",")[0])
+        try:
+            other = self.client()
+            r = self.root(other, "reconnect")
+            other.create(r + "/n", b"0")
+            c = KazooClient(hosts=proxy.addr, timeout=10.0, connection_retry=dict(max_tries=-1, max_delay=0.2))
+            c.start(timeout=15)
+            self.clients.append(c)
+            session = c.client_id
+            c.create(r + "/eph", b"", ephemeral=True)
+            states, seen_data, seen_kids = [], [], []
+            c.add_listener(lambda st: states.append(str(st)))
+            c.DataWatch(r + "/n", lambda data, stat: seen_data.append(data))
+            c.ChildrenWatch(r, lambda kids: seen_kids.append(sorted(kids)))
+            wait_for(lambda: seen_data and seen_kids, "the watches' first calls")
+            proxy.held.set()
+            proxy.cut()
+            wait_for(lambda: "SUSPENDED" in states, "kazoo to notice the dropped connection")
+            other.set(r + "/n", b"1")
+            other.create(r + "/new", b"")
+            proxy.held.clear()
+            wait_for(lambda: states[-1:] == ["CONNECTED"], "kazoo to reconnect")
+            expect_eq(c.client_id, session, "the session after reconnecting")
+            wait_for(lambda: seen_data[-1:] == [b"1"], "DataWatch to see the change made while away")
+            wait_for(lambda: seen_kids[-1:] == [["eph", "n", "new"]], "ChildrenWatch to see the new child")
+            expect(other.exists(r + "/eph") is not None, "the ephemeral node went with the connection")
+            expect(proxy.accepted >= 2, "kazoo did not reconnect through the proxy")
+        finally:
+            proxy.close()
 
     def check_transactions(self):
         c = self.client()
@@ -463,6 +575,7 @@ ORDER = [
     "crud",
     "sequential_ephemeral",
     "watches",
+    "reconnect",
     "transactions",
     "lock",
     "election",

@@ -1,9 +1,10 @@
 //! Warden's ZooKeeper listener driven by kazoo, Python's ZooKeeper client:
-//! runs `tests/compat/kazoo_compat.py` (connection and server version, CRUD,
-//! sequential and ephemeral nodes, watches, transactions, and kazoo's
-//! recipes) against a fresh server and fails with its report if any check
-//! fails. Needs `pip install -r tests/compat/requirements.txt`; without
-//! kazoo the test fails saying so, it never passes by skipping.
+//! runs `tests/compat/kazoo_compat.py` (connection and server version,
+//! CRUD, sequential and ephemeral nodes, watches, a dropped connection,
+//! transactions, and kazoo's recipes) against a fresh server and fails
+//! with its report if any check fails. Needs
+//! `pip install -r tests/compat/requirements.txt`; without kazoo the test
+//! fails saying so, it never passes by skipping.
 
 mod zk_support;
 
@@ -52,7 +53,7 @@ fn kazoo_client_and_recipes() {
         target.log()
     );
     assert!(
-        stdout.contains("all 12 checks passed"),
+        stdout.contains("all 13 checks passed"),
         "unexpected report:\n{stdout}"
     );
 }
