@@ -1,7 +1,10 @@
 //! Warden's ZooKeeper listener driven by Apache ZooKeeper's own shell,
 //! `zkCli.sh` (Debian's `zookeeper` package; `ZKCLI` overrides the path):
 //! connect, create, ls, get, set, a data watch firing on another session's
-//! set, and delete — checking the shell's output line by line.
+//! set, and delete; then stat, ls -s, getAllChildrenNumber, getEphemerals,
+//! sync, a persistent recursive watch and its removal, addauth/whoami,
+//! getAcl and deleteall — checking the shell's output line by line (the
+//! expected lines are what ZooKeeper 3.8 prints).
 //!
 //! `.ci/run` installs the package when zkCli is missing; if it is still
 //! missing the test fails saying how to install it (it never passes by
@@ -190,6 +193,67 @@ fn zkcli_create_ls_get_set_watch_delete() {
     }
     let out = sh.output();
     for bad in ["Exception", "KeeperErrorCode = ConnectionLoss", "Unable to"] {
+        assert!(!out.contains(bad), "zkCli reported {bad:?}:\n{out}");
+    }
+}
+
+#[test]
+fn zkcli_stat_counts_ephemerals_sync_persistent_watch_and_auth() {
+    let target = Target::start();
+    let root = unique_root("zkcli2");
+    let mut sh = Shell::start(&target.zk_addr());
+    sh.expect("WatchedEvent state:SyncConnected type:None path:null");
+    sh.run(&format!("create {root} a"), &format!("Created {root}\n"));
+    sh.run(
+        &format!("create {root}/b b"),
+        &format!("Created {root}/b\n"),
+    );
+    sh.run(
+        &format!("create -e {root}/eph e"),
+        &format!("Created {root}/eph\n"),
+    );
+    sh.run(
+        &format!("create -s {root}/seq- s"),
+        &format!("Created {root}/seq-0000000002\n"),
+    );
+    sh.run(
+        &format!("create -c {root}/cont c"),
+        &format!("Created {root}/cont\n"),
+    );
+    sh.run(&format!("ls -s {root}"), "[b, cont, eph, seq-0000000002]\n");
+    let stat = sh.run(&format!("stat {root}"), "numChildren = 4\n");
+    for line in ["cversion = 4\n", "dataVersion = 0\n", "dataLength = 1\n"] {
+        assert!(stat.contains(line), "`stat` lacks {line:?}:\n{stat}");
+    }
+    sh.run(&format!("getAllChildrenNumber {root}"), "4\n");
+    sh.run(&format!("getEphemerals {root}"), &format!("[{root}/eph]\n"));
+    sh.run(&format!("sync {root}"), "Sync is OK\n");
+
+    sh.send(&format!("addWatch -m PERSISTENT_RECURSIVE {root}"));
+    sh.run(
+        &format!("set {root}/b bb"),
+        &format!("WatchedEvent state:SyncConnected type:NodeDataChanged path:{root}/b"),
+    );
+    sh.run(
+        &format!("removewatches {root} -a"),
+        &format!("WatchedEvent state:SyncConnected type:PersistentWatchRemoved path:{root}"),
+    );
+
+    sh.run("whoami", "ip: 127.0.0.1\n");
+    sh.send("addauth digest user:secret");
+    let who = sh.run("whoami", "digest: user\n");
+    assert!(who.contains("ip: 127.0.0.1"), "{who}");
+    sh.run(&format!("getAcl {root}"), "'world,'anyone\n: cdrwa\n");
+
+    sh.send(&format!("deleteall {root}"));
+    sh.run(
+        &format!("ls {root}"),
+        &format!("Node does not exist: {root}\n"),
+    );
+    sh.send("quit");
+    sh.expect("WatchedEvent state:Closed type:None path:null");
+    let out = sh.output();
+    for bad in ["Exception", "KeeperErrorCode", "Unable to"] {
         assert!(!out.contains(bad), "zkCli reported {bad:?}:\n{out}");
     }
 }
