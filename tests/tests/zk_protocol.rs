@@ -613,6 +613,19 @@ async fn ping_auth_who_am_i_set_watches_and_unsupported_ops() {
     };
     assert_eq!(who[1].auth_scheme, "digest");
     assert_eq!(who[1].user, "alice");
+    // Auth sent with an ordinary xid (as the zookeeper-client crate does)
+    // is answered with that xid, as ZooKeeper echoes the request's xid.
+    let auth = Request::Auth(jute::AuthPacket {
+        auth_type: 0,
+        scheme: "digest".into(),
+        auth: b"bob:pw".to_vec(),
+    });
+    z.send_raw(&jute::frame(&jute::encode_request(77, &auth)))
+        .await;
+    let Some(jute::Reply::Reply { header, .. }) = z.recv().await else {
+        panic!("an auth reply")
+    };
+    assert_eq!((header.xid, header.err), (77, 0));
 
     assert_eq!(
         z.err(&Request::Reconfig(jute::ReconfigRequest {

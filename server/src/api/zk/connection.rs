@@ -450,7 +450,7 @@ impl Writer {
                     },
                     jute::Response::Empty,
                 ),
-                Local::Auth { scheme, id } => {
+                Local::Auth { xid, scheme, id } => {
                     tracing::info!(peer = %self.peer, %scheme, %id, "zk: auth accepted (ACLs are stored, not enforced)");
                     let info = jute::ClientInfo {
                         auth_scheme: scheme,
@@ -461,7 +461,7 @@ impl Writer {
                     }
                     (
                         jute::ReplyHeader {
-                            xid: xid::AUTH,
+                            xid,
                             zxid: 0,
                             err: 0,
                         },

@@ -41,7 +41,9 @@ pub enum Local {
         xid: i32,
         errors: Vec<i32>,
     },
+    /// Answered with the request's xid (-4 from most clients), as ZooKeeper.
     Auth {
+        xid: i32,
         scheme: String,
         id: String,
     },
@@ -266,6 +268,7 @@ pub fn request(xid: i32, req: &jute::Request) -> Mapped {
                 _ => id,
             };
             Mapped::Local(Local::Auth {
+                xid,
                 scheme: a.scheme.clone(),
                 id,
             })
