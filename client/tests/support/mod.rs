@@ -299,6 +299,7 @@ fn op_name(op: &ReqOp) -> &'static str {
         ReqOp::GetAllChildrenNumber(_) => "get_all_children_number",
         ReqOp::Check(_) => "check",
         ReqOp::MultiRead(_) => "multi_read",
+        ReqOp::CheckWatches(_) => "check_watches",
     }
 }
 
