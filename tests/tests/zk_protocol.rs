@@ -401,7 +401,13 @@ async fn node_kinds_and_ephemerals() {
     else {
         panic!()
     };
-    assert_eq!(s.ephemeral_owner, i64::MIN, "a container's owner mark");
+    assert_eq!(s.ephemeral_owner, 0, "a container is not ephemeral");
+    // cversion counts creates and deletes of children, as ZooKeeper reports it.
+    z.ok(&Request::Create(create("/box/a", b"", 0))).await;
+    z.ok(&Request::Create(create("/box/b", b"", 0))).await;
+    z.ok(&Request::Delete(pv("/box/a", -1))).await;
+    let s = stat_of(z.ok(&Request::Exists(pw("/box", false))).await);
+    assert_eq!((s.cversion, s.num_children), (3, 1));
     let mut ttl = create("/ttl", b"", 5);
     ttl.ttl = 60_000;
     z.ok(&Request::CreateTtl(ttl.clone())).await;
