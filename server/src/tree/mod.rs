@@ -87,6 +87,7 @@ impl DataTree {
             },
             kind: NodeKind::Persistent,
             children: children.iter().map(|s| s.to_string()).collect(),
+            seq: children.len() as i32,
         };
         t.nodes.insert("/".into(), mk(&["zookeeper"]));
         t.nodes
@@ -248,6 +249,7 @@ impl DataTree {
                 h.u64(v as u32 as u64);
             }
             h.u64(s.ephemeral_owner);
+            h.u64(n.seq as u32 as u64);
             for a in &n.acl {
                 h.u64(a.perms as u64);
                 h.bytes(a.scheme.as_bytes());
@@ -380,10 +382,8 @@ impl DataTree {
             }
             Op::Delete { path, version } => {
                 path::validate_path(path)?;
+                path::check_not_special(path)?;
                 let n = self.nodes.get(path).ok_or_else(|| ZkError::no_node(path))?;
-                if path == "/" {
-                    return Err(ZkError::bad_arguments("the root node cannot be deleted"));
-                }
                 check_version(path, *version, n.stat.version)?;
                 if !n.children.is_empty() {
                     return Err(ZkError::new(Code::NotEmpty, path.clone()));
@@ -509,7 +509,7 @@ impl DataTree {
             .get(&parent_path)
             .ok_or_else(|| ZkError::no_node(raw_path))?;
         let path = if mode.is_sequential() {
-            format!("{raw_path}{:010}", parent.stat.cversion)
+            format!("{raw_path}{:010}", parent.seq)
         } else {
             raw_path.to_string()
         };
@@ -556,6 +556,7 @@ impl DataTree {
         let name = path::name(&path).to_string();
         if let Some(p) = self.nodes.get_mut(&parent_path) {
             p.children.insert(name);
+            p.seq = p.seq.wrapping_add(1);
             p.stat.cversion = p.stat.cversion.wrapping_add(1);
             p.stat.pzxid = zxid;
             p.stat.num_children = p.children.len() as i32;
@@ -572,6 +573,7 @@ impl DataTree {
                 stat,
                 kind,
                 children: BTreeSet::new(),
+                seq: 0,
             },
         );
         self.index_add(&path, kind);
@@ -597,9 +599,10 @@ impl DataTree {
             self.index_remove(path, n.kind);
         }
         if let Some(p) = self.nodes.get_mut(&parent_path) {
-            // As ZooKeeper: a delete moves pzxid but not cversion, which
-            // counts creates (and so numbers sequential children).
+            // As ZooKeeper: a delete is a change to the children, so it
+            // moves cversion and pzxid (but not `seq`, which counts creations).
             p.children.remove(path::name(path));
+            p.stat.cversion = p.stat.cversion.wrapping_add(1);
             p.stat.pzxid = zxid;
             p.stat.num_children = p.children.len() as i32;
         }

@@ -35,14 +35,13 @@ pub enum NodeKind {
 }
 
 impl NodeKind {
-    /// The `ephemeralOwner` ZooKeeper reports: the session for ephemerals, a
-    /// marker for containers, the TTL tagged with 0xFF for TTL nodes.
+    /// The `ephemeralOwner` clients see: the session for ephemerals, 0 for
+    /// everything else — containers and TTL nodes included, as ZooKeeper's
+    /// `getClientEphemeralOwner` hides its internal markers for them.
     pub fn ephemeral_owner(self) -> u64 {
         match self {
-            NodeKind::Persistent => 0,
             NodeKind::Ephemeral(s) => s,
-            NodeKind::Container => 0x8000_0000_0000_0000,
-            NodeKind::Ttl(ms) => 0xFF00_0000_0000_0000 | (ms as u64 & 0x00FF_FFFF_FFFF_FFFF),
+            NodeKind::Persistent | NodeKind::Container | NodeKind::Ttl(_) => 0,
         }
     }
 }
@@ -56,4 +55,9 @@ pub struct Node {
     pub stat: Stat,
     pub kind: NodeKind,
     pub children: BTreeSet<String>,
+    /// Children created so far: the next sequential child's suffix. Not
+    /// cversion, which deletes move too — ZooKeeper numbers sequential
+    /// children by creations (`n-3` follows `n-0..2` and a delete of `n-2`)
+    /// while its Stat's cversion counts creations and deletions.
+    pub seq: i32,
 }

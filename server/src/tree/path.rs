@@ -10,6 +10,17 @@ pub fn validate_path(path: &str) -> Result<(), ZkError> {
 
 pub use warden_proto::path::{is_under, join, parent};
 
+/// ZooKeeper's system nodes, which no client may delete
+/// (`DataTree.isSpecialPath`: the answer is BadArguments).
+pub fn check_not_special(path: &str) -> Result<(), ZkError> {
+    match path {
+        "/" | "/zookeeper" | "/zookeeper/quota" | "/zookeeper/config" => Err(
+            ZkError::bad_arguments(format!("{path} is a system node: it cannot be deleted")),
+        ),
+        _ => Ok(()),
+    }
+}
+
 /// The last segment of a valid path.
 pub fn name(path: &str) -> &str {
     match path.rfind('/') {
@@ -29,5 +40,7 @@ mod tests {
         let e = validate_path("/a/").unwrap_err();
         assert_eq!(e.code, crate::error::Code::BadArguments);
         assert!(e.message.contains("must not end with /"), "{e}");
+        assert!(check_not_special("/zookeeper/quota").is_err());
+        assert!(check_not_special("/zookeeper/quota/app").is_ok());
     }
 }

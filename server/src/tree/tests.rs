@@ -108,8 +108,8 @@ fn sequential_suffix_is_parent_cversion_and_never_reused() {
     });
     assert_eq!(
         t.tree.node("/q").unwrap().stat.cversion,
-        2,
-        "a delete does not count"
+        3,
+        "a delete moves cversion"
     );
     let c = p(t.ok(create("/q/", CreateMode::PersistentSequential)));
     assert_eq!(c, "/q/0000000002");
@@ -199,10 +199,8 @@ fn containers_and_ttl_are_reaped_only_when_eligible() {
     let mut t = T::new();
     t.ok(create("/c", CreateMode::Container));
     t.ok(create("/t", CreateMode::PersistentWithTtl));
-    assert_eq!(
-        t.tree.node("/c").unwrap().stat.ephemeral_owner,
-        0x8000_0000_0000_0000
-    );
+    assert_eq!(t.tree.node("/c").unwrap().stat.ephemeral_owner, 0);
+    assert_eq!(t.tree.node("/t").unwrap().stat.ephemeral_owner, 0);
     // A fresh container (never had children) and a young TTL node stay.
     assert!(t.tree.reap_candidates(500).is_empty());
     t.ok(create("/c/x", CreateMode::Persistent));
