@@ -263,7 +263,26 @@ impl Cluster {
     }
 
     /// The current leader's member id: the data of the election's first node.
+    /// The acting leader: the first latch node's member, once the latest
+    /// fire was decided by that same member. (The first latch node alone can
+    /// belong to a member whose client already gave its session up and
+    /// queued again, until the server expires the old node.)
     pub async fn leader(&self) -> Option<String> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let first = self.first_candidate().await;
+            let decided = self.latest_decider().await;
+            if first.is_some() && first == decided {
+                return first;
+            }
+            if std::time::Instant::now() > deadline {
+                return decided.or(first);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn first_candidate(&self) -> Option<String> {
         let dir = format!("{}/leader", self.root());
         let mut nodes = self.client.get_children(&dir).await.ok()?;
         let seq = |n: &String| n.rsplit('-').next().and_then(|s| s.parse::<u64>().ok());
@@ -271,6 +290,22 @@ impl Cluster {
         let first = nodes.first()?;
         let (data, _) = self.client.get_data(&format!("{dir}/{first}")).await.ok()?;
         Some(String::from_utf8_lossy(&data).into_owned())
+    }
+
+    /// The member that decided the most recent fire (`decided_by` of the
+    /// fire record with the latest scheduled time).
+    async fn latest_decider(&self) -> Option<String> {
+        let dir = format!("{}/fires", self.root());
+        let names = self.client.get_children(&dir).await.ok()?;
+        let ms = |n: &String| n.rsplit_once('@').and_then(|(_, t)| t.parse::<i64>().ok());
+        let latest = names.iter().max_by_key(|n| ms(n))?;
+        let (data, _) = self
+            .client
+            .get_data(&format!("{dir}/{latest}"))
+            .await
+            .ok()?;
+        let v: Value = serde_json::from_slice(&data).ok()?;
+        v.get("decided_by")?.as_str().map(str::to_string)
     }
 
     pub fn dump_logs(&self) -> String {
