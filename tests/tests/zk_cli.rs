@@ -20,14 +20,7 @@ use std::time::{Duration, Instant};
 use zk_support::{unique_root, Target, STEP};
 
 fn zkcli_path() -> String {
-    let path =
-        std::env::var("ZKCLI").unwrap_or_else(|_| "/usr/share/zookeeper/bin/zkCli.sh".into());
-    assert!(
-        std::path::Path::new(&path).exists(),
-        "{path} is missing: install ZooKeeper's shell with \
-         `apt-get install -y --no-install-recommends zookeeper` (or set ZKCLI)"
-    );
-    path
+    zk_support::zkcli()
 }
 
 /// An interactive zkCli session: commands go to its stdin, and its output

@@ -17,8 +17,7 @@
 mod workers;
 mod zk_support;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use workers::{events, Event, Proc, STEP};
 use zk_support::{unique_root, Target};
@@ -27,9 +26,8 @@ const ROUNDS: usize = 25;
 const HOLD_MS: u64 = 15;
 
 fn kazoo_worker(dir: &Path, hosts: &str, lock: &str, out: &Path) -> Proc {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("compat/kazoo_lock_worker.py");
-    let mut cmd = Command::new("python3");
-    cmd.arg(script)
+    let mut cmd = zk_support::python_with_kazoo();
+    cmd.arg(zk_support::compat_file("kazoo_lock_worker.py"))
         .args(["--hosts", hosts, "--path", lock, "--out"])
         .arg(out)
         .args([
@@ -69,14 +67,6 @@ fn sections(record: &[Event]) -> Vec<(u64, u64, u32)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kazoo_and_warden_locks_exclude_each_other() {
-    let probe = Command::new("python3")
-        .args(["-c", "import kazoo"])
-        .output()
-        .expect("run python3");
-    assert!(
-        probe.status.success(),
-        "kazoo is not importable: pip install -r tests/compat/requirements.txt"
-    );
     let target = Target::start();
     let dir = tempfile::tempdir().expect("temp dir");
     let out = dir.path().join("record");

@@ -68,3 +68,112 @@ impl Target {
 pub fn unique_root(prefix: &str) -> String {
     format!("/{prefix}-{:016x}", rand::random::<u64>())
 }
+
+/// `tests/compat/<name>`.
+pub fn compat_file(name: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("compat")
+        .join(name)
+}
+
+/// A `python3` command that can import kazoo. When the system Python lacks
+/// it, the pinned `tests/compat/requirements.txt` is installed once with pip
+/// into the build's own folder (`target/tmp/compat-python`) and put on
+/// `PYTHONPATH`, so `cargo test --workspace` needs nothing installed by hand.
+pub fn python_with_kazoo() -> std::process::Command {
+    use std::process::Command;
+    static DIR: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    let importable = |path: Option<&std::path::Path>| {
+        let mut c = Command::new("python3");
+        c.args(["-c", "import kazoo"]);
+        if let Some(p) = path {
+            c.env("PYTHONPATH", p);
+        }
+        c.output()
+            .unwrap_or_else(|e| panic!("cannot run python3 ({e}): kazoo's checks need Python 3"))
+            .status
+            .success()
+    };
+    let dir = DIR.get_or_init(|| {
+        if importable(None) {
+            return None;
+        }
+        let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compat-python");
+        if importable(Some(&dir)) {
+            return Some(dir);
+        }
+        // Installed beside, then renamed into place, so two test binaries
+        // installing at once cannot see a half-written folder.
+        let staging = dir.with_extension(format!("partial-{}", std::process::id()));
+        eprintln!(
+            "kazoo is not installed: pip-installing tests/compat/requirements.txt into {}",
+            dir.display()
+        );
+        let out = Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .arg("--target")
+            .arg(&staging)
+            .arg("-r")
+            .arg(compat_file("requirements.txt"))
+            .output()
+            .expect("run pip");
+        assert!(
+            out.status.success(),
+            "could not install kazoo (pip install -r tests/compat/requirements.txt by hand?):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if std::fs::rename(&staging, &dir).is_err() {
+            let _ = std::fs::remove_dir_all(&staging);
+        }
+        assert!(
+            importable(Some(&dir)),
+            "kazoo still not importable from {}",
+            dir.display()
+        );
+        Some(dir)
+    });
+    let mut cmd = Command::new("python3");
+    if let Some(d) = dir {
+        cmd.env("PYTHONPATH", d);
+    }
+    cmd
+}
+
+/// Debian's `zkCli.sh` (`ZKCLI` overrides the path). When it is missing and
+/// this runs as root with apt, the `zookeeper` package is installed once
+/// (about 15 s), so the test needs nothing installed by hand; otherwise the
+/// test fails saying how to install it.
+pub fn zkcli() -> String {
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let path =
+            std::env::var("ZKCLI").unwrap_or_else(|_| "/usr/share/zookeeper/bin/zkCli.sh".into());
+        let present = |p: &str| std::path::Path::new(p).exists();
+        let root = unsafe { libc::geteuid() } == 0;
+        if !present(&path) && root && present("/usr/bin/apt-get") {
+            eprintln!("zkCli.sh is missing: apt-get install zookeeper");
+            let sh = "apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+                      apt-get install -y -qq --no-install-recommends zookeeper";
+            let out = std::process::Command::new("sh")
+                .args(["-c", sh])
+                .output()
+                .expect("run apt-get");
+            if !out.status.success() {
+                eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+            }
+        }
+        assert!(
+            present(&path),
+            "{path} is missing: install ZooKeeper's shell with \
+             `apt-get install -y --no-install-recommends zookeeper` (or set ZKCLI)"
+        );
+        path
+    })
+    .clone()
+}
