@@ -275,7 +275,7 @@ async fn open_session(ctx: &Ctx, c: &pb::Connect) -> Result<(u64, Vec<u8>, u32),
             let mut rng = rand::rng();
             let mut password = vec![0u8; 16];
             rng.fill_bytes(&mut password);
-            (rng.next_u64() | 1, password)
+            (session_id(ctx.config.server_id, rng.next_u64()), password)
         };
         let r = ctx
             .proposer
@@ -316,6 +316,14 @@ async fn open_session(ctx: &Ctx, c: &pb::Connect) -> Result<(u64, Vec<u8>, u32),
         Code::SystemError,
         "could not allocate a session id",
     ))
+}
+
+/// A new session id: the server id in the top byte, as ZooKeeper's, and
+/// random bits below. The top byte keeps ids clear of ZooKeeper's
+/// ephemeral-owner markers (0x80 containers, 0xFF TTL nodes), which tools
+/// decode from `ephemeralOwner`.
+fn session_id(server_id: u64, random: u64) -> u64 {
+    ((server_id & 0x7F) << 56) | (random & 0x00FF_FFFF_FFFF_FFFF) | 1
 }
 
 async fn run_session<S>(
@@ -952,5 +960,18 @@ fn read(
     match r {
         Ok(res) => (name, ok(res)),
         Err(e) => (name, convert::error_response(xid, zxid, &e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn session_ids_carry_the_server_id_and_no_marker_byte() {
+        for (server, random) in [(1, u64::MAX), (0, 0), (200, 0xFF00_0000_0000_0000)] {
+            let id = super::session_id(server, random);
+            assert_eq!(id >> 56, server & 0x7F);
+            assert_ne!(id, 0);
+            assert!(id >> 56 < 0x80, "{id:#x}");
+        }
     }
 }
