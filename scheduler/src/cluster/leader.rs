@@ -565,8 +565,13 @@ impl Leader {
                 Err(e) => return Err(e.into()),
             };
             let Some(job) = snap.jobs.get(&req.job).cloned() else {
-                tracing::warn!(job = %req.job, "fire request for a job that does not exist; dropped");
-                self.commit(vec![Op::delete(path, None)]).await?;
+                // The request list is read live, the jobs were read with the
+                // snapshot: a job added since is not in it yet, and its
+                // request waits for the next pass.
+                if self.shared.store.get_job(&req.job).await?.is_none() {
+                    tracing::warn!(job = %req.job, "fire request for a job that does not exist; dropped");
+                    self.commit(vec![Op::delete(path, None)]).await?;
+                }
                 continue;
             };
             let mut job = job;
