@@ -417,15 +417,7 @@ impl Leader {
                         if let Some(j) = job {
                             task.job = j.clone();
                         }
-                        let ops = vec![
-                            Op::delete(assign_path, Some(t.version)),
-                            Op::create(
-                                paths.assign_task(&target, &t.name),
-                                to_json(&task),
-                                CreateMode::Persistent,
-                            ),
-                        ];
-                        if self.commit(ops).await? {
+                        if self.move_task(t, &target, &task).await? {
                             tracing::info!(task = %t.name, from = %t.member, to = %target, "recovering a task of a lost worker");
                         }
                     }
@@ -492,15 +484,7 @@ impl Leader {
                     if let Some(target) = self.pick(snap, &others, t.task.scheduled_ms) {
                         let mut task = t.task.clone();
                         task.decided_ms = snap.now;
-                        let ops = vec![
-                            Op::delete(assign_path, Some(t.version)),
-                            Op::create(
-                                paths.assign_task(&target, &t.name),
-                                to_json(&task),
-                                CreateMode::Persistent,
-                            ),
-                        ];
-                        if self.commit(ops).await? {
+                        if self.move_task(t, &target, &task).await? {
                             tracing::info!(task = %t.name, from = %t.member, to = %target, gone, "moved an unclaimed task");
                             if !gone {
                                 self.unresponsive.insert(t.member.clone(), Instant::now());
@@ -520,6 +504,21 @@ impl Leader {
             }
         }
         Ok(())
+    }
+
+    /// Moves a task node to `target`'s folder as `task`, fenced by the old
+    /// node's version. `Ok(false)` when it lost a race.
+    async fn move_task(&self, t: &TaskNode, target: &str, task: &Task) -> Result<bool, LeadError> {
+        let paths = self.shared.store.paths();
+        self.commit(vec![
+            Op::delete(paths.assign_task(&t.member, &t.name), Some(t.version)),
+            Op::create(
+                paths.assign_task(target, &t.name),
+                to_json(task),
+                CreateMode::Persistent,
+            ),
+        ])
+        .await
     }
 
     fn entry(&self, task: &Task, worker: &str, outcome: Outcome, message: &str) -> HistoryEntry {
