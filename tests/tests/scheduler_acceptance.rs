@@ -556,15 +556,7 @@ async fn a4_shards_split_4_3_3_then_5_5_then_2x5() {
         );
     }
     // Between the kill and the new split no item ran twice in a fire.
-    for (t, parts) in by_fire(&runs) {
-        let items: Vec<&String> = parts.values().flatten().collect();
-        let unique: BTreeSet<&String> = items.iter().copied().collect();
-        assert_eq!(
-            items.len(),
-            unique.len(),
-            "fire {t}: an item ran twice: {parts:?}"
-        );
-    }
+    assert_no_item_twice(&runs);
 
     // 2/2/2/2/2 needs five members: the killed m3 comes back (a restart
     // after a crash) and two new members join.
@@ -600,7 +592,12 @@ async fn a4_shards_split_4_3_3_then_5_5_then_2x5() {
             after_add[m]
         );
     }
-    for (t, parts) in by_fire(&runs) {
+    assert_no_item_twice(&runs);
+}
+
+/// No shard item ran twice within one fire.
+fn assert_no_item_twice(runs: &[Run]) {
+    for (t, parts) in by_fire(runs) {
         let items: Vec<&String> = parts.values().flatten().collect();
         let unique: BTreeSet<&String> = items.iter().copied().collect();
         assert_eq!(
