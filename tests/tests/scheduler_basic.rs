@@ -3,8 +3,7 @@
 //! records what the jobs did, then checks the record.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,59 +13,17 @@ use warden_scheduler::{
     async_trait, Handler, Job, JobContext, JobError, JobOutput, JobSpec, Listeners, Member,
     MemberConfig, Outcome, Registry, ShardSpec, ShardStrategy, Store,
 };
-use warden_tests::{bin, wait_until, ServerProc};
+use warden_tests::{wait_until, ServerProc};
 
-/// A `warden-scheduler run` process with its log file.
-struct MemberProc {
-    child: Child,
-    log: PathBuf,
-}
+#[path = "common/scheduler.rs"]
+mod support;
 
-impl MemberProc {
-    fn start(server: &ServerProc, cluster: &str, id: &str, dir: &Path) -> MemberProc {
-        let log = dir.join(format!("{id}.log"));
-        let out = std::fs::File::create(&log).expect("member log");
-        let child = Command::new(bin("warden-scheduler"))
-            .args([
-                "run",
-                "--servers",
-                &server.addr(),
-                "--cluster",
-                cluster,
-                "--id",
-                id,
-            ])
-            .env("RUST_LOG", "info,warden_scheduler=debug")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().expect("log fd"))
-            .stderr(out)
-            .spawn()
-            .expect("start warden-scheduler");
-        MemberProc { child, log }
-    }
+use support::{acting_leader, MemberProc};
 
-    /// SIGTERM; waits for a clean exit.
-    fn stop(&mut self) -> std::process::ExitStatus {
-        // SAFETY: kill(2) on our own child.
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        for _ in 0..1000 {
-            if let Ok(Some(st)) = self.child.try_wait() {
-                return st;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        self.child.wait().expect("reap")
-    }
-}
-
-impl Drop for MemberProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A `warden-scheduler run` member of `cluster`, logging to `dir/<id>.log`.
+fn member(server: &ServerProc, cluster: &str, id: &str, dir: &Path) -> MemberProc {
+    let log = dir.join(format!("{id}.log"));
+    MemberProc::spawn(&server.addr(), cluster, id, &log, &[])
 }
 
 async fn connect(server: &ServerProc) -> Client {
@@ -124,7 +81,7 @@ async fn three_processes_fire_each_time_exactly_once() {
         .expect("put trigger");
 
     let mut members: Vec<MemberProc> = (1..=3)
-        .map(|i| MemberProc::start(&server, "basic", &format!("m{i}"), dir.path()))
+        .map(|i| member(&server, "basic", &format!("m{i}"), dir.path()))
         .collect();
 
     wait_until("12 fires recorded", Duration::from_secs(60), || {
@@ -309,16 +266,6 @@ async fn sharded_job_splits_over_in_process_members() {
     }
 }
 
-/// The member id of the current leader (the first latch node's data).
-async fn leader_id(client: &Client, cluster: &str) -> Option<String> {
-    let dir = format!("/warden/scheduler/{cluster}/leader");
-    let mut nodes = client.get_children(&dir).await.ok()?;
-    nodes.sort_by_key(|n| n[n.len().saturating_sub(10)..].to_string());
-    let first = nodes.first()?;
-    let (data, _) = client.get_data(&format!("{dir}/{first}")).await.ok()?;
-    Some(String::from_utf8_lossy(&data).into_owned())
-}
-
 fn record_job(name: &str, record: &Path, script: &str) -> JobSpec {
     JobSpec::new(
         name,
@@ -359,22 +306,23 @@ async fn leader_killed_and_worker_stopped_no_fire_twice() {
     let mut members: BTreeMap<String, MemberProc> = (1..=3)
         .map(|i| {
             let id = format!("m{i}");
-            (
-                id.clone(),
-                MemberProc::start(&server, "fo", &id, dir.path()),
-            )
+            (id.clone(), member(&server, "fo", &id, dir.path()))
         })
         .collect();
     wait_for_lines(&record, 4, "4 fires").await;
 
-    let leader = leader_id(&client, "fo").await.expect("a leader");
+    let leader = acting_leader(&client, "/warden/scheduler/fo")
+        .await
+        .expect("a leader");
     let mut dead = members.remove(&leader).expect("leader is a member");
     let _ = dead.child.kill();
     let _ = dead.child.wait();
     let n = read_times(&record).len();
     wait_for_lines(&record, n + 6, "6 fires after the leader died").await;
 
-    let victim = leader_id(&client, "fo").await.expect("a new leader");
+    let victim = acting_leader(&client, "/warden/scheduler/fo")
+        .await
+        .expect("a new leader");
     assert_ne!(victim, leader, "a new leader took over");
     let pid = members[&victim].child.id() as i32;
     // SAFETY: signals to our own child.
@@ -621,10 +569,7 @@ async fn recovery_reruns_on_a_live_member() {
     let mut members: BTreeMap<String, MemberProc> = (1..=3)
         .map(|i| {
             let id = format!("m{i}");
-            (
-                id.clone(),
-                MemberProc::start(&server, "rc", &id, dir.path()),
-            )
+            (id.clone(), member(&server, "rc", &id, dir.path()))
         })
         .collect();
     wait_until("3 members", Duration::from_secs(20), || {

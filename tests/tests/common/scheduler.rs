@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -81,6 +81,44 @@ pub struct MemberProc {
 }
 
 impl MemberProc {
+    /// Starts `warden-scheduler run` for member `id` of `cluster` on the
+    /// server at `servers`, with `extra` run options, logging to `log`.
+    pub fn spawn(
+        servers: &str,
+        cluster: &str,
+        id: &str,
+        log: &Path,
+        extra: &[String],
+    ) -> MemberProc {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("member log");
+        let child = Command::new(bin("warden-scheduler"))
+            .args([
+                "run",
+                "--servers",
+                servers,
+                "--cluster",
+                cluster,
+                "--id",
+                id,
+            ])
+            .args(extra)
+            .env("RUST_LOG", "info,warden_scheduler=debug")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("log fd"))
+            .stderr(out)
+            .spawn()
+            .expect("start warden-scheduler run");
+        MemberProc {
+            id: id.to_string(),
+            child,
+            log: log.to_path_buf(),
+        }
+    }
+
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
     }
@@ -97,17 +135,18 @@ impl MemberProc {
         let _ = self.child.wait();
     }
 
-    /// SIGTERM, then waits (bounded) for the exit.
-    pub fn stop(&mut self) {
+    /// SIGTERM, then waits (bounded) for the exit; SIGKILL after 40 s.
+    pub fn stop(&mut self) -> ExitStatus {
         self.signal(libc::SIGCONT);
         self.signal(libc::SIGTERM);
         for _ in 0..2000 {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return st;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        self.kill9();
+        self.signal(libc::SIGKILL);
+        self.child.wait().expect("reap the member")
     }
 
     pub fn log(&self) -> String {
@@ -177,42 +216,17 @@ impl Cluster {
     }
 
     pub fn start_member(&mut self, id: &str, jobs: Option<&Path>) {
-        let log = self.path(&format!("{id}.log"));
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .expect("member log");
-        let mut cmd = Command::new(bin("warden-scheduler"));
-        cmd.args([
-            "run",
-            "--servers",
-            &self.server.addr(),
-            "--cluster",
-            &self.name,
-            "--id",
-            id,
-            "--session-timeout-ms",
-            &self.session_ms.to_string(),
-        ]);
+        let mut extra = vec![
+            "--session-timeout-ms".to_string(),
+            self.session_ms.to_string(),
+        ];
         if let Some(j) = jobs {
-            cmd.arg("--jobs").arg(j);
+            extra.push("--jobs".into());
+            extra.push(j.display().to_string());
         }
-        let child = cmd
-            .env("RUST_LOG", "info,warden_scheduler=debug")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().expect("log fd"))
-            .stderr(out)
-            .spawn()
-            .expect("start warden-scheduler run");
-        self.members.insert(
-            id.to_string(),
-            MemberProc {
-                id: id.to_string(),
-                child,
-                log,
-            },
-        );
+        let log = self.path(&format!("{id}.log"));
+        let member = MemberProc::spawn(&self.server.addr(), &self.name, id, &log, &extra);
+        self.members.insert(id.to_string(), member);
     }
 
     pub fn stop_all(&mut self) {
@@ -263,49 +277,9 @@ impl Cluster {
     }
 
     /// The current leader's member id: the data of the election's first node.
-    /// The acting leader: the first latch node's member, once the latest
-    /// fire was decided by that same member. (The first latch node alone can
-    /// belong to a member whose client already gave its session up and
-    /// queued again, until the server expires the old node.)
+    /// The acting leader (see [`acting_leader`]).
     pub async fn leader(&self) -> Option<String> {
-        let deadline = std::time::Instant::now() + Duration::from_secs(15);
-        loop {
-            let first = self.first_candidate().await;
-            let decided = self.latest_decider().await;
-            if first.is_some() && first == decided {
-                return first;
-            }
-            if std::time::Instant::now() > deadline {
-                return decided.or(first);
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn first_candidate(&self) -> Option<String> {
-        let dir = format!("{}/leader", self.root());
-        let mut nodes = self.client.get_children(&dir).await.ok()?;
-        let seq = |n: &String| n.rsplit('-').next().and_then(|s| s.parse::<u64>().ok());
-        nodes.sort_by_key(seq);
-        let first = nodes.first()?;
-        let (data, _) = self.client.get_data(&format!("{dir}/{first}")).await.ok()?;
-        Some(String::from_utf8_lossy(&data).into_owned())
-    }
-
-    /// The member that decided the most recent fire (`decided_by` of the
-    /// fire record with the latest scheduled time).
-    async fn latest_decider(&self) -> Option<String> {
-        let dir = format!("{}/fires", self.root());
-        let names = self.client.get_children(&dir).await.ok()?;
-        let ms = |n: &String| n.rsplit_once('@').and_then(|(_, t)| t.parse::<i64>().ok());
-        let latest = names.iter().max_by_key(|n| ms(n))?;
-        let (data, _) = self
-            .client
-            .get_data(&format!("{dir}/{latest}"))
-            .await
-            .ok()?;
-        let v: Value = serde_json::from_slice(&data).ok()?;
-        v.get("decided_by")?.as_str().map(str::to_string)
+        acting_leader(&self.client, &self.root()).await
     }
 
     pub fn dump_logs(&self) -> String {
@@ -320,6 +294,47 @@ impl Cluster {
             .collect::<Vec<_>>()
             .join("\n")
     }
+}
+
+/// The acting leader of the cluster at `root`: the first latch node's
+/// member, once the latest fire was decided by that same member. (The first
+/// latch node alone can belong to a member whose client already gave its
+/// session up and queued again, until the server expires the old node.)
+pub async fn acting_leader(client: &Client, root: &str) -> Option<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let first = first_candidate(client, root).await;
+        let decided = latest_decider(client, root).await;
+        if first.is_some() && first == decided {
+            return first;
+        }
+        if std::time::Instant::now() > deadline {
+            return decided.or(first);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn first_candidate(client: &Client, root: &str) -> Option<String> {
+    let dir = format!("{root}/leader");
+    let mut nodes = client.get_children(&dir).await.ok()?;
+    let seq = |n: &String| n.rsplit('-').next().and_then(|s| s.parse::<u64>().ok());
+    nodes.sort_by_key(seq);
+    let first = nodes.first()?;
+    let (data, _) = client.get_data(&format!("{dir}/{first}")).await.ok()?;
+    Some(String::from_utf8_lossy(&data).into_owned())
+}
+
+/// The member that decided the most recent fire (`decided_by` of the fire
+/// record with the latest scheduled time).
+async fn latest_decider(client: &Client, root: &str) -> Option<String> {
+    let dir = format!("{root}/fires");
+    let names = client.get_children(&dir).await.ok()?;
+    let ms = |n: &String| n.rsplit_once('@').and_then(|(_, t)| t.parse::<i64>().ok());
+    let latest = names.iter().max_by_key(|n| ms(n))?;
+    let (data, _) = client.get_data(&format!("{dir}/{latest}")).await.ok()?;
+    let v: Value = serde_json::from_slice(&data).ok()?;
+    v.get("decided_by")?.as_str().map(str::to_string)
 }
 
 pub fn str_of<'a>(v: &'a Value, k: &str) -> &'a str {
