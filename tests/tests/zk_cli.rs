@@ -19,10 +19,6 @@ use std::time::{Duration, Instant};
 
 use zk_support::{unique_root, Target, STEP};
 
-fn zkcli_path() -> String {
-    zk_support::zkcli()
-}
-
 /// An interactive zkCli session: commands go to its stdin, and its output
 /// (stdout and stderr, in order) collects in `out`.
 struct Shell {
@@ -37,7 +33,7 @@ impl Shell {
     fn start(addr: &str) -> Shell {
         let mut child = Command::new("sh")
             .arg("-c")
-            .arg(format!("exec {} -server {addr} 2>&1", zkcli_path()))
+            .arg(format!("exec {} -server {addr} 2>&1", zk_support::zkcli()))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -130,7 +126,7 @@ fn zkcli_create_ls_get_set_watch_delete() {
 
     // A data watch set here fires on another session's set.
     sh.run(&format!("get -w {root}"), "hello\n");
-    let set = Command::new(zkcli_path())
+    let set = Command::new(zk_support::zkcli())
         .args(["-server", &addr, "set", &root, "world"])
         .output()
         .expect("run zkCli.sh set");
