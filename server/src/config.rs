@@ -74,6 +74,10 @@ pub struct RunArgs {
     /// This server's id in the cluster [default: 1].
     #[arg(long, value_name = "ID")]
     pub server_id: Option<u64>,
+    /// Tests only: acknowledge writes without waiting for fdatasync/fsync,
+    /// so the power-loss test can show it notices the difference.
+    #[arg(long, hide = true)]
+    pub unsafe_no_fsync: bool,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -103,6 +107,8 @@ pub struct Config {
     pub max_session_timeout: Duration,
     pub snapshot_every: u64,
     pub server_id: u64,
+    /// Skip every durability barrier (`--unsafe-no-fsync`, tests only).
+    pub unsafe_no_fsync: bool,
 }
 
 impl Config {
@@ -174,6 +180,7 @@ impl Config {
             max_session_timeout: Duration::from_millis(max),
             snapshot_every,
             server_id,
+            unsafe_no_fsync: args.unsafe_no_fsync,
         })
     }
 

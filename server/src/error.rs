@@ -138,6 +138,8 @@ pub enum StartupError {
     DataDirLocked { dir: String, holder: String },
     #[error("data folder {dir} is damaged: {detail}; restore it from a backup or a replica, or move it aside to start empty")]
     DataDirDamaged { dir: String, detail: String },
+    #[error("data folder {dir} was written by an older Warden (sled storage), which this version does not read; start with an empty --data-dir")]
+    DataDirOldFormat { dir: String },
     #[error("cannot use data folder {dir}: {source}")]
     DataDirIo { dir: String, source: std::io::Error },
     #[error("invalid configuration: {0}")]

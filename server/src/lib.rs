@@ -3,7 +3,7 @@
 //!
 //! A write travels one way: a client frame reaches its session task
 //! ([`api`]), becomes a [`txn::Txn`] proposed to consensus ([`raft`]), is made
-//! durable in sled with many entries per fsync, and once committed is applied
+//! durable in the log (one `fdatasync` for many entries), and once committed is applied
 //! to the [`tree::DataTree`], which fires [`watch`]es; the reply then goes
 //! out on the session's ordered stream. Reads are served from the local tree
 //! in order with the session's earlier requests.
@@ -13,7 +13,8 @@
 //! - [`txn`] — the log entry and its result.
 //! - [`session`] — the tracker that expires quiet sessions.
 //! - [`watch`] — watch registration and event routing.
-//! - [`raft`] — openraft storage (sled log, state machine) and peers.
+//! - [`raft`] — openraft's log store and state machine over [`storage`], and peers.
+//! - [`storage`] — the data folder: segment log, snapshot file, barriers.
 //! - [`api`] — the client APIs: the gRPC session stream and the ZooKeeper
 //!   wire protocol listener (`api::zk`, with the four-letter words), both
 //!   adapters onto one session model (`api::connection`).
@@ -30,6 +31,7 @@ pub mod raft;
 pub mod replay;
 pub mod server;
 pub mod session;
+pub mod storage;
 pub mod tree;
 pub mod txn;
 pub mod watch;

@@ -6,10 +6,10 @@ use std::path::Path;
 
 use openraft::Entry;
 
-use crate::raft::log_store::verify;
+use crate::raft::log_store::{open_wal, recover};
 use crate::raft::state_machine::{apply_entry, load_snapshot, SmState};
-use crate::raft::store::{decode, index_key, Store};
 use crate::raft::{LogId, TypeConfig};
+use crate::storage::{DataDir, Durability};
 
 /// What a replay found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,10 +22,12 @@ pub struct ReplayReport {
 
 /// Replays `dir` up to `upto` (default: the last committed entry).
 pub fn replay(dir: &Path, upto: Option<u64>) -> Result<ReplayReport, String> {
-    let store = Store::open(dir).map_err(|e| e.to_string())?;
-    let snap = load_snapshot(&store)?;
-    verify(
-        &store,
+    let data = DataDir::open(dir, Durability::default()).map_err(|e| e.to_string())?;
+    let snap = load_snapshot(&data)?;
+    let mut wal = open_wal(&data).map_err(|e| e.to_string())?;
+    recover(
+        &data,
+        &mut wal,
         snap.as_ref()
             .and_then(|(m, _)| m.last_log_id.map(|l| l.index)),
     )?;
@@ -38,15 +40,21 @@ pub fn replay(dir: &Path, upto: Option<u64>) -> Result<ReplayReport, String> {
         }
         None => SmState::default(),
     };
-    let committed: Option<Option<LogId>> = store.get_meta("committed")?;
-    let end = upto.or(committed.flatten().map(|c| c.index)).unwrap_or(0);
-    let start = st.last_applied.map(|l| l.index + 1).unwrap_or(0);
-    if end >= start {
-        for item in store.logs.range(index_key(start)..=index_key(end)) {
-            let (_, v) = item.map_err(|e| e.to_string())?;
-            let e: Entry<TypeConfig> = decode(&v)?;
-            apply_entry(&mut st, e, &mut |_, _, _| {});
-        }
+    let committed = data.read_watermark::<LogId>(|l| l.index);
+    let end = match wal.last_index() {
+        Some(last) => upto.or(committed.map(|c| c.index)).unwrap_or(0).min(last),
+        None => 0,
+    };
+    let start = st
+        .last_applied
+        .map(|l| l.index + 1)
+        .unwrap_or(0)
+        .max(wal.first_index());
+    for i in (start..=end).filter(|_| wal.last_index().is_some()) {
+        let bytes = wal.read(i).map_err(|e| e.to_string())?;
+        let e: Entry<TypeConfig> =
+            bincode::deserialize(&bytes).map_err(|e| format!("log entry {i}: {e}"))?;
+        apply_entry(&mut st, e, &mut |_, _, _| {});
     }
     Ok(ReplayReport {
         last_applied: st.last_applied.map(|l| l.index).unwrap_or(0),

@@ -16,11 +16,11 @@ use crate::api::proposer::{now_ms, Proposer};
 use crate::config::Config;
 use crate::error::StartupError;
 use crate::metrics::Metrics;
-use crate::raft::log_store::{verify, LogStore};
+use crate::raft::log_store::{open_wal, recover, LogStore};
 use crate::raft::network::PeerNetwork;
 use crate::raft::state_machine::{load_snapshot, Shared, StateMachine};
-use crate::raft::store::Store;
 use crate::raft::Raft;
+use crate::storage::{DataDir, Durability};
 use crate::txn::Op;
 
 async fn bind(
@@ -42,19 +42,28 @@ async fn bind(
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), StartupError> {
     let config = Arc::new(config);
     let dir = config.data_dir.display().to_string();
-    let store = Store::open(&config.data_dir)?;
+    let durability = Durability {
+        sync: !config.unsafe_no_fsync,
+    };
+    if !durability.sync {
+        tracing::warn!(
+            "--unsafe-no-fsync: writes are acknowledged before they are durable (tests only)"
+        );
+    }
+    let data = Arc::new(DataDir::open(&config.data_dir, durability)?);
     let damaged = |detail: String| StartupError::DataDirDamaged {
         dir: dir.clone(),
         detail,
     };
-    let snap = load_snapshot(&store).map_err(damaged)?;
-    verify(
-        &store,
+    let snap = load_snapshot(&data).map_err(damaged)?;
+    let mut wal = open_wal(&data).map_err(|e| damaged(e.to_string()))?;
+    recover(
+        &data,
+        &mut wal,
         snap.as_ref()
             .and_then(|(m, _)| m.last_log_id.map(|l| l.index)),
     )
     .map_err(damaged)?;
-    drop(snap);
 
     let client_listener = bind(config.listen, "the client API", "--listen").await?;
     let admin_listener = bind(config.admin_listen, "admin HTTP", "--admin-listen").await?;
@@ -72,8 +81,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
     let metrics = Arc::new(Metrics::new());
     let shared = Shared::new(metrics.clone());
-    let sm = StateMachine::open(store.clone(), shared.clone()).map_err(damaged)?;
-    let log_store = LogStore::new(store.clone(), metrics.clone());
+    let sm = StateMachine::open(data.clone(), snap, shared.clone()).map_err(damaged)?;
+    let log_store = LogStore::new(data.clone(), wal, metrics.clone());
 
     let raft_config = openraft::Config {
         cluster_name: "warden".into(),

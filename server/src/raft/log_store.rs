@@ -1,6 +1,7 @@
-//! The Raft log in sled, with group commit: appends are written at once and
-//! made durable by a dedicated flush thread that covers every append queued
-//! while the previous flush ran — many entries, one fsync.
+//! openraft's log storage over the segment log ([`crate::storage::wal`]),
+//! with group commit: appends are written at once and made durable by a
+//! dedicated thread whose one barrier covers every append queued while the
+//! previous barrier ran — many entries, one `fdatasync`.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
@@ -10,11 +11,16 @@ use std::time::{Duration, Instant};
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{Entry, LogState, OptionalSend, RaftLogReader, StorageIOError, Vote};
+use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
-use super::store::{decode, encode, index_key, Store};
 use super::{LogId, StorageError, TypeConfig};
 use crate::metrics::Metrics;
+use crate::storage::wal::Wal;
+use crate::storage::{DataDir, StorageError as DiskError};
+
+/// Segments are started anew past this size.
+pub const SEGMENT_BYTES: u64 = 64 << 20;
 
 struct FlushReq {
     callback: LogFlushed<TypeConfig>,
@@ -25,9 +31,10 @@ struct FlushReq {
 /// Raft's log and vote in the data folder.
 #[derive(Clone)]
 pub struct LogStore {
-    store: Store,
+    data: Arc<DataDir>,
+    wal: Arc<Mutex<Wal>>,
     flush_tx: mpsc::UnboundedSender<FlushReq>,
-    committed: Arc<AtomicU64>,
+    committed: Arc<Mutex<Option<LogId>>>,
     flushed: Arc<AtomicU64>,
     metrics: Arc<Metrics>,
 }
@@ -39,95 +46,170 @@ fn write_err(e: impl ToString) -> StorageError {
     StorageIOError::write_logs(&std::io::Error::other(e.to_string())).into()
 }
 
+/// The durable-and-committed point: written to `durable.N`, checked at
+/// start, and what `read_committed` returns.
+fn read_watermark(data: &DataDir) -> Option<LogId> {
+    data.read_watermark::<LogId>(|l| l.index)
+}
+
+/// Opens the log of a data folder (nothing is cut or removed yet).
+pub fn open_wal(data: &DataDir) -> Result<Wal, DiskError> {
+    let purged: Option<LogId> = data.read_record("purged")?;
+    Wal::open(
+        &data.log_dir(),
+        purged.map(|p| p.index),
+        data.durability(),
+        SEGMENT_BYTES,
+    )
+}
+
+/// Checks a data folder's log before serving from it — nothing
+/// acknowledged is missing, and the log starts where the snapshot ends —
+/// then cuts off a torn tail (bytes past the last barrier, normal after a
+/// power cut) and finishes an interrupted purge.
+pub fn recover(data: &DataDir, wal: &mut Wal, snapshot_index: Option<u64>) -> Result<(), String> {
+    let purged: Option<LogId> = data.read_record("purged").map_err(|e| e.to_string())?;
+    let covered = purged.map(|p| p.index).max(snapshot_index);
+    if let (Some(first), Some(_)) = (Some(wal.first_index()), wal.last_index()) {
+        let want = covered.map(|c| c + 1).unwrap_or(0);
+        if first > want {
+            return Err(format!(
+                "the log starts at entry {first} but entries from {want} on are in no snapshot"
+            ));
+        }
+    }
+    let have = wal.last_index().max(covered).unwrap_or(0);
+    if let Some(durable) = read_watermark(data) {
+        if have < durable.index {
+            let torn = wal
+                .torn_tail()
+                .map(|t| {
+                    format!(
+                        " ({} has a bad record at byte {}: {})",
+                        t.segment.display(),
+                        t.offset,
+                        t.reason
+                    )
+                })
+                .unwrap_or_default();
+            return Err(format!(
+                "the log ends at entry {have} but entries up to {} were acknowledged as durable{torn}",
+                durable.index
+            ));
+        }
+    }
+    if let Some(t) = wal.finish_recovery().map_err(|e| e.to_string())? {
+        tracing::warn!(
+            segment = %t.segment.display(),
+            offset = t.offset,
+            dropped_bytes = t.dropped_bytes,
+            reason = %t.reason,
+            later_segments = t.later_segments.len(),
+            "cut off the torn end of the log (written after the last barrier, never acknowledged)"
+        );
+    }
+    Ok(())
+}
+
 impl LogStore {
-    /// Opens the log and starts the flush thread.
-    pub fn new(store: Store, metrics: Arc<Metrics>) -> LogStore {
+    /// Takes the recovered log and starts the flush thread.
+    pub fn new(data: Arc<DataDir>, wal: Wal, metrics: Arc<Metrics>) -> LogStore {
         let (flush_tx, rx) = mpsc::unbounded_channel();
-        let committed = Arc::new(AtomicU64::new(0));
-        let flushed = Arc::new(AtomicU64::new(0));
-        let s = store.clone();
-        let (c, f, m) = (committed.clone(), flushed.clone(), metrics.clone());
-        std::thread::Builder::new()
-            .name("warden-fsync".into())
-            .spawn(move || flush_loop(s, rx, c, f, m))
-            .expect("spawn the fsync thread");
-        LogStore {
-            store,
+        let committed = Arc::new(Mutex::new(read_watermark(&data)));
+        let flushed = Arc::new(AtomicU64::new(wal.last_index().unwrap_or(0)));
+        let wal = Arc::new(Mutex::new(wal));
+        let s = LogStore {
+            data,
+            wal,
             flush_tx,
             committed,
             flushed,
             metrics,
-        }
+        };
+        let t = s.clone();
+        std::thread::Builder::new()
+            .name("warden-fsync".into())
+            .spawn(move || t.flush_loop(rx))
+            .expect("spawn the fsync thread");
+        s
     }
 
-    /// Records the final durable point; call after consensus has stopped.
+    /// Makes everything appended durable and records the final durable
+    /// point; call after consensus has stopped.
     pub fn finish(&self) {
-        let _ = self.store.db.flush();
-        let w = self
-            .flushed
-            .load(Ordering::SeqCst)
-            .min(self.committed.load(Ordering::SeqCst));
-        if w > self.store.read_watermark() {
-            let _ = self.store.write_watermark(w, 0);
-            let _ = self.store.write_watermark(w, 1);
+        let (job, last) = {
+            let mut w = self.wal.lock();
+            (w.take_sync_job(), w.last_index())
+        };
+        if job.run().is_ok() {
+            self.flushed.fetch_max(last.unwrap_or(0), Ordering::SeqCst);
+            self.mark_durable(0);
+            self.mark_durable(1);
         }
     }
 
-    fn last_entry_id(&self) -> Result<Option<LogId>, StorageError> {
-        match self.store.logs.last().map_err(read_err)? {
-            Some((_, v)) => {
-                let e: Entry<TypeConfig> = decode(&v).map_err(read_err)?;
-                Ok(Some(e.log_id))
-            }
-            None => Ok(None),
+    /// Writes the durable-and-committed point to watermark `slot`, if it
+    /// moved; true when written.
+    fn mark_durable(&self, slot: usize) -> bool {
+        let flushed = self.flushed.load(Ordering::SeqCst);
+        let Some(c) = *self.committed.lock() else {
+            return false;
+        };
+        // Only a committed entry that is also durable here may be recorded.
+        if c.index > flushed || read_watermark(&self.data).is_some_and(|w| w.index >= c.index) {
+            return false;
         }
-    }
-}
-
-fn flush_loop(
-    store: Store,
-    mut rx: mpsc::UnboundedReceiver<FlushReq>,
-    committed: Arc<AtomicU64>,
-    flushed: Arc<AtomicU64>,
-    metrics: Arc<Metrics>,
-) {
-    let mut last_mark = Instant::now();
-    let mut slot = 0usize;
-    let mut marked = store.read_watermark();
-    while let Some(first) = rx.blocking_recv() {
-        let mut batch = vec![first];
-        while let Ok(r) = rx.try_recv() {
-            batch.push(r);
-        }
-        let t = Instant::now();
-        let res = store.db.flush();
-        metrics.fsync_latency.observe(t.elapsed().as_secs_f64());
-        metrics
-            .fsync_batch
-            .observe(batch.iter().map(|r| r.txns).sum::<usize>() as f64);
-        if res.is_ok() {
-            let max = batch.iter().map(|r| r.last_index).max().unwrap_or(0);
-            flushed.fetch_max(max, Ordering::SeqCst);
-        }
-        for r in batch {
-            let out = match &res {
-                Ok(_) => Ok(()),
-                Err(e) => Err(std::io::Error::other(e.to_string())),
-            };
-            r.callback.log_io_completed(out);
-        }
-        let w = flushed
-            .load(Ordering::SeqCst)
-            .min(committed.load(Ordering::SeqCst));
-        if w > marked && last_mark.elapsed() >= Duration::from_millis(200) {
-            if let Err(e) = store.write_watermark(w, slot) {
+        match self.data.write_watermark(&c, slot) {
+            Ok(()) => true,
+            Err(e) => {
                 tracing::warn!(error = %e, "cannot record the durable log index");
-            } else {
-                marked = w;
+                false
+            }
+        }
+    }
+
+    fn flush_loop(self, mut rx: mpsc::UnboundedReceiver<FlushReq>) {
+        let mut last_mark = Instant::now();
+        let mut slot = 0usize;
+        while let Some(first) = rx.blocking_recv() {
+            let mut batch = vec![first];
+            while let Ok(r) = rx.try_recv() {
+                batch.push(r);
+            }
+            // Taken after every request in `batch` was appended, so the
+            // barrier covers them all.
+            let job = self.wal.lock().take_sync_job();
+            let t = Instant::now();
+            let res = job.run();
+            self.metrics
+                .fsync_latency
+                .observe(t.elapsed().as_secs_f64());
+            self.metrics
+                .fsync_batch
+                .observe(batch.iter().map(|r| r.txns).sum::<usize>() as f64);
+            if res.is_ok() {
+                let max = batch.iter().map(|r| r.last_index).max().unwrap_or(0);
+                self.flushed.fetch_max(max, Ordering::SeqCst);
+            } else if let Err(e) = &res {
+                tracing::error!(error = %e, "the log barrier failed; writes cannot be acknowledged");
+            }
+            for r in batch {
+                let out = match &res {
+                    Ok(()) => Ok(()),
+                    Err(e) => Err(std::io::Error::other(e.to_string())),
+                };
+                r.callback.log_io_completed(out);
+            }
+            if last_mark.elapsed() >= Duration::from_millis(200) && self.mark_durable(slot) {
                 slot += 1;
                 last_mark = Instant::now();
             }
         }
+    }
+
+    fn entry(&self, wal: &Wal, index: u64) -> Result<Entry<TypeConfig>, StorageError> {
+        let bytes = wal.read(index).map_err(read_err)?;
+        bincode::deserialize(&bytes).map_err(|e| read_err(format!("log entry {index}: {e}")))
     }
 }
 
@@ -136,26 +218,20 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry<TypeConfig>>, StorageError> {
+        let wal = self.wal.lock();
         let start = match range.start_bound() {
             Bound::Included(i) => *i,
             Bound::Excluded(i) => i + 1,
             Bound::Unbounded => 0,
-        };
-        let end = match range.end_bound() {
-            Bound::Included(i) => Some(i + 1),
-            Bound::Excluded(i) => Some(*i),
-            Bound::Unbounded => None,
-        };
-        let iter = match end {
-            Some(e) => self.store.logs.range(index_key(start)..index_key(e)),
-            None => self.store.logs.range(index_key(start)..),
-        };
-        let mut out = Vec::new();
-        for item in iter {
-            let (_, v) = item.map_err(read_err)?;
-            out.push(decode(&v).map_err(read_err)?);
         }
-        Ok(out)
+        .max(wal.first_index());
+        let end = match range.end_bound() {
+            Bound::Included(i) => i + 1,
+            Bound::Excluded(i) => *i,
+            Bound::Unbounded => u64::MAX,
+        }
+        .min(wal.next_index());
+        (start..end).map(|i| self.entry(&wal, i)).collect()
     }
 }
 
@@ -163,8 +239,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogStore;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
-        let last_purged: Option<LogId> = self.store.get_meta("last_purged").map_err(read_err)?;
-        let last = self.last_entry_id()?.or(last_purged);
+        let last_purged: Option<LogId> = self.data.read_record("purged").map_err(read_err)?;
+        let last = {
+            let wal = self.wal.lock();
+            match wal.last_index() {
+                Some(i) => Some(self.entry(&wal, i)?.log_id),
+                None => last_purged,
+            }
+        };
         Ok(LogState {
             last_purged_log_id: last_purged,
             last_log_id: last,
@@ -176,36 +258,27 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError> {
-        let io = |e: String| -> StorageError {
-            StorageIOError::write_vote(&std::io::Error::other(e)).into()
-        };
-        self.store.put_meta("vote", vote).map_err(io)?;
-        self.store.db.flush().map_err(|e| io(e.to_string()))?;
-        Ok(())
+        self.data
+            .write_record("vote", vote)
+            .map_err(|e| StorageIOError::write_vote(&std::io::Error::other(e.to_string())).into())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, StorageError> {
-        self.store
-            .get_meta("vote")
-            .map_err(|e| StorageIOError::read_vote(&std::io::Error::other(e)).into())
+        self.data
+            .read_record("vote")
+            .map_err(|e| StorageIOError::read_vote(&std::io::Error::other(e.to_string())).into())
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        if let Some(c) = committed {
-            self.committed.fetch_max(c.index, Ordering::SeqCst);
+        let mut c = self.committed.lock();
+        if committed.map(|l| l.index) > c.map(|l| l.index) {
+            *c = committed;
         }
-        self.store
-            .put_meta("committed", &committed)
-            .map_err(write_err)
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
-        let c: Option<Option<LogId>> = self.store.get_meta("committed").map_err(read_err)?;
-        let c = c.flatten();
-        if let Some(c) = c {
-            self.committed.fetch_max(c.index, Ordering::SeqCst);
-        }
-        Ok(c)
+        Ok(read_watermark(&self.data))
     }
 
     async fn append<I>(
@@ -217,7 +290,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut batch = sled::Batch::default();
+        let mut records = Vec::new();
         let mut last_index = 0;
         let mut txns = 0;
         for e in entries {
@@ -225,9 +298,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             if let openraft::EntryPayload::Normal(b) = &e.payload {
                 txns += b.0.len();
             }
-            batch.insert(&index_key(e.log_id.index), encode(&e).map_err(write_err)?);
+            records.push((e.log_id.index, bincode::serialize(&e).map_err(write_err)?));
         }
-        self.store.logs.apply_batch(batch).map_err(write_err)?;
+        self.wal.lock().append(records).map_err(write_err)?;
         self.metrics.last_log_index.set(last_index as i64);
         self.flush_tx
             .send(FlushReq {
@@ -240,75 +313,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        self.store
-            .remove_logs(index_key(log_id.index)..)
-            .map_err(write_err)
+        self.wal.lock().truncate(log_id.index).map_err(write_err)
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        self.store
-            .put_meta("last_purged", &log_id)
+        // Recorded first: a crash before the segments go leaves only extra
+        // entries, which the next start skips and removes.
+        self.data
+            .write_record("purged", &log_id)
             .map_err(write_err)?;
-        self.store
-            .remove_logs(..=index_key(log_id.index))
-            .map_err(write_err)
+        self.wal.lock().purge(log_id.index).map_err(write_err)
     }
-}
-
-/// Checks a data folder before serving from it: every log record decodes,
-/// indexes are contiguous, and nothing acknowledged is missing.
-pub fn verify(store: &Store, snapshot_index: Option<u64>) -> Result<(), String> {
-    let last_purged: Option<LogId> = store
-        .get_meta("last_purged")
-        .map_err(|e| format!("log metadata: {e}"))?;
-    let mut prev = last_purged.map(|l| l.index);
-    let mut last = prev;
-    // A crash between recording a purge and removing its entries leaves
-    // entries the snapshot already covers: finish the purge.
-    if let Some(p) = last_purged {
-        store
-            .remove_logs(..=index_key(p.index))
-            .map_err(|e| format!("finishing a purge: {e}"))?;
-    }
-    for item in store.logs.iter() {
-        let (k, v) = item.map_err(|e| format!("reading the log: {e}"))?;
-        let idx = u64::from_be_bytes(
-            k.as_ref()
-                .try_into()
-                .map_err(|_| "a log key is malformed".to_string())?,
-        );
-        let e: Entry<TypeConfig> = decode(&v).map_err(|e| format!("log entry {idx}: {e}"))?;
-        if e.log_id.index != idx {
-            return Err(format!(
-                "log entry at {idx} claims index {}",
-                e.log_id.index
-            ));
-        }
-        if let Some(p) = prev {
-            if idx != p + 1 {
-                return Err(format!("the log jumps from entry {p} to {idx}"));
-            }
-        }
-        prev = Some(idx);
-        last = Some(idx);
-    }
-    let have = last.unwrap_or(0).max(snapshot_index.unwrap_or(0));
-    let durable = store.read_watermark();
-    if have < durable {
-        return Err(format!(
-            "the log ends at entry {have} but entries up to {durable} were acknowledged as durable"
-        ));
-    }
-    let committed: Option<Option<LogId>> = store
-        .get_meta("committed")
-        .map_err(|e| format!("log metadata: {e}"))?;
-    if let Some(Some(c)) = committed {
-        if c.index > have {
-            return Err(format!(
-                "the log ends at entry {have} but entry {} was committed",
-                c.index
-            ));
-        }
-    }
-    Ok(())
 }

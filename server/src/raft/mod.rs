@@ -1,4 +1,4 @@
-//! Consensus: openraft's type config, the sled-backed log store, the
+//! Consensus: openraft's type config, the log store over the segment log, the
 //! state-machine adapter over the `DataTree`, and the peer network.
 //!
 //! A single server is a one-voter cluster; writes take the same path as they
@@ -10,7 +10,6 @@
 pub mod log_store;
 pub mod network;
 pub mod state_machine;
-pub mod store;
 
 use std::io::Cursor;
 

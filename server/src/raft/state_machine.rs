@@ -13,10 +13,10 @@ use openraft::{
 };
 use parking_lot::RwLock;
 
-use super::store::{decode, encode, Store};
 use super::{LogId, StorageError, TypeConfig};
 use crate::metrics::Metrics;
 use crate::session::SessionTracker;
+use crate::storage::{snapshot, DataDir};
 use crate::tree::{DataTree, Effects};
 use crate::txn::{zxid, TxnResponse};
 use crate::watch::WatchManager;
@@ -68,7 +68,7 @@ impl Shared {
 /// openraft's view of the state machine.
 pub struct StateMachine {
     shared: Arc<Shared>,
-    store: Store,
+    data: Arc<DataDir>,
 }
 
 fn sm_err(e: impl ToString) -> StorageError {
@@ -83,49 +83,39 @@ fn snap_err(e: impl ToString) -> StorageError {
 pub type StoredSnapshot = (SnapshotMeta<u64, BasicNode>, Vec<u8>);
 
 /// Loads the stored snapshot, if any.
-pub fn load_snapshot(store: &Store) -> Result<Option<StoredSnapshot>, String> {
-    let meta = match store.snapshot.get("meta").map_err(|e| e.to_string())? {
-        Some(m) => {
-            decode::<SnapshotMeta<u64, BasicNode>>(&m).map_err(|e| format!("snapshot meta: {e}"))?
-        }
-        None => return Ok(None),
+pub fn load_snapshot(data: &DataDir) -> Result<Option<StoredSnapshot>, String> {
+    let Some((meta, bytes)) = snapshot::read(data.path()).map_err(|e| e.to_string())? else {
+        return Ok(None);
     };
-    let data = store
-        .snapshot
-        .get("data")
-        .map_err(|e| e.to_string())?
-        .ok_or("snapshot data is missing")?;
-    let bytes: Vec<u8> = decode(&data).map_err(|e| format!("snapshot data: {e}"))?;
+    let meta = bincode::deserialize::<SnapshotMeta<u64, BasicNode>>(&meta)
+        .map_err(|e| format!("snapshot meta: {e}"))?;
     Ok(Some((meta, bytes)))
 }
 
 impl StateMachine {
     /// Opens the state machine from the stored snapshot (if any); openraft
     /// then re-applies the committed log after it.
-    pub fn open(store: Store, shared: Arc<Shared>) -> Result<StateMachine, String> {
-        if let Some((_, bytes)) = load_snapshot(&store)? {
+    pub fn open(
+        data: Arc<DataDir>,
+        stored: Option<StoredSnapshot>,
+        shared: Arc<Shared>,
+    ) -> Result<StateMachine, String> {
+        if let Some((_, bytes)) = stored {
             let st: SmState =
                 bincode::deserialize(&bytes).map_err(|e| format!("snapshot data: {e}"))?;
             shared.replace(st);
         }
-        Ok(StateMachine { shared, store })
+        Ok(StateMachine { shared, data })
     }
 
+    /// Stores a snapshot durably (see [`crate::storage::snapshot`]).
     fn save_snapshot(
-        store: &Store,
+        data: &DataDir,
         meta: &SnapshotMeta<u64, BasicNode>,
         bytes: &[u8],
     ) -> Result<(), StorageError> {
-        store
-            .snapshot
-            .insert("data", encode(&bytes.to_vec()).map_err(snap_err)?)
-            .map_err(snap_err)?;
-        store
-            .snapshot
-            .insert("meta", encode(meta).map_err(snap_err)?)
-            .map_err(snap_err)?;
-        store.db.flush().map_err(snap_err)?;
-        Ok(())
+        let m = bincode::serialize(meta).map_err(snap_err)?;
+        snapshot::write(data.path(), &m, bytes, data.durability()).map_err(snap_err)
     }
 }
 
@@ -204,7 +194,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         SnapshotBuilder {
             shared: self.shared.clone(),
-            store: self.store.clone(),
+            data: self.data.clone(),
         }
     }
 
@@ -219,14 +209,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     ) -> Result<(), StorageError> {
         let bytes = snapshot.into_inner();
         let st: SmState = bincode::deserialize(&bytes).map_err(sm_err)?;
-        Self::save_snapshot(&self.store, meta, &bytes)?;
+        Self::save_snapshot(&self.data, meta, &bytes)?;
         tracing::info!(last_log = ?meta.last_log_id, "installed a snapshot");
         self.shared.replace(st);
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        Ok(load_snapshot(&self.store)
+        Ok(load_snapshot(&self.data)
             .map_err(sm_err)?
             .map(|(meta, bytes)| Snapshot {
                 meta,
@@ -238,7 +228,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 /// Serializes the current state into a snapshot and stores it.
 pub struct SnapshotBuilder {
     shared: Arc<Shared>,
-    store: Store,
+    data: Arc<DataDir>,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
@@ -261,7 +251,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             };
             (bytes, meta)
         };
-        StateMachine::save_snapshot(&self.store, &meta, &bytes)?;
+        StateMachine::save_snapshot(&self.data, &meta, &bytes)?;
         self.shared.metrics.snapshots.inc();
         tracing::info!(
             last_log = ?meta.last_log_id.map(|l| l.index),
