@@ -31,12 +31,25 @@ struct FlushReq {
 /// Raft's log and vote in the data folder.
 #[derive(Clone)]
 pub struct LogStore {
-    data: Arc<DataDir>,
-    wal: Arc<Mutex<Wal>>,
+    inner: Arc<Inner>,
     flush_tx: mpsc::UnboundedSender<FlushReq>,
-    committed: Arc<Mutex<Option<LogId>>>,
-    flushed: Arc<AtomicU64>,
+}
+
+/// What the store shares with its fsync thread (which must not hold the
+/// sender, so it ends when the store is dropped).
+pub struct Inner {
+    data: Arc<DataDir>,
+    wal: Mutex<Wal>,
+    committed: Mutex<Option<LogId>>,
+    flushed: AtomicU64,
     metrics: Arc<Metrics>,
+}
+
+impl std::ops::Deref for LogStore {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.inner
+    }
 }
 
 fn read_err(e: impl ToString) -> StorageError {
@@ -115,23 +128,19 @@ impl LogStore {
     /// Takes the recovered log and starts the flush thread.
     pub fn new(data: Arc<DataDir>, wal: Wal, metrics: Arc<Metrics>) -> LogStore {
         let (flush_tx, rx) = mpsc::unbounded_channel();
-        let committed = Arc::new(Mutex::new(read_watermark(&data)));
-        let flushed = Arc::new(AtomicU64::new(wal.last_index().unwrap_or(0)));
-        let wal = Arc::new(Mutex::new(wal));
-        let s = LogStore {
+        let inner = Arc::new(Inner {
+            committed: Mutex::new(read_watermark(&data)),
+            flushed: AtomicU64::new(wal.last_index().unwrap_or(0)),
+            wal: Mutex::new(wal),
             data,
-            wal,
-            flush_tx,
-            committed,
-            flushed,
             metrics,
-        };
-        let t = s.clone();
+        });
+        let t = inner.clone();
         std::thread::Builder::new()
             .name("warden-fsync".into())
             .spawn(move || t.flush_loop(rx))
             .expect("spawn the fsync thread");
-        s
+        LogStore { inner, flush_tx }
     }
 
     /// Makes everything appended durable and records the final durable
@@ -147,7 +156,9 @@ impl LogStore {
             self.mark_durable(1);
         }
     }
+}
 
+impl Inner {
     /// Writes the durable-and-committed point to watermark `slot`, if it
     /// moved; true when written.
     fn mark_durable(&self, slot: usize) -> bool {
@@ -168,7 +179,7 @@ impl LogStore {
         }
     }
 
-    fn flush_loop(self, mut rx: mpsc::UnboundedReceiver<FlushReq>) {
+    fn flush_loop(&self, mut rx: mpsc::UnboundedReceiver<FlushReq>) {
         let mut last_mark = Instant::now();
         let mut slot = 0usize;
         while let Some(first) = rx.blocking_recv() {

@@ -84,12 +84,12 @@ pub type StoredSnapshot = (SnapshotMeta<u64, BasicNode>, Vec<u8>);
 
 /// Loads the stored snapshot, if any.
 pub fn load_snapshot(data: &DataDir) -> Result<Option<StoredSnapshot>, String> {
-    let Some((meta, bytes)) = snapshot::read(data.path()).map_err(|e| e.to_string())? else {
+    let Some(stored) = snapshot::read(data.path()).map_err(|e| e.to_string())? else {
         return Ok(None);
     };
-    let meta = bincode::deserialize::<SnapshotMeta<u64, BasicNode>>(&meta)
+    let meta = bincode::deserialize::<SnapshotMeta<u64, BasicNode>>(&stored.meta)
         .map_err(|e| format!("snapshot meta: {e}"))?;
-    Ok(Some((meta, bytes)))
+    Ok(Some((meta, stored.data)))
 }
 
 impl StateMachine {

@@ -36,8 +36,15 @@ pub fn write(
     write_atomic(dir, NAME, &[&head, meta, data, &crc], durability)
 }
 
-/// The stored snapshot's meta and data, if there is one.
-pub fn read(dir: &Path) -> Result<Option<(Vec<u8>, Vec<u8>)>, StorageError> {
+/// A stored snapshot: its meta and its data, as opaque bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Stored {
+    pub meta: Vec<u8>,
+    pub data: Vec<u8>,
+}
+
+/// The stored snapshot, if there is one.
+pub fn read(dir: &Path) -> Result<Option<Stored>, StorageError> {
     let path = dir.join(NAME);
     let Some(bytes) = read_optional(&path)? else {
         return Ok(None);
@@ -70,7 +77,7 @@ pub fn read(dir: &Path) -> Result<Option<(Vec<u8>, Vec<u8>)>, StorageError> {
     }
     let meta = bytes[HEAD..HEAD + meta_len].to_vec();
     let data = bytes[HEAD + meta_len..body_end].to_vec();
-    Ok(Some((meta, data)))
+    Ok(Some(Stored { meta, data }))
 }
 
 #[cfg(test)]
@@ -86,7 +93,10 @@ mod tests {
         write(dir.path(), b"meta2", b"data two", d).unwrap();
         assert_eq!(
             read(dir.path()).unwrap(),
-            Some((b"meta2".to_vec(), b"data two".to_vec()))
+            Some(Stored {
+                meta: b"meta2".to_vec(),
+                data: b"data two".to_vec()
+            })
         );
         let path = dir.path().join(NAME);
         let good = std::fs::read(&path).unwrap();

@@ -246,12 +246,11 @@ impl Wal {
         for (i, (first, path)) in names.iter().enumerate() {
             let bytes = std::fs::read(path).map_err(|e| StorageError::io("reading", path, e))?;
             let s = scan(&bytes);
-            if torn_at.is_some() {
+            if let Some((seg, off, why)) = &torn_at {
                 if let Some((index, _, _)) = s.records.first() {
-                    let (seg, off, why) = torn_at.expect("checked");
                     return Err(StorageError::Damaged(format!(
                         "{} is damaged at byte {off} ({why}) but {} holds entry {index} after it",
-                        names[seg].1.display(),
+                        names[*seg].1.display(),
                         path.display()
                     )));
                 }
@@ -271,7 +270,7 @@ impl Wal {
             // A gap is damage unless a snapshot covers it (a follower's log
             // restarts after an installed snapshot).
             if let (Some(n), Some(_)) = (next, s.records.first()) {
-                if *first != n && !purged.is_some_and(|p| *first <= p + 1) {
+                if *first != n && purged.is_none_or(|p| *first > p + 1) {
                     return Err(StorageError::Damaged(format!(
                         "the log jumps from entry {} to entry {first} at {}",
                         n - 1,
