@@ -5,6 +5,11 @@
 //!
 //! The binaries are the ones `cargo test --workspace` builds next to the test
 //! executables (`target/<profile>/`); `WARDEN_BIN_DIR` overrides that.
+//!
+//! [`lossyfs`] is a FUSE filesystem that simulates a power cut, for the
+//! power-loss tests.
+
+pub mod lossyfs;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -53,6 +58,10 @@ pub struct ServerOpts {
     pub snapshot_every: Option<u64>,
     pub min_session_timeout_ms: Option<u64>,
     pub max_session_timeout_ms: Option<u64>,
+    /// The data folder; `None`: `data` in the server's temporary folder.
+    pub data_dir: Option<PathBuf>,
+    /// Appended to the command line.
+    pub extra_args: Vec<String>,
 }
 
 impl Default for ServerOpts {
@@ -62,6 +71,8 @@ impl Default for ServerOpts {
             snapshot_every: None,
             min_session_timeout_ms: None,
             max_session_timeout_ms: None,
+            data_dir: None,
+            extra_args: Vec::new(),
         }
     }
 }
@@ -107,9 +118,17 @@ impl ServerProc {
         panic!("warden-server did not start; log:\n{}", s.log());
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The data folder.
     pub fn data_dir(&self) -> PathBuf {
-        self.tmp.path().join("data")
+        self.opts
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| self.tmp.path().join("data"))
     }
 
     pub fn log_path(&self) -> PathBuf {
@@ -153,6 +172,7 @@ impl ServerProc {
         if let Some(n) = self.opts.max_session_timeout_ms {
             c.arg("--max-session-timeout-ms").arg(n.to_string());
         }
+        c.args(&self.opts.extra_args);
         c.env("RUST_LOG", "info,warden_server=debug,openraft=warn");
         c
     }
@@ -192,9 +212,19 @@ impl ServerProc {
 
     /// Starts the process again on the same folder and ports.
     pub fn restart(&mut self) {
-        assert!(self.child.is_none(), "restart a stopped server only");
-        self.spawn_and_wait()
+        self.try_restart()
             .unwrap_or_else(|e| panic!("restart failed: {e}; log:\n{}", self.log()));
+    }
+
+    /// [`restart`](Self::restart), returning why the server did not come up
+    /// (it exited, or was not healthy within 30 s) instead of panicking.
+    pub fn try_restart(&mut self) -> Result<(), String> {
+        assert!(self.child.is_none(), "restart a stopped server only");
+        let r = self.spawn_and_wait();
+        if r.is_err() {
+            self.kill9();
+        }
+        r
     }
 
     /// Sends a signal to the process.
