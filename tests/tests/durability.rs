@@ -31,6 +31,9 @@ mod support {
     pub type Write = (String, Vec<u8>);
     /// A timeout long enough that no session of the test expires on its own.
     pub const LONG: Duration = Duration::from_secs(60);
+    /// How long a writer waits for one answer before it counts its create
+    /// as in flight at the crash (well inside [`STEP`]).
+    pub const ANSWER: Duration = Duration::from_secs(4);
 
     pub async fn within<T>(d: Duration, what: &str, f: impl std::future::Future<Output = T>) -> T {
         match tokio::time::timeout(d, f).await {
@@ -209,15 +212,17 @@ async fn acknowledged_writes_survive_kill_9_and_replay_matches_the_live_state() 
                     };
                     for n in 0.. {
                         let (path, data) = write_of(round, i, n);
-                        match client
-                            .create(&path, data.clone(), CreateMode::Persistent)
-                            .await
-                        {
-                            Ok(created) => {
+                        // A create made after the client saw the break is
+                        // queued for reconnection (up to the session timeout):
+                        // give up on it sooner; its outcome is unknown.
+                        let create = client.create(&path, data.clone(), CreateMode::Persistent);
+                        match tokio::time::timeout(ANSWER, create).await {
+                            Ok(Ok(created)) => {
                                 assert_eq!(created, path);
                                 acked.lock().push((path, data));
                             }
-                            Err(e) => return (i, n, e.to_string()),
+                            Ok(Err(e)) => return (i, n, e.to_string()),
+                            Err(_) => return (i, n, format!("no answer within {ANSWER:?}")),
                         }
                     }
                     unreachable!()
