@@ -12,6 +12,8 @@ Both servers run with their durable defaults: Warden fsyncs each commit
 group before replying; ZooKeeper runs with `forceSync=yes` (checked: its
 `mntr` fsync count must grow during the run, or the script stops).
 --only zookeeper|warden runs one side (for checking the script).
+--warden-before PATH adds a third side, another warden-server binary (an
+older build), measured in the same rounds (before/after figures).
 """
 
 import argparse
@@ -109,12 +111,12 @@ def run_bench(bench, addr, bench_args):
     return tuple(float(x) for x in m.groups())
 
 
-def warden_round(args, work):
+def warden_round(args, work, binary):
     data = os.path.join(work, "warden-data")
     zk_port = free_port()
     admin_port = free_port()
     cmd = [
-        os.path.join(REPO, "target/release/warden-server"),
+        binary,
         "--data-dir", data,
         "--listen", "127.0.0.1:%d" % free_port(),
         "--admin-listen", "127.0.0.1:%d" % admin_port,
@@ -166,17 +168,23 @@ def main():
     ap.add_argument("--bench-args", default="--sessions 32 --duration 20 --warmup 3 --write-percent 50")
     ap.add_argument("--work-dir", help="where the data folders go (default: a temporary folder on /work's disk)")
     ap.add_argument("--only", choices=["warden", "zookeeper"])
+    ap.add_argument("--warden-before", help="another warden-server binary to measure in the same rounds")
     args = ap.parse_args()
     if not os.path.exists(args.bench):
         sys.exit("%s is missing: cargo build --release --bins" % args.bench)
     work = args.work_dir or tempfile.mkdtemp(prefix="zk-bench-", dir=os.path.dirname(REPO))
-    results = {"warden": [], "zookeeper": []}
     sides = [args.only] if args.only else ["warden", "zookeeper"]
+    if args.warden_before:
+        sides.insert(0, "before")
+    results = {side: [] for side in sides}
+    binaries = {"warden": os.path.join(REPO, "target/release/warden-server"), "before": args.warden_before}
     for r in range(args.rounds):
         for side in sides:
             print("round %d: %s" % (r + 1, side), flush=True)
-            fn = warden_round if side == "warden" else zookeeper_round
-            results[side].append(fn(args, work))
+            if side == "zookeeper":
+                results[side].append(zookeeper_round(args, work))
+            else:
+                results[side].append(warden_round(args, work, binaries[side]))
     print("\nmedians over %d rounds (%s):" % (args.rounds, args.bench_args))
     med = {}
     print("  %-10s %s" % ("", "  ".join("%10s" % f for f in FIELDS)))
@@ -185,9 +193,10 @@ def main():
         med[side] = [statistics.median(x[i] for x in runs) for i in range(len(FIELDS))]
         print("  %-10s %s   ops/s runs: %s" % (
             side, "  ".join("%10.3f" % v for v in med[side]), ", ".join("%.0f" % x[0] for x in runs)))
-    if len(sides) == 2:
-        w, z = med["warden"], med["zookeeper"]
-        print("  %-10s %s" % ("W/ZK", "  ".join("%10.2f" % (a / b) for a, b in zip(w, z))))
+    ratios = [("W/ZK", "warden", "zookeeper"), ("before/ZK", "before", "zookeeper"), ("W/before", "warden", "before")]
+    for label, a, b in ratios:
+        if a in med and b in med:
+            print("  %-10s %s" % (label, "  ".join("%10.2f" % (x / y) if y else "       n/a" for x, y in zip(med[a], med[b]))))
     if not args.work_dir:
         shutil.rmtree(work, ignore_errors=True)
 
