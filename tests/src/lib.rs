@@ -9,6 +9,7 @@
 //! [`lossyfs`] is a FUSE filesystem that simulates a power cut, for the
 //! power-loss tests.
 
+pub mod crash_load;
 pub mod lossyfs;
 
 use std::io::{Read, Write};

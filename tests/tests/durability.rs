@@ -6,13 +6,12 @@
 
 use std::collections::HashSet;
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use parking_lot::Mutex;
 use rand::Rng;
 use warden_client::{CreateMode, CreateOptions, EventType};
+use warden_tests::crash_load::{check_no_invented_nodes, CreateLoad};
 use warden_tests::{truncate_half, wait_until, ServerOpts, ServerProc};
 
 use support::*;
@@ -21,19 +20,13 @@ mod support {
     use std::path::{Path, PathBuf};
     use std::time::Duration;
 
-    use futures::future::join_all;
     use warden_client::{Client, ConnectOptions, Error};
+    pub use warden_tests::crash_load::check_all;
     use warden_tests::{wait_until, ServerProc};
 
     pub const STEP: Duration = Duration::from_secs(10);
 
-    /// A node's path and the data written to it.
-    pub type Write = (String, Vec<u8>);
-    /// A timeout long enough that no session of the test expires on its own.
-    pub const LONG: Duration = Duration::from_secs(60);
-    /// How long a writer waits for one answer before it counts its create
-    /// as in flight at the crash (well inside [`STEP`]).
-    pub const ANSWER: Duration = Duration::from_secs(4);
+    pub use warden_tests::crash_load::{Write, LONG};
 
     pub async fn within<T>(d: Duration, what: &str, f: impl std::future::Future<Output = T>) -> T {
         match tokio::time::timeout(d, f).await {
@@ -72,27 +65,6 @@ mod support {
             ..Default::default()
         };
         within(STEP, "resume", Client::connect(&server.addr(), opts)).await
-    }
-
-    /// Reads every `(path, data)` back; returns a line per path that is
-    /// missing or holds other data.
-    pub async fn check_all(client: &Client, expected: &[(String, Vec<u8>)]) -> Vec<String> {
-        let mut problems = Vec::new();
-        for chunk in expected.chunks(256) {
-            let reads = join_all(chunk.iter().map(|(p, _)| client.get_data(p))).await;
-            for ((path, want), got) in chunk.iter().zip(reads) {
-                match got {
-                    Ok((data, _)) if &data == want => {}
-                    Ok((data, _)) => problems.push(format!(
-                        "{path}: data {:?}, expected {:?}",
-                        String::from_utf8_lossy(&data),
-                        String::from_utf8_lossy(want)
-                    )),
-                    Err(e) => problems.push(format!("{path}: {e}")),
-                }
-            }
-        }
-        problems
     }
 
     /// `(last_applied, state_hash, znodes, sessions)` from `/status`, read
@@ -190,81 +162,25 @@ async fn acknowledged_writes_survive_kill_9_and_replay_matches_the_live_state() 
         .unwrap();
     setup.close().await.unwrap();
 
-    // The path and data of writer `i`'s `n`-th create in `round`.
-    fn write_of(round: usize, i: usize, n: usize) -> (String, Vec<u8>) {
-        (
-            format!("/d/w{i}-{round}-{n}"),
-            format!("round {round} writer {i} write {n}").into_bytes(),
-        )
-    }
     let mut acked_total: Vec<Write> = Vec::new();
     let mut in_flight: HashSet<String> = HashSet::new();
     for round in 0..3 {
-        let acked: Arc<Mutex<Vec<Write>>> = Arc::default();
-        let writers: Vec<_> = (0..8)
-            .map(|i| {
-                let addr = server.addr();
-                let acked = acked.clone();
-                tokio::spawn(async move {
-                    let client = match connect_addr(&addr, LONG).await {
-                        Ok(c) => c,
-                        Err(e) => return (i, 0, format!("connect failed: {e}")),
-                    };
-                    for n in 0.. {
-                        let (path, data) = write_of(round, i, n);
-                        // A create made after the client saw the break is
-                        // queued for reconnection (up to the session timeout):
-                        // give up on it sooner; its outcome is unknown.
-                        let create = client.create(&path, data.clone(), CreateMode::Persistent);
-                        match tokio::time::timeout(ANSWER, create).await {
-                            Ok(Ok(created)) => {
-                                assert_eq!(created, path);
-                                acked.lock().push((path, data));
-                            }
-                            Ok(Err(e)) => return (i, n, e.to_string()),
-                            Err(_) => return (i, n, format!("no answer within {ANSWER:?}")),
-                        }
-                    }
-                    unreachable!()
-                })
-            })
-            .collect();
+        let load = CreateLoad::start(&server.addr(), round, 8);
         // Kill at a random moment while all writers are busy.
-        wait_until("writes to be acknowledged", STEP, || {
-            let n = acked.lock().len();
-            async move { n >= 16 }
-        })
-        .await;
+        load.wait_acked(16).await;
         let delay = rand::rng().random_range(300..=1500u64);
         tokio::time::sleep(Duration::from_millis(delay)).await;
         tokio::task::block_in_place(|| server.kill9());
-
-        let mut stopped_after = Vec::new();
-        let mut errors = Vec::new();
-        for w in writers {
-            let abort = w.abort_handle();
-            match tokio::time::timeout(STEP, w).await {
-                Ok(Ok((i, n, why))) => {
-                    stopped_after.push(n);
-                    errors.push(why);
-                    // The one create in flight at the kill may or may not be there.
-                    in_flight.insert(write_of(round, i, n).0);
-                }
-                Ok(Err(e)) => panic!("a writer panicked: {e}"),
-                Err(_) => {
-                    abort.abort();
-                    panic!("a writer did not notice the crash within {STEP:?}");
-                }
-            }
-        }
-        let acked = std::mem::take(&mut *acked.lock());
+        let stopped = load.stopped().await;
         eprintln!(
             "round {round}: killed after {delay} ms; {} creates acknowledged; \
-             writers stopped after {stopped_after:?} writes; first error: {}",
-            acked.len(),
-            errors[0]
+             writers stopped after {:?} writes; first error: {}",
+            stopped.acked.len(),
+            stopped.stopped_after,
+            stopped.errors[0]
         );
-        acked_total.extend(acked);
+        acked_total.extend(stopped.acked);
+        in_flight.extend(stopped.in_flight);
 
         tokio::task::block_in_place(|| server.restart());
         let reader = connect(&server, LONG).await;
@@ -283,37 +199,7 @@ async fn acknowledged_writes_survive_kill_9_and_replay_matches_the_live_state() 
                 server.log()
             );
         }
-        // Nothing appears that was never sent: every node beyond the
-        // acknowledged ones is a create that was in flight at a kill.
-        let acked_paths: HashSet<&str> = acked_total.iter().map(|(p, _)| p.as_str()).collect();
-        let extra: Vec<String> = reader
-            .get_children("/d")
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|c| format!("/d/{c}"))
-            .filter(|p| !acked_paths.contains(p.as_str()))
-            .collect();
-        for p in &extra {
-            assert!(in_flight.contains(p), "{p} exists but was never in flight");
-        }
-        let extra_expected: Vec<(String, Vec<u8>)> = extra
-            .iter()
-            .map(|p| {
-                let name = p.trim_start_matches("/d/w");
-                let mut parts = name.split('-').map(|x| x.parse::<usize>().unwrap());
-                let (i, r, n) = (
-                    parts.next().unwrap(),
-                    parts.next().unwrap(),
-                    parts.next().unwrap(),
-                );
-                write_of(r, i, n)
-            })
-            .collect();
-        assert_eq!(
-            check_all(&reader, &extra_expected).await,
-            Vec::<String>::new()
-        );
+        check_no_invented_nodes(&reader, &acked_total, &in_flight).await;
         reader.close().await.unwrap();
     }
 

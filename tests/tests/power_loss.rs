@@ -16,26 +16,18 @@
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::future::join_all;
-use parking_lot::Mutex;
 use rand::Rng;
-use warden_client::{Client, ConnectOptions, CreateMode, Error};
+use warden_client::CreateMode;
+use warden_tests::crash_load::{
+    check_all, check_no_invented_nodes, connect, CreateLoad, Write, STEP,
+};
 use warden_tests::lossyfs::{CutReport, LossyFs, Op};
-use warden_tests::{bin, wait_until, ServerOpts, ServerProc};
+use warden_tests::{bin, ServerOpts, ServerProc};
 
 /// Writers per round, each its own session.
 const WRITERS: usize = 8;
-/// Bound on each wait for the server or the clients.
-const STEP: Duration = Duration::from_secs(10);
-/// Long enough that no session of the test expires on its own.
-const LONG: Duration = Duration::from_secs(60);
-/// How long a writer waits for one answer before it counts its create as
-/// in flight at the cut (well inside [`STEP`]).
-const ANSWER: Duration = Duration::from_secs(4);
-
 /// The server's snapshot, while it is written (see server/src/storage).
 const SNAPSHOT_TMP: &str = "snapshot.tmp";
 
@@ -55,58 +47,6 @@ fn crash_point(round: usize) -> Option<(Op, &'static str)> {
 /// (a torn write the log must cut off) instead of none.
 fn torn(round: usize) -> bool {
     round % 4 == 2
-}
-
-/// A node's path and the data written to it.
-type Write = (String, Vec<u8>);
-
-/// The path and data of writer `i`'s `n`-th create in `round`.
-fn write_of(round: usize, i: usize, n: usize) -> Write {
-    (
-        format!("/d/w{i}-{round}-{n}"),
-        format!("round {round} writer {i} write {n}").into_bytes(),
-    )
-}
-
-/// Inverse of [`write_of`] for a child name of `/d`.
-fn parse_child(name: &str) -> Option<(usize, usize, usize)> {
-    let mut parts = name.strip_prefix('w')?.split('-').map(|x| x.parse().ok());
-    Some((parts.next()??, parts.next()??, parts.next()??))
-}
-
-async fn within<T>(d: Duration, what: &str, f: impl std::future::Future<Output = T>) -> T {
-    match tokio::time::timeout(d, f).await {
-        Ok(v) => v,
-        Err(_) => panic!("timed out after {d:?}: {what}"),
-    }
-}
-
-async fn connect(addr: &str) -> Result<Client, Error> {
-    let opts = ConnectOptions {
-        session_timeout: LONG,
-        ..Default::default()
-    };
-    within(STEP, "Client::connect", Client::connect(addr, opts)).await
-}
-
-/// Reads every `(path, data)` back; a line per path missing or different.
-async fn check_all(client: &Client, expected: &[Write]) -> Vec<String> {
-    let mut problems = Vec::new();
-    for chunk in expected.chunks(256) {
-        let reads = join_all(chunk.iter().map(|(p, _)| client.get_data(p))).await;
-        for ((path, want), got) in chunk.iter().zip(reads) {
-            match got {
-                Ok((data, _)) if &data == want => {}
-                Ok((data, _)) => problems.push(format!(
-                    "{path}: data {:?}, expected {:?}",
-                    String::from_utf8_lossy(&data),
-                    String::from_utf8_lossy(want)
-                )),
-                Err(e) => problems.push(format!("{path}: {e}")),
-            }
-        }
-    }
-    problems
 }
 
 /// The last `n` lines of the server's log above debug level (the debug
@@ -199,40 +139,8 @@ impl Rig {
     /// moment, or with `at`, by the filesystem right after that operation
     /// on that name — and the power cut.
     async fn load_and_cut(&mut self, round: usize, at: Option<(Op, &str)>) -> Round {
-        let acked: Arc<Mutex<Vec<Write>>> = Arc::default();
-        let writers: Vec<_> = (0..WRITERS)
-            .map(|i| {
-                let addr = self.server.addr();
-                let acked = acked.clone();
-                tokio::spawn(async move {
-                    let client = match connect(&addr).await {
-                        Ok(c) => c,
-                        Err(e) => return (i, 0, format!("connect failed: {e}")),
-                    };
-                    for n in 0.. {
-                        let (path, data) = write_of(round, i, n);
-                        // A create made after the client saw the break is
-                        // queued for reconnection (up to the session timeout):
-                        // give up on it sooner; its outcome is unknown.
-                        let create = client.create(&path, data.clone(), CreateMode::Persistent);
-                        match tokio::time::timeout(ANSWER, create).await {
-                            Ok(Ok(created)) => {
-                                assert_eq!(created, path);
-                                acked.lock().push((path, data));
-                            }
-                            Ok(Err(e)) => return (i, n, e.to_string()),
-                            Err(_) => return (i, n, format!("no answer within {ANSWER:?}")),
-                        }
-                    }
-                    unreachable!()
-                })
-            })
-            .collect();
-        wait_until("writes to be acknowledged", STEP, || {
-            let n = acked.lock().len();
-            async move { n >= 2 * WRITERS }
-        })
-        .await;
+        let load = CreateLoad::start(&self.server.addr(), round, WRITERS);
+        load.wait_acked(2 * WRITERS).await;
         let (when, snapshots) = match at {
             None => {
                 let delay_ms = rand::rng().random_range(100..=1500u64);
@@ -263,23 +171,10 @@ impl Rig {
         };
         let after_cut = listing(self.mnt.path());
 
-        for w in writers {
-            let abort = w.abort_handle();
-            match tokio::time::timeout(STEP, w).await {
-                // The create in flight at the kill may or may not be there.
-                Ok(Ok((i, n, _why))) => {
-                    self.in_flight.insert(write_of(round, i, n).0);
-                }
-                Ok(Err(e)) => panic!("a writer panicked: {e}"),
-                Err(_) => {
-                    abort.abort();
-                    panic!("a writer did not notice the crash within {STEP:?}");
-                }
-            }
-        }
-        let acked = std::mem::take(&mut *acked.lock());
-        let n = acked.len();
-        self.acked.extend(acked);
+        let stopped = load.stopped().await;
+        let n = stopped.acked.len();
+        self.acked.extend(stopped.acked);
+        self.in_flight.extend(stopped.in_flight);
         Round {
             when,
             acked: n,
@@ -311,25 +206,7 @@ impl Rig {
     /// flight at a cut, and hold the data that was sent.
     async fn check_no_invented_nodes(&self) {
         let reader = connect(&self.server.addr()).await.expect("connect");
-        let acked: HashSet<&str> = self.acked.iter().map(|(p, _)| p.as_str()).collect();
-        let mut extra = Vec::new();
-        for name in reader.get_children("/d").await.expect("list /d") {
-            let path = format!("/d/{name}");
-            if acked.contains(path.as_str()) {
-                continue;
-            }
-            assert!(
-                self.in_flight.contains(&path),
-                "{path} exists but was never in flight at a cut"
-            );
-            let (i, round, n) = parse_child(&name).expect("a writer's node name");
-            extra.push(write_of(round, i, n));
-        }
-        assert_eq!(
-            check_all(&reader, &extra).await,
-            Vec::<String>::new(),
-            "nodes created in flight hold other data"
-        );
+        check_no_invented_nodes(&reader, &self.acked, &self.in_flight).await;
         let _ = reader.close().await;
     }
 }
