@@ -146,4 +146,6 @@ pub enum StartupError {
     Config(String),
     #[error("consensus failed to start: {0}")]
     Raft(String),
+    #[error("stopped: {0}; writes since the last good barrier were not acknowledged; check the disk (dmesg), then start the server again: the log is checked at start")]
+    StorageFailed(String),
 }

@@ -191,7 +191,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         "warden-server is serving"
     );
 
-    shutdown.await;
+    let failed = tokio::select! {
+        _ = shutdown => None,
+        why = log_store.failed() => Some(why),
+    };
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     expirer.abort();
@@ -203,6 +206,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     }
     if let Err(e) = raft.shutdown().await {
         tracing::warn!(error = %e, "consensus did not stop cleanly");
+    }
+    if let Some(why) = failed {
+        return Err(StartupError::StorageFailed(why));
     }
     log_store.finish();
     tracing::info!("stopped cleanly");

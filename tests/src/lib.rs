@@ -271,6 +271,23 @@ impl ServerProc {
         }
     }
 
+    /// Waits up to `timeout` for the process to exit on its own; its exit
+    /// status, or `None` if it is still running (or was not started).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let status = self.child.as_mut()?.try_wait().ok().flatten();
+            if let Some(st) = status {
+                self.child = None;
+                return Some(st);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// A plain HTTP GET on the admin port: (status code, body).
     pub fn http_get(&self, path: &str) -> std::io::Result<(u16, String)> {
         http_get(self.admin_port, path)

@@ -299,6 +299,9 @@ struct State {
     handles: HashMap<u64, u64>,
     next_fh: u64,
     trip: Option<Trip>,
+    /// The next fsync of a file whose name ends so fails (see
+    /// [`LossyFs::fail_next_fsync`]).
+    fail_fsync: Option<String>,
 }
 
 type Res<T> = Result<T, Errno>;
@@ -316,6 +319,7 @@ impl State {
             handles: HashMap::new(),
             next_fh: 1,
             trip: None,
+            fail_fsync: None,
         }
     }
 
@@ -579,6 +583,7 @@ impl State {
 #[derive(Default)]
 struct Counters {
     fsyncs: AtomicU64,
+    fsync_failures: AtomicU64,
     dir_fsyncs: AtomicU64,
     bytes_written: AtomicU64,
     cuts: AtomicU64,
@@ -910,11 +915,22 @@ impl Filesystem for Fs {
         reply: ReplyEmpty,
     ) {
         let mut st = self.state.lock();
+        let name = st.name_of(ino.0);
+        let fail = st
+            .fail_fsync
+            .as_ref()
+            .is_some_and(|suffix| name.to_string_lossy().ends_with(suffix.as_str()));
         let res = match st.node_mut(ino.0).map(|n| &mut n.body) {
+            Ok(Body::File(f)) if fail => {
+                // A failed writeback: the kernel drops the dirty pages, so
+                // what was not yet durable is gone, and a later fsync
+                // would succeed without it.
+                f.revert(0);
+                Err(Errno::EIO)
+            }
             Ok(Body::File(f)) => {
                 f.sync();
                 self.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
-                let name = st.name_of(ino.0);
                 self.trip(&mut st, Op::Fsync, &name);
                 Ok(())
             }
@@ -927,6 +943,10 @@ impl Filesystem for Fs {
             }
             Err(e) => Err(e),
         };
+        if fail && res.is_err() {
+            st.fail_fsync = None;
+            self.counters.fsync_failures.fetch_add(1, Ordering::Relaxed);
+        }
         match res {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
@@ -1210,6 +1230,18 @@ impl LossyFs {
             }
         }
         st.trip.take().is_some_and(|t| t.fired)
+    }
+
+    /// Makes the next fsync (or fdatasync) of a file whose name ends with
+    /// `suffix` fail with `EIO`, as a disk write error would: the file loses
+    /// what it had not made durable, and the fsync after it succeeds.
+    pub fn fail_next_fsync(&self, suffix: &str) {
+        self.state.lock().fail_fsync = Some(suffix.to_string());
+    }
+
+    /// Fsyncs failed on purpose so far ([`fail_next_fsync`](Self::fail_next_fsync)).
+    pub fn fsync_failures(&self) -> u64 {
+        self.counters.fsync_failures.load(Ordering::Relaxed)
     }
 
     /// File fsyncs (and fdatasyncs) so far.

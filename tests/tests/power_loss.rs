@@ -324,3 +324,58 @@ async fn a_server_that_skips_fsync_is_caught() {
          the power-loss test cannot tell it from a correct one"
     );
 }
+
+/// A failed fsync (EIO, after which the kernel has dropped the unsynced
+/// pages) stops the server with an error instead of acknowledging writes
+/// that are not on disk or trusting a later fsync; it then starts again,
+/// after a power cut too, with every acknowledged write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_fsync_stops_the_server_and_loses_nothing_acknowledged() {
+    let mut rig = Rig::start(Vec::new()).await;
+    let load = CreateLoad::start(&rig.server.addr(), 0, WRITERS);
+    load.wait_acked(2 * WRITERS).await;
+    rig.fs.fail_next_fsync(".wal");
+    let status = tokio::task::block_in_place(|| rig.server.wait_exit(STEP));
+    let log = rig.server.log();
+    let status = status.unwrap_or_else(|| {
+        panic!(
+            "the server still runs {STEP:?} after a failed fsync; log (tail):\n{}",
+            log_tail(&rig.server, 30)
+        )
+    });
+    assert_eq!(rig.fs.fsync_failures(), 1);
+    assert!(
+        !status.success(),
+        "exited with {status} after a failed fsync"
+    );
+    assert!(
+        log.contains("the log barrier failed"),
+        "the log does not say why the server stopped:\n{}",
+        log_tail(&rig.server, 30)
+    );
+    let stopped = load.stopped().await;
+    eprintln!(
+        "stopped with {status} after {} acknowledged creates; writers: {:?}",
+        stopped.acked.len(),
+        stopped.errors
+    );
+    rig.acked.extend(stopped.acked);
+    rig.in_flight.extend(stopped.in_flight);
+    let report = rig.fs.cut();
+    eprintln!("cut: {report}");
+    if let Err(e) = tokio::task::block_in_place(|| rig.server.try_restart()) {
+        panic!(
+            "the server did not start after a failed fsync and a cut ({e}); log (tail):\n{}",
+            log_tail(&rig.server, 100)
+        );
+    }
+    let problems = rig.missing(Duration::from_secs(5)).await;
+    assert!(
+        problems.is_empty(),
+        "{} of {} acknowledged creates missing after a failed fsync; first: {:?}",
+        problems.len(),
+        rig.acked.len(),
+        &problems[..problems.len().min(10)]
+    );
+    rig.check_no_invented_nodes().await;
+}

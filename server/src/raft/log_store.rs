@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{Entry, LogState, OptionalSend, RaftLogReader, StorageIOError, Vote};
 use parking_lot::Mutex;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::{LogId, StorageError, TypeConfig};
 use crate::metrics::Metrics;
@@ -43,6 +43,10 @@ pub struct Inner {
     committed: Mutex<Option<LogId>>,
     flushed: AtomicU64,
     metrics: Arc<Metrics>,
+    /// Set when a barrier failed. Never cleared: after a failed fsync the
+    /// kernel may have dropped the unsynced pages and a later fsync can
+    /// succeed without them ("fsyncgate"), so no later barrier is trusted.
+    failed: watch::Sender<Option<String>>,
 }
 
 impl std::ops::Deref for LogStore {
@@ -129,6 +133,7 @@ impl LogStore {
     pub fn new(data: Arc<DataDir>, wal: Wal, metrics: Arc<Metrics>) -> LogStore {
         let (flush_tx, rx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
+            failed: watch::channel(None).0,
             committed: Mutex::new(read_watermark(&data)),
             flushed: AtomicU64::new(wal.last_index().unwrap_or(0)),
             wal: Mutex::new(wal),
@@ -143,9 +148,24 @@ impl LogStore {
         LogStore { inner, flush_tx }
     }
 
+    /// Resolves with the reason once a barrier has failed: the server must
+    /// stop, since nothing written since the last good barrier can be
+    /// trusted to be on disk.
+    pub async fn failed(&self) -> String {
+        let mut rx = self.failed.subscribe();
+        let why = rx.wait_for(|f| f.is_some()).await.map(|f| f.clone());
+        match why {
+            Ok(why) => why.unwrap_or_default(),
+            Err(_) => std::future::pending().await,
+        }
+    }
+
     /// Makes everything appended durable and records the final durable
     /// point; call after consensus has stopped.
     pub fn finish(&self) {
+        if self.failed.borrow().is_some() {
+            return;
+        }
         let (job, last) = {
             let mut w = self.wal.lock();
             (w.take_sync_job(), w.last_index())
@@ -191,7 +211,11 @@ impl Inner {
             // barrier covers them all.
             let job = self.wal.lock().take_sync_job();
             let t = Instant::now();
-            let res = job.run();
+            let poisoned = self.failed.borrow().clone();
+            let res = match poisoned {
+                Some(why) => Err(DiskError::Damaged(why)),
+                None => job.run(),
+            };
             self.metrics
                 .fsync_latency
                 .observe(t.elapsed().as_secs_f64());
@@ -202,7 +226,11 @@ impl Inner {
                 let max = batch.iter().map(|r| r.last_index).max().unwrap_or(0);
                 self.flushed.fetch_max(max, Ordering::SeqCst);
             } else if let Err(e) = &res {
-                tracing::error!(error = %e, "the log barrier failed; writes cannot be acknowledged");
+                if self.failed.borrow().is_none() {
+                    tracing::error!(error = %e, "the log barrier failed; stopping");
+                    self.failed
+                        .send_replace(Some(format!("the log barrier failed ({e})")));
+                }
             }
             for r in batch {
                 let out = match &res {
