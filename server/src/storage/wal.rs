@@ -86,6 +86,10 @@ pub struct Wal {
     torn: Option<TornTail>,
     /// Segments whose entries are all purged, removed by `finish_recovery`.
     purged_segments: Vec<u64>,
+    /// Nothing was ever appended or purged: the first append sets where the
+    /// log starts (openraft starts at 0; its storage test suite at 1). The
+    /// start is checked against the snapshot at the next open.
+    fresh: bool,
 }
 
 /// The files to fdatasync (and whether to fsync the directory) to make
@@ -239,6 +243,7 @@ impl Wal {
             dir_dirty: false,
             torn: None,
             purged_segments: Vec::new(),
+            fresh: names.is_empty() && purged.is_none(),
         };
         let mut next: Option<u64> = None;
         let mut torn_at: Option<(usize, u64, String)> = None;
@@ -419,14 +424,26 @@ impl Wal {
     }
 
     /// Appends entries (each `(index, payload)`, indexes consecutive from
-    /// [`Wal::next_index`]). They are in the page cache only: durable after
-    /// the next [`SyncJob`].
+    /// [`Wal::next_index`], or from an index the log holds, which replaces
+    /// that entry and all after it). They are in the page cache only:
+    /// durable after the next [`SyncJob`].
     pub fn append(
         &mut self,
         entries: impl IntoIterator<Item = (u64, Vec<u8>)>,
     ) -> Result<(), StorageError> {
         let mut buf = Vec::new();
         let mut pending: Vec<Pos> = Vec::new();
+        let mut entries = entries.into_iter().peekable();
+        match entries.peek() {
+            Some((index, _)) if self.fresh => self.first = *index,
+            // Raft's rule: an entry written at an index the log holds
+            // replaces it and everything after it.
+            Some((index, _)) if *index >= self.first && *index < self.next_index() => {
+                self.truncate(*index)?
+            }
+            _ => {}
+        }
+        self.fresh = false;
         for (index, payload) in entries {
             let want = self.next_index() + pending.len() as u64;
             if index != want {
@@ -596,6 +613,7 @@ impl Wal {
     /// and removes the segments that hold nothing else. The caller records
     /// `upto` durably first, so a crash midway only leaves extra entries.
     pub fn purge(&mut self, upto: u64) -> Result<(), StorageError> {
+        self.fresh = false;
         if upto < self.first {
             return Ok(());
         }

@@ -257,3 +257,38 @@ fn a_sync_job_covers_every_segment_written_since_the_last() {
     let job = w.take_sync_job();
     assert!(job.files.is_empty() && job.dir.is_none());
 }
+
+#[test]
+fn a_fresh_log_starts_where_its_first_append_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut w = open(tmp.path(), None, 1 << 20);
+    append_range(&mut w, 1..4);
+    assert_holds(&w, 1..=3);
+    assert!(matches!(
+        w.append([(9, payload(9))]),
+        Err(StorageError::Sequence { index: 9, want: 4 })
+    ));
+    drop(w);
+    let mut w = open(tmp.path(), None, 1 << 20);
+    assert_holds(&w, 1..=3);
+    // Only a fresh log: once it holds entries, appends follow them (or
+    // replace them).
+    assert!(w.append([(0, payload(0))]).is_err());
+}
+
+#[test]
+fn an_append_at_a_held_index_replaces_the_suffix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    let mut w = open(&dir, None, 256);
+    append_range(&mut w, 0..30);
+    w.append([(12, b"other".to_vec())]).unwrap();
+    w.take_sync_job().run().unwrap();
+    assert_eq!(w.last_index(), Some(12));
+    assert_eq!(w.read(12).unwrap(), b"other");
+    drop(w);
+    let w = open(&dir, None, 256);
+    assert_eq!(w.torn_tail(), None);
+    assert_eq!(w.read(12).unwrap(), b"other");
+    assert_eq!(w.read(11).unwrap(), payload(11));
+}
