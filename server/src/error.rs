@@ -140,6 +140,8 @@ pub enum StartupError {
     DataDirDamaged { dir: String, detail: String },
     #[error("data folder {dir} was written by an older Warden (sled storage), which this version does not read; start with an empty --data-dir")]
     DataDirOldFormat { dir: String },
+    #[error("a listener has no local address: {0}")]
+    Listener(std::io::Error),
     #[error("cannot use data folder {dir}: {source}")]
     DataDirIo { dir: String, source: std::io::Error },
     #[error("invalid configuration: {0}")]

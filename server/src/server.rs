@@ -38,8 +38,57 @@ async fn bind(
         })
 }
 
+/// The sockets a server serves on. Bound before the server starts, so a
+/// caller (a test) can bind port 0 and know the addresses first.
+pub struct Listeners {
+    pub client: TcpListener,
+    pub admin: TcpListener,
+    /// The ZooKeeper-protocol listener, if enabled.
+    pub zk: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds the addresses `config` names.
+    pub async fn bind(config: &Config) -> Result<Listeners, StartupError> {
+        let client = bind(config.listen, "the client API", "--listen").await?;
+        let admin = bind(config.admin_listen, "admin HTTP", "--admin-listen").await?;
+        let zk = match config.zk_listen {
+            Some(addr) => Some(
+                bind(
+                    addr,
+                    "the ZooKeeper protocol",
+                    "--zk-listen (an empty value, --zk-listen '', disables it)",
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        Ok(Listeners { client, admin, zk })
+    }
+}
+
 /// Runs a server until `shutdown` resolves, then stops cleanly.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), StartupError> {
+    let listeners = Listeners::bind(&config).await?;
+    run_with(config, listeners, shutdown).await
+}
+
+/// [`run`] on listeners the caller bound; the configured addresses are
+/// replaced by the bound ones.
+pub async fn run_with(
+    mut config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StartupError> {
+    let local = |l: &TcpListener| l.local_addr().map_err(StartupError::Listener);
+    config.listen = local(&listeners.client)?;
+    config.admin_listen = local(&listeners.admin)?;
+    config.zk_listen = listeners.zk.as_ref().map(local).transpose()?;
+    let Listeners {
+        client: client_listener,
+        admin: admin_listener,
+        zk: zk_listener,
+    } = listeners;
     let config = Arc::new(config);
     let dir = config.data_dir.display().to_string();
     let durability = Durability {
@@ -64,20 +113,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             .and_then(|(m, _)| m.last_log_id.map(|l| l.index)),
     )
     .map_err(damaged)?;
-
-    let client_listener = bind(config.listen, "the client API", "--listen").await?;
-    let admin_listener = bind(config.admin_listen, "admin HTTP", "--admin-listen").await?;
-    let zk_listener = match config.zk_listen {
-        Some(addr) => Some(
-            bind(
-                addr,
-                "the ZooKeeper protocol",
-                "--zk-listen (an empty value, --zk-listen '', disables it)",
-            )
-            .await?,
-        ),
-        None => None,
-    };
 
     let metrics = Arc::new(Metrics::new());
     let shared = Shared::new(metrics.clone());

@@ -6,11 +6,17 @@
 //! The binaries are the ones `cargo test --workspace` builds next to the test
 //! executables (`target/<profile>/`); `WARDEN_BIN_DIR` overrides that.
 //!
-//! [`lossyfs`] is a FUSE filesystem that simulates a power cut, for the
-//! power-loss tests.
+//! - [`in_process`]: a server inside the test process on port-0 listeners,
+//!   for tests whose point is semantics rather than process death.
+//! - [`crash_load`]: the write load and checks of the crash tests.
+//! - [`lossyfs`]: a FUSE filesystem that simulates a power cut, for the
+//!   power-loss tests.
 
 pub mod crash_load;
+pub mod in_process;
 pub mod lossyfs;
+
+pub use in_process::InProcServer;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

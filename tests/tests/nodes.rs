@@ -120,7 +120,7 @@ use support::{connect, RawSession};
 use warden_client::{Acl, CreateMode, CreateOptions, ErrorCode, MultiError, Op, OpResult, Stat};
 use warden_proto::v1 as pb;
 use warden_proto::v1::request::Op as ReqOp;
-use warden_tests::{wait_until, ServerProc};
+use warden_tests::{wait_until, InProcServer};
 
 const REAP_DEADLINE: Duration = Duration::from_secs(5);
 
@@ -149,7 +149,7 @@ fn raw_create(path: &str, data: Vec<u8>) -> ReqOp {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn persistent_and_ephemeral_nodes_have_the_right_owner() {
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let c = connect(&server.addr()).await;
     let sid = c.session_id();
     assert_ne!(sid, 0);
@@ -183,7 +183,7 @@ async fn persistent_and_ephemeral_nodes_have_the_right_owner() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sequential_nodes_take_the_parents_cversion_as_suffix() {
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let c = connect(&server.addr()).await;
     c.create("/q", "", CreateMode::Persistent).await.unwrap();
 
@@ -258,7 +258,7 @@ async fn sequential_nodes_take_the_parents_cversion_as_suffix() {
 /// `...0003`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sequential_numbering_after_delete_matches_zookeeper() {
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let c = connect(&server.addr()).await;
     c.create("/q", "", CreateMode::Persistent).await.unwrap();
     for i in 0..3 {
@@ -286,7 +286,7 @@ async fn sequential_numbering_after_delete_matches_zookeeper() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn containers_go_once_their_last_child_goes() {
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let c = connect(&server.addr()).await;
     // Created first, so it is the oldest: it must survive every reap.
     c.create("/never", "", CreateMode::Container).await.unwrap();
@@ -319,7 +319,7 @@ async fn containers_go_once_their_last_child_goes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ttl_nodes_go_when_unmodified_and_childless() {
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let c = connect(&server.addr()).await;
     let ttl =
         |ms| CreateOptions::new(CreateMode::PersistentWithTtl).with_ttl(Duration::from_millis(ms));
@@ -372,7 +372,7 @@ async fn ttl_nodes_go_when_unmodified_and_childless() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_codes_follow_zookeeper() {
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let c = connect(&server.addr()).await;
 
     // NoChildrenForEphemerals
@@ -434,7 +434,7 @@ async fn error_codes_follow_zookeeper() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conditional_set_and_delete() {
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let c = connect(&server.addr()).await;
     c.create("/v", "0", CreateMode::Persistent).await.unwrap();
 
@@ -472,7 +472,7 @@ async fn conditional_set_and_delete() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stat_fields_track_every_kind_of_change() {
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let c = connect(&server.addr()).await;
     let t0 = now_ms();
 
@@ -562,7 +562,7 @@ async fn stat_fields_track_every_kind_of_change() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zxids_strictly_increase_across_writes() {
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let c = connect(&server.addr()).await;
     let mut zxids = Vec::new();
     for i in 0..10 {
@@ -590,7 +590,7 @@ const BAD_PATHS: &[&str] = &[
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_paths_are_refused_by_the_client() {
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let c = connect(&server.addr()).await;
     c.create("/a", "", CreateMode::Persistent).await.unwrap();
     for &p in BAD_PATHS {
@@ -623,7 +623,7 @@ async fn invalid_paths_are_refused_by_the_client() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_paths_are_refused_by_the_server() {
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let mut raw = RawSession::open(&server.addr()).await;
     let r = raw.call(raw_create("/a", vec![])).await;
     assert_eq!(code_of(&r), ErrorCode::Ok);
@@ -704,7 +704,7 @@ async fn invalid_paths_are_refused_by_the_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_is_limited_to_one_mebibyte() {
     const MIB: usize = 1024 * 1024;
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let mut raw = RawSession::open(&server.addr()).await;
 
     let r = raw.call(raw_create("/big", vec![7; MIB + 1])).await;
@@ -751,7 +751,7 @@ async fn data_is_limited_to_one_mebibyte() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_multi_applies_nothing() {
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let c = connect(&server.addr()).await;
     c.create("/m", "v0", CreateMode::Persistent).await.unwrap();
     let before = c.exists("/m").await.unwrap().unwrap();
@@ -855,7 +855,7 @@ async fn failed_multi_applies_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn successful_multi_reports_each_op() {
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let c = connect(&server.addr()).await;
     c.create("/m", "", CreateMode::Persistent).await.unwrap();
     c.create("/m/old", "", CreateMode::Persistent)
@@ -934,7 +934,7 @@ async fn count_by_walking(c: &warden_client::Client, path: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_children_count_and_ephemerals() {
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let c = connect(&server.addr()).await;
     let other = connect(&server.addr()).await;
 
@@ -1000,7 +1000,7 @@ async fn sync_children_count_and_ephemerals() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acls_are_stored_and_versioned() {
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let c = connect(&server.addr()).await;
     c.create("/acl", "", CreateMode::Persistent).await.unwrap();
     let (acl, stat) = c.get_acl("/acl").await.unwrap();
@@ -1064,7 +1064,7 @@ async fn acls_are_stored_and_versioned() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_pipelined_creates_all_succeed() {
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let c = connect(&server.addr()).await;
     c.create("/pipe", "", CreateMode::Persistent).await.unwrap();
     let futures = (0..200).map(|i| {
@@ -1103,7 +1103,7 @@ async fn two_hundred_pipelined_creates_all_succeed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_sees_its_own_unanswered_writes() {
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let c = connect(&server.addr()).await;
     // Issued back to back: the child's create is sent before the parent's
     // is answered, and must still find the parent.

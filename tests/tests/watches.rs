@@ -157,7 +157,7 @@ use warden_client::{
 use warden_proto::v1 as pb;
 use warden_proto::v1::request::Op as ReqOp;
 use warden_proto::v1::server_frame::Frame;
-use warden_tests::ServerProc;
+use warden_tests::InProcServer;
 
 async fn fired(w: warden_client::OneshotWatch) -> WatchedEvent {
     tokio::time::timeout(STEP, w)
@@ -237,7 +237,7 @@ fn ok(r: &pb::Response) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_watch_fires_on_change_and_on_delete() {
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let c = connect(&server.addr()).await;
     let writer = connect(&server.addr()).await;
     c.create("/x", "0", CreateMode::Persistent).await.unwrap();
@@ -273,7 +273,7 @@ async fn data_watch_fires_on_change_and_on_delete() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exists_watch_on_a_missing_node_fires_on_create() {
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let c = connect(&server.addr()).await;
     let writer = connect(&server.addr()).await;
 
@@ -299,7 +299,7 @@ async fn exists_watch_on_a_missing_node_fires_on_create() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn child_watch_fires_on_child_create_delete_and_own_delete() {
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let c = connect(&server.addr()).await;
     let writer = connect(&server.addr()).await;
     c.create("/p", "", CreateMode::Persistent).await.unwrap();
@@ -343,7 +343,7 @@ async fn child_watch_fires_on_child_create_delete_and_own_delete() {
 /// event (a NodeCreated on a marker) arrives with no second event before it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oneshot_watches_fire_once() {
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let writer = connect(&server.addr()).await;
     writer
         .create("/x", "", CreateMode::Persistent)
@@ -403,7 +403,7 @@ async fn oneshot_watches_fire_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn persistent_watch_keeps_firing_for_the_node_and_its_children() {
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let c = connect(&server.addr()).await;
     let writer = connect(&server.addr()).await;
     c.create("/pw", "", CreateMode::Persistent).await.unwrap();
@@ -445,7 +445,7 @@ async fn persistent_watch_keeps_firing_for_the_node_and_its_children() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recursive_watch_covers_descendants_without_child_events() {
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let c = connect(&server.addr()).await;
     let writer = connect(&server.addr()).await;
     c.create("/r", "", CreateMode::Persistent).await.unwrap();
@@ -498,7 +498,7 @@ async fn recursive_watch_covers_descendants_without_child_events() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removed_watches_tell_their_holders_and_report_no_watcher_after() {
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let c = connect(&server.addr()).await;
     c.create("/x", "", CreateMode::Persistent).await.unwrap();
 
@@ -539,7 +539,7 @@ async fn removed_watches_tell_their_holders_and_report_no_watcher_after() {
 /// other kind stays); checked on the wire with a later marker event.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removed_watches_get_no_more_events() {
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let writer = connect(&server.addr()).await;
     writer
         .create("/x", "", CreateMode::Persistent)
@@ -617,7 +617,7 @@ async fn removed_watches_get_no_more_events() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closing_a_session_fires_other_sessions_watches_on_its_ephemerals() {
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let owner = connect(&server.addr()).await;
     let watcher = connect(&server.addr()).await;
     owner
@@ -685,7 +685,7 @@ async fn closing_a_session_fires_other_sessions_watches_on_its_ephemerals() {
 /// after it may reflect an older state.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn event_precedes_responses_on_the_same_stream() {
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let mut a = RawSession::open(&server.addr()).await;
     ok(&a.call(create("/x")).await);
 
@@ -738,7 +738,7 @@ async fn event_precedes_responses_on_the_same_stream() {
 /// the change must come after A's event for it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn event_precedes_a_read_reflecting_another_sessions_write() {
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let b = connect(&server.addr()).await;
     b.create("/x", "", CreateMode::Persistent).await.unwrap();
     let mut a = RawSession::open(&server.addr()).await;
@@ -812,7 +812,7 @@ async fn event_precedes_a_read_reflecting_another_sessions_write() {
 async fn event_zxids_strictly_increase() {
     const WRITERS: usize = 3;
     const ROUNDS: usize = 20;
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let c = connect(&server.addr()).await;
     let mut s = c
         .add_watch("/", AddWatchMode::PersistentRecursive)
@@ -897,7 +897,7 @@ async fn event_zxids_strictly_increase() {
 /// the server sends a read's reply before the event of any later change.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watch_set_while_the_node_changes_is_never_lost() {
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let reader = support::connect(&server.addr()).await;
     let writer = support::connect(&server.addr()).await;
     reader
