@@ -116,6 +116,11 @@ impl InProcServer {
         self.client.to_string()
     }
 
+    /// The client API's port.
+    pub fn port(&self) -> u16 {
+        self.client.port()
+    }
+
     /// `127.0.0.1:PORT` of the ZooKeeper wire protocol.
     pub fn zk_addr(&self) -> String {
         self.zk.to_string()
@@ -140,6 +145,11 @@ impl InProcServer {
     pub fn status(&self) -> serde_json::Value {
         let (_, body) = self.http_get("/status").expect("GET /status");
         serde_json::from_str(&body).expect("status is JSON")
+    }
+
+    /// One metric's value (see [`crate::metric`]).
+    pub fn metric(&self, name: &str, labels: &str) -> f64 {
+        crate::metric(self.admin.port(), name, labels)
     }
 
     /// Stops the server (as SIGTERM would) and returns how the run ended.

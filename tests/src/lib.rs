@@ -307,16 +307,7 @@ impl ServerProc {
 
     /// One metric's value (sum over label sets matching `labels`, e.g. `op="create"`).
     pub fn metric(&self, name: &str, labels: &str) -> f64 {
-        let (_, body) = self.http_get("/metrics").expect("GET /metrics");
-        body.lines()
-            .filter(|l| !l.starts_with('#'))
-            .filter(|l| {
-                l.starts_with(name)
-                    && (l[name.len()..].starts_with(' ') || l[name.len()..].starts_with('{'))
-            })
-            .filter(|l| labels.is_empty() || l.contains(labels))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+        metric(self.admin_port, name, labels)
     }
 
     /// Runs `warden-server replay` on this (stopped) server's folder.
@@ -340,6 +331,22 @@ impl Drop for ServerProc {
 }
 
 /// A minimal HTTP/1.0 GET against 127.0.0.1:port.
+/// One metric's value from the `/metrics` of the admin port `port`: the sum
+/// over the label sets matching `labels` (e.g. `op="create"`; empty: all).
+pub fn metric(port: u16, name: &str, labels: &str) -> f64 {
+    let (_, body) = http_get(port, "/metrics").expect("GET /metrics");
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.starts_with(name)
+                && (l[name.len()..].starts_with(' ') || l[name.len()..].starts_with('{'))
+        })
+        .filter(|l| labels.is_empty() || l.contains(labels))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// A plain HTTP/1.0 GET on a loopback port: (status code, body).
 pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use support::*;
 use warden_client::recipes::{LeaderLatch, LeaderSelector};
 use warden_client::CreateMode;
-use warden_tests::{ServerOpts, ServerProc};
+use warden_tests::{InProcServer, ServerOpts};
 
 #[path = "common/workers.rs"]
 mod support;
@@ -42,7 +42,7 @@ async fn leaders_are_replaced_once_and_a_paused_one_is_fenced_off() {
     let tick = Duration::from_millis(100);
     let session = Duration::from_millis(1000);
     let bound = session + tick + MARGIN;
-    let server = ServerProc::start_with(ServerOpts {
+    let server = InProcServer::start_with(ServerOpts {
         tick_ms: tick.as_millis() as u64,
         ..ServerOpts::default()
     });
@@ -208,7 +208,7 @@ async fn leaders_are_replaced_once_and_a_paused_one_is_fenced_off() {
 /// session could expire), and the resigned one queues again at the back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resigning_hands_leadership_over_at_once() {
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let addr = server.addr();
     let (c1, c2) = (
         connect(&addr, Duration::from_secs(4)).await,
@@ -254,7 +254,7 @@ async fn resigning_hands_leadership_over_at_once() {
 /// steady state, across many hand-overs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_latches_never_lead_at_once() {
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let addr = server.addr();
     let (c1, c2) = (
         connect(&addr, Duration::from_secs(4)).await,
@@ -329,7 +329,7 @@ async fn two_latches_never_lead_at_once() {
 /// between the candidates, each term's token larger than the last.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn selectors_run_one_task_at_a_time() {
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let addr = server.addr();
     let running = Arc::new(AtomicUsize::new(0));
     let overlaps = Arc::new(AtomicUsize::new(0));
@@ -385,7 +385,7 @@ async fn selectors_run_one_task_at_a_time() {
 async fn warden_elect_runs_the_command_only_while_leading() {
     let tick = Duration::from_millis(100);
     let session = Duration::from_millis(1000);
-    let server = ServerProc::start_with(ServerOpts {
+    let server = InProcServer::start_with(ServerOpts {
         tick_ms: tick.as_millis() as u64,
         ..ServerOpts::default()
     });
@@ -493,7 +493,7 @@ async fn warden_elect_runs_the_command_only_while_leading() {
 async fn a_candidate_joins_while_its_parent_container_is_reaped() {
     // A short tick, so the reaper runs often (and sessions long enough
     // for a busy machine).
-    let server = ServerProc::start_with(ServerOpts {
+    let server = InProcServer::start_with(ServerOpts {
         tick_ms: 20,
         max_session_timeout_ms: Some(10_000),
         ..ServerOpts::default()
@@ -526,7 +526,7 @@ async fn a_candidate_joins_while_its_parent_container_is_reaped() {
 /// never yields cannot hang this test's runtime.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_latch_closes_after_its_client_closed() {
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let dir = tempfile::tempdir().unwrap();
     let mut worker = Proc::worker(
         dir.path(),

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use support::*;
 use warden_client::recipes::{Lock, LockState};
 use warden_client::CreateMode;
-use warden_tests::{Proxy, ServerOpts, ServerProc};
+use warden_tests::{InProcServer, Proxy, ServerOpts};
 
 #[path = "common/workers.rs"]
 mod support;
@@ -22,7 +22,7 @@ mod support;
 /// 1. Flash sale: 3 processes × 30 concurrent tasks against a stock of 10.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flash_sale_sells_each_unit_exactly_once() {
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("sales.log");
     let client = connect(&server.addr(), Duration::from_secs(10)).await;
@@ -178,7 +178,7 @@ async fn stop_a_holder(
 /// one's actions after its successor was granted the lock.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn holders_never_overlap_under_kills_and_pauses() {
-    let server = ServerProc::start_with(ServerOpts {
+    let server = InProcServer::start_with(ServerOpts {
         tick_ms: 100,
         ..ServerOpts::default()
     });
@@ -354,7 +354,7 @@ async fn holders_never_overlap_under_kills_and_pauses() {
 /// notification.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_release_notifies_exactly_one_of_fifty_waiters() {
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let addr = server.addr();
     let holder_client = connect(&addr, Duration::from_secs(10)).await;
     let holder = Lock::new(&holder_client, "/herd/lock");
@@ -406,7 +406,7 @@ async fn a_release_notifies_exactly_one_of_fifty_waiters() {
 /// and does not acquire early.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_middle_waiter_is_skipped_in_order() {
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let addr = server.addr();
     let h = connect(&addr, Duration::from_secs(10)).await;
     let mut hg = Lock::new(&h, "/mid").acquire().await.unwrap();
@@ -484,11 +484,11 @@ async fn a_dead_middle_waiter_is_skipped_in_order() {
 /// leaves B's node alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_release_leaves_the_new_holder_alone() {
-    let server = ServerProc::start_with(ServerOpts {
+    let server = InProcServer::start_with(ServerOpts {
         tick_ms: 100,
         ..ServerOpts::default()
     });
-    let proxy = Proxy::start(server.port);
+    let proxy = Proxy::start(server.port());
     let a = connect(&proxy.addr(), Duration::from_millis(1000)).await;
     let b = connect(&server.addr(), Duration::from_secs(10)).await;
     let mut ag = Lock::new(&a, "/stale").acquire().await.unwrap();
@@ -539,7 +539,7 @@ async fn a_stale_release_leaves_the_new_holder_alone() {
 async fn a_dead_holder_is_replaced_within_timeout_plus_a_tick() {
     let tick = Duration::from_millis(100);
     let session = Duration::from_millis(1000);
-    let server = ServerProc::start_with(ServerOpts {
+    let server = InProcServer::start_with(ServerOpts {
         tick_ms: tick.as_millis() as u64,
         ..ServerOpts::default()
     });
@@ -598,7 +598,7 @@ async fn a_dead_holder_is_replaced_within_timeout_plus_a_tick() {
 /// with status 3.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn warden_lock_runs_a_command_under_the_lock() {
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let addr = server.addr();
     let warden = warden_tests::bin("warden");
 
@@ -689,7 +689,7 @@ async fn warden_lock_runs_a_command_under_the_lock() {
 async fn acquire_succeeds_while_its_parent_container_is_reaped() {
     // A short tick, so the reaper runs often (and sessions long enough
     // for a busy machine).
-    let server = ServerProc::start_with(ServerOpts {
+    let server = InProcServer::start_with(ServerOpts {
         tick_ms: 20,
         max_session_timeout_ms: Some(10_000),
         ..ServerOpts::default()
@@ -718,7 +718,7 @@ async fn acquire_succeeds_while_its_parent_container_is_reaped() {
 /// only once every guard is released. A plain `Lock` does not re-enter.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reentrant_owner_acquires_again_and_releases_last() {
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let owner = connect(&server.addr(), Duration::from_secs(10)).await;
     let other = connect(&server.addr(), Duration::from_secs(10)).await;
     let lock = Lock::new(&owner, "/reentrant").reentrant();

@@ -19,7 +19,7 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 use warden_client::recipes::{Assignment, PartitionState, SetPartitioner};
 use warden_client::{Client, ConnectOptions, ErrorCode, RetryPolicy};
-use warden_tests::{ServerOpts, ServerProc};
+use warden_tests::{InProcServer, ServerOpts};
 
 /// How long any single phase may take before the test fails (a loaded
 /// two-core machine included).
@@ -301,7 +301,7 @@ async fn wait_settled(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_items_are_split_and_re_split_without_ever_two_owners() {
-    let server = ServerProc::start_with(ServerOpts {
+    let server = InProcServer::start_with(ServerOpts {
         tick_ms: 100,
         ..Default::default()
     });
@@ -427,12 +427,12 @@ async fn ten_items_are_split_and_re_split_without_ever_two_owners() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_cut_off_owns_nothing_and_comes_back_after_its_session_is_lost() {
-    let server = ServerProc::start_with(ServerOpts {
+    let server = InProcServer::start_with(ServerOpts {
         tick_ms: 100,
         ..Default::default()
     });
     let addr = server.addr();
-    let proxy = warden_tests::Proxy::start(server.port);
+    let proxy = warden_tests::Proxy::start(server.port());
     let observer = client(&addr, Duration::from_secs(4)).await;
     let m1 = member(&addr, "m1").await;
     let m2 = member(&proxy.addr(), "m2").await;

@@ -20,7 +20,7 @@ use warden_client::recipes::{
     TreeCache, TreeEvent,
 };
 use warden_client::{Client, ConnectOptions, ConnectionState, CreateMode, ErrorCode, RetryPolicy};
-use warden_tests::{wait_until, Proxy, ServerOpts, ServerProc};
+use warden_tests::{wait_until, InProcServer, Proxy, ServerOpts};
 
 /// How long any single step may take before a test fails (a loaded
 /// two-core machine included).
@@ -30,8 +30,8 @@ const SHORT: Duration = Duration::from_secs(1);
 /// The session timeout of everyone else.
 const LONG: Duration = Duration::from_secs(4);
 
-fn server() -> ServerProc {
-    ServerProc::start_with(ServerOpts {
+fn server() -> InProcServer {
+    InProcServer::start_with(ServerOpts {
         tick_ms: 100,
         ..Default::default()
     })
@@ -109,7 +109,7 @@ async fn consume(
 async fn a_queue_loses_nothing_when_a_consumer_dies_mid_processing() {
     let server = server();
     let addr = server.addr();
-    let proxy = Proxy::start(server.port);
+    let proxy = Proxy::start(server.port());
     let path = "/work/queue";
     let record = Arc::new(Mutex::new(QueueRecord::default()));
     let (stop, stop_rx) = watch::channel(false);
@@ -443,7 +443,7 @@ async fn wait_mirrored(what: &str, cache: &TreeCache, writer: &Client, root: &st
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tree_cache_mirrors_a_subtree_through_changes_and_a_cut() {
     let server = server();
-    let proxy = Proxy::start(server.port);
+    let proxy = Proxy::start(server.port());
     let writer = client(&server.addr(), LONG).await;
     let reader = client(&proxy.addr(), LONG).await;
     for (path, data) in [
@@ -569,7 +569,7 @@ async fn a_tree_cache_mirrors_a_subtree_through_changes_and_a_cut() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_persistent_ephemeral_node_comes_back_after_deletion_and_expiry() {
     let server = server();
-    let proxy = Proxy::start(server.port);
+    let proxy = Proxy::start(server.port());
     let other = client(&server.addr(), LONG).await;
     let owner = client(&proxy.addr(), SHORT).await;
     let owner_states = Arc::new(Mutex::new(Vec::new()));

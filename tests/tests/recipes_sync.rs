@@ -18,7 +18,7 @@ use warden_client::recipes::{
     Barrier, DoubleBarrier, Lock, MultiLock, ReadWriteLock, Semaphore, SharedCounter,
 };
 use warden_client::{Client, ConnectOptions, RetryPolicy};
-use warden_tests::{wait_until, ServerProc};
+use warden_tests::{wait_until, InProcServer};
 
 /// How long any single step may take before a test fails (a loaded
 /// two-core machine included).
@@ -32,7 +32,7 @@ async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
     }
 }
 
-async fn client(server: &ServerProc) -> Client {
+async fn client(server: &InProcServer) -> Client {
     let opts = ConnectOptions {
         session_timeout: Duration::from_secs(4),
         ..Default::default()
@@ -42,7 +42,7 @@ async fn client(server: &ServerProc) -> Client {
         .expect("connect")
 }
 
-async fn clients(server: &ServerProc, n: usize) -> Vec<Client> {
+async fn clients(server: &InProcServer, n: usize) -> Vec<Client> {
     let mut all = Vec::with_capacity(n);
     for _ in 0..n {
         all.push(client(server).await);
@@ -79,7 +79,7 @@ async fn work(i: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn readers_hold_together_and_a_writer_waits_for_them() {
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let readers = clients(&server, 4).await;
     let writer_client = client(&server).await;
     let path = "/rw/shared";
@@ -158,7 +158,7 @@ async fn readers_hold_together_and_a_writer_waits_for_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_writer_hold_overlaps_any_other_hold() {
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let path = "/rw/intervals";
     let record: Arc<Mutex<Vec<Interval>>> = Arc::default();
     let mut tasks = Vec::new();
@@ -207,7 +207,7 @@ async fn no_writer_hold_overlaps_any_other_hold() {
 async fn a_semaphore_of_three_never_has_more_than_three_holders() {
     const LEASES: usize = 3;
     const CONTENDERS: usize = 10;
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let path = "/sem/three";
     let holders = Arc::new(AtomicUsize::new(0));
     let max_seen = Arc::new(AtomicUsize::new(0));
@@ -275,7 +275,7 @@ async fn a_semaphore_of_three_never_has_more_than_three_holders() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_full_semaphore_turns_away_and_cleans_up_after_itself() {
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let (a, b) = (client(&server).await, client(&server).await);
     let sem_a = Semaphore::new(&a, "/sem/one", 1);
     let sem_b = Semaphore::new(&b, "/sem/one", 1);
@@ -320,7 +320,7 @@ async fn a_full_semaphore_turns_away_and_cleans_up_after_itself() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_multi_lock_excludes_single_locks_on_its_members() {
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let (a, b) = (client(&server).await, client(&server).await);
     let multi = MultiLock::new(&a, ["/ml/b", "/ml/a", "/ml/b"]);
     assert_eq!(multi.paths(), ["/ml/a", "/ml/b"]);
@@ -372,7 +372,7 @@ async fn a_multi_lock_excludes_single_locks_on_its_members() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn multi_locks_over_the_same_members_in_any_order_do_not_deadlock() {
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let record: Arc<Mutex<Vec<Interval>>> = Arc::default();
     let mut tasks = Vec::new();
     for i in 0..3usize {
@@ -417,7 +417,7 @@ async fn multi_locks_over_the_same_members_in_any_order_do_not_deadlock() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_barrier_holds_waiters_until_removed() {
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let (a, b) = (client(&server).await, client(&server).await);
     let gate = Barrier::new(&a, "/gates/deploy");
     gate.set_barrier().await.expect("set");
@@ -453,7 +453,7 @@ async fn a_barrier_holds_waiters_until_removed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nobody_passes_a_double_barrier_before_all_have_entered() {
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let path = "/dbar/round";
     let observer = client(&server).await;
     let entered_at: Arc<Mutex<Vec<Instant>>> = Arc::default();
@@ -526,7 +526,7 @@ async fn nobody_passes_a_double_barrier_before_all_have_entered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_double_barrier_entry_that_times_out_withdraws() {
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let c = client(&server).await;
     let mut lonely = DoubleBarrier::new(&c, "/dbar/lonely", 2);
     assert!(!lonely
@@ -553,7 +553,7 @@ async fn a_double_barrier_entry_that_times_out_withdraws() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn five_clients_incrementing_twenty_times_each_count_to_exactly_100() {
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let path = "/counters/hits";
     let retry = RetryPolicy {
         base_delay: Duration::from_millis(5),
@@ -603,7 +603,7 @@ async fn five_clients_incrementing_twenty_times_each_count_to_exactly_100() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn counter_compare_and_set_and_versions() {
-    let server = ServerProc::start();
+    let server = InProcServer::start();
     let (a, b) = (client(&server).await, client(&server).await);
     let ca = SharedCounter::new(&a, "/counters/cas/x", 10);
     let cb = SharedCounter::new(&b, "/counters/cas/x", 999);
