@@ -229,6 +229,7 @@ pub async fn run_with(
     let failed = tokio::select! {
         _ = shutdown => None,
         why = log_store.failed() => Some(why),
+        why = consensus_failed(&raft) => Some(why),
     };
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
@@ -248,6 +249,21 @@ pub async fn run_with(
     log_store.finish();
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// Resolves once consensus has stopped on a fatal error (a storage write
+/// or snapshot that failed, say): the server cannot commit anything more
+/// and must not linger half alive.
+async fn consensus_failed(raft: &Raft) -> String {
+    let mut m = raft.metrics();
+    loop {
+        if let Err(e) = &m.borrow().running_state {
+            return format!("consensus stopped: {e}");
+        }
+        if m.changed().await.is_err() {
+            return "consensus stopped".into();
+        }
+    }
 }
 
 /// Once a tick, proposes `close_session` for every session past its deadline.

@@ -302,6 +302,8 @@ struct State {
     /// The next fsync of a file whose name ends so fails (see
     /// [`LossyFs::fail_next_fsync`]).
     fail_fsync: Option<String>,
+    /// The next write to a file whose name ends so fails with ENOSPC.
+    fail_write: Option<String>,
 }
 
 type Res<T> = Result<T, Errno>;
@@ -320,6 +322,7 @@ impl State {
             next_fh: 1,
             trip: None,
             fail_fsync: None,
+            fail_write: None,
         }
     }
 
@@ -584,6 +587,7 @@ impl State {
 struct Counters {
     fsyncs: AtomicU64,
     fsync_failures: AtomicU64,
+    write_failures: AtomicU64,
     dir_fsyncs: AtomicU64,
     bytes_written: AtomicU64,
     cuts: AtomicU64,
@@ -859,6 +863,18 @@ impl Filesystem for Fs {
         reply: ReplyWrite,
     ) {
         let mut st = self.state.lock();
+        let name = st.name_of(ino.0);
+        if st
+            .fail_write
+            .as_ref()
+            .is_some_and(|suffix| name.to_string_lossy().ends_with(suffix.as_str()))
+        {
+            // A full disk: nothing is written.
+            st.fail_write = None;
+            self.counters.write_failures.fetch_add(1, Ordering::Relaxed);
+            reply.error(Errno::ENOSPC);
+            return;
+        }
         match st.file_mut(ino.0) {
             Ok(f) => {
                 f.write(offset, data);
@@ -1237,6 +1253,17 @@ impl LossyFs {
     /// what it had not made durable, and the fsync after it succeeds.
     pub fn fail_next_fsync(&self, suffix: &str) {
         self.state.lock().fail_fsync = Some(suffix.to_string());
+    }
+
+    /// Makes the next write to a file whose name ends with `suffix` fail
+    /// with `ENOSPC`, as on a full disk; nothing of it is written.
+    pub fn fail_next_write(&self, suffix: &str) {
+        self.state.lock().fail_write = Some(suffix.to_string());
+    }
+
+    /// Writes failed on purpose so far ([`fail_next_write`](Self::fail_next_write)).
+    pub fn write_failures(&self) -> u64 {
+        self.counters.write_failures.load(Ordering::Relaxed)
     }
 
     /// Fsyncs failed on purpose so far ([`fail_next_fsync`](Self::fail_next_fsync)).

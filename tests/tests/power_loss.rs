@@ -379,3 +379,49 @@ async fn a_failed_fsync_stops_the_server_and_loses_nothing_acknowledged() {
     );
     rig.check_no_invented_nodes().await;
 }
+
+/// A full disk while a snapshot is written (ENOSPC on `snapshot.tmp`) stops
+/// the server with an error rather than leaving it up without consensus;
+/// it starts again with every acknowledged write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_during_a_snapshot_stops_the_server_and_loses_nothing() {
+    let mut rig = Rig::start(Vec::new()).await;
+    rig.fs.fail_next_write(SNAPSHOT_TMP);
+    let load = CreateLoad::start(&rig.server.addr(), 0, WRITERS);
+    let status = tokio::task::block_in_place(|| rig.server.wait_exit(Duration::from_secs(30)));
+    let status = status.unwrap_or_else(|| {
+        panic!(
+            "the server still runs 30 s after a failed snapshot write ({} write failures injected); log (tail):\n{}",
+            rig.fs.write_failures(),
+            log_tail(&rig.server, 30)
+        )
+    });
+    assert_eq!(rig.fs.write_failures(), 1);
+    assert!(
+        !status.success(),
+        "exited with {status} after a failed snapshot write"
+    );
+    let stopped = load.stopped().await;
+    eprintln!(
+        "stopped with {status} after {} acknowledged creates; log (tail):\n{}",
+        stopped.acked.len(),
+        log_tail(&rig.server, 5)
+    );
+    rig.acked.extend(stopped.acked);
+    rig.in_flight.extend(stopped.in_flight);
+    if let Err(e) = tokio::task::block_in_place(|| rig.server.try_restart()) {
+        panic!(
+            "the server did not start after a full disk ({e}); log (tail):\n{}",
+            log_tail(&rig.server, 100)
+        );
+    }
+    let problems = rig.missing(Duration::from_secs(5)).await;
+    assert!(
+        problems.is_empty(),
+        "{} of {} acknowledged creates missing after a full disk; first: {:?}",
+        problems.len(),
+        rig.acked.len(),
+        &problems[..problems.len().min(10)]
+    );
+    rig.check_no_invented_nodes().await;
+}
