@@ -641,4 +641,6 @@ impl Fnv {
 }
 
 #[cfg(test)]
+mod scenarios;
+#[cfg(test)]
 mod tests;
