@@ -249,6 +249,16 @@ impl DataTree {
                 h.u64(v as u32 as u64);
             }
             h.u64(s.ephemeral_owner);
+            // The kind decides what reaps or expires a node, so replicas
+            // that differ only in it must not hash alike.
+            let (kind, arg) = match n.kind {
+                NodeKind::Persistent => (0, 0),
+                NodeKind::Ephemeral(session) => (1, session),
+                NodeKind::Container => (2, 0),
+                NodeKind::Ttl(ttl) => (3, ttl as u64),
+            };
+            h.u64(kind);
+            h.u64(arg);
             h.u64(n.seq as u32 as u64);
             for a in &n.acl {
                 h.u64(a.perms as u64);
