@@ -1,8 +1,10 @@
-//! The plain Rust types of the client API, and their wire conversions.
+//! The plain Rust types of the client API.
 //!
 //! The generated protobuf types carry enums as `i32` and optional messages as
 //! `Option`; these types are what a caller holds instead, so a match on a
-//! `CreateMode` or a `Stat` field never needs the proto crate.
+//! `CreateMode` or a `Stat` field never needs the proto crate. The ZooKeeper
+//! vocabulary among them (`Stat`, `CreateMode`, `Acl`, `EventType`, ...) is
+//! warden-proto's, with its wire conversions; the rest is the client's own.
 
 use std::time::Duration;
 
@@ -10,169 +12,16 @@ use warden_proto::v1 as proto;
 
 use crate::error::Error;
 
-/// A znode's metadata, with ZooKeeper's meaning for every field.
-///
-/// It exists because versions in a `Stat` are the currency of optimistic
-/// concurrency (`set_data(path, data, Some(stat.version))`), and czxid is the
-/// fencing token recipes hand out.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct Stat {
-    /// zxid of the change that created the node.
-    pub czxid: i64,
-    /// zxid of the change that last modified the node's data.
-    pub mzxid: i64,
-    /// Creation time, milliseconds since the Unix epoch.
-    pub ctime: i64,
-    /// Last data modification time, milliseconds since the Unix epoch.
-    pub mtime: i64,
-    /// Number of changes to the data (ZooKeeper's `dataVersion`).
-    pub version: i32,
-    /// Number of changes to the children (`cversion`).
-    pub cversion: i32,
-    /// Number of changes to the ACL (`aclVersion`).
-    pub aversion: i32,
-    /// Session id of the owner if the node is ephemeral, else 0.
-    pub ephemeral_owner: u64,
-    /// Length of the data in bytes.
-    pub data_length: i32,
-    /// Number of children.
-    pub num_children: i32,
-    /// zxid of the change that last modified the children.
-    pub pzxid: i64,
-}
-
-impl From<proto::Stat> for Stat {
-    fn from(s: proto::Stat) -> Self {
-        Stat {
-            czxid: s.czxid,
-            mzxid: s.mzxid,
-            ctime: s.ctime,
-            mtime: s.mtime,
-            version: s.version,
-            cversion: s.cversion,
-            aversion: s.aversion,
-            ephemeral_owner: s.ephemeral_owner,
-            data_length: s.data_length,
-            num_children: s.num_children,
-            pzxid: s.pzxid,
-        }
-    }
-}
+/// ZooKeeper's vocabulary, shared with the server and both wire formats:
+/// a znode's [`Stat`], the node kinds of [`CreateMode`], [`Acl`] entries,
+/// watch [`EventType`]s, and the [`AddWatchMode`] and [`WatcherType`] of
+/// `add_watch` and `remove_watches`.
+pub use warden_proto::vocab::{Acl, AddWatchMode, CreateMode, EventType, Stat, WatcherType};
 
 /// Unwraps a stat the protocol says must be there.
 pub(crate) fn required_stat(stat: Option<proto::Stat>, what: &str) -> Result<Stat, Error> {
     stat.map(Stat::from)
         .ok_or_else(|| Error::protocol(format!("server sent a {what} result without a stat")))
-}
-
-/// What kind of node `create` makes.
-///
-/// Ephemeral nodes live as long as the session (the basis of locks,
-/// elections and service registration); sequential nodes get a unique,
-/// increasing `%010d` suffix (the basis of fair queues); containers vanish
-/// once their last child goes; TTL nodes vanish when unmodified and
-/// childless for their TTL.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub enum CreateMode {
-    #[default]
-    Persistent,
-    Ephemeral,
-    PersistentSequential,
-    EphemeralSequential,
-    Container,
-    PersistentWithTtl,
-    PersistentSequentialWithTtl,
-}
-
-impl CreateMode {
-    /// True for the modes that append a sequence number.
-    pub fn is_sequential(self) -> bool {
-        matches!(
-            self,
-            CreateMode::PersistentSequential
-                | CreateMode::EphemeralSequential
-                | CreateMode::PersistentSequentialWithTtl
-        )
-    }
-
-    /// True for the modes that die with the session.
-    pub fn is_ephemeral(self) -> bool {
-        matches!(
-            self,
-            CreateMode::Ephemeral | CreateMode::EphemeralSequential
-        )
-    }
-
-    /// True for the modes that need a TTL.
-    pub fn is_ttl(self) -> bool {
-        matches!(
-            self,
-            CreateMode::PersistentWithTtl | CreateMode::PersistentSequentialWithTtl
-        )
-    }
-
-    pub(crate) fn to_proto(self) -> proto::CreateMode {
-        match self {
-            CreateMode::Persistent => proto::CreateMode::Persistent,
-            CreateMode::Ephemeral => proto::CreateMode::Ephemeral,
-            CreateMode::PersistentSequential => proto::CreateMode::PersistentSequential,
-            CreateMode::EphemeralSequential => proto::CreateMode::EphemeralSequential,
-            CreateMode::Container => proto::CreateMode::Container,
-            CreateMode::PersistentWithTtl => proto::CreateMode::PersistentWithTtl,
-            CreateMode::PersistentSequentialWithTtl => {
-                proto::CreateMode::PersistentSequentialWithTtl
-            }
-        }
-    }
-}
-
-/// An access-control entry. Warden stores ACLs and returns them, but does
-/// not enforce them; they exist so ZooKeeper tooling that reads and writes
-/// ACLs keeps working.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Acl {
-    /// A bit set of [`Acl::READ`], [`Acl::WRITE`], ...
-    pub perms: i32,
-    /// `world`, `auth`, `digest`, `ip`, ...
-    pub scheme: String,
-    /// The identity within the scheme (`anyone` for `world`).
-    pub id: String,
-}
-
-impl Acl {
-    pub const READ: i32 = 1;
-    pub const WRITE: i32 = 2;
-    pub const CREATE: i32 = 4;
-    pub const DELETE: i32 = 8;
-    pub const ADMIN: i32 = 16;
-    pub const ALL: i32 = 31;
-
-    /// `world:anyone` with every permission — ZooKeeper's `OPEN_ACL_UNSAFE`.
-    pub fn open_unsafe() -> Vec<Acl> {
-        vec![Acl {
-            perms: Acl::ALL,
-            scheme: "world".into(),
-            id: "anyone".into(),
-        }]
-    }
-
-    pub(crate) fn to_proto(&self) -> proto::Acl {
-        proto::Acl {
-            perms: self.perms,
-            scheme: self.scheme.clone(),
-            id: self.id.clone(),
-        }
-    }
-}
-
-impl From<proto::Acl> for Acl {
-    fn from(a: proto::Acl) -> Self {
-        Acl {
-            perms: a.perms,
-            scheme: a.scheme,
-            id: a.id,
-        }
-    }
 }
 
 /// Everything `create` needs besides path and data.
@@ -338,60 +187,6 @@ pub enum OpResult {
     Check,
 }
 
-/// What happened to a watched node.
-///
-/// Mirrors ZooKeeper's event types, so a watcher can tell "the data changed"
-/// from "the node is gone" without another read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum EventType {
-    NodeCreated,
-    NodeDeleted,
-    NodeDataChanged,
-    NodeChildrenChanged,
-    /// A data or exists watch was removed by `remove_watches`.
-    DataWatchRemoved,
-    /// A child watch was removed by `remove_watches`.
-    ChildWatchRemoved,
-    /// A persistent (or persistent-recursive) watch was removed.
-    PersistentWatchRemoved,
-}
-
-impl EventType {
-    /// The type for a wire number; `None` for numbers that are not node
-    /// events (unspecified, connection-state `None`, unknown).
-    pub fn from_i32(n: i32) -> Option<EventType> {
-        match proto::EventType::try_from(n).ok()? {
-            proto::EventType::NodeCreated => Some(EventType::NodeCreated),
-            proto::EventType::NodeDeleted => Some(EventType::NodeDeleted),
-            proto::EventType::NodeDataChanged => Some(EventType::NodeDataChanged),
-            proto::EventType::NodeChildrenChanged => Some(EventType::NodeChildrenChanged),
-            proto::EventType::DataWatchRemoved => Some(EventType::DataWatchRemoved),
-            proto::EventType::ChildWatchRemoved => Some(EventType::ChildWatchRemoved),
-            proto::EventType::PersistentWatchRemoved => Some(EventType::PersistentWatchRemoved),
-            proto::EventType::EventUnspecified | proto::EventType::None => None,
-        }
-    }
-
-    /// ZooKeeper's name (`"NodeDataChanged"`), as the CLI prints it.
-    pub fn name(self) -> &'static str {
-        match self {
-            EventType::NodeCreated => "NodeCreated",
-            EventType::NodeDeleted => "NodeDeleted",
-            EventType::NodeDataChanged => "NodeDataChanged",
-            EventType::NodeChildrenChanged => "NodeChildrenChanged",
-            EventType::DataWatchRemoved => "DataWatchRemoved",
-            EventType::ChildWatchRemoved => "ChildWatchRemoved",
-            EventType::PersistentWatchRemoved => "PersistentWatchRemoved",
-        }
-    }
-}
-
-impl std::fmt::Display for EventType {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
 /// One watch notification: what happened, where, and at which zxid.
 ///
 /// The path is the client's (chroot stripped). Like ZooKeeper's, an event
@@ -403,51 +198,6 @@ pub struct WatchedEvent {
     /// The zxid of the change (0 for events the client makes itself, such
     /// as the `*WatchRemoved` ones).
     pub zxid: i64,
-}
-
-/// The kind of watch `add_watch` sets.
-///
-/// Persistent watches stay after they fire (no gap between an event and
-/// re-arming, unlike one-shot watches); recursive ones also cover every
-/// descendant, which is what caches over a whole subtree need.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AddWatchMode {
-    /// Every event on the node itself, including `NodeChildrenChanged`.
-    Persistent,
-    /// Created/deleted/data events on the node and all its descendants
-    /// (no `NodeChildrenChanged`).
-    PersistentRecursive,
-}
-
-impl AddWatchMode {
-    pub(crate) fn to_proto(self) -> proto::AddWatchMode {
-        match self {
-            AddWatchMode::Persistent => proto::AddWatchMode::PersistentWatch,
-            AddWatchMode::PersistentRecursive => proto::AddWatchMode::PersistentRecursiveWatch,
-        }
-    }
-}
-
-/// Which watches `remove_watches` removes.
-///
-/// `Data` covers data and exists watches, `Children` child watches, `Any`
-/// both; persistent watches on the path are removed with `Data` and `Any`
-/// (and, for non-recursive ones, with `Children`), as in ZooKeeper.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum WatcherType {
-    Children,
-    Data,
-    Any,
-}
-
-impl WatcherType {
-    pub(crate) fn to_proto(self) -> proto::WatcherType {
-        match self {
-            WatcherType::Children => proto::WatcherType::Children,
-            WatcherType::Data => proto::WatcherType::Data,
-            WatcherType::Any => proto::WatcherType::Any,
-        }
-    }
 }
 
 #[cfg(test)]

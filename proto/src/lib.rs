@@ -2,7 +2,9 @@
 //!
 //! Both the server and the client depend on this crate; nothing else does the
 //! encoding. Error codes and watch event types carry ZooKeeper's numbers so the
-//! two protocols Warden speaks share one vocabulary. [`path`] holds the
+//! two protocols Warden speaks share one vocabulary, [`vocab`]: error codes,
+//! `Stat`, `Acl`, `CreateMode`, event and watcher types, defined once with
+//! their conversions to and from both wire formats. [`path`] holds the
 //! znode path rules both sides apply; [`jute`] is a codec for ZooKeeper's
 //! own wire protocol, which the server also speaks.
 
@@ -15,5 +17,6 @@ pub mod v1 {
 
 pub mod jute;
 pub mod path;
+pub mod vocab;
 
 pub use v1::*;

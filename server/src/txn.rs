@@ -12,59 +12,10 @@ use crate::tree::Stat;
 /// The largest data a znode may hold, as ZooKeeper's default `jute.maxbuffer`.
 pub const MAX_DATA_LEN: usize = 1024 * 1024;
 
-/// An access-control entry. Stored and returned; not enforced yet.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Hash)]
-pub struct Acl {
-    pub perms: i32,
-    pub scheme: String,
-    pub id: String,
-}
-
-impl Acl {
-    /// ZooKeeper's OPEN_ACL_UNSAFE: everyone may do everything.
-    pub fn open() -> Vec<Acl> {
-        vec![Acl {
-            perms: 31,
-            scheme: "world".into(),
-            id: "anyone".into(),
-        }]
-    }
-}
-
-/// The kind of node a create makes, as ZooKeeper's `CreateMode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum CreateMode {
-    Persistent,
-    Ephemeral,
-    PersistentSequential,
-    EphemeralSequential,
-    Container,
-    PersistentWithTtl,
-    PersistentSequentialWithTtl,
-}
-
-impl CreateMode {
-    pub fn is_ephemeral(self) -> bool {
-        matches!(
-            self,
-            CreateMode::Ephemeral | CreateMode::EphemeralSequential
-        )
-    }
-    pub fn is_sequential(self) -> bool {
-        matches!(
-            self,
-            CreateMode::PersistentSequential
-                | CreateMode::EphemeralSequential
-                | CreateMode::PersistentSequentialWithTtl
-        )
-    }
-    pub fn is_ttl(self) -> bool {
-        matches!(
-            self,
-            CreateMode::PersistentWithTtl | CreateMode::PersistentSequentialWithTtl
-        )
-    }
-}
+/// ZooKeeper's ACL entry and create modes, from warden-proto's vocabulary.
+/// Both are in the txn log as bincode: `Acl` as its three fields in order,
+/// `CreateMode` by variant position, as when the server defined them.
+pub use warden_proto::vocab::{Acl, CreateMode};
 
 /// One state change. `Multi` holds only create/delete/set_data/check.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -312,5 +263,49 @@ mod tests {
             ttl_ms: 0,
         };
         assert!(seq.validate().is_ok());
+    }
+
+    /// The txn log and snapshots hold Acl, CreateMode and Stat as bincode;
+    /// these are the bytes they had when the server defined the types, so
+    /// a change to warden-proto's vocabulary cannot change the format unseen.
+    #[test]
+    fn vocabulary_keeps_its_log_and_snapshot_encoding() {
+        let acl = bincode::serialize(&Acl::open()).unwrap();
+        let mut want = vec![1, 0, 0, 0, 0, 0, 0, 0, 31, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0];
+        want.extend_from_slice(b"world");
+        want.extend_from_slice(&[6, 0, 0, 0, 0, 0, 0, 0]);
+        want.extend_from_slice(b"anyone");
+        assert_eq!(acl, want);
+        for (i, mode) in CreateMode::ALL.iter().enumerate() {
+            assert_eq!(bincode::serialize(mode).unwrap(), vec![i as u8, 0, 0, 0]);
+        }
+        assert_eq!(CreateMode::ALL[6], CreateMode::PersistentSequentialWithTtl);
+        let stat = Stat {
+            czxid: 1,
+            mzxid: -2,
+            ctime: 3,
+            mtime: 4,
+            version: 5,
+            cversion: -6,
+            aversion: 7,
+            ephemeral_owner: u64::MAX - 3,
+            data_length: 9,
+            num_children: 10,
+            pzxid: 11,
+        };
+        let mut want = Vec::new();
+        want.extend_from_slice(&1i64.to_le_bytes());
+        want.extend_from_slice(&(-2i64).to_le_bytes());
+        want.extend_from_slice(&3i64.to_le_bytes());
+        want.extend_from_slice(&4i64.to_le_bytes());
+        want.extend_from_slice(&5i32.to_le_bytes());
+        want.extend_from_slice(&(-6i32).to_le_bytes());
+        want.extend_from_slice(&7i32.to_le_bytes());
+        want.extend_from_slice(&(u64::MAX - 3).to_le_bytes());
+        want.extend_from_slice(&9i32.to_le_bytes());
+        want.extend_from_slice(&10i32.to_le_bytes());
+        want.extend_from_slice(&11i64.to_le_bytes());
+        assert_eq!(bincode::serialize(&stat).unwrap(), want);
+        assert_eq!(want.len(), 68);
     }
 }

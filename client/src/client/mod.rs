@@ -398,7 +398,7 @@ impl Client {
             data,
             mode: options.mode.to_proto() as i32,
             ttl_ms: options.ttl_ms(),
-            acl: options.acl.iter().map(Acl::to_proto).collect(),
+            acl: options.acl.iter().cloned().map(proto::Acl::from).collect(),
         }
     }
 
@@ -446,7 +446,7 @@ impl Client {
         validate_path(path)?;
         let op = ReqOp::SetAcl(proto::SetAcl {
             path: self.inner.chroot.to_server(path),
-            acl: acl.iter().map(Acl::to_proto).collect(),
+            acl: acl.iter().cloned().map(proto::Acl::from).collect(),
             version,
         });
         match self.call_retrying(path, op).await? {

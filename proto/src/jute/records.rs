@@ -86,315 +86,395 @@ pub mod xid {
     pub const SET_WATCHES: i32 = -8;
 }
 
-/// Znode metadata, field for field as ZooKeeper's `Stat` (68 bytes).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Stat {
-    pub czxid: i64,
-    pub mzxid: i64,
-    pub ctime: i64,
-    pub mtime: i64,
-    pub version: i32,
-    pub cversion: i32,
-    pub aversion: i32,
-    pub ephemeral_owner: i64,
-    pub data_length: i32,
-    pub num_children: i32,
-    pub pzxid: i64,
+/// How one field of a record is written and read: jute's primitive for
+/// the field's Rust type.
+pub(crate) trait Field: Sized {
+    /// The fewest bytes the field takes, to refuse a vector count that
+    /// cannot fit in what is left before anything is allocated.
+    const MIN_LEN: usize;
+    fn put(&self, w: &mut Writer);
+    fn get(r: &mut Reader<'_>, what: &'static str) -> Result<Self, DecodeError>;
+}
+
+macro_rules! primitive_fields {
+    ($($ty:ty => $put:ident($($deref:tt)?), $get:ident, $min:expr;)*) => {$(
+        impl Field for $ty {
+            const MIN_LEN: usize = $min;
+            fn put(&self, w: &mut Writer) {
+                w.$put($($deref)? self);
+            }
+            fn get(r: &mut Reader<'_>, what: &'static str) -> Result<Self, DecodeError> {
+                r.$get(what)
+            }
+        }
+    )*};
+}
+
+primitive_fields! {
+    i32 => int(*), int, 4;
+    i64 => long(*), long, 8;
+    bool => bool(*), bool, 1;
+    Vec<u8> => buffer(), buffer, 4;
+    String => ustring(), ustring, 4;
+    Vec<String> => strings(), strings, 4;
+}
+
+/// A trailing byte old peers leave out: written when set, read when bytes
+/// are left (so only ever a record's last field).
+impl Field for Option<bool> {
+    const MIN_LEN: usize = 0;
+    fn put(&self, w: &mut Writer) {
+        if let Some(b) = self {
+            w.bool(*b);
+        }
+    }
+    fn get(r: &mut Reader<'_>, what: &'static str) -> Result<Self, DecodeError> {
+        if r.remaining() > 0 {
+            Ok(Some(r.bool(what)?))
+        } else {
+            Ok(None)
+        }
+    }
+}
+
+/// Declares a jute record: the struct, and its `write` and `read` from one
+/// list of fields in wire order, each with the name decode errors give it.
+/// Fields after a `;` are not part of the record (`read` leaves them at
+/// their default). The record is also a [`Field`], alone or in a vector.
+macro_rules! jute_record {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $t:ident {
+            $( $(#[$fmeta:meta])* $fvis:vis $f:ident : $ty:ty = $what:literal, )*
+            $( ; $( $(#[$xmeta:meta])* $xvis:vis $x:ident : $xty:ty, )* )?
+        }
+    ) => {
+        $(#[$meta])*
+        $vis struct $t {
+            $( $(#[$fmeta])* $fvis $f: $ty, )*
+            $( $( $(#[$xmeta])* $xvis $x: $xty, )* )?
+        }
+
+        impl $t {
+            /// Writes the record's fields in wire order.
+            pub fn write(&self, w: &mut $crate::jute::wire::Writer) {
+                $( $crate::jute::records::Field::put(&self.$f, w); )*
+            }
+
+            /// Reads the record's fields in wire order.
+            pub fn read(
+                r: &mut $crate::jute::wire::Reader<'_>,
+            ) -> Result<Self, $crate::jute::DecodeError> {
+                Ok($t {
+                    $( $f: $crate::jute::records::Field::get(r, $what)?, )*
+                    $( $( $x: Default::default(), )* )?
+                })
+            }
+        }
+
+        impl $crate::jute::records::Field for $t {
+            const MIN_LEN: usize = 0 $( + <$ty as $crate::jute::records::Field>::MIN_LEN )*;
+            fn put(&self, w: &mut $crate::jute::wire::Writer) {
+                self.write(w);
+            }
+            fn get(
+                r: &mut $crate::jute::wire::Reader<'_>,
+                _what: &'static str,
+            ) -> Result<Self, $crate::jute::DecodeError> {
+                Self::read(r)
+            }
+        }
+
+        impl $crate::jute::records::Field for Vec<$t> {
+            const MIN_LEN: usize = 4;
+            fn put(&self, w: &mut $crate::jute::wire::Writer) {
+                w.vector(self, |w, x| x.write(w));
+            }
+            fn get(
+                r: &mut $crate::jute::wire::Reader<'_>,
+                what: &'static str,
+            ) -> Result<Self, $crate::jute::DecodeError> {
+                r.vector(
+                    what,
+                    <$t as $crate::jute::records::Field>::MIN_LEN,
+                    $t::read,
+                )
+            }
+        }
+    };
+}
+pub(crate) use jute_record;
+
+/// ACL entries are the vocabulary's [`Acl`](crate::vocab::Acl), a jute
+/// record too.
+pub use crate::vocab::Acl;
+
+jute_record! {
+    /// Znode metadata, field for field as ZooKeeper's `Stat` (68 bytes), with
+    /// `ephemeralOwner` signed as jute has it. The server and client use
+    /// [`vocab::Stat`](crate::vocab::Stat), which converts from and to it.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+    pub struct Stat {
+        pub czxid: i64 = "stat.czxid",
+        pub mzxid: i64 = "stat.mzxid",
+        pub ctime: i64 = "stat.ctime",
+        pub mtime: i64 = "stat.mtime",
+        pub version: i32 = "stat.version",
+        pub cversion: i32 = "stat.cversion",
+        pub aversion: i32 = "stat.aversion",
+        pub ephemeral_owner: i64 = "stat.ephemeralOwner",
+        pub data_length: i32 = "stat.dataLength",
+        pub num_children: i32 = "stat.numChildren",
+        pub pzxid: i64 = "stat.pzxid",
+    }
 }
 
 /// Size of an encoded [`Stat`].
 pub const STAT_LEN: usize = 68;
+const _: () = assert!(<Stat as Field>::MIN_LEN == STAT_LEN);
 
-impl Stat {
-    pub fn write(&self, w: &mut Writer) {
-        w.long(self.czxid)
-            .long(self.mzxid)
-            .long(self.ctime)
-            .long(self.mtime)
-            .int(self.version)
-            .int(self.cversion)
-            .int(self.aversion)
-            .long(self.ephemeral_owner)
-            .int(self.data_length)
-            .int(self.num_children)
-            .long(self.pzxid);
+/// A whole body: `write`'s bytes.
+fn encode_with(write: impl FnOnce(&mut Writer)) -> Vec<u8> {
+    let mut w = Writer::new();
+    write(&mut w);
+    w.buf
+}
+
+/// A whole body: `read` it, with nothing left over.
+fn decode_whole<T>(
+    body: &[u8],
+    read: impl FnOnce(&mut Reader<'_>) -> Result<T, DecodeError>,
+) -> Result<T, DecodeError> {
+    let mut r = Reader::new(body);
+    let v = read(&mut r)?;
+    r.finish()?;
+    Ok(v)
+}
+
+jute_record! {
+    /// The first frame of a connection: open a session (id 0) or resume one.
+    #[derive(Debug, Clone, Default, PartialEq, Eq)]
+    pub struct ConnectRequest {
+        pub protocol_version: i32 = "protocolVersion",
+        pub last_zxid_seen: i64 = "lastZxidSeen",
+        pub timeout_ms: i32 = "timeOut",
+        pub session_id: i64 = "sessionId",
+        pub passwd: Vec<u8> = "passwd",
+        /// The trailing readOnly byte; absent from old clients' requests.
+        pub read_only: Option<bool> = "readOnly",
     }
-
-    pub fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(Stat {
-            czxid: r.long("stat.czxid")?,
-            mzxid: r.long("stat.mzxid")?,
-            ctime: r.long("stat.ctime")?,
-            mtime: r.long("stat.mtime")?,
-            version: r.int("stat.version")?,
-            cversion: r.int("stat.cversion")?,
-            aversion: r.int("stat.aversion")?,
-            ephemeral_owner: r.long("stat.ephemeralOwner")?,
-            data_length: r.int("stat.dataLength")?,
-            num_children: r.int("stat.numChildren")?,
-            pzxid: r.long("stat.pzxid")?,
-        })
-    }
-}
-
-/// One ACL entry: permissions for an (scheme, id).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Acl {
-    pub perms: i32,
-    pub scheme: String,
-    pub id: String,
-}
-
-impl Acl {
-    fn write(&self, w: &mut Writer) {
-        w.int(self.perms).ustring(&self.scheme).ustring(&self.id);
-    }
-    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(Acl {
-            perms: r.int("acl.perms")?,
-            scheme: r.ustring("acl.scheme")?,
-            id: r.ustring("acl.id")?,
-        })
-    }
-}
-
-fn write_acls(w: &mut Writer, acl: &[Acl]) {
-    w.vector(acl, |w, a| a.write(w));
-}
-
-fn read_acls(r: &mut Reader<'_>) -> Result<Vec<Acl>, DecodeError> {
-    r.vector("acl", 12, Acl::read)
-}
-
-/// The first frame of a connection: open a session (id 0) or resume one.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ConnectRequest {
-    pub protocol_version: i32,
-    pub last_zxid_seen: i64,
-    pub timeout_ms: i32,
-    pub session_id: i64,
-    pub passwd: Vec<u8>,
-    /// The trailing readOnly byte; absent from old clients' requests.
-    pub read_only: Option<bool>,
 }
 
 impl ConnectRequest {
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::new();
-        w.int(self.protocol_version)
-            .long(self.last_zxid_seen)
-            .int(self.timeout_ms)
-            .long(self.session_id)
-            .buffer(&self.passwd);
-        if let Some(ro) = self.read_only {
-            w.bool(ro);
-        }
-        w.buf
+        encode_with(|w| self.write(w))
     }
 
     pub fn decode(body: &[u8]) -> Result<Self, DecodeError> {
-        let mut r = Reader::new(body);
-        let mut c = ConnectRequest {
-            protocol_version: r.int("protocolVersion")?,
-            last_zxid_seen: r.long("lastZxidSeen")?,
-            timeout_ms: r.int("timeOut")?,
-            session_id: r.long("sessionId")?,
-            passwd: r.buffer("passwd")?,
-            read_only: None,
-        };
-        if r.remaining() > 0 {
-            c.read_only = Some(r.bool("readOnly")?);
-        }
-        r.finish()?;
-        Ok(c)
+        decode_whole(body, Self::read)
     }
 }
 
-/// The answer to a [`ConnectRequest`]; timeout 0 means the session is gone.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ConnectResponse {
-    pub protocol_version: i32,
-    pub timeout_ms: i32,
-    pub session_id: i64,
-    pub passwd: Vec<u8>,
-    /// Sent only to clients whose request carried the readOnly byte.
-    pub read_only: Option<bool>,
+jute_record! {
+    /// The answer to a [`ConnectRequest`]; timeout 0 means the session is gone.
+    #[derive(Debug, Clone, Default, PartialEq, Eq)]
+    pub struct ConnectResponse {
+        pub protocol_version: i32 = "protocolVersion",
+        pub timeout_ms: i32 = "timeOut",
+        pub session_id: i64 = "sessionId",
+        pub passwd: Vec<u8> = "passwd",
+        /// Sent only to clients whose request carried the readOnly byte.
+        pub read_only: Option<bool> = "readOnly",
+    }
 }
 
 impl ConnectResponse {
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::new();
-        w.int(self.protocol_version)
-            .int(self.timeout_ms)
-            .long(self.session_id)
-            .buffer(&self.passwd);
-        if let Some(ro) = self.read_only {
-            w.bool(ro);
-        }
-        w.buf
+        encode_with(|w| self.write(w))
     }
 
     pub fn decode(body: &[u8]) -> Result<Self, DecodeError> {
-        let mut r = Reader::new(body);
-        let mut c = ConnectResponse {
-            protocol_version: r.int("protocolVersion")?,
-            timeout_ms: r.int("timeOut")?,
-            session_id: r.long("sessionId")?,
-            passwd: r.buffer("passwd")?,
-            read_only: None,
-        };
-        if r.remaining() > 0 {
-            c.read_only = Some(r.bool("readOnly")?);
+        decode_whole(body, Self::read)
+    }
+}
+
+jute_record! {
+    /// Precedes every request: the client's sequence number and the opcode.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+    pub struct RequestHeader {
+        pub xid: i32 = "xid",
+        pub opcode: i32 = "type",
+    }
+}
+
+jute_record! {
+    /// Precedes every reply: the request's xid, the server's last zxid, and the
+    /// error code (0 = ok; on error no body follows).
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+    pub struct ReplyHeader {
+        pub xid: i32 = "xid",
+        pub zxid: i64 = "zxid",
+        pub err: i32 = "err",
+    }
+}
+
+jute_record! {
+    /// Precedes each op of a multi (request and reply) and ends the list.
+    #[derive(Debug, Clone, Copy)]
+    struct MultiHeader {
+        op: i32 = "multi.type",
+        done: bool = "multi.done",
+        err: i32 = "multi.err",
+    }
+}
+
+impl MultiHeader {
+    /// The header that ends a multi's list.
+    const DONE: MultiHeader = MultiHeader {
+        op: -1,
+        done: true,
+        err: -1,
+    };
+
+    fn op(op: i32, err: i32) -> MultiHeader {
+        MultiHeader {
+            op,
+            done: false,
+            err,
         }
-        r.finish()?;
-        Ok(c)
     }
 }
 
-/// Precedes every request: the client's sequence number and the opcode.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RequestHeader {
-    pub xid: i32,
-    pub opcode: i32,
-}
-
-/// Precedes every reply: the request's xid, the server's last zxid, and the
-/// error code (0 = ok; on error no body follows).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ReplyHeader {
-    pub xid: i32,
-    pub zxid: i64,
-    pub err: i32,
-}
-
-impl ReplyHeader {
-    pub fn write(&self, w: &mut Writer) {
-        w.int(self.xid).long(self.zxid).int(self.err);
-    }
-    pub fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(ReplyHeader {
-            xid: r.int("xid")?,
-            zxid: r.long("zxid")?,
-            err: r.int("err")?,
-        })
+jute_record! {
+    /// A watch notification's body (sent with xid -1).
+    #[derive(Debug, Clone, Default, PartialEq, Eq)]
+    pub struct WatcherEvent {
+        pub event_type: i32 = "type",
+        pub state: i32 = "state",
+        pub path: String = "path",
     }
 }
 
-/// A watch notification's body (sent with xid -1).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct WatcherEvent {
-    pub event_type: i32,
-    pub state: i32,
-    pub path: String,
-}
-
-impl WatcherEvent {
-    pub fn write(&self, w: &mut Writer) {
-        w.int(self.event_type).int(self.state).ustring(&self.path);
-    }
-    pub fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(WatcherEvent {
-            event_type: r.int("type")?,
-            state: r.int("state")?,
-            path: r.ustring("path")?,
-        })
+jute_record! {
+    /// `CreateRequest`, also the body of create2 and createContainer; `ttl` is
+    /// present only for createTTL.
+    #[derive(Debug, Clone, Default, PartialEq, Eq)]
+    pub struct CreateRequest {
+        pub path: String = "path",
+        pub data: Vec<u8> = "data",
+        pub acl: Vec<Acl> = "acl",
+        pub flags: i32 = "flags",
+        ;
+        /// createTTL's trailing field, which its body adds after the record.
+        pub ttl: i64,
     }
 }
 
-/// `CreateRequest`, also the body of create2 and createContainer; `ttl` is
-/// present only for createTTL.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CreateRequest {
-    pub path: String,
-    pub data: Vec<u8>,
-    pub acl: Vec<Acl>,
-    pub flags: i32,
-    pub ttl: i64,
+jute_record! {
+    /// A path and whether to leave a watch (exists, getData, getChildren(2)).
+    #[derive(Debug, Clone, Default, PartialEq, Eq)]
+    pub struct PathWatch {
+        pub path: String = "path",
+        pub watch: bool = "watch",
+    }
 }
 
-/// A path and whether to leave a watch (exists, getData, getChildren(2)).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PathWatch {
-    pub path: String,
-    pub watch: bool,
+jute_record! {
+    /// A path and a version (delete, check); -1 means any version.
+    #[derive(Debug, Clone, Default, PartialEq, Eq)]
+    pub struct PathVersion {
+        pub path: String = "path",
+        pub version: i32 = "version",
+    }
 }
 
-/// A path and a version (delete, check); -1 means any version.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PathVersion {
-    pub path: String,
-    pub version: i32,
+jute_record! {
+    #[derive(Debug, Clone, Default, PartialEq, Eq)]
+    pub struct SetDataRequest {
+        pub path: String = "path",
+        pub data: Vec<u8> = "data",
+        pub version: i32 = "version",
+    }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SetDataRequest {
-    pub path: String,
-    pub data: Vec<u8>,
-    pub version: i32,
+jute_record! {
+    #[derive(Debug, Clone, Default, PartialEq, Eq)]
+    pub struct SetAclRequest {
+        pub path: String = "path",
+        pub acl: Vec<Acl> = "acl",
+        pub version: i32 = "version",
+    }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SetAclRequest {
-    pub path: String,
-    pub acl: Vec<Acl>,
-    pub version: i32,
+jute_record! {
+    #[derive(Debug, Clone, Default, PartialEq, Eq)]
+    pub struct ReconfigRequest {
+        pub joining_servers: String = "joiningServers",
+        pub leaving_servers: String = "leavingServers",
+        pub new_members: String = "newMembers",
+        pub cur_config_id: i64 = "curConfigId",
+    }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ReconfigRequest {
-    pub joining_servers: String,
-    pub leaving_servers: String,
-    pub new_members: String,
-    pub cur_config_id: i64,
+jute_record! {
+    /// checkWatches and removeWatches: a path and a `WatcherType` (1 children,
+    /// 2 data, 3 any).
+    #[derive(Debug, Clone, Default, PartialEq, Eq)]
+    pub struct WatchesRequest {
+        pub path: String = "path",
+        pub watcher_type: i32 = "type",
+    }
 }
 
-/// checkWatches and removeWatches: a path and a `WatcherType` (1 children,
-/// 2 data, 3 any).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct WatchesRequest {
-    pub path: String,
-    pub watcher_type: i32,
+jute_record! {
+    #[derive(Debug, Clone, Default, PartialEq, Eq)]
+    pub struct AuthPacket {
+        pub auth_type: i32 = "type",
+        pub scheme: String = "scheme",
+        pub auth: Vec<u8> = "auth",
+    }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AuthPacket {
-    pub auth_type: i32,
-    pub scheme: String,
-    pub auth: Vec<u8>,
+jute_record! {
+    /// setWatches (101): watches re-registered after a reconnect.
+    #[derive(Debug, Clone, Default, PartialEq, Eq)]
+    pub struct SetWatches {
+        pub relative_zxid: i64 = "relativeZxid",
+        pub data: Vec<String> = "dataWatches",
+        pub exist: Vec<String> = "existWatches",
+        pub child: Vec<String> = "childWatches",
+    }
 }
 
-/// setWatches (101): watches re-registered after a reconnect.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SetWatches {
-    pub relative_zxid: i64,
-    pub data: Vec<String>,
-    pub exist: Vec<String>,
-    pub child: Vec<String>,
+jute_record! {
+    /// setWatches2 (105): as [`SetWatches`] plus persistent watches.
+    #[derive(Debug, Clone, Default, PartialEq, Eq)]
+    pub struct SetWatches2 {
+        pub relative_zxid: i64 = "relativeZxid",
+        pub data: Vec<String> = "dataWatches",
+        pub exist: Vec<String> = "existWatches",
+        pub child: Vec<String> = "childWatches",
+        pub persistent: Vec<String> = "persistentWatches",
+        pub persistent_recursive: Vec<String> = "persistentRecursiveWatches",
+    }
 }
 
-/// setWatches2 (105): as [`SetWatches`] plus persistent watches.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SetWatches2 {
-    pub relative_zxid: i64,
-    pub data: Vec<String>,
-    pub exist: Vec<String>,
-    pub child: Vec<String>,
-    pub persistent: Vec<String>,
-    pub persistent_recursive: Vec<String>,
+jute_record! {
+    /// addWatch: mode 0 persistent, 1 persistent recursive.
+    #[derive(Debug, Clone, Default, PartialEq, Eq)]
+    pub struct AddWatchRequest {
+        pub path: String = "path",
+        pub mode: i32 = "mode",
+    }
 }
 
-/// addWatch: mode 0 persistent, 1 persistent recursive.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AddWatchRequest {
-    pub path: String,
-    pub mode: i32,
-}
-
-/// Who a connection is authenticated as (whoAmI's answer).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ClientInfo {
-    pub auth_scheme: String,
-    pub user: String,
+jute_record! {
+    /// Who a connection is authenticated as (whoAmI's answer).
+    #[derive(Debug, Clone, Default, PartialEq, Eq)]
+    pub struct ClientInfo {
+        pub auth_scheme: String = "authScheme",
+        pub user: String = "user",
+    }
 }
 
 /// A client request body, one variant per opcode.
@@ -490,171 +570,78 @@ impl Request {
     /// Writes the body (without the header).
     pub fn write_body(&self, w: &mut Writer) {
         match self {
-            Request::Create(c) | Request::Create2(c) | Request::CreateContainer(c) => {
-                w.ustring(&c.path).buffer(&c.data);
-                write_acls(w, &c.acl);
-                w.int(c.flags);
-            }
+            Request::Create(c) | Request::Create2(c) | Request::CreateContainer(c) => c.write(w),
             Request::CreateTtl(c) => {
-                w.ustring(&c.path).buffer(&c.data);
-                write_acls(w, &c.acl);
-                w.int(c.flags).long(c.ttl);
+                c.write(w);
+                w.long(c.ttl);
             }
-            Request::Delete(d) | Request::Check(d) => {
-                w.ustring(&d.path).int(d.version);
-            }
+            Request::Delete(d) | Request::Check(d) => d.write(w),
             Request::Exists(p)
             | Request::GetData(p)
             | Request::GetChildren(p)
-            | Request::GetChildren2(p) => {
-                w.ustring(&p.path).bool(p.watch);
-            }
-            Request::SetData(s) => {
-                w.ustring(&s.path).buffer(&s.data).int(s.version);
-            }
+            | Request::GetChildren2(p) => p.write(w),
+            Request::SetData(s) => s.write(w),
             Request::GetAcl(p)
             | Request::Sync(p)
             | Request::GetEphemerals(p)
             | Request::GetAllChildrenNumber(p) => {
                 w.ustring(p);
             }
-            Request::SetAcl(s) => {
-                w.ustring(&s.path);
-                write_acls(w, &s.acl);
-                w.int(s.version);
-            }
+            Request::SetAcl(s) => s.write(w),
             Request::Ping | Request::WhoAmI | Request::CloseSession => {}
             Request::Multi(ops) | Request::MultiRead(ops) => {
                 for o in ops {
-                    w.int(o.opcode()).bool(false).int(-1);
+                    MultiHeader::op(o.opcode(), -1).write(w);
                     o.write_body(w);
                 }
-                w.int(-1).bool(true).int(-1);
+                MultiHeader::DONE.write(w);
             }
-            Request::Reconfig(r) => {
-                w.ustring(&r.joining_servers)
-                    .ustring(&r.leaving_servers)
-                    .ustring(&r.new_members)
-                    .long(r.cur_config_id);
-            }
-            Request::CheckWatches(c) | Request::RemoveWatches(c) => {
-                w.ustring(&c.path).int(c.watcher_type);
-            }
-            Request::Auth(a) => {
-                w.int(a.auth_type).ustring(&a.scheme).buffer(&a.auth);
-            }
-            Request::SetWatches(s) => {
-                w.long(s.relative_zxid)
-                    .strings(&s.data)
-                    .strings(&s.exist)
-                    .strings(&s.child);
-            }
-            Request::SetWatches2(s) => {
-                w.long(s.relative_zxid)
-                    .strings(&s.data)
-                    .strings(&s.exist)
-                    .strings(&s.child)
-                    .strings(&s.persistent)
-                    .strings(&s.persistent_recursive);
-            }
+            Request::Reconfig(r) => r.write(w),
+            Request::CheckWatches(c) | Request::RemoveWatches(c) => c.write(w),
+            Request::Auth(a) => a.write(w),
+            Request::SetWatches(s) => s.write(w),
+            Request::SetWatches2(s) => s.write(w),
             Request::Sasl(t) => {
                 w.buffer(t);
             }
-            Request::AddWatch(a) => {
-                w.ustring(&a.path).int(a.mode);
-            }
+            Request::AddWatch(a) => a.write(w),
         }
     }
 
     /// Reads the body of `opcode`.
     pub fn read_body(opcode: i32, xid: i32, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let create = |r: &mut Reader<'_>, ttl: bool| -> Result<CreateRequest, DecodeError> {
-            Ok(CreateRequest {
-                path: r.ustring("path")?,
-                data: r.buffer("data")?,
-                acl: read_acls(r)?,
-                flags: r.int("flags")?,
-                ttl: if ttl { r.long("ttl")? } else { 0 },
-            })
-        };
-        let path_watch = |r: &mut Reader<'_>| -> Result<PathWatch, DecodeError> {
-            Ok(PathWatch {
-                path: r.ustring("path")?,
-                watch: r.bool("watch")?,
-            })
-        };
-        let path_version = |r: &mut Reader<'_>| -> Result<PathVersion, DecodeError> {
-            Ok(PathVersion {
-                path: r.ustring("path")?,
-                version: r.int("version")?,
-            })
-        };
-        let watches = |r: &mut Reader<'_>| -> Result<WatchesRequest, DecodeError> {
-            Ok(WatchesRequest {
-                path: r.ustring("path")?,
-                watcher_type: r.int("type")?,
-            })
-        };
         Ok(match opcode {
-            op::CREATE => Request::Create(create(r, false)?),
-            op::CREATE2 => Request::Create2(create(r, false)?),
-            op::CREATE_CONTAINER => Request::CreateContainer(create(r, false)?),
-            op::CREATE_TTL => Request::CreateTtl(create(r, true)?),
-            op::DELETE => Request::Delete(path_version(r)?),
-            op::EXISTS => Request::Exists(path_watch(r)?),
-            op::GET_DATA => Request::GetData(path_watch(r)?),
-            op::SET_DATA => Request::SetData(SetDataRequest {
-                path: r.ustring("path")?,
-                data: r.buffer("data")?,
-                version: r.int("version")?,
-            }),
+            op::CREATE => Request::Create(CreateRequest::read(r)?),
+            op::CREATE2 => Request::Create2(CreateRequest::read(r)?),
+            op::CREATE_CONTAINER => Request::CreateContainer(CreateRequest::read(r)?),
+            op::CREATE_TTL => {
+                let mut c = CreateRequest::read(r)?;
+                c.ttl = r.long("ttl")?;
+                Request::CreateTtl(c)
+            }
+            op::DELETE => Request::Delete(PathVersion::read(r)?),
+            op::EXISTS => Request::Exists(PathWatch::read(r)?),
+            op::GET_DATA => Request::GetData(PathWatch::read(r)?),
+            op::SET_DATA => Request::SetData(SetDataRequest::read(r)?),
             op::GET_ACL => Request::GetAcl(r.ustring("path")?),
-            op::SET_ACL => Request::SetAcl(SetAclRequest {
-                path: r.ustring("path")?,
-                acl: read_acls(r)?,
-                version: r.int("version")?,
-            }),
-            op::GET_CHILDREN => Request::GetChildren(path_watch(r)?),
+            op::SET_ACL => Request::SetAcl(SetAclRequest::read(r)?),
+            op::GET_CHILDREN => Request::GetChildren(PathWatch::read(r)?),
             op::SYNC => Request::Sync(r.ustring("path")?),
             op::PING => Request::Ping,
-            op::GET_CHILDREN2 => Request::GetChildren2(path_watch(r)?),
-            op::CHECK => Request::Check(path_version(r)?),
+            op::GET_CHILDREN2 => Request::GetChildren2(PathWatch::read(r)?),
+            op::CHECK => Request::Check(PathVersion::read(r)?),
             op::MULTI => Request::Multi(read_ops(r, xid, is_multi_op)?),
             op::MULTI_READ => Request::MultiRead(read_ops(r, xid, is_multi_read_op)?),
-            op::RECONFIG => Request::Reconfig(ReconfigRequest {
-                joining_servers: r.ustring("joiningServers")?,
-                leaving_servers: r.ustring("leavingServers")?,
-                new_members: r.ustring("newMembers")?,
-                cur_config_id: r.long("curConfigId")?,
-            }),
-            op::CHECK_WATCHES => Request::CheckWatches(watches(r)?),
-            op::REMOVE_WATCHES => Request::RemoveWatches(watches(r)?),
-            op::AUTH => Request::Auth(AuthPacket {
-                auth_type: r.int("type")?,
-                scheme: r.ustring("scheme")?,
-                auth: r.buffer("auth")?,
-            }),
-            op::SET_WATCHES => Request::SetWatches(SetWatches {
-                relative_zxid: r.long("relativeZxid")?,
-                data: r.strings("dataWatches")?,
-                exist: r.strings("existWatches")?,
-                child: r.strings("childWatches")?,
-            }),
-            op::SET_WATCHES2 => Request::SetWatches2(SetWatches2 {
-                relative_zxid: r.long("relativeZxid")?,
-                data: r.strings("dataWatches")?,
-                exist: r.strings("existWatches")?,
-                child: r.strings("childWatches")?,
-                persistent: r.strings("persistentWatches")?,
-                persistent_recursive: r.strings("persistentRecursiveWatches")?,
-            }),
+            op::RECONFIG => Request::Reconfig(ReconfigRequest::read(r)?),
+            op::CHECK_WATCHES => Request::CheckWatches(WatchesRequest::read(r)?),
+            op::REMOVE_WATCHES => Request::RemoveWatches(WatchesRequest::read(r)?),
+            op::AUTH => Request::Auth(AuthPacket::read(r)?),
+            op::SET_WATCHES => Request::SetWatches(SetWatches::read(r)?),
+            op::SET_WATCHES2 => Request::SetWatches2(SetWatches2::read(r)?),
             op::SASL => Request::Sasl(r.buffer("token")?),
             op::GET_EPHEMERALS => Request::GetEphemerals(r.ustring("prefixPath")?),
             op::GET_ALL_CHILDREN_NUMBER => Request::GetAllChildrenNumber(r.ustring("path")?),
-            op::ADD_WATCH => Request::AddWatch(AddWatchRequest {
-                path: r.ustring("path")?,
-                mode: r.int("mode")?,
-            }),
+            op::ADD_WATCH => Request::AddWatch(AddWatchRequest::read(r)?),
             op::WHO_AM_I => Request::WhoAmI,
             op::CLOSE_SESSION => Request::CloseSession,
             _ => return Err(DecodeError::UnknownOpcode { xid, opcode }),
@@ -671,37 +658,35 @@ fn read_ops(
 ) -> Result<Vec<Request>, DecodeError> {
     let mut ops = Vec::new();
     loop {
-        let ty = r.int("multi.type")?;
-        let done = r.bool("multi.done")?;
-        let _err = r.int("multi.err")?;
-        if done {
+        let h = MultiHeader::read(r)?;
+        if h.done {
             return Ok(ops);
         }
-        if !allowed(ty) {
-            return Err(DecodeError::BadMultiOp { opcode: ty });
+        if !allowed(h.op) {
+            return Err(DecodeError::BadMultiOp { opcode: h.op });
         }
-        ops.push(Request::read_body(ty, xid, r)?);
+        ops.push(Request::read_body(h.op, xid, r)?);
     }
 }
 
 /// A request frame's body: header and request, with nothing left over.
 pub fn decode_request(body: &[u8]) -> Result<(RequestHeader, Request), DecodeError> {
-    let mut r = Reader::new(body);
-    let h = RequestHeader {
-        xid: r.int("xid")?,
-        opcode: r.int("type")?,
-    };
-    let req = Request::read_body(h.opcode, h.xid, &mut r)?;
-    r.finish()?;
-    Ok((h, req))
+    decode_whole(body, |r| {
+        let h = RequestHeader::read(r)?;
+        Ok((h, Request::read_body(h.opcode, h.xid, r)?))
+    })
 }
 
 /// Encodes a request body (header included, length prefix not).
 pub fn encode_request(xid: i32, req: &Request) -> Vec<u8> {
-    let mut w = Writer::new();
-    w.int(xid).int(req.opcode());
-    req.write_body(&mut w);
-    w.buf
+    encode_with(|w| {
+        RequestHeader {
+            xid,
+            opcode: req.opcode(),
+        }
+        .write(w);
+        req.write_body(w);
+    })
 }
 
 /// One op's result in a multi or multiRead reply.
@@ -773,7 +758,7 @@ impl Response {
                 s.write(w);
             }
             Response::Acl(a, s) => {
-                write_acls(w, a);
+                a.put(w);
                 s.write(w);
             }
             Response::Children(c) | Response::Ephemerals(c) => {
@@ -789,7 +774,7 @@ impl Response {
                         MultiResult::Error(e) => *e,
                         _ => 0,
                     };
-                    w.int(res.opcode()).bool(false).int(err);
+                    MultiHeader::op(res.opcode(), err).write(w);
                     match res {
                         MultiResult::Create(p) => {
                             w.ustring(p);
@@ -812,16 +797,12 @@ impl Response {
                         MultiResult::Delete | MultiResult::Check => {}
                     }
                 }
-                w.int(-1).bool(true).int(-1);
+                MultiHeader::DONE.write(w);
             }
             Response::Count(n) | Response::ErrorBody(n) => {
                 w.int(*n);
             }
-            Response::WhoAmI(infos) => {
-                w.vector(infos, |w, i| {
-                    w.ustring(&i.auth_scheme).ustring(&i.user);
-                });
-            }
+            Response::WhoAmI(infos) => infos.put(w),
             Response::Sasl(t) => {
                 w.buffer(t);
             }
@@ -837,16 +818,14 @@ impl Response {
             }
             op::EXISTS | op::SET_DATA | op::SET_ACL => Response::Stat(Stat::read(r)?),
             op::GET_DATA => Response::Data(r.buffer("data")?, Stat::read(r)?),
-            op::GET_ACL => Response::Acl(read_acls(r)?, Stat::read(r)?),
+            op::GET_ACL => Response::Acl(Field::get(r, "acl")?, Stat::read(r)?),
             op::GET_CHILDREN => Response::Children(r.strings("children")?),
             op::GET_CHILDREN2 => Response::Children2(r.strings("children")?, Stat::read(r)?),
             op::SYNC => Response::Sync(r.ustring("path")?),
             op::MULTI | op::MULTI_READ => {
                 let mut results = Vec::new();
                 loop {
-                    let ty = r.int("multi.type")?;
-                    let done = r.bool("multi.done")?;
-                    let err = r.int("multi.err")?;
+                    let MultiHeader { op: ty, done, err } = MultiHeader::read(r)?;
                     if done {
                         break;
                     }
@@ -872,12 +851,7 @@ impl Response {
             }
             op::GET_EPHEMERALS => Response::Ephemerals(r.strings("ephemerals")?),
             op::GET_ALL_CHILDREN_NUMBER => Response::Count(r.int("totalNumber")?),
-            op::WHO_AM_I => Response::WhoAmI(r.vector("clientInfo", 8, |r| {
-                Ok(ClientInfo {
-                    auth_scheme: r.ustring("authScheme")?,
-                    user: r.ustring("user")?,
-                })
-            })?),
+            op::WHO_AM_I => Response::WhoAmI(Field::get(r, "clientInfo")?),
             op::SASL => Response::Sasl(r.buffer("token")?),
             op::ADD_WATCH => Response::ErrorBody(r.int("err")?),
             _ => Response::Empty,
@@ -899,42 +873,40 @@ pub enum Reply {
 
 /// Encodes a reply (header, then the body unless it is an error).
 pub fn encode_reply(header: &ReplyHeader, body: &Response) -> Vec<u8> {
-    let mut w = Writer::new();
-    header.write(&mut w);
-    if header.err == 0 {
-        body.write(&mut w);
-    }
-    w.buf
+    encode_with(|w| {
+        header.write(w);
+        if header.err == 0 {
+            body.write(w);
+        }
+    })
 }
 
 /// Encodes a watch notification.
 pub fn encode_event(ev: &WatcherEvent) -> Vec<u8> {
-    let mut w = Writer::new();
-    ReplyHeader {
-        xid: xid::NOTIFICATION,
-        zxid: -1,
-        err: 0,
-    }
-    .write(&mut w);
-    ev.write(&mut w);
-    w.buf
+    encode_with(|w| {
+        ReplyHeader {
+            xid: xid::NOTIFICATION,
+            zxid: -1,
+            err: 0,
+        }
+        .write(w);
+        ev.write(w);
+    })
 }
 
 /// Decodes a reply frame's body. `opcode_of(xid)` tells which request a
 /// reply answers (a client keeps that); notifications need none.
 pub fn decode_reply(body: &[u8], opcode_of: impl FnOnce(i32) -> i32) -> Result<Reply, DecodeError> {
-    let mut r = Reader::new(body);
-    let header = ReplyHeader::read(&mut r)?;
-    if header.xid == xid::NOTIFICATION {
-        let ev = WatcherEvent::read(&mut r)?;
-        r.finish()?;
-        return Ok(Reply::Event(ev));
-    }
-    let body = if header.err != 0 {
-        None
-    } else {
-        Some(Response::read(opcode_of(header.xid), &mut r)?)
-    };
-    r.finish()?;
-    Ok(Reply::Reply { header, body })
+    decode_whole(body, |r| {
+        let header = ReplyHeader::read(r)?;
+        if header.xid == xid::NOTIFICATION {
+            return Ok(Reply::Event(WatcherEvent::read(r)?));
+        }
+        let body = if header.err != 0 {
+            None
+        } else {
+            Some(Response::read(opcode_of(header.xid), r)?)
+        };
+        Ok(Reply::Reply { header, body })
+    })
 }

@@ -29,6 +29,7 @@ use rand::RngCore;
 use tokio::sync::{mpsc, watch, Notify};
 use tonic::Status;
 use warden_proto as pb;
+use warden_proto::vocab::AddWatchMode;
 
 use super::convert;
 use super::proposer::{Proposer, WriteReceiver};
@@ -735,12 +736,9 @@ fn record(
     );
 }
 
+/// The watcher type a request names; unspecified or unknown means any.
 fn remove_kind(watcher_type: i32) -> RemoveKind {
-    match pb::WatcherType::try_from(watcher_type) {
-        Ok(pb::WatcherType::Children) => RemoveKind::Children,
-        Ok(pb::WatcherType::Data) => RemoveKind::Data,
-        _ => RemoveKind::Any,
-    }
+    RemoveKind::from_number(watcher_type).unwrap_or(RemoveKind::Any)
 }
 
 fn validate(path: &str) -> Result<(), ZkError> {
@@ -873,10 +871,9 @@ fn read(
         R::AddWatch(a) => (
             "add_watch",
             validate(&a.path).map(|_| {
-                let kind = if a.mode == pb::AddWatchMode::PersistentRecursiveWatch as i32 {
-                    WatchKind::PersistentRecursive
-                } else {
-                    WatchKind::Persistent
+                let kind = match AddWatchMode::from_number(a.mode) {
+                    Some(AddWatchMode::PersistentRecursive) => WatchKind::PersistentRecursive,
+                    _ => WatchKind::Persistent,
                 };
                 watches.add(session, kind, &a.path);
                 Res::Empty(pb::Empty {})

@@ -8,19 +8,7 @@ use crate::txn::{Acl, CreateMode, Op, Outcome, TxnError};
 use crate::watch::WatchEventType;
 
 pub fn stat(s: &Stat) -> pb::Stat {
-    pb::Stat {
-        czxid: s.czxid,
-        mzxid: s.mzxid,
-        ctime: s.ctime,
-        mtime: s.mtime,
-        version: s.version,
-        cversion: s.cversion,
-        aversion: s.aversion,
-        ephemeral_owner: s.ephemeral_owner,
-        data_length: s.data_length,
-        num_children: s.num_children,
-        pzxid: s.pzxid,
-    }
+    pb::Stat::from(*s)
 }
 
 pub fn code(c: Code) -> i32 {
@@ -28,36 +16,16 @@ pub fn code(c: Code) -> i32 {
 }
 
 pub fn acl_in(a: &[pb::Acl]) -> Vec<Acl> {
-    a.iter()
-        .map(|a| Acl {
-            perms: a.perms,
-            scheme: a.scheme.clone(),
-            id: a.id.clone(),
-        })
-        .collect()
+    a.iter().cloned().map(Acl::from).collect()
 }
 
 pub fn acl_out(a: &[Acl]) -> Vec<pb::Acl> {
-    a.iter()
-        .map(|a| pb::Acl {
-            perms: a.perms,
-            scheme: a.scheme.clone(),
-            id: a.id.clone(),
-        })
-        .collect()
+    a.iter().cloned().map(pb::Acl::from).collect()
 }
 
 pub fn create_mode(m: i32) -> Result<CreateMode, ZkError> {
-    Ok(match pb::CreateMode::try_from(m) {
-        Ok(pb::CreateMode::Persistent) => CreateMode::Persistent,
-        Ok(pb::CreateMode::Ephemeral) => CreateMode::Ephemeral,
-        Ok(pb::CreateMode::PersistentSequential) => CreateMode::PersistentSequential,
-        Ok(pb::CreateMode::EphemeralSequential) => CreateMode::EphemeralSequential,
-        Ok(pb::CreateMode::Container) => CreateMode::Container,
-        Ok(pb::CreateMode::PersistentWithTtl) => CreateMode::PersistentWithTtl,
-        Ok(pb::CreateMode::PersistentSequentialWithTtl) => CreateMode::PersistentSequentialWithTtl,
-        Err(_) => return Err(ZkError::bad_arguments(format!("unknown create mode {m}"))),
-    })
+    CreateMode::from_number(m)
+        .ok_or_else(|| ZkError::bad_arguments(format!("unknown create mode {m}")))
 }
 
 pub fn create_op(c: &pb::Create) -> Result<Op, ZkError> {
@@ -151,5 +119,5 @@ pub fn txn_error_response(xid: i64, zxid: i64, e: &TxnError) -> pb::Response {
 }
 
 pub fn event_type(t: WatchEventType) -> i32 {
-    t as i32
+    t.number()
 }

@@ -6,21 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::txn::Acl;
 
-/// ZooKeeper's Stat: the metadata every read returns.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, Hash)]
-pub struct Stat {
-    pub czxid: i64,
-    pub mzxid: i64,
-    pub ctime: i64,
-    pub mtime: i64,
-    pub version: i32,
-    pub cversion: i32,
-    pub aversion: i32,
-    pub ephemeral_owner: u64,
-    pub data_length: i32,
-    pub num_children: i32,
-    pub pzxid: i64,
-}
+/// ZooKeeper's Stat: the metadata every read returns (warden-proto's; in
+/// snapshots as bincode, its fields in order, as when it was defined here).
+pub use warden_proto::vocab::Stat;
 
 /// What kind of node this is, which decides when it goes away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]

@@ -14,14 +14,9 @@ use parking_lot::Mutex;
 use crate::error::Code;
 use crate::tree::{path, DataTree, EventKind};
 
-/// The event types a client sees, with ZooKeeper's numbers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WatchEventType {
-    NodeCreated = 1,
-    NodeDeleted = 2,
-    NodeDataChanged = 3,
-    NodeChildrenChanged = 4,
-}
+/// The event types a client sees, with ZooKeeper's numbers (apply fires
+/// the four node events; the `*WatchRemoved` ones are the client's own).
+pub use warden_proto::vocab::EventType as WatchEventType;
 
 /// Where a session's events go: the connection serving it. Implemented by
 /// each protocol adapter so events share the stream (and order) of responses.
@@ -59,13 +54,8 @@ pub struct Rewatch<'a> {
     pub child: &'a [String],
 }
 
-/// Which watches `remove` removes, as ZooKeeper's `WatcherType`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RemoveKind {
-    Children,
-    Data,
-    Any,
-}
+/// Which watches `remove` removes: ZooKeeper's `WatcherType`.
+pub use warden_proto::vocab::WatcherType as RemoveKind;
 
 struct Attached {
     conn_id: u64,

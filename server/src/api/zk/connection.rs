@@ -23,6 +23,7 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::Status;
 use warden_proto as pb;
 use warden_proto::jute::{self, frame::split_frame, op, xid, DecodeError, MultiResult};
+use warden_proto::vocab::KeeperState;
 
 use super::convert::{self, Expect, Local, Mapped};
 use super::four_letter;
@@ -30,8 +31,6 @@ use crate::api::connection::{self, Ctx};
 use crate::api::registry::ConnInfo;
 use crate::error::Code;
 
-/// The keeper state in every notification: SyncConnected.
-const SYNC_CONNECTED: i32 = 3;
 /// How long a new connection may take to send its first frame.
 const HANDSHAKE: Duration = Duration::from_secs(30);
 /// Requests one connection may have in flight before the reader stops
@@ -505,7 +504,7 @@ impl Writer {
                 self.zxid = self.zxid.max(ev.zxid);
                 let bytes = jute::encode_event(&jute::WatcherEvent {
                     event_type: ev.r#type,
-                    state: SYNC_CONNECTED,
+                    state: KeeperState::SyncConnected.number(),
                     path: ev.path,
                 });
                 self.push(&bytes);

@@ -3,6 +3,7 @@
 
 use warden_proto as pb;
 use warden_proto::jute::{self, op, MultiResult, Response};
+use warden_proto::vocab::{CreateMode, Stat};
 
 use crate::error::Code;
 
@@ -57,13 +58,7 @@ fn version(v: i32) -> Option<i32> {
 }
 
 fn acl(a: &[jute::Acl]) -> Vec<pb::Acl> {
-    a.iter()
-        .map(|a| pb::Acl {
-            perms: a.perms,
-            scheme: a.scheme.clone(),
-            id: a.id.clone(),
-        })
-        .collect()
+    a.iter().cloned().map(pb::Acl::from).collect()
 }
 
 fn create(c: &jute::CreateRequest, mode: i32) -> pb::Create {
@@ -85,7 +80,7 @@ fn multi_op(r: &jute::Request) -> Option<pb::op::Op> {
     use jute::Request as J;
     Some(match r {
         J::Create(c) | J::Create2(c) => pb::op::Op::Create(create(c, c.flags)),
-        J::CreateContainer(c) => pb::op::Op::Create(create(c, pb::CreateMode::Container as i32)),
+        J::CreateContainer(c) => pb::op::Op::Create(create(c, CreateMode::Container.number())),
         J::CreateTtl(c) => pb::op::Op::Create(create(c, c.flags)),
         J::Delete(d) => pb::op::Op::Delete(pb::Delete {
             path: d.path.clone(),
@@ -126,15 +121,18 @@ pub fn request(xid: i32, req: &jute::Request) -> Mapped {
         )
     };
     let bad = |code| Mapped::Local(Local::Error { xid, code });
-    let is_ttl = |f: i32| f == 5 || f == 6;
+    let is_ttl = |f: i32| CreateMode::from_number(f).is_some_and(CreateMode::is_ttl);
+    let is_container = |f: i32| CreateMode::from_number(f).is_some_and(CreateMode::is_container);
     match req {
-        J::Create(c) | J::Create2(c) if is_ttl(c.flags) || c.flags == 4 => bad(Code::BadArguments),
+        J::Create(c) | J::Create2(c) if is_ttl(c.flags) || is_container(c.flags) => {
+            bad(Code::BadArguments)
+        }
         J::CreateTtl(c) if !is_ttl(c.flags) => bad(Code::BadArguments),
         J::Create(c) | J::Create2(c) | J::CreateTtl(c) => {
             session(R::Create(create(c, c.flags)), expect("", vec![]))
         }
         J::CreateContainer(c) => session(
-            R::Create(create(c, pb::CreateMode::Container as i32)),
+            R::Create(create(c, CreateMode::Container.number())),
             expect("", vec![]),
         ),
         J::Delete(d) => session(
@@ -195,7 +193,7 @@ pub fn request(xid: i32, req: &jute::Request) -> Mapped {
             let mut pb_ops = Vec::with_capacity(ops.len());
             for (i, o) in ops.iter().enumerate() {
                 let bad_create = match o {
-                    J::Create(c) | J::Create2(c) => is_ttl(c.flags) || c.flags == 4,
+                    J::Create(c) | J::Create2(c) => is_ttl(c.flags) || is_container(c.flags),
                     J::CreateTtl(c) => !is_ttl(c.flags),
                     _ => false,
                 };
@@ -320,22 +318,9 @@ pub fn request(xid: i32, req: &jute::Request) -> Mapped {
     }
 }
 
-/// A `pb::Stat` as jute's.
+/// A `pb::Stat` as jute's (absent: all zero).
 pub fn stat(s: Option<&pb::Stat>) -> jute::Stat {
-    let s = s.cloned().unwrap_or_default();
-    jute::Stat {
-        czxid: s.czxid,
-        mzxid: s.mzxid,
-        ctime: s.ctime,
-        mtime: s.mtime,
-        version: s.version,
-        cversion: s.cversion,
-        aversion: s.aversion,
-        ephemeral_owner: s.ephemeral_owner as i64,
-        data_length: s.data_length,
-        num_children: s.num_children,
-        pzxid: s.pzxid,
-    }
+    jute::Stat::from(Stat::from(s.cloned().unwrap_or_default()))
 }
 
 /// The reply (error code, body) to a session response, shaped by what was asked.
@@ -368,14 +353,7 @@ pub fn reply(e: &Expect, r: &pb::Response) -> (i32, Response) {
         (op::SET_DATA | op::SET_ACL, Some(Res::Stat(s))) => Response::Stat(stat(Some(s))),
         (op::GET_DATA, Some(Res::Data(d))) => Response::Data(d.data.clone(), stat(d.stat.as_ref())),
         (op::GET_ACL, Some(Res::Acl(a))) => Response::Acl(
-            a.acl
-                .iter()
-                .map(|a| jute::Acl {
-                    perms: a.perms,
-                    scheme: a.scheme.clone(),
-                    id: a.id.clone(),
-                })
-                .collect(),
+            a.acl.iter().cloned().map(jute::Acl::from).collect(),
             stat(a.stat.as_ref()),
         ),
         (op::GET_CHILDREN, Some(Res::Children(c))) => Response::Children(c.children.clone()),
