@@ -44,8 +44,10 @@
 //!   and the [`Chroot`](path::Chroot) that prefixes/strips paths.
 //! - [`connect_string`] — parsing `host:port[,host:port...][/chroot]`.
 //!
-//! The `warden` command-line tool (`src/main.rs`, `src/cli.rs`) is built on
-//! this library.
+//! The `warden` command-line tool (`src/bin/warden/`) is built on this
+//! library. It and its crates (clap and others) come with the default
+//! `cli` feature; a library user can leave them out with
+//! `default-features = false`.
 //!
 //! # Semantics
 //!

@@ -18,6 +18,10 @@
 //! - [`admin`] — job management for the CLI: definitions, upsert, views;
 //!   [`jobs_file`] — the TOML jobs file.
 //!
+//! The `warden-scheduler` binary (`src/bin/warden-scheduler/`) comes with
+//! the default `cli` feature; a library user can leave it and clap out with
+//! `default-features = false`.
+//!
 //! # Where exactly-once comes from
 //!
 //! A fire of job J at scheduled time T is run once, by one worker, because
