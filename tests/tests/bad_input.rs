@@ -1004,3 +1004,74 @@ async fn a_second_server_on_a_data_folder_in_use_exits_with_a_clear_error() {
         Err(e) if e.code() == ErrorCode::NodeExists
     ));
 }
+
+/// A gRPC client that pipelines requests and stops reading its replies
+/// cannot grow the server's memory: after about a session timeout without
+/// reading, its connection is cut (the queued replies dropped) while its
+/// session lives on and can be resumed; everyone else carries on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grpc_client_that_stops_reading_is_cut_and_keeps_its_session() {
+    let server = ServerProc::start();
+    let c = connect(&server, None).await.expect("connect");
+    c.create("/big", vec![7u8; 512 * 1024], CreateMode::Persistent)
+        .await
+        .expect("create /big");
+    c.close().await.expect("close");
+
+    let (mut raw, connected) = Raw::session(&server.addr(), 2_000).await;
+    // 200 reads of 512 KiB: far more than the transport buffers.
+    for xid in 1..=200 {
+        raw.request(
+            xid,
+            Some(ReqOp::GetData(pb::GetData {
+                path: "/big".into(),
+                watch: false,
+            })),
+        );
+    }
+    // Read nothing until the server has given up on this connection, but
+    // keep pinging (sending needs no reading), so the session stays alive.
+    let deadline = std::time::Instant::now() + STEP;
+    while !server.log().contains("client stopped reading") {
+        raw.send(Some(pb::client_frame::Frame::Ping(pb::Ping {})));
+        if std::time::Instant::now() > deadline {
+            let log = server.log();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            panic!(
+                "the stalled connection was not cut within {STEP:?}; log (newest first):\n{}",
+                tail.join("\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // What the transport had buffered arrives, then the stream ends.
+    let mut answered = 0;
+    let ended = loop {
+        match raw.next().await {
+            Ok(Some(Frame::Response(_))) => answered += 1,
+            Ok(Some(_)) => {}
+            Ok(None) => break "the end".to_string(),
+            Err(status) => break format!("{:?}: {}", status.code(), status.message()),
+        }
+    };
+    eprintln!("the stalled client got {answered} of 200 answers, then {ended}");
+    assert!(
+        answered < 200,
+        "every answer was delivered: nothing was cut"
+    );
+
+    // The session was kept: it resumes with its id and password.
+    let resumed = connect(
+        &server,
+        Some((connected.session_id, connected.password.clone())),
+    )
+    .await
+    .expect("the session resumes after the cut");
+    let (data, _) = resumed
+        .get_data("/big")
+        .await
+        .expect("read on the resumed session");
+    assert_eq!(data.len(), 512 * 1024);
+    resumed.close().await.expect("close");
+    others_carry_on(&server, "a client that stopped reading").await;
+}

@@ -15,9 +15,16 @@
 //! a flush). A read therefore sees exactly the session's earlier writes and
 //! none of its later ones, as in ZooKeeper.
 //!
-//! Watch events are pushed onto the same outgoing channel by apply, under the
+//! Watch events are pushed onto the same outgoing queue by apply, under the
 //! tree lock, so an event for zxid Z always precedes a response that
 //! reflects a state at or after Z.
+//!
+//! Both protocols get the same bounds: at most [`MAX_IN_FLIGHT`] requests
+//! are queued unanswered (past that the reader stops reading, so the
+//! client's transport pushes back), and the outgoing queue
+//! ([`super::outq`]) cuts a connection whose client has not read for a
+//! session timeout or is more than its capacity behind; the session is
+//! kept.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -42,7 +49,13 @@ use crate::tree::DataTree;
 use crate::txn::{Op, Outcome};
 use crate::watch::{EventSink, RemoveKind, Rewatch, WatchEventType, WatchKind};
 
-pub type Out = mpsc::UnboundedSender<Result<pb::ServerFrame, Status>>;
+pub use super::outq::Out;
+
+/// Requests a connection may have queued unanswered.
+pub const MAX_IN_FLIGHT: usize = 1000;
+
+/// The shortest stall that cuts a connection, whatever its session timeout.
+const MIN_STALL: Duration = Duration::from_secs(2);
 
 /// Everything a connection needs from the server.
 #[derive(Clone)]
@@ -372,8 +385,14 @@ async fn run_session<S>(
         last_zxid,
         read_only: false,
     })));
-    let (pend_tx, pend_rx) = mpsc::unbounded_channel();
+    let (pend_tx, pend_rx) = mpsc::channel(MAX_IN_FLIGHT);
     let order = Arc::new(Order::default());
+    let watchdog = tokio::spawn(watch_output(
+        out.clone(),
+        sink.clone(),
+        Duration::from_millis(timeout_ms as u64).max(MIN_STALL),
+        format!("0x{session:x}"),
+    ));
     let responder = tokio::spawn(respond(
         ctx.clone(),
         conn.clone(),
@@ -437,7 +456,7 @@ async fn run_session<S>(
                         }
                     }
                 };
-                let _ = pend_tx.send(p);
+                let _ = pend_tx.send(p).await;
                 tracing::info!(session = %sid, "session closed by client");
                 break;
             }
@@ -450,15 +469,41 @@ async fn run_session<S>(
                 break;
             }
         };
-        if pend_tx.send(p).is_err() {
+        // Waits while MAX_IN_FLIGHT requests are unanswered.
+        let queued = tokio::select! {
+            r = pend_tx.send(p) => r.is_ok(),
+            _ = sink.ended.notified() => false,
+            _ = shutdown.changed() => false,
+        };
+        if !queued {
             break;
         }
     }
+    watchdog.abort();
     drop(pend_tx);
     let _ = responder.await;
     ctx.shared.watches.detach(session, conn_id);
     drop(turn);
     ctx.turns.forget_if_idle(session);
+}
+
+/// Cuts the connection when its client has read nothing for `stall` while
+/// frames wait, and ends the reader once the connection is cut (also when
+/// the queue cut it for being too far behind). The session is kept.
+async fn watch_output(out: Out, sink: Arc<Sink>, stall: Duration, sid: String) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tick.tick().await;
+        if out.stalled_for().is_some_and(|d| d >= stall) {
+            tracing::info!(session = %sid, stalled_ms = stall.as_millis() as u64, "the client has not read for a session timeout; closing the connection (the session is kept)");
+            out.cut("the client did not read for a session timeout; reconnect");
+        }
+        if out.is_cut() {
+            tracing::info!(session = %sid, "closing a connection whose client stopped reading (the session is kept)");
+            sink.ended.notify_one();
+            return;
+        }
+    }
 }
 
 /// Turns a request into its queue entry, submitting writes at once.
@@ -585,7 +630,7 @@ async fn respond(
     conn: Arc<ConnInfo>,
     session: u64,
     order: Arc<Order>,
-    mut rx: mpsc::UnboundedReceiver<Pending>,
+    mut rx: mpsc::Receiver<Pending>,
     out: Out,
 ) {
     let metrics = ctx.shared.metrics.clone();
@@ -603,8 +648,11 @@ async fn respond(
             // Every read before it is answered: submit it, and the deferred
             // writes right behind it up to the next read.
             let first = submit_deferred(&ctx, session, &order, p);
-            while let Ok(next) = rx.try_recv() {
-                ahead.push_back(next);
+            while ahead.len() < MAX_IN_FLIGHT {
+                match rx.try_recv() {
+                    Ok(next) => ahead.push_back(next),
+                    Err(_) => break,
+                }
             }
             for slot in ahead.iter_mut() {
                 match slot {

@@ -3,12 +3,11 @@
 use std::pin::Pin;
 
 use futures::Stream;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use warden_proto as pb;
 
 use super::connection::{self, Ctx};
+use super::outq;
 
 /// The `Warden` gRPC service.
 pub struct WardenService {
@@ -25,11 +24,11 @@ impl pb::warden_server::Warden for WardenService {
         &self,
         request: Request<Streaming<pb::ClientFrame>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = outq::channel(outq::CAPACITY);
         let ctx = self.ctx.clone();
         let conn = ctx.conns.register("grpc", request.remote_addr());
         tokio::spawn(connection::serve(ctx, conn, request.into_inner(), tx));
-        Ok(Response::new(Box::pin(UnboundedReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(rx.into_stream())))
     }
 
     async fn status(

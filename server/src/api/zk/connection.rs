@@ -28,6 +28,7 @@ use warden_proto::vocab::KeeperState;
 use super::convert::{self, Expect, Local, Mapped};
 use super::four_letter;
 use crate::api::connection::{self, Ctx};
+use crate::api::outq::{self, OutRx};
 use crate::api::registry::ConnInfo;
 use crate::error::Code;
 
@@ -147,7 +148,7 @@ pub async fn serve(ctx: Ctx, sock: TcpStream, peer: SocketAddr) {
         }
     };
     let (in_tx, in_rx) = mpsc::unbounded_channel::<Result<pb::ClientFrame, Status>>();
-    let (out_tx, out_rx) = mpsc::unbounded_channel();
+    let (out_tx, out_rx) = outq::channel(outq::CAPACITY);
     let (exp_tx, exp_rx) = mpsc::unbounded_channel::<Entry>();
     let _ = in_tx.send(Ok(pb::ClientFrame {
         frame: Some(pb::client_frame::Frame::Connect(pb::Connect {
@@ -295,7 +296,7 @@ async fn read_loop(
 async fn write_loop(
     mut wr: OwnedWriteHalf,
     peer: SocketAddr,
-    mut out_rx: mpsc::UnboundedReceiver<Result<pb::ServerFrame, Status>>,
+    mut out_rx: OutRx,
     mut exp_rx: mpsc::UnboundedReceiver<Entry>,
     read_only_byte: bool,
     in_flight: Arc<Semaphore>,
@@ -383,7 +384,7 @@ async fn write_loop(
         w.flush_locals();
         while !w.close && w.buf.len() < 64 * 1024 {
             match out_rx.try_recv() {
-                Ok(Ok(f)) => {
+                Some(Ok(f)) => {
                     w.frame(f, &mut exp_rx);
                     w.flush_locals();
                 }
