@@ -12,7 +12,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::api::connection::Ctx;
 use crate::api::grpc::WardenService;
-use crate::api::proposer::{now_ms, Proposer};
+use crate::raft::proposer::{now_ms, Proposer};
 use crate::config::Config;
 use crate::error::StartupError;
 use crate::metrics::Metrics;

@@ -39,7 +39,7 @@ use warden_proto as pb;
 use warden_proto::vocab::AddWatchMode;
 
 use super::convert;
-use super::proposer::{Proposer, WriteReceiver};
+use crate::raft::proposer::{Proposer, WriteReceiver};
 use super::registry::{ConnInfo, Registered, Registry};
 use crate::config::Config;
 use crate::error::{Code, ZkError};

@@ -6,6 +6,5 @@ pub mod connection;
 pub mod convert;
 pub mod grpc;
 pub mod outq;
-pub mod proposer;
 pub mod registry;
 pub mod zk;

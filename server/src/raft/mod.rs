@@ -1,5 +1,7 @@
-//! Consensus: openraft's type config, the log store over the segment log, the
-//! state-machine adapter over the `DataTree`, and the peer network.
+//! Consensus: openraft's type config, the [`proposer`] (the one way into
+//! the log: batching, and forwarding once there are peers), the
+//! [`log_store`] over the segment log, the [`state_machine`] adapter over
+//! the `DataTree`, and the peer [`network`].
 //!
 //! A single server is a one-voter cluster; writes take the same path as they
 //! will in an ensemble.
@@ -9,6 +11,7 @@
 
 pub mod log_store;
 pub mod network;
+pub mod proposer;
 pub mod state_machine;
 
 use std::io::Cursor;
