@@ -12,12 +12,12 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::api::connection::Ctx;
 use crate::api::grpc::WardenService;
-use crate::raft::proposer::{now_ms, Proposer};
 use crate::config::Config;
 use crate::error::StartupError;
 use crate::metrics::Metrics;
 use crate::raft::log_store::{open_wal, recover, LogStore};
 use crate::raft::network::PeerNetwork;
+use crate::raft::proposer::{now_ms, Proposer};
 use crate::raft::state_machine::{load_snapshot, Shared, StateMachine};
 use crate::raft::Raft;
 use crate::storage::{DataDir, Durability};

@@ -39,11 +39,11 @@ use warden_proto as pb;
 use warden_proto::vocab::AddWatchMode;
 
 use super::convert;
-use crate::raft::proposer::{Proposer, WriteReceiver};
 use super::registry::{ConnInfo, Registered, Registry};
 use crate::config::Config;
 use crate::error::{Code, ZkError};
 use crate::metrics::Metrics;
+use crate::raft::proposer::{Proposer, WriteReceiver};
 use crate::raft::state_machine::Shared;
 use crate::tree::DataTree;
 use crate::txn::{Op, Outcome};
