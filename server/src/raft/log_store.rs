@@ -37,7 +37,7 @@ pub struct LogStore {
 
 /// What the store shares with its fsync thread (which must not hold the
 /// sender, so it ends when the store is dropped).
-pub struct Inner {
+struct Inner {
     data: Arc<DataDir>,
     wal: Mutex<Wal>,
     committed: Mutex<Option<LogId>>,
@@ -47,13 +47,6 @@ pub struct Inner {
     /// kernel may have dropped the unsynced pages and a later fsync can
     /// succeed without them ("fsyncgate"), so no later barrier is trusted.
     failed: watch::Sender<Option<String>>,
-}
-
-impl std::ops::Deref for LogStore {
-    type Target = Inner;
-    fn deref(&self) -> &Inner {
-        &self.inner
-    }
 }
 
 fn read_err(e: impl ToString) -> StorageError {
@@ -87,7 +80,8 @@ pub fn open_wal(data: &DataDir) -> Result<Wal, DiskError> {
 pub fn recover(data: &DataDir, wal: &mut Wal, snapshot_index: Option<u64>) -> Result<(), String> {
     let purged: Option<LogId> = data.read_record("purged").map_err(|e| e.to_string())?;
     let covered = purged.map(|p| p.index).max(snapshot_index);
-    if let (Some(first), Some(_)) = (Some(wal.first_index()), wal.last_index()) {
+    if wal.last_index().is_some() {
+        let first = wal.first_index();
         let want = covered.map(|c| c + 1).unwrap_or(0);
         if first > want {
             return Err(format!(
@@ -152,7 +146,7 @@ impl LogStore {
     /// stop, since nothing written since the last good barrier can be
     /// trusted to be on disk.
     pub async fn failed(&self) -> String {
-        let mut rx = self.failed.subscribe();
+        let mut rx = self.inner.failed.subscribe();
         let why = rx.wait_for(|f| f.is_some()).await.map(|f| f.clone());
         match why {
             Ok(why) => why.unwrap_or_default(),
@@ -163,17 +157,19 @@ impl LogStore {
     /// Makes everything appended durable and records the final durable
     /// point; call after consensus has stopped.
     pub fn finish(&self) {
-        if self.failed.borrow().is_some() {
+        if self.inner.failed.borrow().is_some() {
             return;
         }
         let (job, last) = {
-            let mut w = self.wal.lock();
+            let mut w = self.inner.wal.lock();
             (w.take_sync_job(), w.last_index())
         };
         if job.run().is_ok() {
-            self.flushed.fetch_max(last.unwrap_or(0), Ordering::SeqCst);
-            self.mark_durable(0);
-            self.mark_durable(1);
+            self.inner
+                .flushed
+                .fetch_max(last.unwrap_or(0), Ordering::SeqCst);
+            self.inner.mark_durable(0);
+            self.inner.mark_durable(1);
         }
     }
 }
@@ -257,7 +253,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry<TypeConfig>>, StorageError> {
-        let wal = self.wal.lock();
+        let wal = self.inner.wal.lock();
         let start = match range.start_bound() {
             Bound::Included(i) => *i,
             Bound::Excluded(i) => i + 1,
@@ -270,7 +266,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Unbounded => u64::MAX,
         }
         .min(wal.next_index());
-        (start..end).map(|i| self.entry(&wal, i)).collect()
+        (start..end).map(|i| self.inner.entry(&wal, i)).collect()
     }
 }
 
@@ -278,11 +274,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogStore;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
-        let last_purged: Option<LogId> = self.data.read_record("purged").map_err(read_err)?;
+        let last_purged: Option<LogId> = self.inner.data.read_record("purged").map_err(read_err)?;
         let last = {
-            let wal = self.wal.lock();
+            let wal = self.inner.wal.lock();
             match wal.last_index() {
-                Some(i) => Some(self.entry(&wal, i)?.log_id),
+                Some(i) => Some(self.inner.entry(&wal, i)?.log_id),
                 None => last_purged,
             }
         };
@@ -297,19 +293,21 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError> {
-        self.data
+        self.inner
+            .data
             .write_record("vote", vote)
             .map_err(|e| StorageIOError::write_vote(&std::io::Error::other(e.to_string())).into())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, StorageError> {
-        self.data
+        self.inner
+            .data
             .read_record("vote")
             .map_err(|e| StorageIOError::read_vote(&std::io::Error::other(e.to_string())).into())
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        let mut c = self.committed.lock();
+        let mut c = self.inner.committed.lock();
         if committed.map(|l| l.index) > c.map(|l| l.index) {
             *c = committed;
         }
@@ -317,7 +315,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
-        Ok(read_watermark(&self.data))
+        Ok(read_watermark(&self.inner.data))
     }
 
     async fn append<I>(
@@ -339,8 +337,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             }
             records.push((e.log_id.index, bincode::serialize(&e).map_err(write_err)?));
         }
-        self.wal.lock().append(records).map_err(write_err)?;
-        self.metrics.last_log_index.set(last_index as i64);
+        self.inner.wal.lock().append(records).map_err(write_err)?;
+        self.inner.metrics.last_log_index.set(last_index as i64);
         self.flush_tx
             .send(FlushReq {
                 callback,
@@ -352,15 +350,20 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        self.wal.lock().truncate(log_id.index).map_err(write_err)
+        self.inner
+            .wal
+            .lock()
+            .truncate(log_id.index)
+            .map_err(write_err)
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         // Recorded first: a crash before the segments go leaves only extra
         // entries, which the next start skips and removes.
-        self.data
+        self.inner
+            .data
             .write_record("purged", &log_id)
             .map_err(write_err)?;
-        self.wal.lock().purge(log_id.index).map_err(write_err)
+        self.inner.wal.lock().purge(log_id.index).map_err(write_err)
     }
 }
