@@ -11,12 +11,17 @@
 //! - [`crash_load`]: the write load and checks of the crash tests.
 //! - [`lossyfs`]: a FUSE filesystem that simulates a power cut, for the
 //!   power-loss tests.
+//! - [`raw`]: a session stream driven frame by frame.
+//! - [`timing`]: `STEP`, `within` and a bounded client connect.
 
 pub mod crash_load;
 pub mod in_process;
 pub mod lossyfs;
+pub mod raw;
+pub mod timing;
 
 pub use in_process::InProcServer;
+pub use timing::{connect, connect_within, quick_retry, session_opts, try_connect, within, STEP};
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

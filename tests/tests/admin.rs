@@ -6,27 +6,19 @@ use std::time::Duration;
 use warden_client::{Client, ConnectOptions, CreateMode, ErrorCode, EventType};
 use warden_proto::v1 as pb;
 use warden_proto::v1::warden_client::WardenClient;
-use warden_tests::{wait_until, ServerProc};
+use warden_tests::{wait_until, ServerProc, STEP};
 
 use support::*;
 
 mod support {
     use std::time::Duration;
 
-    use warden_client::{Client, ConnectOptions};
-    use warden_tests::ServerProc;
+    use warden_client::Client;
+    use warden_tests::{session_opts, ServerProc};
 
-    pub const STEP: Duration = Duration::from_secs(10);
-
+    /// A new session with a 4 s timeout.
     pub async fn connect(server: &ServerProc) -> Client {
-        let opts = ConnectOptions {
-            session_timeout: Duration::from_secs(4),
-            ..Default::default()
-        };
-        tokio::time::timeout(STEP, Client::connect(&server.addr(), opts))
-            .await
-            .expect("connect in time")
-            .expect("connect")
+        warden_tests::connect(&server.addr(), session_opts(Duration::from_secs(4), None)).await
     }
 
     /// Every sample line of `/metrics` whose name is `name` (any labels).

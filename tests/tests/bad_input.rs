@@ -10,7 +10,8 @@ use warden_client::{CreateMode, ErrorCode};
 use warden_proto::v1 as pb;
 use warden_proto::v1::request::Op as ReqOp;
 use warden_proto::v1::server_frame::Frame;
-use warden_tests::{free_port, wait_until, ServerProc};
+use warden_tests::raw::{connect_frame, create_op, Raw};
+use warden_tests::{free_port, wait_until, ServerProc, STEP};
 
 use support::*;
 
@@ -18,44 +19,16 @@ mod support {
     use std::process::{Command, Output, Stdio};
     use std::time::{Duration, Instant};
 
-    use tokio::sync::mpsc;
-    use tokio_stream::wrappers::UnboundedReceiverStream;
-    use tonic::transport::Channel;
-    use warden_client::{Client, ConnectOptions, Error};
-    use warden_proto::v1 as pb;
-    use warden_proto::v1::server_frame::Frame;
-    use warden_proto::v1::warden_client::WardenClient;
-    use warden_tests::{bin, ServerProc};
+    use warden_client::{Client, Error};
+    use warden_tests::{bin, session_opts, try_connect, ServerProc};
 
-    pub const STEP: Duration = Duration::from_secs(10);
-
-    pub async fn within<T>(d: Duration, what: &str, f: impl std::future::Future<Output = T>) -> T {
-        match tokio::time::timeout(d, f).await {
-            Ok(v) => v,
-            Err(_) => panic!("timed out after {d:?}: {what}"),
-        }
-    }
-
+    /// Opens (or, with `resume = Some((id, password))`, resumes) a session
+    /// with a 4 s timeout.
     pub async fn connect(
         server: &ServerProc,
         resume: Option<(u64, Vec<u8>)>,
     ) -> Result<Client, Error> {
-        let (session_id, password) = match resume {
-            Some((id, pw)) => (Some(id), pw),
-            None => (None, Vec::new()),
-        };
-        let opts = ConnectOptions {
-            session_timeout: Duration::from_secs(4),
-            session_id,
-            password,
-            ..Default::default()
-        };
-        within(
-            STEP,
-            "Client::connect",
-            Client::connect(&server.addr(), opts),
-        )
-        .await
+        try_connect(&server.addr(), session_opts(Duration::from_secs(4), resume)).await
     }
 
     /// Checks that an unrelated client can still do a write and a read.
@@ -74,123 +47,6 @@ mod support {
         c.close().await.expect("close");
         let (code, body) = server.http_get("/health").expect("GET /health");
         assert_eq!((code, body.trim()), (200, "ok"), "after {what}");
-    }
-
-    /// A raw session stream, frame by frame.
-    pub struct Raw {
-        pub out: mpsc::UnboundedSender<pb::ClientFrame>,
-        pub inbound: tonic::Streaming<pb::ServerFrame>,
-        _grpc: WardenClient<Channel>,
-    }
-
-    pub fn connect_frame(timeout_ms: u32, session_id: u64, password: Vec<u8>) -> pb::ClientFrame {
-        pb::ClientFrame {
-            frame: Some(pb::client_frame::Frame::Connect(pb::Connect {
-                session_id,
-                password,
-                timeout_ms,
-                last_zxid: 0,
-                client_name: "bad-input-test".into(),
-            })),
-        }
-    }
-
-    impl Raw {
-        pub async fn open(addr: &str, first: Vec<pb::ClientFrame>) -> Raw {
-            let mut grpc = within(
-                STEP,
-                "gRPC connect",
-                WardenClient::connect(format!("http://{addr}")),
-            )
-            .await
-            .expect("gRPC connect");
-            let (out, rx) = mpsc::unbounded_channel();
-            for f in first {
-                out.send(f).expect("queue a frame");
-            }
-            let inbound = within(
-                STEP,
-                "open the session stream",
-                grpc.session(UnboundedReceiverStream::new(rx)),
-            )
-            .await
-            .expect("session stream")
-            .into_inner();
-            Raw {
-                out,
-                inbound,
-                _grpc: grpc,
-            }
-        }
-
-        pub async fn connect(addr: &str, c: pb::ClientFrame) -> (Raw, Frame) {
-            let mut raw = Raw::open(addr, vec![c]).await;
-            let first = raw
-                .next()
-                .await
-                .expect("a frame answering Connect")
-                .expect("the stream did not end before answering Connect");
-            (raw, first)
-        }
-
-        pub async fn session(addr: &str, timeout_ms: u32) -> (Raw, pb::Connected) {
-            match Raw::connect(addr, connect_frame(timeout_ms, 0, vec![])).await {
-                (raw, Frame::Connected(c)) => (raw, c),
-                (_, other) => panic!("expected Connected, got {other:?}"),
-            }
-        }
-
-        pub fn send(&self, frame: Option<pb::client_frame::Frame>) {
-            self.out
-                .send(pb::ClientFrame { frame })
-                .expect("the request stream is open");
-        }
-
-        pub fn request(&self, xid: i64, op: Option<pb::request::Op>) {
-            self.send(Some(pb::client_frame::Frame::Request(pb::Request {
-                xid,
-                op,
-            })));
-        }
-
-        pub async fn next(&mut self) -> Result<Option<Frame>, tonic::Status> {
-            let m = within(STEP, "the next server frame", self.inbound.message()).await?;
-            Ok(m.map(|f| f.frame.expect("a server frame always has a body")))
-        }
-
-        pub async fn response(&mut self) -> pb::Response {
-            loop {
-                match self.next().await {
-                    Ok(Some(Frame::Response(r))) => return r,
-                    Ok(Some(Frame::Pong(_))) | Ok(Some(Frame::WatchEvent(_))) => continue,
-                    other => panic!("expected a response, got {other:?}"),
-                }
-            }
-        }
-
-        pub async fn call(&mut self, xid: i64, op: pb::request::Op) -> pb::Response {
-            self.request(xid, Some(op));
-            self.response().await
-        }
-
-        /// Reads until the stream ends; every frame seen on the way.
-        pub async fn until_end(&mut self) -> Vec<Frame> {
-            let mut seen = Vec::new();
-            while let Ok(Some(f)) = self.next().await {
-                seen.push(f);
-            }
-            seen
-        }
-    }
-
-    pub fn create(path: &str, data: Vec<u8>, mode: i32, ttl_ms: i64) -> pb::request::Op {
-        pb::request::Op::Create(pb::Create {
-            path: path.into(),
-            data,
-            mode,
-            ttl_ms,
-            acl: vec![],
-        })
     }
 
     /// Runs a command that is expected to exit on its own within `limit`.
@@ -413,9 +269,9 @@ async fn an_empty_frame_or_a_second_connect_closes_only_that_stream() {
     ] {
         let (mut raw, connected) = Raw::session(&server.addr(), 4000).await;
         let r = raw
-            .call(
+            .call_xid(
                 1,
-                create(
+                create_op(
                     "/kept-",
                     vec![],
                     pb::CreateMode::EphemeralSequential as i32,
@@ -428,7 +284,7 @@ async fn an_empty_frame_or_a_second_connect_closes_only_that_stream() {
             Some(pb::response::Result::Create(c)) => c.path,
             other => panic!("{other:?}"),
         };
-        raw.send(frame);
+        raw.send_frame(frame);
         let frames = raw.until_end().await;
         assert!(
             frames.iter().all(|f| matches!(f, Frame::Pong(_))),
@@ -437,7 +293,7 @@ async fn an_empty_frame_or_a_second_connect_closes_only_that_stream() {
 
         // Other sessions carry on...
         let r = bystander
-            .call(
+            .call_xid(
                 1,
                 ReqOp::Exists(pb::Exists {
                     path: kept.clone(),
@@ -480,7 +336,7 @@ async fn a_request_without_an_operation_is_unimplemented_and_the_session_carries
 
     // Pipelined with valid requests: each answered, in order.
     raw.request(6, None);
-    raw.request(7, Some(create("/after", b"x".to_vec(), 0, 0)));
+    raw.request(7, Some(create_op("/after", b"x".to_vec(), 0, 0)));
     raw.request(8, None);
     raw.request(
         9,
@@ -506,7 +362,7 @@ async fn invalid_paths_and_arguments_are_bad_arguments_and_the_session_carries_o
     let server = ServerProc::start();
     let (mut raw, _) = Raw::session(&server.addr(), 4000).await;
     let mut xid = 0;
-    let r = raw.call(xid, create("/ok", vec![], 0, 0)).await;
+    let r = raw.call_xid(xid, create_op("/ok", vec![], 0, 0)).await;
     assert_eq!(r.error, 0, "{r:?}");
     let nodes_before = server.status()["znodes"].as_u64().unwrap();
 
@@ -531,8 +387,8 @@ async fn invalid_paths_and_arguments_are_bad_arguments_and_the_session_carries_o
     for path in bad_paths {
         let p = || path.to_string();
         let ops: Vec<(&str, ReqOp)> = vec![
-            ("create", create(path, vec![], 0, 0)),
-            ("create ephemeral", create(path, vec![], 1, 0)),
+            ("create", create_op(path, vec![], 0, 0)),
+            ("create ephemeral", create_op(path, vec![], 1, 0)),
             (
                 "delete",
                 ReqOp::Delete(pb::Delete {
@@ -614,7 +470,7 @@ async fn invalid_paths_and_arguments_are_bad_arguments_and_the_session_carries_o
         ];
         for (name, op) in ops {
             xid += 1;
-            let r = raw.call(xid, op).await;
+            let r = raw.call_xid(xid, op).await;
             if r.xid != xid || r.error != bad {
                 failures.push(format!(
                     "{name} {path:?}: xid {} error {} {:?}",
@@ -627,7 +483,10 @@ async fn invalid_paths_and_arguments_are_bad_arguments_and_the_session_carries_o
     // Oversized data, bad modes and TTLs, empty multi ops.
     let limit = 1024 * 1024;
     let others: Vec<(&str, ReqOp)> = vec![
-        ("create 1 MiB + 1", create("/big", vec![7; limit + 1], 0, 0)),
+        (
+            "create 1 MiB + 1",
+            create_op("/big", vec![7; limit + 1], 0, 0),
+        ),
         (
             "set_data 1 MiB + 1",
             ReqOp::SetData(pb::SetData {
@@ -648,9 +507,12 @@ async fn invalid_paths_and_arguments_are_bad_arguments_and_the_session_carries_o
                 }],
             }),
         ),
-        ("unknown create mode", create("/mode", vec![], 42, 0)),
-        ("TTL mode without a TTL", create("/ttl", vec![], 5, 0)),
-        ("TTL on a persistent node", create("/ttl", vec![], 0, 1000)),
+        ("unknown create mode", create_op("/mode", vec![], 42, 0)),
+        ("TTL mode without a TTL", create_op("/ttl", vec![], 5, 0)),
+        (
+            "TTL on a persistent node",
+            create_op("/ttl", vec![], 0, 1000),
+        ),
         (
             "multi with an empty op",
             ReqOp::Multi(pb::Multi {
@@ -660,7 +522,7 @@ async fn invalid_paths_and_arguments_are_bad_arguments_and_the_session_carries_o
     ];
     for (name, op) in others {
         xid += 1;
-        let r = raw.call(xid, op).await;
+        let r = raw.call_xid(xid, op).await;
         if r.xid != xid || r.error != bad {
             failures.push(format!(
                 "{name}: xid {} error {} {:?}",
@@ -686,7 +548,9 @@ async fn invalid_paths_and_arguments_are_bad_arguments_and_the_session_carries_o
 
     // The session carries on; the 1 MiB limit itself is allowed.
     xid += 1;
-    let r = raw.call(xid, create("/max", vec![9; limit], 0, 0)).await;
+    let r = raw
+        .call_xid(xid, create_op("/max", vec![9; limit], 0, 0))
+        .await;
     assert_eq!(
         r.error, 0,
         "exactly 1 MiB must be accepted: {:?}",
@@ -694,7 +558,7 @@ async fn invalid_paths_and_arguments_are_bad_arguments_and_the_session_carries_o
     );
     xid += 1;
     let r = raw
-        .call(
+        .call_xid(
             xid,
             ReqOp::GetData(pb::GetData {
                 path: "/max".into(),
@@ -757,7 +621,7 @@ async fn connect_with_a_wrong_password_or_unknown_session_is_a_typed_connect_err
         other => panic!("a client ahead of the server: {other:?}"),
     }
     // The real session is untouched.
-    owner.send(Some(pb::client_frame::Frame::Ping(pb::Ping {})));
+    owner.ping();
     assert!(matches!(owner.next().await, Ok(Some(Frame::Pong(_)))));
     assert_eq!(server.status()["sessions"], 1);
 }
@@ -812,7 +676,7 @@ async fn malformed_grpc_messages_close_only_their_own_stream() {
         eprintln!("{what}: {how}, {} bytes of response data", data.len());
         others_carry_on(&server, what).await;
         let r = bystander
-            .call(
+            .call_xid(
                 1,
                 ReqOp::Exists(pb::Exists {
                     path: "/".into(),
@@ -853,16 +717,22 @@ async fn a_hundred_abruptly_dropped_connections_leave_the_server_healthy() {
                     // A session with writes in flight.
                     2 => {
                         let (raw, _) = Raw::session(&addr, 400).await;
-                        raw.request(1, Some(create(&format!("/drop/e{i}"), vec![1; 100], 1, 0)));
+                        raw.request(
+                            1,
+                            Some(create_op(&format!("/drop/e{i}"), vec![1; 100], 1, 0)),
+                        );
                         for x in 2..20 {
-                            raw.request(x, Some(create(&format!("/drop/p{i}-{x}"), vec![], 0, 0)));
+                            raw.request(
+                                x,
+                                Some(create_op(&format!("/drop/p{i}-{x}"), vec![], 0, 0)),
+                            );
                         }
                         drop(raw);
                     }
                     // A session dropped halfway through reading answers.
                     _ => {
                         let (mut raw, _) = Raw::session(&addr, 400).await;
-                        raw.request(1, Some(create(&format!("/drop/e{i}"), vec![], 1, 0)));
+                        raw.request(1, Some(create_op(&format!("/drop/e{i}"), vec![], 1, 0)));
                         for x in 2..30 {
                             raw.request(
                                 x,
@@ -1033,7 +903,7 @@ async fn a_grpc_client_that_stops_reading_is_cut_and_keeps_its_session() {
     // keep pinging (sending needs no reading), so the session stays alive.
     let deadline = std::time::Instant::now() + STEP;
     while !server.log().contains("client stopped reading") {
-        raw.send(Some(pb::client_frame::Frame::Ping(pb::Ping {})));
+        raw.ping();
         if std::time::Instant::now() > deadline {
             let log = server.log();
             let tail: Vec<&str> = log.lines().rev().take(40).collect();

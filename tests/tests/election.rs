@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use support::*;
 use warden_client::recipes::{LeaderLatch, LeaderSelector};
 use warden_client::CreateMode;
-use warden_tests::{InProcServer, ServerOpts};
+use warden_tests::{within, InProcServer, ServerOpts};
 
 #[path = "common/workers.rs"]
 mod support;

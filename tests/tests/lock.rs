@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use support::*;
 use warden_client::recipes::{Lock, LockState};
 use warden_client::CreateMode;
-use warden_tests::{InProcServer, Proxy, ServerOpts};
+use warden_tests::{within, InProcServer, Proxy, ServerOpts};
 
 #[path = "common/workers.rs"]
 mod support;

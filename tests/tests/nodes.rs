@@ -2,125 +2,14 @@
 //! and size validation, multi, and the smaller reads — all checked against
 //! ZooKeeper 3.9's semantics.
 
-mod support {
-    //! A raw protocol session, for checks the client library would make
-    //! before the server gets a chance (path validation, the 1 MiB limit).
-
-    use std::time::Duration;
-
-    use tokio::sync::mpsc;
-    use tokio_stream::wrappers::UnboundedReceiverStream;
-    use tonic::Streaming;
-    use warden_client::{Client, ConnectOptions};
-    use warden_proto::v1 as pb;
-    use warden_proto::v1::warden_client::WardenClient;
-
-    pub const STEP: Duration = Duration::from_secs(10);
-
-    pub async fn connect(addr: &str) -> Client {
-        Client::connect(addr, ConnectOptions::default())
-            .await
-            .expect("connect")
-    }
-
-    /// One session stream, driven frame by frame.
-    pub struct RawSession {
-        tx: mpsc::UnboundedSender<pb::ClientFrame>,
-        rx: Streaming<pb::ServerFrame>,
-        next_xid: i64,
-        pub session_id: u64,
-    }
-
-    impl RawSession {
-        pub async fn open(addr: &str) -> RawSession {
-            let mut grpc = WardenClient::connect(format!("http://{addr}"))
-                .await
-                .expect("grpc connect")
-                .max_decoding_message_size(16 << 20)
-                .max_encoding_message_size(16 << 20);
-            let (tx, rx) = mpsc::unbounded_channel();
-            tx.send(pb::ClientFrame {
-                frame: Some(pb::client_frame::Frame::Connect(pb::Connect {
-                    session_id: 0,
-                    password: Vec::new(),
-                    timeout_ms: 10_000,
-                    last_zxid: 0,
-                    client_name: "raw-test".into(),
-                })),
-            })
-            .unwrap();
-            let mut rx = grpc
-                .session(UnboundedReceiverStream::new(rx))
-                .await
-                .expect("session stream")
-                .into_inner();
-            let first = tokio::time::timeout(STEP, rx.message())
-                .await
-                .expect("Connected in time")
-                .expect("stream ok")
-                .expect("a frame");
-            let session_id = match first.frame {
-                Some(pb::server_frame::Frame::Connected(c)) => c.session_id,
-                other => panic!("expected Connected, got {other:?}"),
-            };
-            RawSession {
-                tx,
-                rx,
-                next_xid: 1,
-                session_id,
-            }
-        }
-
-        /// Sends a request without waiting; returns its xid.
-        pub fn send(&mut self, op: pb::request::Op) -> i64 {
-            let xid = self.next_xid;
-            self.next_xid += 1;
-            self.tx
-                .send(pb::ClientFrame {
-                    frame: Some(pb::client_frame::Frame::Request(pb::Request {
-                        xid,
-                        op: Some(op),
-                    })),
-                })
-                .expect("stream open");
-            xid
-        }
-
-        pub async fn next_frame(&mut self) -> pb::server_frame::Frame {
-            tokio::time::timeout(STEP, self.rx.message())
-                .await
-                .expect("a frame in time")
-                .expect("stream ok")
-                .expect("stream not ended")
-                .frame
-                .expect("frame set")
-        }
-
-        /// Sends a request and returns its response (events are skipped).
-        pub async fn call(&mut self, op: pb::request::Op) -> pb::Response {
-            let xid = self.send(op);
-            loop {
-                match self.next_frame().await {
-                    pb::server_frame::Frame::Response(r) => {
-                        assert_eq!(r.xid, xid, "responses come in request order");
-                        return r;
-                    }
-                    pb::server_frame::Frame::WatchEvent(_) | pb::server_frame::Frame::Pong(_) => {}
-                    other => panic!("unexpected frame {other:?}"),
-                }
-            }
-        }
-    }
-}
-
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::future::join_all;
-use support::{connect, RawSession};
 use warden_client::{Acl, CreateMode, CreateOptions, ErrorCode, MultiError, Op, OpResult, Stat};
 use warden_proto::v1 as pb;
 use warden_proto::v1::request::Op as ReqOp;
-use warden_tests::{wait_until, InProcServer};
+use warden_tests::raw::Raw;
+use warden_tests::{connect, wait_until, InProcServer};
 
 const REAP_DEADLINE: Duration = Duration::from_secs(5);
 
@@ -150,7 +39,7 @@ fn raw_create(path: &str, data: Vec<u8>) -> ReqOp {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn persistent_and_ephemeral_nodes_have_the_right_owner() {
     let server = InProcServer::start();
-    let c = connect(&server.addr()).await;
+    let c = connect(&server.addr(), Default::default()).await;
     let sid = c.session_id();
     assert_ne!(sid, 0);
 
@@ -171,7 +60,7 @@ async fn persistent_and_ephemeral_nodes_have_the_right_owner() {
     assert_eq!(c.exists("/p").await.unwrap().unwrap().ephemeral_owner, 0);
 
     // Another session sees the same owner; closing the owner deletes it.
-    let other = connect(&server.addr()).await;
+    let other = connect(&server.addr(), Default::default()).await;
     assert_eq!(
         other.exists("/e").await.unwrap().unwrap().ephemeral_owner,
         sid
@@ -184,7 +73,7 @@ async fn persistent_and_ephemeral_nodes_have_the_right_owner() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sequential_nodes_take_the_parents_cversion_as_suffix() {
     let server = InProcServer::start();
-    let c = connect(&server.addr()).await;
+    let c = connect(&server.addr(), Default::default()).await;
     c.create("/q", "", CreateMode::Persistent).await.unwrap();
 
     for i in 0..3 {
@@ -259,7 +148,7 @@ async fn sequential_nodes_take_the_parents_cversion_as_suffix() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sequential_numbering_after_delete_matches_zookeeper() {
     let server = InProcServer::start();
-    let c = connect(&server.addr()).await;
+    let c = connect(&server.addr(), Default::default()).await;
     c.create("/q", "", CreateMode::Persistent).await.unwrap();
     for i in 0..3 {
         let p = c
@@ -287,7 +176,7 @@ async fn sequential_numbering_after_delete_matches_zookeeper() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn containers_go_once_their_last_child_goes() {
     let server = InProcServer::start();
-    let c = connect(&server.addr()).await;
+    let c = connect(&server.addr(), Default::default()).await;
     // Created first, so it is the oldest: it must survive every reap.
     c.create("/never", "", CreateMode::Container).await.unwrap();
     // ZooKeeper hides its container marker from clients: the owner is 0.
@@ -320,7 +209,7 @@ async fn containers_go_once_their_last_child_goes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ttl_nodes_go_when_unmodified_and_childless() {
     let server = InProcServer::start();
-    let c = connect(&server.addr()).await;
+    let c = connect(&server.addr(), Default::default()).await;
     let ttl =
         |ms| CreateOptions::new(CreateMode::PersistentWithTtl).with_ttl(Duration::from_millis(ms));
 
@@ -355,7 +244,7 @@ async fn ttl_nodes_go_when_unmodified_and_childless() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::BadArguments);
-    let mut raw = RawSession::open(&server.addr()).await;
+    let mut raw = Raw::session(&server.addr(), 10_000).await.0;
     let r = raw
         .call(ReqOp::Create(pb::Create {
             path: "/bad".into(),
@@ -373,7 +262,7 @@ async fn ttl_nodes_go_when_unmodified_and_childless() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_codes_follow_zookeeper() {
     let server = InProcServer::start();
-    let c = connect(&server.addr()).await;
+    let c = connect(&server.addr(), Default::default()).await;
 
     // NoChildrenForEphemerals
     c.create("/eph", "", CreateMode::Ephemeral).await.unwrap();
@@ -435,7 +324,7 @@ async fn error_codes_follow_zookeeper() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conditional_set_and_delete() {
     let server = InProcServer::start();
-    let c = connect(&server.addr()).await;
+    let c = connect(&server.addr(), Default::default()).await;
     c.create("/v", "0", CreateMode::Persistent).await.unwrap();
 
     let err = c.set_data("/v", "x", Some(1)).await.unwrap_err();
@@ -473,7 +362,7 @@ async fn conditional_set_and_delete() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stat_fields_track_every_kind_of_change() {
     let server = InProcServer::start();
-    let c = connect(&server.addr()).await;
+    let c = connect(&server.addr(), Default::default()).await;
     let t0 = now_ms();
 
     // create
@@ -563,7 +452,7 @@ async fn stat_fields_track_every_kind_of_change() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zxids_strictly_increase_across_writes() {
     let server = InProcServer::start();
-    let c = connect(&server.addr()).await;
+    let c = connect(&server.addr(), Default::default()).await;
     let mut zxids = Vec::new();
     for i in 0..10 {
         let path = format!("/z{i}");
@@ -591,7 +480,7 @@ const BAD_PATHS: &[&str] = &[
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_paths_are_refused_by_the_client() {
     let server = InProcServer::start();
-    let c = connect(&server.addr()).await;
+    let c = connect(&server.addr(), Default::default()).await;
     c.create("/a", "", CreateMode::Persistent).await.unwrap();
     for &p in BAD_PATHS {
         let codes = [
@@ -624,7 +513,7 @@ async fn invalid_paths_are_refused_by_the_client() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_paths_are_refused_by_the_server() {
     let server = InProcServer::start();
-    let mut raw = RawSession::open(&server.addr()).await;
+    let mut raw = Raw::session(&server.addr(), 10_000).await.0;
     let r = raw.call(raw_create("/a", vec![])).await;
     assert_eq!(code_of(&r), ErrorCode::Ok);
     for &p in BAD_PATHS {
@@ -705,7 +594,7 @@ async fn invalid_paths_are_refused_by_the_server() {
 async fn data_is_limited_to_one_mebibyte() {
     const MIB: usize = 1024 * 1024;
     let server = InProcServer::start();
-    let mut raw = RawSession::open(&server.addr()).await;
+    let mut raw = Raw::session(&server.addr(), 10_000).await.0;
 
     let r = raw.call(raw_create("/big", vec![7; MIB + 1])).await;
     assert_eq!(code_of(&r), ErrorCode::BadArguments, "{}", r.message);
@@ -738,7 +627,7 @@ async fn data_is_limited_to_one_mebibyte() {
     );
 
     // The accepted node is intact, and exactly 1 MiB can be set too.
-    let c = connect(&server.addr()).await;
+    let c = connect(&server.addr(), Default::default()).await;
     let (data, stat) = c.get_data("/big").await.unwrap();
     assert_eq!(data.len(), MIB);
     assert!(data.iter().all(|&b| b == 7));
@@ -752,7 +641,7 @@ async fn data_is_limited_to_one_mebibyte() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_multi_applies_nothing() {
     let server = InProcServer::start();
-    let c = connect(&server.addr()).await;
+    let c = connect(&server.addr(), Default::default()).await;
     c.create("/m", "v0", CreateMode::Persistent).await.unwrap();
     let before = c.exists("/m").await.unwrap().unwrap();
 
@@ -802,7 +691,7 @@ async fn failed_multi_applies_nothing() {
     assert_eq!(err.code(), ErrorCode::NoNode);
     assert_eq!(c.exists("/m/x").await.unwrap(), None);
 
-    let mut raw = RawSession::open(&server.addr()).await;
+    let mut raw = Raw::session(&server.addr(), 10_000).await.0;
     let r = raw
         .call(ReqOp::Multi(pb::Multi {
             ops: vec![
@@ -856,7 +745,7 @@ async fn failed_multi_applies_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn successful_multi_reports_each_op() {
     let server = InProcServer::start();
-    let c = connect(&server.addr()).await;
+    let c = connect(&server.addr(), Default::default()).await;
     c.create("/m", "", CreateMode::Persistent).await.unwrap();
     c.create("/m/old", "", CreateMode::Persistent)
         .await
@@ -935,8 +824,8 @@ async fn count_by_walking(c: &warden_client::Client, path: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_children_count_and_ephemerals() {
     let server = InProcServer::start();
-    let c = connect(&server.addr()).await;
-    let other = connect(&server.addr()).await;
+    let c = connect(&server.addr(), Default::default()).await;
+    let other = connect(&server.addr(), Default::default()).await;
 
     let base = c.get_all_children_number("/").await.unwrap();
     assert_eq!(base, count_by_walking(&c, "/").await, "the genesis tree");
@@ -1001,7 +890,7 @@ async fn sync_children_count_and_ephemerals() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acls_are_stored_and_versioned() {
     let server = InProcServer::start();
-    let c = connect(&server.addr()).await;
+    let c = connect(&server.addr(), Default::default()).await;
     c.create("/acl", "", CreateMode::Persistent).await.unwrap();
     let (acl, stat) = c.get_acl("/acl").await.unwrap();
     assert_eq!(acl, Acl::open_unsafe());
@@ -1065,7 +954,7 @@ async fn acls_are_stored_and_versioned() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_pipelined_creates_all_succeed() {
     let server = InProcServer::start();
-    let c = connect(&server.addr()).await;
+    let c = connect(&server.addr(), Default::default()).await;
     c.create("/pipe", "", CreateMode::Persistent).await.unwrap();
     let futures = (0..200).map(|i| {
         let c = c.clone();
@@ -1104,7 +993,7 @@ async fn two_hundred_pipelined_creates_all_succeed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_sees_its_own_unanswered_writes() {
     let server = InProcServer::start();
-    let c = connect(&server.addr()).await;
+    let c = connect(&server.addr(), Default::default()).await;
     // Issued back to back: the child's create is sent before the parent's
     // is answered, and must still find the parent.
     let parent = c.create("/p", "", CreateMode::Persistent);
@@ -1116,7 +1005,7 @@ async fn a_session_sees_its_own_unanswered_writes() {
     assert!(read.is_ok(), "{read:?}");
 
     // The same on the wire, with no waiting at all between the frames.
-    let mut raw = RawSession::open(&server.addr()).await;
+    let mut raw = Raw::session(&server.addr(), 10_000).await.0;
     let x1 = raw.send(raw_create("/r", vec![]));
     let x2 = raw.send(raw_create("/r/c", vec![]));
     let x3 = raw.send(ReqOp::Delete(pb::Delete {
@@ -1136,7 +1025,7 @@ async fn a_session_sees_its_own_unanswered_writes() {
     }));
     let mut got = Vec::new();
     while got.len() < 5 {
-        if let pb::server_frame::Frame::Response(r) = raw.next_frame().await {
+        if let pb::server_frame::Frame::Response(r) = raw.recv().await {
             got.push(r);
         }
     }

@@ -18,11 +18,12 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 use warden_client::recipes::{Assignment, PartitionState, SetPartitioner};
-use warden_client::{Client, ConnectOptions, ErrorCode, RetryPolicy};
-use warden_tests::{InProcServer, ServerOpts};
+use warden_client::{Client, ErrorCode};
+use warden_tests::{connect_within, quick_retry, InProcServer, ServerOpts};
 
-/// How long any single phase may take before the test fails (a loaded
-/// two-core machine included).
+/// How long any single phase may take before the test fails: longer than
+/// the harness's `STEP`, as a phase waits out member processes' sessions and
+/// a rebalance on a loaded two-core machine.
 const STEP: Duration = Duration::from_secs(30);
 /// The members' session timeout.
 const SESSION: Duration = Duration::from_secs(1);
@@ -37,19 +38,7 @@ fn items() -> Vec<String> {
 }
 
 async fn client(addr: &str, timeout: Duration) -> Client {
-    let opts = ConnectOptions {
-        session_timeout: timeout,
-        retry: RetryPolicy {
-            base_delay: Duration::from_millis(50),
-            max_delay: Duration::from_millis(300),
-            max_retries: 10,
-        },
-        ..Default::default()
-    };
-    tokio::time::timeout(STEP, Client::connect(addr, opts))
-        .await
-        .expect("connect in time")
-        .expect("connect")
+    connect_within(STEP, addr, quick_retry(timeout)).await
 }
 
 /// A member in a separate process: this test binary run again with only

@@ -19,11 +19,14 @@ use warden_client::recipes::{
     DistributedQueue, EphemeralMode, Instance, NodeCache, PersistentEphemeralNode, ServiceRegistry,
     TreeCache, TreeEvent,
 };
-use warden_client::{Client, ConnectOptions, ConnectionState, CreateMode, ErrorCode, RetryPolicy};
-use warden_tests::{wait_until, InProcServer, Proxy, ServerOpts};
+use warden_client::{Client, ConnectionState, CreateMode, ErrorCode};
+use warden_tests::{
+    connect_within, quick_retry, wait_until, within, InProcServer, Proxy, ServerOpts,
+};
 
-/// How long any single step may take before a test fails (a loaded
-/// two-core machine included).
+/// How long any single step may take before a test fails: longer than the
+/// harness's `STEP`, as these recipes run many clients whose sessions expire
+/// on a loaded two-core machine.
 const STEP: Duration = Duration::from_secs(30);
 /// The session timeout of the clients whose sessions a test kills.
 const SHORT: Duration = Duration::from_secs(1);
@@ -38,26 +41,7 @@ fn server() -> InProcServer {
 }
 
 async fn client(addr: &str, timeout: Duration) -> Client {
-    let opts = ConnectOptions {
-        session_timeout: timeout,
-        retry: RetryPolicy {
-            base_delay: Duration::from_millis(50),
-            max_delay: Duration::from_millis(300),
-            max_retries: 10,
-        },
-        ..Default::default()
-    };
-    within("connect", Client::connect(addr, opts))
-        .await
-        .expect("connect")
-}
-
-/// Awaits `f`, failing the test if it takes longer than `STEP`.
-async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
-    match tokio::time::timeout(STEP, f).await {
-        Ok(v) => v,
-        Err(_) => panic!("timed out after {STEP:?}: {what}"),
-    }
+    connect_within(STEP, addr, quick_retry(timeout)).await
 }
 
 // ----- queue -------------------------------------------------------------
@@ -177,7 +161,7 @@ async fn a_queue_loses_nothing_when_a_consumer_dies_mid_processing() {
     // The doomed consumer is midway through an item: it dies. Its client is
     // dropped without closing, behind a stalled line, so its session (and
     // the claim on that item) must expire on the server.
-    let stuck = within("the doomed consumer to get midway", midway.recv())
+    let stuck = within(STEP, "the doomed consumer to get midway", midway.recv())
         .await
         .expect("a payload");
     proxy.pause(true);
@@ -186,7 +170,9 @@ async fn a_queue_loses_nothing_when_a_consumer_dies_mid_processing() {
     drop(doomed);
 
     for p in producers {
-        within("a producer to finish", p).await.expect("producer");
+        within(STEP, "a producer to finish", p)
+            .await
+            .expect("producer");
     }
     let all: Vec<String> = (0..3)
         .flat_map(|p| (0..50).map(move |n| format!("p{p}-{n:02}")))
@@ -203,7 +189,9 @@ async fn a_queue_loses_nothing_when_a_consumer_dies_mid_processing() {
     .await;
     stop.send_replace(true);
     for c in consumers {
-        within("a consumer to stop", c).await.expect("consumer");
+        within(STEP, "a consumer to stop", c)
+            .await
+            .expect("consumer");
     }
 
     let record = std::mem::take(&mut *record.lock());
@@ -265,6 +253,7 @@ async fn a_queue_hands_out_items_in_order_and_takes_back_released_ones() {
     let mut rest = Vec::new();
     while rest.len() < 3 {
         let out = within(
+            STEP,
             "take_with",
             queue.take_with(|data| async move { String::from_utf8(data).unwrap() }),
         )
@@ -280,7 +269,7 @@ async fn a_queue_hands_out_items_in_order_and_takes_back_released_ones() {
         tokio::spawn(async move { queue.take().await.map(|i| i.data().to_vec()) })
     };
     queue.put("late").await.expect("put");
-    let got = within("the waiter", waiter).await.expect("join");
+    let got = within(STEP, "the waiter", waiter).await.expect("join");
     assert_eq!(got.expect("take"), b"late");
     c.close().await.expect("close");
 }
@@ -589,7 +578,7 @@ async fn a_persistent_ephemeral_node_comes_back_after_deletion_and_expiry() {
         EphemeralMode::Ephemeral,
     )
     .expect("start");
-    let path = within("the first create", node.wait_for_initial_create(STEP))
+    let path = within(STEP, "the first create", node.wait_for_initial_create(STEP))
         .await
         .expect("created");
     assert_eq!(path, "/services/web/node-1");

@@ -17,29 +17,21 @@ use parking_lot::Mutex;
 use warden_client::recipes::{
     Barrier, DoubleBarrier, Lock, MultiLock, ReadWriteLock, Semaphore, SharedCounter,
 };
-use warden_client::{Client, ConnectOptions, RetryPolicy};
-use warden_tests::{wait_until, InProcServer};
+use warden_client::{Client, RetryPolicy};
+use warden_tests::{connect_within, session_opts, wait_until, within, InProcServer};
 
-/// How long any single step may take before a test fails (a loaded
-/// two-core machine included).
+/// How long any single step may take before a test fails: longer than the
+/// harness's `STEP`, as these recipes run many contending clients on a
+/// loaded two-core machine.
 const STEP: Duration = Duration::from_secs(30);
 
-/// Awaits `f`, failing the test if it takes longer than `STEP`.
-async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
-    match tokio::time::timeout(STEP, f).await {
-        Ok(v) => v,
-        Err(_) => panic!("timed out after {STEP:?}: {what}"),
-    }
-}
-
 async fn client(server: &InProcServer) -> Client {
-    let opts = ConnectOptions {
-        session_timeout: Duration::from_secs(4),
-        ..Default::default()
-    };
-    within("connect", Client::connect(&server.addr(), opts))
-        .await
-        .expect("connect")
+    connect_within(
+        STEP,
+        &server.addr(),
+        session_opts(Duration::from_secs(4), None),
+    )
+    .await
 }
 
 async fn clients(server: &InProcServer, n: usize) -> Vec<Client> {
@@ -89,6 +81,7 @@ async fn readers_hold_together_and_a_writer_waits_for_them() {
     let mut guards = Vec::new();
     for c in &readers {
         let g = within(
+            STEP,
             "a read hold",
             ReadWriteLock::new(c, path).read_lock().acquire(),
         )
@@ -141,7 +134,9 @@ async fn readers_hold_together_and_a_writer_waits_for_them() {
     assert!(!waiting.is_finished(), "a reader still holds");
     let released_at = Instant::now();
     last.release().await.expect("release");
-    let (wguard, granted_at) = within("the writer's grant", waiting).await.expect("join");
+    let (wguard, granted_at) = within(STEP, "the writer's grant", waiting)
+        .await
+        .expect("join");
     let mut wguard = wguard.expect("write hold");
     assert!(
         granted_at > released_at,
@@ -150,7 +145,7 @@ async fn readers_hold_together_and_a_writer_waits_for_them() {
     assert!(wguard.fencing_token() > last.fencing_token());
     assert!(late.try_acquire().await.expect("try").is_none());
     wguard.release().await.expect("release");
-    let mut r = within("a read hold after the writer", late.acquire())
+    let mut r = within(STEP, "a read hold after the writer", late.acquire())
         .await
         .expect("read");
     r.release().await.expect("release");
@@ -185,7 +180,7 @@ async fn no_writer_hold_overlaps_any_other_hold() {
         }));
     }
     for t in tasks {
-        within("a contender's holds", t).await.expect("join");
+        within(STEP, "a contender's holds", t).await.expect("join");
     }
     let record = record.lock().clone();
     assert_eq!(record.len(), 48);
@@ -253,7 +248,7 @@ async fn a_semaphore_of_three_never_has_more_than_three_holders() {
         }));
     }
     for t in tasks {
-        within("a contender's lease", t).await.expect("join");
+        within(STEP, "a contender's lease", t).await.expect("join");
     }
     assert_eq!(acquired.load(Ordering::SeqCst), CONTENDERS);
     assert_eq!(max_seen.load(Ordering::SeqCst), LEASES);
@@ -306,7 +301,7 @@ async fn a_full_semaphore_turns_away_and_cleans_up_after_itself() {
     })
     .await;
     lease.release().await.expect("release");
-    let mut next = within("a lease once free", sem_b.acquire())
+    let mut next = within(STEP, "a lease once free", sem_b.acquire())
         .await
         .expect("lease");
     next.release().await.expect("release");
@@ -325,7 +320,7 @@ async fn a_multi_lock_excludes_single_locks_on_its_members() {
     let multi = MultiLock::new(&a, ["/ml/b", "/ml/a", "/ml/b"]);
     assert_eq!(multi.paths(), ["/ml/a", "/ml/b"]);
 
-    let mut held = within("the multi-lock", multi.acquire())
+    let mut held = within(STEP, "the multi-lock", multi.acquire())
         .await
         .expect("multi");
     assert_eq!(held.fencing_tokens().len(), 2);
@@ -344,7 +339,7 @@ async fn a_multi_lock_excludes_single_locks_on_its_members() {
     assert!(!single.is_finished());
     held.release().await.expect("release");
     held.release().await.expect("release is idempotent");
-    let mut g = within("the single lock", single)
+    let mut g = within(STEP, "the single lock", single)
         .await
         .expect("join")
         .expect("lock");
@@ -400,7 +395,7 @@ async fn multi_locks_over_the_same_members_in_any_order_do_not_deadlock() {
         }));
     }
     for t in tasks {
-        within("a multi-lock holder (deadlock?)", t)
+        within(STEP, "a multi-lock holder (deadlock?)", t)
             .await
             .expect("join");
     }
@@ -442,7 +437,7 @@ async fn a_barrier_holds_waiters_until_removed() {
     gate.remove_barrier().await.expect("remove");
     gate.remove_barrier().await.expect("remove again is fine");
     for w in waiting {
-        let saw_removal = within("a waiter released", w).await.expect("join");
+        let saw_removal = within(STEP, "a waiter released", w).await.expect("join");
         assert!(saw_removal, "a waiter passed while the barrier was set");
     }
     assert!(waiter
@@ -511,7 +506,7 @@ async fn nobody_passes_a_double_barrier_before_all_have_entered() {
     let third_leaves = Instant::now();
     go_leave.notify_one();
     for t in [first, second, third] {
-        within("a member left", t).await.expect("join");
+        within(STEP, "a member left", t).await.expect("join");
     }
     let left = left_at.lock().clone();
     assert_eq!(left.len(), 3);
@@ -546,7 +541,7 @@ async fn a_double_barrier_entry_that_times_out_withdraws() {
     });
     assert!(lonely.enter_timeout(STEP).await.expect("enter"));
     assert!(lonely.leave_timeout(STEP).await.expect("leave"));
-    within("the partner", other).await.expect("join");
+    within(STEP, "the partner", other).await.expect("join");
 }
 
 // ----- shared counter ---------------------------------------------------
@@ -596,9 +591,13 @@ async fn five_clients_incrementing_twenty_times_each_count_to_exactly_100() {
     results.sort_unstable();
     assert_eq!(results, (1..=100).collect::<Vec<i64>>());
     // The watcher catches up with the final value.
-    within("the watch sees 100", changes.wait_for(|v| v.value == 100))
-        .await
-        .expect("watching");
+    within(
+        STEP,
+        "the watch sees 100",
+        changes.wait_for(|v| v.value == 100),
+    )
+    .await
+    .expect("watching");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -12,36 +12,13 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use parking_lot::Mutex;
 use warden_client::{
-    AddWatchMode, Client, ConnectOptions, ConnectionState, CreateMode, ErrorCode, EventType,
-    RetryPolicy, WatchedEvent,
+    AddWatchMode, Client, ConnectionState, CreateMode, ErrorCode, EventType, WatchedEvent,
 };
-use warden_tests::{free_port, wait_until, Proxy, ServerProc};
-
-/// How long any single step may take before the test fails.
-const STEP: Duration = Duration::from_secs(10);
-
-/// Awaits `f`, failing the test if it takes longer than `STEP`.
-async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
-    match tokio::time::timeout(STEP, f).await {
-        Ok(v) => v,
-        Err(_) => panic!("timed out after {STEP:?}: {what}"),
-    }
-}
+use warden_tests::{connect, free_port, quick_retry, wait_until, within, Proxy, ServerProc, STEP};
 
 /// A client with a quick back-off, so reconnects follow a restart closely.
 async fn client(servers: &str, timeout: Duration) -> Client {
-    let opts = ConnectOptions {
-        session_timeout: timeout,
-        retry: RetryPolicy {
-            base_delay: Duration::from_millis(50),
-            max_delay: Duration::from_millis(300),
-            max_retries: 10,
-        },
-        ..Default::default()
-    };
-    within("connect", Client::connect(servers, opts))
-        .await
-        .expect("connect")
+    connect(servers, quick_retry(timeout)).await
 }
 
 /// Every state change of a client from now on, in order.
@@ -275,9 +252,11 @@ async fn a_server_down_past_the_session_timeout_loses_the_session_and_a_new_one_
     let after = killed.elapsed();
     assert!(after >= timeout, "lost only {after:?} after the kill");
     // Everything tied to the old session learns it is gone.
-    let e = within("the watch to fail", watch).await.unwrap_err();
+    let e = within(STEP, "the watch to fail", watch).await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::SessionExpired, "{e}");
-    assert!(within("the stream to end", stream.next()).await.is_none());
+    assert!(within(STEP, "the stream to end", stream.next())
+        .await
+        .is_none());
     assert_eq!(
         stream.end_reason().map(|e| e.code()),
         Some(ErrorCode::SessionExpired)
@@ -337,7 +316,10 @@ async fn a_protected_create_across_a_cut_makes_exactly_one_node() {
     .await;
     proxy.cut();
     proxy.pause_replies(false);
-    let path = within("create_protected", call).await.unwrap().unwrap();
+    let path = within(STEP, "create_protected", call)
+        .await
+        .unwrap()
+        .unwrap();
     let kids = children().await;
     assert_eq!(kids.len(), 1, "{kids:?}");
     assert_eq!(path, format!("/locks/{}", kids[0]));
@@ -354,7 +336,10 @@ async fn a_protected_create_across_a_cut_makes_exactly_one_node() {
     });
     proxy.cut();
     proxy.pause(false);
-    within("create_protected", call).await.unwrap().unwrap();
+    within(STEP, "create_protected", call)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(children().await.len(), 2);
 
     // Cut right after sending, at whatever point the create has reached.
@@ -368,7 +353,10 @@ async fn a_protected_create_across_a_cut_makes_exactly_one_node() {
         });
         tokio::task::yield_now().await;
         proxy.cut();
-        let path = within("create_protected", call).await.unwrap().unwrap();
+        let path = within(STEP, "create_protected", call)
+            .await
+            .unwrap()
+            .unwrap();
         let kids = children().await;
         assert_eq!(kids.len(), 3 + round, "round {round}: {kids:?}");
         let name = path.rsplit('/').next().unwrap();
@@ -409,7 +397,7 @@ async fn an_idempotent_read_is_retried_across_a_cut_and_a_create_is_not() {
     .await;
     proxy.cut();
     proxy.pause_replies(false);
-    let (data, _) = within("get_data", call).await.unwrap().unwrap();
+    let (data, _) = within(STEP, "get_data", call).await.unwrap().unwrap();
     assert_eq!(data, b"data");
     let after = gets();
     assert!(
@@ -429,7 +417,7 @@ async fn an_idempotent_read_is_retried_across_a_cut_and_a_create_is_not() {
     .await;
     proxy.cut();
     proxy.pause_replies(false);
-    let e = within("create", call).await.unwrap().unwrap_err();
+    let e = within(STEP, "create", call).await.unwrap().unwrap_err();
     assert_eq!(e.code(), ErrorCode::ConnectionLoss, "{e}");
     wait_for_state(&a, ConnectionState::Reconnected).await;
     a.close().await.unwrap();

@@ -7,13 +7,12 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use warden_client::{Client, ConnectOptions};
 use warden_scheduler::schedule::{TriggerKind, TriggerSpec};
 use warden_scheduler::{
     async_trait, Handler, Job, JobContext, JobError, JobOutput, JobSpec, Listeners, Member,
     MemberConfig, Outcome, Registry, ShardSpec, ShardStrategy, Store,
 };
-use warden_tests::{wait_until, ServerProc};
+use warden_tests::{connect, wait_until, ServerProc};
 
 #[path = "common/scheduler.rs"]
 mod support;
@@ -24,12 +23,6 @@ use support::{acting_leader, MemberProc};
 fn member(server: &ServerProc, cluster: &str, id: &str, dir: &Path) -> MemberProc {
     let log = dir.join(format!("{id}.log"));
     MemberProc::spawn(&server.addr(), cluster, id, &log, &[])
-}
-
-async fn connect(server: &ServerProc) -> Client {
-    Client::connect(&server.addr(), ConnectOptions::default())
-        .await
-        .expect("connect")
 }
 
 fn every_second(name: &str, job: &str) -> TriggerSpec {
@@ -59,7 +52,7 @@ async fn three_processes_fire_each_time_exactly_once() {
     let server = ServerProc::start();
     let dir = tempfile::tempdir().expect("tmp");
     let record = dir.path().join("record");
-    let client = connect(&server).await;
+    let client = connect(&server.addr(), Default::default()).await;
     let store = Store::new(&client, "basic").expect("store");
     store.init().await.expect("init");
 
@@ -185,7 +178,7 @@ fn complete_fires(runs: &Runs) -> BTreeMap<String, Vec<usize>> {
 async fn sharded_job_splits_over_in_process_members() {
     let server = ServerProc::start();
     let runs: Runs = Arc::default();
-    let admin = connect(&server).await;
+    let admin = connect(&server.addr(), Default::default()).await;
     let store = Store::new(&admin, "shards").expect("store");
     store.init().await.expect("init");
     let mut job = JobSpec::new(
@@ -203,7 +196,7 @@ async fn sharded_job_splits_over_in_process_members() {
 
     let mut members = Vec::new();
     for i in 1..=3 {
-        let client = connect(&server).await;
+        let client = connect(&server.addr(), Default::default()).await;
         let mut registry = Registry::new();
         registry.register("record", RecordShards(runs.clone()));
         let mut config = MemberConfig::new("shards");
@@ -294,7 +287,7 @@ async fn leader_killed_and_worker_stopped_no_fire_twice() {
     let server = ServerProc::start();
     let dir = tempfile::tempdir().expect("tmp");
     let record = dir.path().join("record");
-    let client = connect(&server).await;
+    let client = connect(&server.addr(), Default::default()).await;
     let store = Store::new(&client, "fo").expect("store");
     store.init().await.expect("init");
     let job = record_job("rec", &record, "echo $WARDEN_FIRE_TIME_MS");
@@ -406,7 +399,7 @@ impl Job for Slow {
 async fn concurrency_policies_manual_fire_and_pause() {
     let server = ServerProc::start();
     let spans: Spans = Arc::default();
-    let admin = connect(&server).await;
+    let admin = connect(&server.addr(), Default::default()).await;
     let store = Store::new(&admin, "pol").expect("store");
     store.init().await.expect("init");
     let slow = || Handler::InProcess {
@@ -427,7 +420,7 @@ async fn concurrency_policies_manual_fire_and_pause() {
     store.put_job(&manual).await.unwrap();
     let mut members = Vec::new();
     for i in 1..=2 {
-        let client = connect(&server).await;
+        let client = connect(&server.addr(), Default::default()).await;
         let mut registry = Registry::new();
         registry.register("slow", Slow(spans.clone(), 2500));
         registry.register("quick", Slow(spans.clone(), 10));
@@ -556,7 +549,7 @@ async fn recovery_reruns_on_a_live_member() {
     let server = ServerProc::start();
     let dir = tempfile::tempdir().expect("tmp");
     let record = dir.path().join("record");
-    let client = connect(&server).await;
+    let client = connect(&server.addr(), Default::default()).await;
     let store = Store::new(&client, "rc").expect("store");
     store.init().await.expect("init");
     let mut job = record_job(
@@ -641,7 +634,7 @@ async fn recovery_reruns_on_a_live_member() {
 async fn store_upserts_errors_and_removal() {
     use warden_scheduler::{PauseTarget, PutOutcome, StoreError};
     let server = ServerProc::start();
-    let client = connect(&server).await;
+    let client = connect(&server.addr(), Default::default()).await;
     let store = Store::new(&client, "st").expect("store");
     store.init().await.expect("init");
     let key: warden_scheduler::JobKey = "ops.clean".parse().unwrap();

@@ -9,32 +9,16 @@ use std::time::{Duration, Instant};
 
 use warden_client::{CreateMode, ErrorCode, EventType};
 use warden_proto::v1 as pb;
-use warden_tests::{wait_until, ServerProc};
+use warden_tests::raw::{connect_frame, create_op, Raw};
+use warden_tests::{wait_until, within, ServerProc, STEP};
 
 use support::*;
 
 mod support {
     use std::time::Duration;
 
-    use tokio::sync::mpsc;
-    use tokio_stream::wrappers::UnboundedReceiverStream;
-    use tonic::transport::Channel;
-    use warden_client::{Client, ConnectOptions, Error};
-    use warden_proto::v1 as pb;
-    use warden_proto::v1::server_frame::Frame;
-    use warden_proto::v1::warden_client::WardenClient;
-    use warden_tests::ServerProc;
-
-    /// How long any single step may take before the test fails.
-    pub const STEP: Duration = Duration::from_secs(10);
-
-    /// Awaits `f`, failing the test if it takes longer than `d`.
-    pub async fn within<T>(d: Duration, what: &str, f: impl std::future::Future<Output = T>) -> T {
-        match tokio::time::timeout(d, f).await {
-            Ok(v) => v,
-            Err(_) => panic!("timed out after {d:?}: {what}"),
-        }
-    }
+    use warden_client::{Client, Error};
+    use warden_tests::{session_opts, ServerProc};
 
     /// Opens a new session with the given timeout.
     pub async fn connect(server: &ServerProc, timeout: Duration) -> Client {
@@ -47,151 +31,7 @@ mod support {
         timeout: Duration,
         resume: Option<(u64, Vec<u8>)>,
     ) -> Result<Client, Error> {
-        let (session_id, password) = match resume {
-            Some((id, pw)) => (Some(id), pw),
-            None => (None, Vec::new()),
-        };
-        let opts = ConnectOptions {
-            session_timeout: timeout,
-            session_id,
-            password,
-            ..Default::default()
-        };
-        within(
-            STEP,
-            "Client::connect",
-            Client::connect(&server.addr(), opts),
-        )
-        .await
-    }
-
-    /// A raw session stream spoken frame by frame with the generated
-    /// protocol types, for what the client library will not do (stay
-    /// silent, send malformed frames, drop mid-stream).
-    pub struct Raw {
-        pub out: mpsc::UnboundedSender<pb::ClientFrame>,
-        pub inbound: tonic::Streaming<pb::ServerFrame>,
-        _grpc: WardenClient<Channel>,
-    }
-
-    pub fn connect_frame(timeout_ms: u32, session_id: u64, password: Vec<u8>) -> pb::ClientFrame {
-        pb::ClientFrame {
-            frame: Some(pb::client_frame::Frame::Connect(pb::Connect {
-                session_id,
-                password,
-                timeout_ms,
-                last_zxid: 0,
-                client_name: "raw-test".into(),
-            })),
-        }
-    }
-
-    impl Raw {
-        /// Opens a session stream whose first frames are `first`.
-        pub async fn open(addr: &str, first: Vec<pb::ClientFrame>) -> Raw {
-            let mut grpc = within(
-                STEP,
-                "gRPC connect",
-                WardenClient::connect(format!("http://{addr}")),
-            )
-            .await
-            .expect("gRPC connect");
-            let (out, rx) = mpsc::unbounded_channel();
-            for f in first {
-                out.send(f).expect("queue a frame");
-            }
-            let inbound = within(
-                STEP,
-                "open the session stream",
-                grpc.session(UnboundedReceiverStream::new(rx)),
-            )
-            .await
-            .expect("session stream")
-            .into_inner();
-            Raw {
-                out,
-                inbound,
-                _grpc: grpc,
-            }
-        }
-
-        /// Opens a stream with a Connect frame and returns the server's
-        /// answer (Connected or ConnectError).
-        pub async fn connect(
-            addr: &str,
-            timeout_ms: u32,
-            session_id: u64,
-            password: Vec<u8>,
-        ) -> (Raw, Frame) {
-            let mut raw =
-                Raw::open(addr, vec![connect_frame(timeout_ms, session_id, password)]).await;
-            let first = raw
-                .next()
-                .await
-                .expect("a frame answering Connect")
-                .expect("the stream did not end before answering Connect");
-            (raw, first)
-        }
-
-        /// Opens a new session; panics unless it is accepted.
-        pub async fn session(addr: &str, timeout_ms: u32) -> (Raw, pb::Connected) {
-            match Raw::connect(addr, timeout_ms, 0, Vec::new()).await {
-                (raw, Frame::Connected(c)) => (raw, c),
-                (_, other) => panic!("expected Connected, got {other:?}"),
-            }
-        }
-
-        pub fn send(&self, frame: Option<pb::client_frame::Frame>) {
-            self.out
-                .send(pb::ClientFrame { frame })
-                .expect("the request stream is open");
-        }
-
-        /// The next frame (`Ok(None)` when the stream ended cleanly).
-        pub async fn next(&mut self) -> Result<Option<Frame>, tonic::Status> {
-            let m = within(STEP, "the next server frame", self.inbound.message()).await?;
-            Ok(m.map(|f| f.frame.expect("a server frame always has a body")))
-        }
-
-        /// Sends one request and returns its response, skipping pongs and
-        /// watch events.
-        pub async fn call(&mut self, xid: i64, op: pb::request::Op) -> pb::Response {
-            self.send(Some(pb::client_frame::Frame::Request(pb::Request {
-                xid,
-                op: Some(op),
-            })));
-            self.response().await
-        }
-
-        pub async fn response(&mut self) -> pb::Response {
-            loop {
-                match self.next().await {
-                    Ok(Some(Frame::Response(r))) => return r,
-                    Ok(Some(Frame::Pong(_))) | Ok(Some(Frame::WatchEvent(_))) => continue,
-                    other => panic!("expected a response, got {other:?}"),
-                }
-            }
-        }
-
-        /// Reads until the stream ends (cleanly or not); returns every frame
-        /// seen on the way. Panics if it does not end within `STEP`.
-        pub async fn until_end(&mut self) -> Vec<Frame> {
-            let mut seen = Vec::new();
-            while let Ok(Some(f)) = self.next().await {
-                seen.push(f);
-            }
-            seen
-        }
-    }
-
-    pub fn create_op(path: &str, data: &[u8], mode: pb::CreateMode) -> pb::request::Op {
-        pb::request::Op::Create(pb::Create {
-            path: path.into(),
-            data: data.to_vec(),
-            mode: mode as i32,
-            ttl_ms: 0,
-            acl: vec![],
-        })
+        warden_tests::try_connect(&server.addr(), session_opts(timeout, resume)).await
     }
 }
 
@@ -327,7 +167,10 @@ async fn resuming_on_a_new_connection_moves_the_session_off_the_old_one() {
     // seen as is (the client library would react by itself).
     let (mut old, connected) = Raw::session(&server.addr(), 4000).await;
     let r = old
-        .call(1, create_op("/moved", b"", pb::CreateMode::Ephemeral))
+        .call_xid(
+            1,
+            create_op("/moved", b"".to_vec(), pb::CreateMode::Ephemeral as i32, 0),
+        )
         .await;
     assert_eq!(r.error, 0, "{r:?}");
 
@@ -413,14 +256,22 @@ async fn a_silent_session_expires_deleting_its_ephemerals_and_firing_watches() {
     let timeout = Duration::from_millis(u64::from(connected.timeout_ms));
     assert_eq!(timeout, Duration::from_millis(1000));
     let r = raw
-        .call(1, create_op("/x/eph", b"e", pb::CreateMode::Ephemeral))
+        .call_xid(
+            1,
+            create_op("/x/eph", b"e".to_vec(), pb::CreateMode::Ephemeral as i32, 0),
+        )
         .await;
     assert_eq!(r.error, 0, "{r:?}");
     let last_sent = Instant::now();
     let r = raw
-        .call(
+        .call_xid(
             2,
-            create_op("/x/seq-", b"s", pb::CreateMode::EphemeralSequential),
+            create_op(
+                "/x/seq-",
+                b"s".to_vec(),
+                pb::CreateMode::EphemeralSequential as i32,
+                0,
+            ),
         )
         .await;
     assert_eq!(r.error, 0, "{r:?}");
@@ -503,9 +354,7 @@ async fn a_silent_session_expires_deleting_its_ephemerals_and_firing_watches() {
     assert_eq!(err.code(), ErrorCode::SessionExpired, "{err}");
     let (_, answer) = Raw::connect(
         &server.addr(),
-        1000,
-        connected.session_id,
-        connected.password,
+        connect_frame(1000, connected.session_id, connected.password),
     )
     .await;
     match answer {
@@ -524,7 +373,10 @@ async fn a_session_lives_while_it_pings_and_expires_once_it_stops() {
     let timeout = Duration::from_millis(u64::from(connected.timeout_ms));
     assert_eq!(timeout, Duration::from_millis(600));
     let r = raw
-        .call(1, create_op("/pinger", b"", pb::CreateMode::Ephemeral))
+        .call_xid(
+            1,
+            create_op("/pinger", b"".to_vec(), pb::CreateMode::Ephemeral as i32, 0),
+        )
         .await;
     assert_eq!(r.error, 0, "{r:?}");
 
@@ -533,7 +385,7 @@ async fn a_session_lives_while_it_pings_and_expires_once_it_stops() {
     let mut missing = Vec::new();
     let mut pongs = 0;
     while start.elapsed() < timeout * 3 {
-        raw.send(Some(pb::client_frame::Frame::Ping(pb::Ping {})));
+        raw.ping();
         match raw.next().await {
             Ok(Some(pb::server_frame::Frame::Pong(_))) => pongs += 1,
             other => panic!("expected a pong, got {other:?}"),
@@ -550,7 +402,7 @@ async fn a_session_lives_while_it_pings_and_expires_once_it_stops() {
     );
 
     // Stop pinging: it expires after about its timeout.
-    raw.send(Some(pb::client_frame::Frame::Ping(pb::Ping {})));
+    raw.ping();
     let stopped = Instant::now();
     let (stat, watch) = observer.exists_w("/pinger").await.unwrap();
     assert!(stat.is_some());

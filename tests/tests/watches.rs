@@ -3,153 +3,8 @@
 //! ordering promise of invariant 2 (an event reaches the client before any
 //! response that reflects its change), checked frame by frame on the wire.
 
-mod support {
-    //! A raw protocol session that records every frame it receives, so the
-    //! order of events and responses on the one stream can be checked.
-
-    use std::time::Duration;
-
-    use tokio::sync::mpsc;
-    use tokio_stream::wrappers::UnboundedReceiverStream;
-    use tonic::Streaming;
-    use warden_client::{Client, ConnectOptions};
-    use warden_proto::v1 as pb;
-    use warden_proto::v1::server_frame::Frame;
-    use warden_proto::v1::warden_client::WardenClient;
-
-    pub const STEP: Duration = Duration::from_secs(10);
-
-    pub async fn connect(addr: &str) -> Client {
-        Client::connect(addr, ConnectOptions::default())
-            .await
-            .expect("connect")
-    }
-
-    pub struct RawSession {
-        tx: mpsc::UnboundedSender<pb::ClientFrame>,
-        rx: Streaming<pb::ServerFrame>,
-        next_xid: i64,
-        /// Every frame received after Connected, in order.
-        pub log: Vec<Frame>,
-    }
-
-    impl RawSession {
-        pub async fn open(addr: &str) -> RawSession {
-            let mut grpc = WardenClient::connect(format!("http://{addr}"))
-                .await
-                .expect("grpc connect");
-            let (tx, rx) = mpsc::unbounded_channel();
-            tx.send(pb::ClientFrame {
-                frame: Some(pb::client_frame::Frame::Connect(pb::Connect {
-                    session_id: 0,
-                    password: Vec::new(),
-                    timeout_ms: 10_000,
-                    last_zxid: 0,
-                    client_name: "raw-test".into(),
-                })),
-            })
-            .unwrap();
-            let mut rx = grpc
-                .session(UnboundedReceiverStream::new(rx))
-                .await
-                .expect("session stream")
-                .into_inner();
-            let first = tokio::time::timeout(STEP, rx.message())
-                .await
-                .expect("Connected in time")
-                .expect("stream ok")
-                .expect("a frame");
-            assert!(
-                matches!(first.frame, Some(Frame::Connected(_))),
-                "expected Connected, got {first:?}"
-            );
-            RawSession {
-                tx,
-                rx,
-                next_xid: 1,
-                log: Vec::new(),
-            }
-        }
-
-        /// Sends a request without waiting; returns its xid.
-        pub fn send(&mut self, op: pb::request::Op) -> i64 {
-            let xid = self.next_xid;
-            self.next_xid += 1;
-            self.tx
-                .send(pb::ClientFrame {
-                    frame: Some(pb::client_frame::Frame::Request(pb::Request {
-                        xid,
-                        op: Some(op),
-                    })),
-                })
-                .expect("stream open");
-            xid
-        }
-
-        /// Receives one frame (with a deadline) and records it.
-        pub async fn recv(&mut self) -> Frame {
-            let f = tokio::time::timeout(STEP, self.rx.message())
-                .await
-                .expect("a frame in time")
-                .expect("stream ok")
-                .expect("stream not ended")
-                .frame
-                .expect("frame set");
-            self.log.push(f.clone());
-            f
-        }
-
-        /// Receives until `done` holds for a received frame; returns the
-        /// log index of that frame.
-        pub async fn recv_until(&mut self, mut done: impl FnMut(&Frame) -> bool) -> usize {
-            loop {
-                let f = self.recv().await;
-                if done(&f) {
-                    return self.log.len() - 1;
-                }
-            }
-        }
-
-        /// Waits for the response to `xid`; returns its log index.
-        pub async fn wait_response(&mut self, xid: i64) -> usize {
-            self.recv_until(|f| matches!(f, Frame::Response(r) if r.xid == xid))
-                .await
-        }
-
-        /// Sends and waits for the answer.
-        pub async fn call(&mut self, op: pb::request::Op) -> pb::Response {
-            let xid = self.send(op);
-            let i = self.wait_response(xid).await;
-            match &self.log[i] {
-                Frame::Response(r) => r.clone(),
-                _ => unreachable!(),
-            }
-        }
-
-        pub fn response(&self, i: usize) -> &pb::Response {
-            match &self.log[i] {
-                Frame::Response(r) => r,
-                other => panic!("frame {i} is not a response: {other:?}"),
-            }
-        }
-
-        /// (index, event) of every recorded watch event.
-        pub fn events(&self) -> Vec<(usize, pb::WatchEvent)> {
-            self.log
-                .iter()
-                .enumerate()
-                .filter_map(|(i, f)| match f {
-                    Frame::WatchEvent(e) => Some((i, e.clone())),
-                    _ => None,
-                })
-                .collect()
-        }
-    }
-}
-
 use futures::StreamExt;
 use std::collections::HashMap;
-use support::{connect, RawSession, STEP};
 use warden_client::{
     AddWatchMode, Client, CreateMode, CreateOptions, ErrorCode, EventType, WatchStream,
     WatchedEvent, WatcherType,
@@ -157,7 +12,8 @@ use warden_client::{
 use warden_proto::v1 as pb;
 use warden_proto::v1::request::Op as ReqOp;
 use warden_proto::v1::server_frame::Frame;
-use warden_tests::InProcServer;
+use warden_tests::raw::Raw;
+use warden_tests::{connect, InProcServer, STEP};
 
 async fn fired(w: warden_client::OneshotWatch) -> WatchedEvent {
     tokio::time::timeout(STEP, w)
@@ -238,8 +94,8 @@ fn ok(r: &pb::Response) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_watch_fires_on_change_and_on_delete() {
     let server = InProcServer::start();
-    let c = connect(&server.addr()).await;
-    let writer = connect(&server.addr()).await;
+    let c = connect(&server.addr(), Default::default()).await;
+    let writer = connect(&server.addr(), Default::default()).await;
     c.create("/x", "0", CreateMode::Persistent).await.unwrap();
 
     let (data, _, w) = c.get_data_w("/x").await.unwrap();
@@ -274,8 +130,8 @@ async fn data_watch_fires_on_change_and_on_delete() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exists_watch_on_a_missing_node_fires_on_create() {
     let server = InProcServer::start();
-    let c = connect(&server.addr()).await;
-    let writer = connect(&server.addr()).await;
+    let c = connect(&server.addr(), Default::default()).await;
+    let writer = connect(&server.addr(), Default::default()).await;
 
     let (stat, w) = c.exists_w("/later").await.unwrap();
     assert_eq!(stat, None);
@@ -300,8 +156,8 @@ async fn exists_watch_on_a_missing_node_fires_on_create() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn child_watch_fires_on_child_create_delete_and_own_delete() {
     let server = InProcServer::start();
-    let c = connect(&server.addr()).await;
-    let writer = connect(&server.addr()).await;
+    let c = connect(&server.addr(), Default::default()).await;
+    let writer = connect(&server.addr(), Default::default()).await;
     c.create("/p", "", CreateMode::Persistent).await.unwrap();
 
     let (children, w) = c.get_children_w("/p").await.unwrap();
@@ -344,7 +200,7 @@ async fn child_watch_fires_on_child_create_delete_and_own_delete() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oneshot_watches_fire_once() {
     let server = InProcServer::start();
-    let writer = connect(&server.addr()).await;
+    let writer = connect(&server.addr(), Default::default()).await;
     writer
         .create("/x", "", CreateMode::Persistent)
         .await
@@ -354,7 +210,7 @@ async fn oneshot_watches_fire_once() {
         .await
         .unwrap();
 
-    let mut a = RawSession::open(&server.addr()).await;
+    let mut a = Raw::session(&server.addr(), 10_000).await.0;
     ok(&a.call(get_data("/x", true)).await);
     ok(&a.call(exists("/x", true)).await); // same session, same path: one event
     ok(&a
@@ -404,8 +260,8 @@ async fn oneshot_watches_fire_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn persistent_watch_keeps_firing_for_the_node_and_its_children() {
     let server = InProcServer::start();
-    let c = connect(&server.addr()).await;
-    let writer = connect(&server.addr()).await;
+    let c = connect(&server.addr(), Default::default()).await;
+    let writer = connect(&server.addr(), Default::default()).await;
     c.create("/pw", "", CreateMode::Persistent).await.unwrap();
     let mut s = c.add_watch("/pw", AddWatchMode::Persistent).await.unwrap();
 
@@ -446,8 +302,8 @@ async fn persistent_watch_keeps_firing_for_the_node_and_its_children() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recursive_watch_covers_descendants_without_child_events() {
     let server = InProcServer::start();
-    let c = connect(&server.addr()).await;
-    let writer = connect(&server.addr()).await;
+    let c = connect(&server.addr(), Default::default()).await;
+    let writer = connect(&server.addr(), Default::default()).await;
     c.create("/r", "", CreateMode::Persistent).await.unwrap();
     writer
         .create("/rr", "", CreateMode::Persistent)
@@ -499,7 +355,7 @@ async fn recursive_watch_covers_descendants_without_child_events() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removed_watches_tell_their_holders_and_report_no_watcher_after() {
     let server = InProcServer::start();
-    let c = connect(&server.addr()).await;
+    let c = connect(&server.addr(), Default::default()).await;
     c.create("/x", "", CreateMode::Persistent).await.unwrap();
 
     let (_, _, dw) = c.get_data_w("/x").await.unwrap();
@@ -540,7 +396,7 @@ async fn removed_watches_tell_their_holders_and_report_no_watcher_after() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removed_watches_get_no_more_events() {
     let server = InProcServer::start();
-    let writer = connect(&server.addr()).await;
+    let writer = connect(&server.addr(), Default::default()).await;
     writer
         .create("/x", "", CreateMode::Persistent)
         .await
@@ -562,7 +418,7 @@ async fn removed_watches_get_no_more_events() {
         })
     };
 
-    let mut a = RawSession::open(&server.addr()).await;
+    let mut a = Raw::session(&server.addr(), 10_000).await.0;
     // /x: both kinds, both removed. /y: both kinds, only the data one removed.
     ok(&a.call(get_data("/x", true)).await);
     ok(&a.call(get_children("/x")).await);
@@ -618,8 +474,8 @@ async fn removed_watches_get_no_more_events() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closing_a_session_fires_other_sessions_watches_on_its_ephemerals() {
     let server = InProcServer::start();
-    let owner = connect(&server.addr()).await;
-    let watcher = connect(&server.addr()).await;
+    let owner = connect(&server.addr(), Default::default()).await;
+    let watcher = connect(&server.addr(), Default::default()).await;
     owner
         .create("/svc", "", CreateMode::Persistent)
         .await
@@ -686,7 +542,7 @@ async fn closing_a_session_fires_other_sessions_watches_on_its_ephemerals() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn event_precedes_responses_on_the_same_stream() {
     let server = InProcServer::start();
-    let mut a = RawSession::open(&server.addr()).await;
+    let mut a = Raw::session(&server.addr(), 10_000).await.0;
     ok(&a.call(create("/x")).await);
 
     for round in 0..20u8 {
@@ -717,10 +573,10 @@ async fn event_precedes_responses_on_the_same_stream() {
             a.log
         );
         assert!(set_i < get_i, "responses in request order");
-        let set_r = a.response(set_i);
+        let set_r = a.logged_response(set_i);
         ok(set_r);
         assert_eq!(set_r.zxid, z, "the set's zxid is the event's");
-        let get_r = a.response(get_i);
+        let get_r = a.logged_response(get_i);
         ok(get_r);
         assert_eq!(data_stat(get_r).mzxid, z);
         for f in &a.log[ev_i + 1..] {
@@ -739,9 +595,9 @@ async fn event_precedes_responses_on_the_same_stream() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn event_precedes_a_read_reflecting_another_sessions_write() {
     let server = InProcServer::start();
-    let b = connect(&server.addr()).await;
+    let b = connect(&server.addr(), Default::default()).await;
     b.create("/x", "", CreateMode::Persistent).await.unwrap();
-    let mut a = RawSession::open(&server.addr()).await;
+    let mut a = Raw::session(&server.addr(), 10_000).await.0;
 
     // Round 1: B's write is acknowledged before A reads.
     let before = data_stat(&a.call(get_data("/x", true)).await).mzxid;
@@ -773,7 +629,7 @@ async fn event_precedes_a_read_reflecting_another_sessions_write() {
         let seen_at = loop {
             let xid = a.send(get_data("/x", false));
             let i = a.wait_response(xid).await;
-            if data_stat(a.response(i)).mzxid > before {
+            if data_stat(a.logged_response(i)).mzxid > before {
                 break i;
             }
         };
@@ -787,7 +643,7 @@ async fn event_precedes_a_read_reflecting_another_sessions_write() {
             "round {round}: the read reflecting zxid {z} came before its event: {:?}",
             a.log
         );
-        assert_eq!(data_stat(a.response(seen_at)).mzxid, z);
+        assert_eq!(data_stat(a.logged_response(seen_at)).mzxid, z);
         // Nothing before the event reflects the change. (A read served
         // just before the write was applied may still be answered after
         // the event: ZooKeeper allows that too — the promise is only that
@@ -813,7 +669,7 @@ async fn event_zxids_strictly_increase() {
     const WRITERS: usize = 3;
     const ROUNDS: usize = 20;
     let server = InProcServer::start();
-    let c = connect(&server.addr()).await;
+    let c = connect(&server.addr(), Default::default()).await;
     let mut s = c
         .add_watch("/", AddWatchMode::PersistentRecursive)
         .await
@@ -821,7 +677,7 @@ async fn event_zxids_strictly_increase() {
 
     let mut tasks = Vec::new();
     for w in 0..WRITERS {
-        let client: Client = connect(&server.addr()).await;
+        let client: Client = connect(&server.addr(), Default::default()).await;
         tasks.push(tokio::spawn(async move {
             let mut zxids = Vec::new();
             for i in 0..ROUNDS {
@@ -898,8 +754,8 @@ async fn event_zxids_strictly_increase() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watch_set_while_the_node_changes_is_never_lost() {
     let server = InProcServer::start();
-    let reader = support::connect(&server.addr()).await;
-    let writer = support::connect(&server.addr()).await;
+    let reader = connect(&server.addr(), Default::default()).await;
+    let writer = connect(&server.addr(), Default::default()).await;
     reader
         .create("/w", "0", warden_client::CreateMode::Persistent)
         .await

@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use warden_client::{Client, ConnectOptions, CreateMode};
 use warden_proto::jute::{self, op, MultiResult, Request, Response};
-use warden_tests::{wait_until, ServerProc};
-
-const STEP: Duration = Duration::from_secs(10);
+use warden_tests::{wait_until, ServerProc, STEP};
 
 mod zk {
     //! A minimal ZooKeeper client: one TCP connection, requests with
@@ -18,13 +16,11 @@ mod zk {
     //! notifications queued apart.
 
     use std::collections::{HashMap, VecDeque};
-    use std::time::Duration;
 
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;
     use warden_proto::jute::{self, op, xid, Reply, ReplyHeader, Request, Response, WatcherEvent};
-
-    pub const WAIT: Duration = Duration::from_secs(10);
+    use warden_tests::STEP as WAIT;
 
     pub struct Zk {
         pub stream: TcpStream,

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use warden_client::{Client, ConnectOptions};
-use warden_tests::{bin, ServerOpts, ServerProc};
+use warden_tests::{bin, connect, ServerOpts, ServerProc};
 
 pub const EVERY_SECOND: &str = "* * * * * ?";
 /// Member session timeout.
@@ -184,9 +184,7 @@ impl Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let script = dir.path().join("record.sh");
         std::fs::write(&script, RECORD_SH).expect("write record.sh");
-        let client = Client::connect(&server.addr(), ConnectOptions::default())
-            .await
-            .expect("connect");
+        let client = connect(&server.addr(), ConnectOptions::default()).await;
         Cluster {
             server,
             name: name.to_string(),

@@ -6,10 +6,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use warden_client::{Client, ConnectOptions};
+use warden_client::Client;
+use warden_tests::{connect_within, session_opts};
 
-/// How long any single step may take before a test fails (a loaded
-/// two-core CI machine included).
+/// How long any single step may take before a test fails: longer than the
+/// harness's `STEP`, as a step here often waits for worker processes to
+/// start, elect or time out on a loaded two-core CI machine.
 pub const STEP: Duration = Duration::from_secs(20);
 
 /// Slack on timing bounds for a busy machine.
@@ -148,14 +150,6 @@ pub async fn poll<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Optio
     }
 }
 
-/// Awaits `f`, failing the test if it takes longer than `d`.
-pub async fn within<T>(d: Duration, what: &str, f: impl std::future::Future<Output = T>) -> T {
-    match tokio::time::timeout(d, f).await {
-        Ok(v) => v,
-        Err(_) => panic!("timed out after {d:?}: {what}"),
-    }
-}
-
 /// Waits until `dir` has `n` children.
 pub async fn wait_children(client: &Client, dir: &str, n: usize, what: &str) {
     let deadline = Instant::now() + STEP;
@@ -174,13 +168,7 @@ pub async fn wait_children(client: &Client, dir: &str, n: usize, what: &str) {
 
 /// A new session on `servers` asking for `timeout`.
 pub async fn connect(servers: &str, timeout: Duration) -> Client {
-    let opts = ConnectOptions {
-        session_timeout: timeout,
-        ..ConnectOptions::default()
-    };
-    within(STEP, "connect", Client::connect(servers, opts))
-        .await
-        .expect("connect")
+    connect_within(STEP, servers, session_opts(timeout, None)).await
 }
 
 /// The children of `dir` in queue order (by their sequence suffix).

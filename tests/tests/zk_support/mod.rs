@@ -14,8 +14,9 @@ use std::time::Duration;
 
 use warden_tests::{ServerOpts, ServerProc};
 
-/// How long any single step may take before a test fails (a loaded
-/// two-core CI machine included).
+/// How long any single step may take before a test fails: longer than the
+/// harness's `STEP`, as steps here wait on external clients (zkCli starts a
+/// JVM) and may run against an external reference ZooKeeper.
 pub const STEP: Duration = Duration::from_secs(20);
 
 /// The server a test talks to.
