@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use parking_lot::Mutex;
-use warden_client::{Client, ConnectOptions, CreateMode, Error};
+use warden_client::{Client, CreateMode, Error};
 
 use crate::wait_until;
 
@@ -21,8 +21,7 @@ pub type Write = (String, Vec<u8>);
 
 /// Long enough that no session of the test expires on its own.
 pub const LONG: Duration = Duration::from_secs(60);
-/// Bound on each wait for the server or the clients.
-pub const STEP: Duration = Duration::from_secs(10);
+pub use crate::timing::STEP;
 /// How long a writer waits for one answer before it counts its create as
 /// in flight at the crash (well inside [`STEP`]): a create made after the
 /// client saw the break is queued for reconnection, up to the session
@@ -43,20 +42,9 @@ pub fn parse_child(name: &str) -> Option<(usize, usize, usize)> {
     Some((parts.next()??, parts.next()??, parts.next()??))
 }
 
-async fn within<T>(d: Duration, what: &str, f: impl std::future::Future<Output = T>) -> T {
-    match tokio::time::timeout(d, f).await {
-        Ok(v) => v,
-        Err(_) => panic!("timed out after {d:?}: {what}"),
-    }
-}
-
 /// Connects with a [`LONG`] session timeout, within [`STEP`].
 pub async fn connect(addr: &str) -> Result<Client, Error> {
-    let opts = ConnectOptions {
-        session_timeout: LONG,
-        ..Default::default()
-    };
-    within(STEP, "Client::connect", Client::connect(addr, opts)).await
+    crate::timing::try_connect(addr, crate::timing::session_opts(LONG, None)).await
 }
 
 /// Writers at work; see [`CreateLoad::start`].

@@ -20,51 +20,19 @@ mod support {
     use std::path::{Path, PathBuf};
     use std::time::Duration;
 
-    use warden_client::{Client, ConnectOptions, Error};
+    use warden_client::{Client, Error};
     pub use warden_tests::crash_load::check_all;
-    use warden_tests::{wait_until, ServerProc};
-
-    pub const STEP: Duration = Duration::from_secs(10);
-
     pub use warden_tests::crash_load::{Write, LONG};
-
-    pub async fn within<T>(d: Duration, what: &str, f: impl std::future::Future<Output = T>) -> T {
-        match tokio::time::timeout(d, f).await {
-            Ok(v) => v,
-            Err(_) => panic!("timed out after {d:?}: {what}"),
-        }
-    }
-
-    pub fn options(timeout: Duration) -> ConnectOptions {
-        ConnectOptions {
-            session_timeout: timeout,
-            ..Default::default()
-        }
-    }
-
-    pub async fn connect_addr(addr: &str, timeout: Duration) -> Result<Client, Error> {
-        within(
-            STEP,
-            "Client::connect",
-            Client::connect(addr, options(timeout)),
-        )
-        .await
-    }
+    use warden_tests::{session_opts, try_connect, wait_until, ServerProc};
+    pub use warden_tests::{within, STEP};
 
     pub async fn connect(server: &ServerProc, timeout: Duration) -> Client {
-        connect_addr(&server.addr(), timeout)
-            .await
-            .expect("connect")
+        warden_tests::connect(&server.addr(), session_opts(timeout, None)).await
     }
 
     pub async fn resume(server: &ServerProc, id: u64, password: Vec<u8>) -> Result<Client, Error> {
-        let opts = ConnectOptions {
-            session_timeout: Duration::from_secs(4),
-            session_id: Some(id),
-            password,
-            ..Default::default()
-        };
-        within(STEP, "resume", Client::connect(&server.addr(), opts)).await
+        let opts = session_opts(Duration::from_secs(4), Some((id, password)));
+        try_connect(&server.addr(), opts).await
     }
 
     /// `(last_applied, state_hash, znodes, sessions)` from `/status`, read
