@@ -59,10 +59,33 @@ pub enum StartupError {
     Listener(std::io::Error),
     #[error("cannot use data folder {dir}: {source}")]
     DataDirIo { dir: String, source: std::io::Error },
+    #[error("data folder {dir}: {source}")]
+    Storage {
+        dir: String,
+        source: crate::storage::StorageError,
+    },
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error("consensus failed to start: {0}")]
     Raft(String),
     #[error("stopped: {0}; writes since the last good barrier were not acknowledged; check the disk (dmesg), then start the server again: the log is checked at start")]
     StorageFailed(String),
+}
+
+impl StartupError {
+    /// A data folder's storage error at start: damage refuses the folder
+    /// (with what to do about it); anything else is reported as it is.
+    pub fn storage(dir: &str, e: crate::storage::StorageError) -> StartupError {
+        if e.is_damage() {
+            StartupError::DataDirDamaged {
+                dir: dir.to_string(),
+                detail: e.to_string(),
+            }
+        } else {
+            StartupError::Storage {
+                dir: dir.to_string(),
+                source: e,
+            }
+        }
+    }
 }

@@ -6,10 +6,11 @@ use std::path::Path;
 
 use openraft::Entry;
 
+use crate::error::StartupError;
 use crate::raft::log_store::{open_wal, recover};
 use crate::raft::state_machine::{apply_entry, load_snapshot, SmState};
 use crate::raft::{LogId, TypeConfig};
-use crate::storage::{DataDir, Durability};
+use crate::storage::{DataDir, Durability, StorageError};
 
 /// What a replay found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,20 +22,23 @@ pub struct ReplayReport {
 }
 
 /// Replays `dir` up to `upto` (default: the last committed entry).
-pub fn replay(dir: &Path, upto: Option<u64>) -> Result<ReplayReport, String> {
-    let data = DataDir::open(dir, Durability::default()).map_err(|e| e.to_string())?;
-    let snap = load_snapshot(&data)?;
-    let mut wal = open_wal(&data).map_err(|e| e.to_string())?;
+pub fn replay(dir: &Path, upto: Option<u64>) -> Result<ReplayReport, StartupError> {
+    let data = DataDir::open(dir, Durability::default())?;
+    let shown = dir.display().to_string();
+    let storage = |e| StartupError::storage(&shown, e);
+    let snap = load_snapshot(&data).map_err(storage)?;
+    let mut wal = open_wal(&data).map_err(storage)?;
     recover(
         &data,
         &mut wal,
         snap.as_ref()
             .and_then(|(m, _)| m.last_log_id.map(|l| l.index)),
-    )?;
+    )
+    .map_err(storage)?;
     let mut st = match snap {
         Some((_, bytes)) => {
-            let mut st: SmState =
-                bincode::deserialize(&bytes).map_err(|e| format!("snapshot: {e}"))?;
+            let mut st: SmState = bincode::deserialize(&bytes)
+                .map_err(|e| storage(StorageError::Corrupt(format!("snapshot data: {e}"))))?;
             st.tree.rebuild_indexes();
             st
         }
@@ -51,9 +55,9 @@ pub fn replay(dir: &Path, upto: Option<u64>) -> Result<ReplayReport, String> {
         .unwrap_or(0)
         .max(wal.first_index());
     for i in (start..=end).filter(|_| wal.last_index().is_some()) {
-        let bytes = wal.read(i).map_err(|e| e.to_string())?;
-        let e: Entry<TypeConfig> =
-            bincode::deserialize(&bytes).map_err(|e| format!("log entry {i}: {e}"))?;
+        let bytes = wal.read(i).map_err(storage)?;
+        let e: Entry<TypeConfig> = bincode::deserialize(&bytes)
+            .map_err(|e| storage(StorageError::Corrupt(format!("log entry {i}: {e}"))))?;
         apply_entry(&mut st, e, &mut |_, _, _| {});
     }
     Ok(ReplayReport {

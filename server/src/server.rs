@@ -100,23 +100,20 @@ pub async fn run_with(
         );
     }
     let data = Arc::new(DataDir::open(&config.data_dir, durability)?);
-    let damaged = |detail: String| StartupError::DataDirDamaged {
-        dir: dir.clone(),
-        detail,
-    };
-    let snap = load_snapshot(&data).map_err(damaged)?;
-    let mut wal = open_wal(&data).map_err(|e| damaged(e.to_string()))?;
+    let storage = |e| StartupError::storage(&dir, e);
+    let snap = load_snapshot(&data).map_err(storage)?;
+    let mut wal = open_wal(&data).map_err(storage)?;
     recover(
         &data,
         &mut wal,
         snap.as_ref()
             .and_then(|(m, _)| m.last_log_id.map(|l| l.index)),
     )
-    .map_err(damaged)?;
+    .map_err(storage)?;
 
     let metrics = Arc::new(Metrics::new());
     let shared = Shared::new(metrics.clone());
-    let sm = StateMachine::open(data.clone(), snap, shared.clone()).map_err(damaged)?;
+    let sm = StateMachine::open(data.clone(), snap, shared.clone()).map_err(storage)?;
     let log_store = LogStore::new(data.clone(), wal, metrics.clone());
 
     let raft_config = openraft::Config {

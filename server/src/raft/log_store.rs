@@ -77,16 +77,20 @@ pub fn open_wal(data: &DataDir) -> Result<Wal, DiskError> {
 /// acknowledged is missing, and the log starts where the snapshot ends —
 /// then cuts off a torn tail (bytes past the last barrier, normal after a
 /// power cut) and finishes an interrupted purge.
-pub fn recover(data: &DataDir, wal: &mut Wal, snapshot_index: Option<u64>) -> Result<(), String> {
-    let purged: Option<LogId> = data.read_record("purged").map_err(|e| e.to_string())?;
+pub fn recover(
+    data: &DataDir,
+    wal: &mut Wal,
+    snapshot_index: Option<u64>,
+) -> Result<(), DiskError> {
+    let purged: Option<LogId> = data.read_record("purged")?;
     let covered = purged.map(|p| p.index).max(snapshot_index);
     if wal.last_index().is_some() {
         let first = wal.first_index();
         let want = covered.map(|c| c + 1).unwrap_or(0);
         if first > want {
-            return Err(format!(
+            return Err(DiskError::Gap(format!(
                 "the log starts at entry {first} but entries from {want} on are in no snapshot"
-            ));
+            )));
         }
     }
     let have = wal.last_index().max(covered).unwrap_or(0);
@@ -103,13 +107,13 @@ pub fn recover(data: &DataDir, wal: &mut Wal, snapshot_index: Option<u64>) -> Re
                     )
                 })
                 .unwrap_or_default();
-            return Err(format!(
+            return Err(DiskError::LostHistory(format!(
                 "the log ends at entry {have} but entries up to {} were acknowledged as durable{torn}",
                 durable.index
-            ));
+            )));
         }
     }
-    if let Some(t) = wal.finish_recovery().map_err(|e| e.to_string())? {
+    if let Some(t) = wal.finish_recovery()? {
         tracing::warn!(
             segment = %t.segment.display(),
             offset = t.offset,
@@ -209,7 +213,7 @@ impl Inner {
             let t = Instant::now();
             let poisoned = self.failed.borrow().clone();
             let res = match poisoned {
-                Some(why) => Err(DiskError::Damaged(why)),
+                Some(why) => Err(DiskError::Failed(why)),
                 None => job.run(),
             };
             self.metrics

@@ -16,7 +16,7 @@ use parking_lot::RwLock;
 use super::{LogId, StorageError, TypeConfig};
 use crate::metrics::Metrics;
 use crate::session::SessionTracker;
-use crate::storage::{snapshot, DataDir};
+use crate::storage::{snapshot, DataDir, StorageError as DiskError};
 use crate::tree::{DataTree, Effects};
 use crate::txn::{zxid, TxnResponse};
 use crate::watch::WatchManager;
@@ -83,12 +83,12 @@ fn snap_err(e: impl ToString) -> StorageError {
 pub type StoredSnapshot = (SnapshotMeta<u64, BasicNode>, Vec<u8>);
 
 /// Loads the stored snapshot, if any.
-pub fn load_snapshot(data: &DataDir) -> Result<Option<StoredSnapshot>, String> {
-    let Some(stored) = snapshot::read(data.path()).map_err(|e| e.to_string())? else {
+pub fn load_snapshot(data: &DataDir) -> Result<Option<StoredSnapshot>, DiskError> {
+    let Some(stored) = snapshot::read(data.path())? else {
         return Ok(None);
     };
     let meta = bincode::deserialize::<SnapshotMeta<u64, BasicNode>>(&stored.meta)
-        .map_err(|e| format!("snapshot meta: {e}"))?;
+        .map_err(|e| DiskError::Corrupt(format!("snapshot meta: {e}")))?;
     Ok(Some((meta, stored.data)))
 }
 
@@ -99,10 +99,10 @@ impl StateMachine {
         data: Arc<DataDir>,
         stored: Option<StoredSnapshot>,
         shared: Arc<Shared>,
-    ) -> Result<StateMachine, String> {
+    ) -> Result<StateMachine, DiskError> {
         if let Some((_, bytes)) = stored {
-            let st: SmState =
-                bincode::deserialize(&bytes).map_err(|e| format!("snapshot data: {e}"))?;
+            let st: SmState = bincode::deserialize(&bytes)
+                .map_err(|e| DiskError::Corrupt(format!("snapshot data: {e}")))?;
             shared.replace(st);
         }
         Ok(StateMachine { shared, data })

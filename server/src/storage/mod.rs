@@ -35,7 +35,7 @@ use crate::error::StartupError;
 use file::{decode, encode, read_optional, sync_dir, write_atomic};
 
 /// A failure of the data folder, typed so callers can tell damage (refuse
-/// to serve) from an I/O error (report and stop).
+/// to serve: [`StorageError::is_damage`]) from an I/O error or a bug.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("{what} {path}: {source}")]
@@ -44,8 +44,23 @@ pub enum StorageError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A record or file fails its checksum or does not decode, with good
+    /// records after it (a torn tail is not damage).
     #[error("{0}")]
-    Damaged(String),
+    Corrupt(String),
+    /// Entries are missing between two the log holds, or before its first,
+    /// and no snapshot covers them.
+    #[error("{0}")]
+    Gap(String),
+    /// The log ends before entries that were acknowledged as durable.
+    #[error("{0}")]
+    LostHistory(String),
+    /// Not a file of this format, or of a version this Warden does not read.
+    #[error("{0}")]
+    Format(String),
+    /// An earlier barrier failed: nothing written since is trusted.
+    #[error("{0}")]
+    Failed(String),
     #[error("cannot encode a record: {0}")]
     Encode(String),
     #[error("log entry {0} is not in the log")]
@@ -55,6 +70,17 @@ pub enum StorageError {
 }
 
 impl StorageError {
+    /// Whether the data folder is damaged (as opposed to unreadable now).
+    pub fn is_damage(&self) -> bool {
+        matches!(
+            self,
+            StorageError::Corrupt(_)
+                | StorageError::Gap(_)
+                | StorageError::LostHistory(_)
+                | StorageError::Format(_)
+        )
+    }
+
     pub fn io(what: &'static str, path: &Path, source: std::io::Error) -> StorageError {
         StorageError::Io {
             what,
@@ -161,7 +187,7 @@ impl DataDir {
         match read_optional(&path)? {
             Some(bytes) => decode(&bytes)
                 .map(Some)
-                .map_err(|why| StorageError::Damaged(format!("{}: {why}", path.display()))),
+                .map_err(|why| StorageError::Corrupt(format!("{}: {why}", path.display()))),
             None => Ok(None),
         }
     }

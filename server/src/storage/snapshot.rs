@@ -49,14 +49,18 @@ pub fn read(dir: &Path) -> Result<Option<Stored>, StorageError> {
     let Some(bytes) = read_optional(&path)? else {
         return Ok(None);
     };
-    let damaged = |why: String| StorageError::Damaged(format!("{}: {why}", path.display()));
+    let damaged = |why: String| StorageError::Corrupt(format!("{}: {why}", path.display()));
     if bytes.len() < HEAD + 4 || &bytes[..8] != MAGIC {
-        return Err(damaged("not a Warden snapshot file".into()));
+        return Err(StorageError::Format(format!(
+            "{}: not a Warden snapshot file",
+            path.display()
+        )));
     }
     let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
     if version != VERSION {
-        return Err(damaged(format!(
-            "snapshot format {version}; this Warden reads format {VERSION}"
+        return Err(StorageError::Format(format!(
+            "{}: snapshot format {version}; this Warden reads format {VERSION}",
+            path.display()
         )));
     }
     let meta_len = u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes")) as usize;
@@ -112,7 +116,7 @@ mod tests {
         ] {
             std::fs::write(&path, &bytes).unwrap();
             let err = read(dir.path()).unwrap_err();
-            assert!(matches!(err, StorageError::Damaged(_)), "{what}: {err}");
+            assert!(err.is_damage(), "{what}: {err}");
         }
     }
 }

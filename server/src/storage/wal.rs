@@ -253,7 +253,7 @@ impl Wal {
             let s = scan(&bytes);
             if let Some((seg, off, why)) = &torn_at {
                 if let Some((index, _, _)) = s.records.first() {
-                    return Err(StorageError::Damaged(format!(
+                    return Err(StorageError::Corrupt(format!(
                         "{} is damaged at byte {off} ({why}) but {} holds entry {index} after it",
                         names[*seg].1.display(),
                         path.display()
@@ -265,7 +265,7 @@ impl Wal {
             let mut expect = *first;
             for &(index, off, _) in &s.records {
                 if index != expect {
-                    return Err(StorageError::Damaged(format!(
+                    return Err(StorageError::Corrupt(format!(
                         "{} holds entry {index} at byte {off} where entry {expect} belongs",
                         path.display()
                     )));
@@ -276,7 +276,7 @@ impl Wal {
             // restarts after an installed snapshot).
             if let (Some(n), Some(_)) = (next, s.records.first()) {
                 if *first != n && purged.is_none_or(|p| *first > p + 1) {
-                    return Err(StorageError::Damaged(format!(
+                    return Err(StorageError::Gap(format!(
                         "the log jumps from entry {} to entry {first} at {}",
                         n - 1,
                         path.display()
@@ -550,11 +550,11 @@ impl Wal {
                 buf.drain(..HEADER);
                 Ok(buf)
             }
-            Ok((i, _)) => Err(StorageError::Damaged(format!(
+            Ok((i, _)) => Err(StorageError::Corrupt(format!(
                 "{} holds entry {i} where entry {index} was written",
                 seg.path.display()
             ))),
-            Err(why) => Err(StorageError::Damaged(format!(
+            Err(why) => Err(StorageError::Corrupt(format!(
                 "{} at byte {}: {why}",
                 seg.path.display(),
                 pos.offset

@@ -131,7 +131,7 @@ fn a_bad_record_with_good_records_after_it_is_damage() {
     bytes[HEADER + 2] ^= 1;
     std::fs::write(&first, &bytes).unwrap();
     match Wal::open(&dir, None, Durability::default(), 256) {
-        Err(StorageError::Damaged(why)) => assert!(why.contains("after it"), "{why}"),
+        Err(StorageError::Corrupt(why)) => assert!(why.contains("after it"), "{why}"),
         Err(e) => panic!("wrong error: {e}"),
         Ok(_) => panic!("a damaged log opened"),
     }
@@ -161,7 +161,7 @@ fn a_gap_between_segments_is_damage() {
     let names = segments(&dir);
     std::fs::remove_file(dir.join(&names[1])).unwrap();
     match Wal::open(&dir, None, Durability::default(), 256) {
-        Err(StorageError::Damaged(why)) => assert!(why.contains("jumps"), "{why}"),
+        Err(StorageError::Gap(why)) => assert!(why.contains("jumps"), "{why}"),
         Err(e) => panic!("wrong error: {e}"),
         Ok(_) => panic!("a log with a gap opened"),
     }
@@ -177,7 +177,7 @@ fn read_checks_the_record() {
     let n = bytes.len();
     bytes[n - 1] ^= 1;
     std::fs::write(&seg, &bytes).unwrap();
-    assert!(matches!(w.read(2), Err(StorageError::Damaged(_))));
+    assert!(matches!(w.read(2), Err(StorageError::Corrupt(_))));
     assert!(matches!(w.read(3), Err(StorageError::Missing(3))));
     assert_eq!(w.read(1).unwrap(), payload(1));
 }
