@@ -601,6 +601,15 @@ struct Fs {
 }
 
 impl Fs {
+    /// Forgets an open file or directory handle; what only it kept alive
+    /// (an unlinked file) goes.
+    fn close_handle(&self, fh: FileHandle) {
+        let mut st = self.state.lock();
+        if st.handles.remove(&fh.0).is_some() {
+            st.gc();
+        }
+    }
+
     /// Applies the trip wire after `op` on `name` has been done.
     fn trip(&self, st: &mut State, op: Op, name: &OsStr) {
         if st.trip(op, name) {
@@ -915,10 +924,7 @@ impl Filesystem for Fs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        let mut st = self.state.lock();
-        if st.handles.remove(&fh.0).is_some() {
-            st.gc();
-        }
+        self.close_handle(fh);
         reply.ok();
     }
 
@@ -1022,10 +1028,7 @@ impl Filesystem for Fs {
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
-        let mut st = self.state.lock();
-        if st.handles.remove(&fh.0).is_some() {
-            st.gc();
-        }
+        self.close_handle(fh);
         reply.ok();
     }
 
