@@ -51,11 +51,16 @@ use crate::watch::{EventSink, RemoveKind, Rewatch, WatchEventType, WatchKind};
 
 pub use super::outq::Out;
 
-/// Requests a connection may have queued unanswered.
+/// Requests one connection may have unanswered before its reader stops
+/// reading (ZooKeeper's `globalOutstandingLimit` default): a client that
+/// pipelines without reading its replies is slowed, not buffered forever.
+/// The ZooKeeper adapter applies it too, to the replies it makes itself.
 pub const MAX_IN_FLIGHT: usize = 1000;
 
-/// The shortest stall that cuts a connection, whatever its session timeout.
-const MIN_STALL: Duration = Duration::from_secs(2);
+/// The shortest time a client may leave its replies unread before its
+/// connection is cut (the session timeout, if longer, applies); both
+/// protocols use it.
+pub const MIN_STALL: Duration = Duration::from_secs(2);
 
 /// Everything a connection needs from the server.
 #[derive(Clone)]

@@ -27,20 +27,13 @@ use warden_proto::vocab::KeeperState;
 
 use super::convert::{self, Expect, Local, Mapped};
 use super::four_letter;
-use crate::api::connection::{self, Ctx};
+use crate::api::connection::{self, Ctx, MAX_IN_FLIGHT, MIN_STALL};
 use crate::api::outq::{self, OutRx};
 use crate::api::registry::ConnInfo;
 use crate::error::Code;
 
 /// How long a new connection may take to send its first frame.
 const HANDSHAKE: Duration = Duration::from_secs(30);
-/// Requests one connection may have in flight before the reader stops
-/// reading (ZooKeeper's `globalOutstandingLimit` default): a client that
-/// pipelines without reading its replies is slowed, not buffered forever.
-const MAX_IN_FLIGHT: usize = 1000;
-/// The shortest time a client may leave its replies unread before its
-/// connection is closed (the session timeout, if longer, applies).
-const MIN_STALL: Duration = Duration::from_secs(2);
 
 /// Why reading a frame stopped.
 #[derive(Debug, thiserror::Error)]
