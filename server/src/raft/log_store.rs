@@ -42,6 +42,8 @@ struct Inner {
     wal: Mutex<Wal>,
     committed: Mutex<Option<LogId>>,
     flushed: AtomicU64,
+    /// The index last written to `durable.N` (kept here, not re-read).
+    marked: AtomicU64,
     metrics: Arc<Metrics>,
     /// Set when a barrier failed. Never cleared: after a failed fsync the
     /// kernel may have dropped the unsynced pages and a later fsync can
@@ -130,9 +132,11 @@ impl LogStore {
     /// Takes the recovered log and starts the flush thread.
     pub fn new(data: Arc<DataDir>, wal: Wal, metrics: Arc<Metrics>) -> LogStore {
         let (flush_tx, rx) = mpsc::unbounded_channel();
+        let durable = read_watermark(&data);
         let inner = Arc::new(Inner {
             failed: watch::channel(None).0,
-            committed: Mutex::new(read_watermark(&data)),
+            marked: AtomicU64::new(durable.map(|l| l.index).unwrap_or(0)),
+            committed: Mutex::new(durable),
             flushed: AtomicU64::new(wal.last_index().unwrap_or(0)),
             wal: Mutex::new(wal),
             data,
@@ -172,31 +176,32 @@ impl LogStore {
             self.inner
                 .flushed
                 .fetch_max(last.unwrap_or(0), Ordering::SeqCst);
-            self.inner.mark_durable(0);
-            self.inner.mark_durable(1);
+            // Both files, so the final point survives damage to either.
+            self.inner.mark_durable(&[0, 1]);
         }
     }
 }
 
 impl Inner {
-    /// Writes the durable-and-committed point to watermark `slot`, if it
-    /// moved; true when written.
-    fn mark_durable(&self, slot: usize) -> bool {
+    /// Writes the durable-and-committed point to the watermark files
+    /// `slots`, if it moved; true when written.
+    fn mark_durable(&self, slots: &[usize]) -> bool {
         let flushed = self.flushed.load(Ordering::SeqCst);
         let Some(c) = *self.committed.lock() else {
             return false;
         };
         // Only a committed entry that is also durable here may be recorded.
-        if c.index > flushed || read_watermark(&self.data).is_some_and(|w| w.index >= c.index) {
+        if c.index > flushed || self.marked.load(Ordering::SeqCst) >= c.index {
             return false;
         }
-        match self.data.write_watermark(&c, slot) {
-            Ok(()) => true,
-            Err(e) => {
+        for &slot in slots {
+            if let Err(e) = self.data.write_watermark(&c, slot) {
                 tracing::warn!(error = %e, "cannot record the durable log index");
-                false
+                return false;
             }
         }
+        self.marked.store(c.index, Ordering::SeqCst);
+        true
     }
 
     fn flush_loop(&self, mut rx: mpsc::UnboundedReceiver<FlushReq>) {
@@ -222,15 +227,17 @@ impl Inner {
             self.metrics
                 .fsync_batch
                 .observe(batch.iter().map(|r| r.txns).sum::<usize>() as f64);
-            if res.is_ok() {
-                let max = batch.iter().map(|r| r.last_index).max().unwrap_or(0);
-                self.flushed.fetch_max(max, Ordering::SeqCst);
-            } else if let Err(e) = &res {
-                if self.failed.borrow().is_none() {
+            match &res {
+                Ok(()) => {
+                    let max = batch.iter().map(|r| r.last_index).max().unwrap_or(0);
+                    self.flushed.fetch_max(max, Ordering::SeqCst);
+                }
+                Err(e) if self.failed.borrow().is_none() => {
                     tracing::error!(error = %e, "the log barrier failed; stopping");
                     self.failed
                         .send_replace(Some(format!("the log barrier failed ({e})")));
                 }
+                Err(_) => {}
             }
             for r in batch {
                 let out = match &res {
@@ -239,7 +246,7 @@ impl Inner {
                 };
                 r.callback.log_io_completed(out);
             }
-            if last_mark.elapsed() >= Duration::from_millis(200) && self.mark_durable(slot) {
+            if last_mark.elapsed() >= Duration::from_millis(200) && self.mark_durable(&[slot % 2]) {
                 slot += 1;
                 last_mark = Instant::now();
             }
