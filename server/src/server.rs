@@ -10,17 +10,17 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 
-use crate::api::connection::Ctx;
 use crate::api::grpc::WardenService;
 use crate::config::Config;
 use crate::error::StartupError;
 use crate::metrics::Metrics;
-use crate::raft::log_store::{open_wal, recover, LogStore};
+use crate::raft::log_store::{recover, LogStore};
 use crate::raft::network::PeerNetwork;
 use crate::raft::proposer::{now_ms, Proposer};
 use crate::raft::state_machine::{load_snapshot, Shared, StateMachine};
 use crate::raft::Raft;
-use crate::storage::{DataDir, Durability};
+use crate::session::Ctx;
+use crate::storage::{DiskEngine, Durability, Engine};
 use crate::txn::Op;
 
 async fn bind(
@@ -99,13 +99,11 @@ pub async fn run_with(
             "--unsafe-no-fsync: writes are acknowledged before they are durable (tests only)"
         );
     }
-    let data = Arc::new(DataDir::open(&config.data_dir, durability)?);
+    let engine: Arc<dyn Engine> = Arc::new(DiskEngine::open(&config.data_dir, durability)?);
     let storage = |e| StartupError::storage(&dir, e);
-    let snap = load_snapshot(&data).map_err(storage)?;
-    let mut wal = open_wal(&data).map_err(storage)?;
+    let snap = load_snapshot(&*engine).map_err(storage)?;
     recover(
-        &data,
-        &mut wal,
+        &*engine,
         snap.as_ref()
             .and_then(|(m, _)| m.last_log_id.map(|l| l.index)),
     )
@@ -113,8 +111,8 @@ pub async fn run_with(
 
     let metrics = Arc::new(Metrics::new());
     let shared = Shared::new(metrics.clone());
-    let sm = StateMachine::open(data.clone(), snap, shared.clone()).map_err(storage)?;
-    let log_store = LogStore::new(data.clone(), wal, metrics.clone());
+    let sm = StateMachine::open(engine.clone(), snap, shared.clone()).map_err(storage)?;
+    let log_store = LogStore::new(engine, metrics.clone());
 
     let raft_config = openraft::Config {
         cluster_name: "warden".into(),
@@ -158,6 +156,13 @@ pub async fn run_with(
         )
         .await
         .map_err(|e| StartupError::Raft(format!("this server did not become leader: {e}")))?;
+    // Serve only once the recovered log is applied: a new session must not
+    // read a state older than one already acknowledged.
+    let recovered = raft.metrics().borrow().last_log_index;
+    raft.wait(Some(Duration::from_secs(600)))
+        .applied_index_at_least(recovered, "apply the recovered log")
+        .await
+        .map_err(|e| StartupError::Raft(format!("the recovered log was not applied: {e}")))?;
     {
         // The tree is replayed; every session gets a fresh full timeout from now.
         shared.sessions.reset_all(Instant::now());

@@ -1,11 +1,12 @@
 //! openraft's own storage test suite, run against Warden's log store and
-//! state machine over a real data folder (segment log, snapshot file).
+//! state machine on both storage engines: the data folder (segment log,
+//! snapshot file) and the in-memory engine.
 //!
-//! Each test of the suite runs on its own fresh folder. One is ignored:
+//! Each test of the suite runs on its own fresh store. One is ignored:
 //! after the store purged its (empty) log up to the state machine's last
 //! applied entry, it appends an entry below the purge point — which
 //! openraft's in-memory example store allows, a running Raft node never
-//! does, and Warden's log refuses (`StorageError::Sequence`).
+//! does, and Warden's logs refuse (`StorageError::Sequence`).
 
 // openraft fixes the error type of its storage traits.
 #![allow(clippy::result_large_err)]
@@ -14,40 +15,78 @@ use std::sync::Arc;
 
 use openraft::testing::{StoreBuilder, Suite};
 use warden_server::metrics::Metrics;
-use warden_server::raft::log_store::{open_wal, recover, LogStore};
+use warden_server::raft::log_store::{recover, LogStore};
 use warden_server::raft::state_machine::{Shared, StateMachine};
 use warden_server::raft::{StorageError, TypeConfig};
-use warden_server::storage::{DataDir, Durability};
+use warden_server::storage::{DiskEngine, Durability, Engine, MemoryEngine};
 
+/// A store over a data folder in a temporary directory.
 struct DiskBuilder;
+
+/// A store over the in-memory engine.
+struct MemoryBuilder;
+
+fn stores(engine: Arc<dyn Engine>) -> (LogStore, StateMachine) {
+    recover(&*engine, None).expect("recover");
+    let metrics = Arc::new(Metrics::new());
+    let shared = Shared::new(metrics.clone());
+    let sm = StateMachine::open(engine.clone(), None, shared).expect("state machine");
+    (LogStore::new(engine, metrics), sm)
+}
 
 impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for DiskBuilder {
     async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError> {
         let tmp = tempfile::tempdir().expect("temp dir");
-        let data = Arc::new(DataDir::open(tmp.path(), Durability::default()).expect("data dir"));
-        let mut wal = open_wal(&data).expect("open the log");
-        recover(&data, &mut wal, None).expect("recover");
-        let metrics = Arc::new(Metrics::new());
-        let shared = Shared::new(metrics.clone());
-        let sm = StateMachine::open(data.clone(), None, shared).expect("state machine");
-        Ok((tmp, LogStore::new(data, wal, metrics), sm))
+        let engine = DiskEngine::open(tmp.path(), Durability::default()).expect("data dir");
+        let (log, sm) = stores(Arc::new(engine));
+        Ok((tmp, log, sm))
     }
 }
 
-type S = Suite<TypeConfig, LogStore, StateMachine, DiskBuilder, tempfile::TempDir>;
+impl StoreBuilder<TypeConfig, LogStore, StateMachine, ()> for MemoryBuilder {
+    async fn build(&self) -> Result<((), LogStore, StateMachine), StorageError> {
+        let (log, sm) = stores(Arc::new(MemoryEngine::new()));
+        Ok(((), log, sm))
+    }
+}
 
-/// One `#[test]` per test of the suite, each on a fresh folder.
+type Disk = Suite<TypeConfig, LogStore, StateMachine, DiskBuilder, tempfile::TempDir>;
+type Memory = Suite<TypeConfig, LogStore, StateMachine, MemoryBuilder, ()>;
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Runtime::new()
+        .expect("a runtime")
+        .block_on(f)
+}
+
+/// One `#[test]` per test of the suite and engine, each on a fresh store.
 macro_rules! suite_tests {
-    ($($name:ident),* $(,)?) => {$(
-        #[test]
-        fn $name() -> Result<(), StorageError> {
-            let rt = tokio::runtime::Runtime::new().expect("a runtime");
-            rt.block_on(async {
-                let (_dir, log, sm) = DiskBuilder.build().await?;
-                S::$name(log, sm).await
-            })
+    ($($name:ident),* $(,)?) => {
+        mod disk {
+            use super::*;
+            $(
+                #[test]
+                fn $name() -> Result<(), StorageError> {
+                    block_on(async {
+                        let (_dir, log, sm) = DiskBuilder.build().await?;
+                        Disk::$name(log, sm).await
+                    })
+                }
+            )*
         }
-    )*};
+        mod memory {
+            use super::*;
+            $(
+                #[test]
+                fn $name() -> Result<(), StorageError> {
+                    block_on(async {
+                        let (_, log, sm) = MemoryBuilder.build().await?;
+                        Memory::$name(log, sm).await
+                    })
+                }
+            )*
+        }
+    };
 }
 
 suite_tests!(
@@ -87,18 +126,17 @@ suite_tests!(
 );
 
 #[test]
-#[ignore = "appends below the purge point, which Warden's log refuses (see the top of this file)"]
+#[ignore = "appends below the purge point, which Warden's logs refuse (see the top of this file)"]
 fn get_initial_state_membership_from_log_and_sm() -> Result<(), StorageError> {
-    let rt = tokio::runtime::Runtime::new().expect("a runtime");
-    rt.block_on(async {
+    block_on(async {
         let (_dir, log, sm) = DiskBuilder.build().await?;
-        S::get_initial_state_membership_from_log_and_sm(log, sm).await
+        Disk::get_initial_state_membership_from_log_and_sm(log, sm).await
     })
 }
 
-/// A snapshot built on one folder installs on another.
+/// A snapshot built on one store installs on another.
 #[test]
 fn transfer_snapshot() -> Result<(), StorageError> {
-    let rt = tokio::runtime::Runtime::new().expect("a runtime");
-    rt.block_on(S::transfer_snapshot(&DiskBuilder))
+    block_on(Disk::transfer_snapshot(&DiskBuilder))?;
+    block_on(Memory::transfer_snapshot(&MemoryBuilder))
 }

@@ -6,8 +6,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 
-use crate::api::connection::Ctx;
 use crate::api::grpc;
+use crate::session::Ctx;
 
 /// The admin router.
 pub fn router(ctx: Ctx) -> Router {

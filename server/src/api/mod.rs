@@ -1,10 +1,6 @@
-//! The client-facing APIs: the gRPC service, the ZooKeeper wire protocol
-//! listener ([`zk`]) and their shared per-connection session handling. Both are thin adapters onto the shared session model: the
-//! tree, the watch manager, the session tracker and the proposer.
+//! The client-facing protocols, as codecs onto the session core
+//! (`crate::session`): the gRPC service ([`grpc`]) and the ZooKeeper wire
+//! protocol listener with its four-letter words ([`zk`]).
 
-pub mod connection;
-pub mod convert;
 pub mod grpc;
-pub mod outq;
-pub mod registry;
 pub mod zk;

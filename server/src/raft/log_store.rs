@@ -1,4 +1,4 @@
-//! openraft's log storage over the segment log ([`crate::storage::wal`]),
+//! openraft's log storage over a storage engine ([`crate::storage::Engine`]),
 //! with group commit: appends are written at once and made durable by a
 //! dedicated thread whose one barrier covers every append queued while the
 //! previous barrier ran — many entries, one `fdatasync`.
@@ -10,17 +10,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
-use openraft::{Entry, LogState, OptionalSend, RaftLogReader, StorageIOError, Vote};
+use openraft::{Entry, ErrorSubject, ErrorVerb, LogState, OptionalSend, RaftLogReader, Vote};
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch};
 
-use super::{LogId, StorageError, TypeConfig};
+use super::{storage_error, LogId, StorageError, TypeConfig};
 use crate::metrics::Metrics;
-use crate::storage::wal::Wal;
-use crate::storage::{DataDir, StorageError as DiskError};
-
-/// Segments are started anew past this size.
-pub const SEGMENT_BYTES: u64 = 64 << 20;
+use crate::storage::engine::{self, Engine, Record};
+use crate::storage::StorageError as DiskError;
 
 struct FlushReq {
     callback: LogFlushed<TypeConfig>,
@@ -28,7 +25,7 @@ struct FlushReq {
     txns: usize,
 }
 
-/// Raft's log and vote in the data folder.
+/// Raft's log and vote in a storage engine.
 #[derive(Clone)]
 pub struct LogStore {
     inner: Arc<Inner>,
@@ -38,8 +35,7 @@ pub struct LogStore {
 /// What the store shares with its fsync thread (which must not hold the
 /// sender, so it ends when the store is dropped).
 struct Inner {
-    data: Arc<DataDir>,
-    wal: Mutex<Wal>,
+    engine: Arc<dyn Engine>,
     committed: Mutex<Option<LogId>>,
     flushed: AtomicU64,
     /// The index last written to `durable.N` (kept here, not re-read).
@@ -51,43 +47,28 @@ struct Inner {
     failed: watch::Sender<Option<String>>,
 }
 
-fn read_err(e: impl ToString) -> StorageError {
-    StorageIOError::read_logs(&std::io::Error::other(e.to_string())).into()
+fn read_err(e: &DiskError) -> StorageError {
+    storage_error(ErrorSubject::Logs, ErrorVerb::Read, e)
 }
-fn write_err(e: impl ToString) -> StorageError {
-    StorageIOError::write_logs(&std::io::Error::other(e.to_string())).into()
-}
-
-/// The durable-and-committed point: written to `durable.N`, checked at
-/// start, and what `read_committed` returns.
-fn read_watermark(data: &DataDir) -> Option<LogId> {
-    data.read_watermark::<LogId>(|l| l.index)
+fn write_err(e: &DiskError) -> StorageError {
+    storage_error(ErrorSubject::Logs, ErrorVerb::Write, e)
 }
 
-/// Opens the log of a data folder (nothing is cut or removed yet).
-pub fn open_wal(data: &DataDir) -> Result<Wal, DiskError> {
-    let purged: Option<LogId> = data.read_record("purged")?;
-    Wal::open(
-        &data.log_dir(),
-        purged.map(|p| p.index),
-        data.durability(),
-        SEGMENT_BYTES,
-    )
+/// The durable-and-committed point: recorded in the `Durable` slots,
+/// checked at start, and what `read_committed` returns.
+pub fn read_durable(engine: &dyn Engine) -> Option<LogId> {
+    engine::read_durable::<LogId>(engine, |l| l.index)
 }
 
-/// Checks a data folder's log before serving from it — nothing
-/// acknowledged is missing, and the log starts where the snapshot ends —
-/// then cuts off a torn tail (bytes past the last barrier, normal after a
-/// power cut) and finishes an interrupted purge.
-pub fn recover(
-    data: &DataDir,
-    wal: &mut Wal,
-    snapshot_index: Option<u64>,
-) -> Result<(), DiskError> {
-    let purged: Option<LogId> = data.read_record("purged")?;
+/// Checks a log before serving from it — nothing acknowledged is
+/// missing, and the log starts where the snapshot ends — then cuts off a
+/// torn tail (bytes past the last barrier, normal after a power cut) and
+/// finishes an interrupted purge.
+pub fn recover(engine: &dyn Engine, snapshot_index: Option<u64>) -> Result<(), DiskError> {
+    let purged: Option<LogId> = engine::read_record(engine, Record::Purged)?;
     let covered = purged.map(|p| p.index).max(snapshot_index);
-    if wal.last_index().is_some() {
-        let first = wal.first_index();
+    if engine.last_index().is_some() {
+        let first = engine.first_index();
         let want = covered.map(|c| c + 1).unwrap_or(0);
         if first > want {
             return Err(DiskError::Gap(format!(
@@ -95,19 +76,12 @@ pub fn recover(
             )));
         }
     }
-    let have = wal.last_index().max(covered).unwrap_or(0);
-    if let Some(durable) = read_watermark(data) {
+    let have = engine.last_index().max(covered).unwrap_or(0);
+    if let Some(durable) = read_durable(engine) {
         if have < durable.index {
-            let torn = wal
+            let torn = engine
                 .torn_tail()
-                .map(|t| {
-                    format!(
-                        " ({} has a bad record at byte {}: {})",
-                        t.segment.display(),
-                        t.offset,
-                        t.reason
-                    )
-                })
+                .map(|t| format!(" ({t})"))
                 .unwrap_or_default();
             return Err(DiskError::LostHistory(format!(
                 "the log ends at entry {have} but entries up to {} were acknowledged as durable{torn}",
@@ -115,13 +89,9 @@ pub fn recover(
             )));
         }
     }
-    if let Some(t) = wal.finish_recovery()? {
+    if let Some(cut) = engine.finish_recovery()? {
         tracing::warn!(
-            segment = %t.segment.display(),
-            offset = t.offset,
-            dropped_bytes = t.dropped_bytes,
-            reason = %t.reason,
-            later_segments = t.later_segments.len(),
+            %cut,
             "cut off the torn end of the log (written after the last barrier, never acknowledged)"
         );
     }
@@ -130,16 +100,15 @@ pub fn recover(
 
 impl LogStore {
     /// Takes the recovered log and starts the flush thread.
-    pub fn new(data: Arc<DataDir>, wal: Wal, metrics: Arc<Metrics>) -> LogStore {
+    pub fn new(engine: Arc<dyn Engine>, metrics: Arc<Metrics>) -> LogStore {
         let (flush_tx, rx) = mpsc::unbounded_channel();
-        let durable = read_watermark(&data);
+        let durable = read_durable(&*engine);
         let inner = Arc::new(Inner {
             failed: watch::channel(None).0,
             marked: AtomicU64::new(durable.map(|l| l.index).unwrap_or(0)),
             committed: Mutex::new(durable),
-            flushed: AtomicU64::new(wal.last_index().unwrap_or(0)),
-            wal: Mutex::new(wal),
-            data,
+            flushed: AtomicU64::new(engine.last_index().unwrap_or(0)),
+            engine,
             metrics,
         });
         let t = inner.clone();
@@ -168,11 +137,8 @@ impl LogStore {
         if self.inner.failed.borrow().is_some() {
             return;
         }
-        let (job, last) = {
-            let mut w = self.inner.wal.lock();
-            (w.take_sync_job(), w.last_index())
-        };
-        if job.run().is_ok() {
+        let last = self.inner.engine.last_index();
+        if self.inner.engine.barrier().run().is_ok() {
             self.inner
                 .flushed
                 .fetch_max(last.unwrap_or(0), Ordering::SeqCst);
@@ -185,7 +151,7 @@ impl LogStore {
 impl Inner {
     /// Writes the durable-and-committed point to the watermark files
     /// `slots`, if it moved; true when written.
-    fn mark_durable(&self, slots: &[usize]) -> bool {
+    fn mark_durable(&self, slots: &[u8]) -> bool {
         let flushed = self.flushed.load(Ordering::SeqCst);
         let Some(c) = *self.committed.lock() else {
             return false;
@@ -195,7 +161,7 @@ impl Inner {
             return false;
         }
         for &slot in slots {
-            if let Err(e) = self.data.write_watermark(&c, slot) {
+            if let Err(e) = engine::write_record(&*self.engine, Record::Durable(slot), &c) {
                 tracing::warn!(error = %e, "cannot record the durable log index");
                 return false;
             }
@@ -206,7 +172,7 @@ impl Inner {
 
     fn flush_loop(&self, mut rx: mpsc::UnboundedReceiver<FlushReq>) {
         let mut last_mark = Instant::now();
-        let mut slot = 0usize;
+        let mut slot = 0u8;
         while let Some(first) = rx.blocking_recv() {
             let mut batch = vec![first];
             while let Ok(r) = rx.try_recv() {
@@ -214,7 +180,7 @@ impl Inner {
             }
             // Taken after every request in `batch` was appended, so the
             // barrier covers them all.
-            let job = self.wal.lock().take_sync_job();
+            let job = self.engine.barrier();
             let t = Instant::now();
             let poisoned = self.failed.borrow().clone();
             let res = match poisoned {
@@ -246,17 +212,27 @@ impl Inner {
                 };
                 r.callback.log_io_completed(out);
             }
-            if last_mark.elapsed() >= Duration::from_millis(200) && self.mark_durable(&[slot % 2]) {
-                slot += 1;
+            if last_mark.elapsed() >= Duration::from_millis(200) && self.mark_durable(&[slot]) {
+                slot ^= 1;
                 last_mark = Instant::now();
             }
         }
     }
 
-    fn entry(&self, wal: &Wal, index: u64) -> Result<Entry<TypeConfig>, StorageError> {
-        let bytes = wal.read(index).map_err(read_err)?;
-        bincode::deserialize(&bytes).map_err(|e| read_err(format!("log entry {index}: {e}")))
+    fn entries(&self, range: std::ops::Range<u64>) -> Result<Vec<Entry<TypeConfig>>, StorageError> {
+        let read = self.engine.read_range(range).map_err(|e| read_err(&e))?;
+        read.into_iter()
+            .map(|(i, bytes)| decode_entry(i, &bytes))
+            .collect()
     }
+}
+
+/// A log entry from its bytes.
+pub fn decode_entry(index: u64, bytes: &[u8]) -> Result<Entry<TypeConfig>, StorageError> {
+    bincode::deserialize(bytes).map_err(|e| {
+        let e = DiskError::Corrupt(format!("log entry {index}: {e}"));
+        storage_error(ErrorSubject::LogIndex(index), ErrorVerb::Read, &e)
+    })
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {
@@ -264,20 +240,17 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry<TypeConfig>>, StorageError> {
-        let wal = self.inner.wal.lock();
         let start = match range.start_bound() {
             Bound::Included(i) => *i,
             Bound::Excluded(i) => i + 1,
             Bound::Unbounded => 0,
-        }
-        .max(wal.first_index());
+        };
         let end = match range.end_bound() {
             Bound::Included(i) => i + 1,
             Bound::Excluded(i) => *i,
             Bound::Unbounded => u64::MAX,
-        }
-        .min(wal.next_index());
-        (start..end).map(|i| self.inner.entry(&wal, i)).collect()
+        };
+        self.inner.entries(start..end)
     }
 }
 
@@ -285,14 +258,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogStore;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
-        let last_purged: Option<LogId> = self.inner.data.read_record("purged").map_err(read_err)?;
-        let last = {
-            let wal = self.inner.wal.lock();
-            match wal.last_index() {
-                Some(i) => Some(self.inner.entry(&wal, i)?.log_id),
-                None => last_purged,
-            }
+        let engine = &*self.inner.engine;
+        let last_purged: Option<LogId> =
+            engine::read_record(engine, Record::Purged).map_err(|e| read_err(&e))?;
+        let last = match engine.last_index() {
+            Some(i) => self.inner.entries(i..i + 1)?.pop().map(|e| e.log_id),
+            None => None,
         };
+        let last = last.or(last_purged);
         Ok(LogState {
             last_purged_log_id: last_purged,
             last_log_id: last,
@@ -304,17 +277,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError> {
-        self.inner
-            .data
-            .write_record("vote", vote)
-            .map_err(|e| StorageIOError::write_vote(&std::io::Error::other(e.to_string())).into())
+        engine::write_record(&*self.inner.engine, Record::Vote, vote)
+            .map_err(|e| storage_error(ErrorSubject::Vote, ErrorVerb::Write, &e))
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, StorageError> {
-        self.inner
-            .data
-            .read_record("vote")
-            .map_err(|e| StorageIOError::read_vote(&std::io::Error::other(e.to_string())).into())
+        engine::read_record(&*self.inner.engine, Record::Vote)
+            .map_err(|e| storage_error(ErrorSubject::Vote, ErrorVerb::Read, &e))
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
@@ -326,7 +295,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
-        Ok(read_watermark(&self.inner.data))
+        Ok(read_durable(&*self.inner.engine))
     }
 
     async fn append<I>(
@@ -346,9 +315,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             if let openraft::EntryPayload::Normal(b) = &e.payload {
                 txns += b.0.len();
             }
-            records.push((e.log_id.index, bincode::serialize(&e).map_err(write_err)?));
+            let bytes =
+                bincode::serialize(&e).map_err(|e| write_err(&DiskError::Encode(e.to_string())))?;
+            records.push((e.log_id.index, bytes));
         }
-        self.inner.wal.lock().append(records).map_err(write_err)?;
+        self.inner
+            .engine
+            .append(records)
+            .map_err(|e| write_err(&e))?;
         self.inner.metrics.last_log_index.set(last_index as i64);
         self.flush_tx
             .send(FlushReq {
@@ -356,25 +330,22 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 last_index,
                 txns,
             })
-            .map_err(|_| write_err("the flush thread has stopped"))?;
+            .map_err(|_| write_err(&DiskError::Failed("the flush thread has stopped".into())))?;
         Ok(())
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
         self.inner
-            .wal
-            .lock()
+            .engine
             .truncate(log_id.index)
-            .map_err(write_err)
+            .map_err(|e| write_err(&e))
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         // Recorded first: a crash before the segments go leaves only extra
         // entries, which the next start skips and removes.
-        self.inner
-            .data
-            .write_record("purged", &log_id)
-            .map_err(write_err)?;
-        self.inner.wal.lock().purge(log_id.index).map_err(write_err)
+        let engine = &*self.inner.engine;
+        engine::write_record(engine, Record::Purged, &log_id).map_err(|e| write_err(&e))?;
+        engine.purge(log_id.index).map_err(|e| write_err(&e))
     }
 }

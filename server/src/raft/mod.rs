@@ -1,6 +1,6 @@
 //! Consensus: openraft's type config, the [`proposer`] (the one way into
 //! the log: batching, and forwarding once there are peers), the
-//! [`log_store`] over the segment log, the [`state_machine`] adapter over
+//! [`log_store`] over a storage engine, the [`state_machine`] adapter over
 //! the `DataTree`, and the peer [`network`].
 //!
 //! A single server is a one-voter cluster; writes take the same path as they
@@ -34,3 +34,14 @@ openraft::declare_raft_types!(
 pub type Raft = openraft::Raft<TypeConfig>;
 pub type LogId = openraft::LogId<u64>;
 pub type StorageError = openraft::StorageError<u64>;
+
+/// A storage failure as openraft takes it: what was being read or
+/// written, with the typed error (and its message) as the source. The one
+/// place storage errors cross into consensus.
+pub fn storage_error(
+    subject: openraft::ErrorSubject<u64>,
+    verb: openraft::ErrorVerb,
+    e: &crate::storage::StorageError,
+) -> StorageError {
+    openraft::StorageIOError::new(subject, verb, e).into()
+}

@@ -8,15 +8,15 @@ use std::time::Instant;
 
 use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
 use openraft::{
-    BasicNode, Entry, EntryPayload, OptionalSend, RaftSnapshotBuilder, StorageIOError,
+    BasicNode, Entry, EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder,
     StoredMembership,
 };
 use parking_lot::RwLock;
 
-use super::{LogId, StorageError, TypeConfig};
+use super::{storage_error, LogId, StorageError, TypeConfig};
 use crate::metrics::Metrics;
 use crate::session::SessionTracker;
-use crate::storage::{snapshot, DataDir, StorageError as DiskError};
+use crate::storage::{Engine, StorageError as DiskError};
 use crate::tree::{DataTree, Effects};
 use crate::txn::{zxid, TxnResponse};
 use crate::watch::WatchManager;
@@ -68,54 +68,61 @@ impl Shared {
 /// openraft's view of the state machine.
 pub struct StateMachine {
     shared: Arc<Shared>,
-    data: Arc<DataDir>,
+    engine: Arc<dyn Engine>,
 }
 
-fn sm_err(e: impl ToString) -> StorageError {
-    StorageIOError::read_state_machine(&std::io::Error::other(e.to_string())).into()
+fn snapshot_err(verb: ErrorVerb, e: &DiskError) -> StorageError {
+    storage_error(ErrorSubject::Snapshot(None), verb, e)
 }
 
-fn snap_err(e: impl ToString) -> StorageError {
-    StorageIOError::write_snapshot(None, &std::io::Error::other(e.to_string())).into()
+/// A snapshot or its meta that does not decode.
+fn undecodable(what: &str, e: bincode::Error) -> DiskError {
+    DiskError::Corrupt(format!("{what}: {e}"))
 }
 
 /// A stored snapshot: its meta and its bytes.
 pub type StoredSnapshot = (SnapshotMeta<u64, BasicNode>, Vec<u8>);
 
 /// Loads the stored snapshot, if any.
-pub fn load_snapshot(data: &DataDir) -> Result<Option<StoredSnapshot>, DiskError> {
-    let Some(stored) = snapshot::read(data.path())? else {
+pub fn load_snapshot(engine: &dyn Engine) -> Result<Option<StoredSnapshot>, DiskError> {
+    let Some(stored) = engine.read_snapshot()? else {
         return Ok(None);
     };
     let meta = bincode::deserialize::<SnapshotMeta<u64, BasicNode>>(&stored.meta)
-        .map_err(|e| DiskError::Corrupt(format!("snapshot meta: {e}")))?;
+        .map_err(|e| undecodable("snapshot meta", e))?;
     Ok(Some((meta, stored.data)))
+}
+
+/// The applied state a snapshot holds.
+pub fn decode_state(bytes: &[u8]) -> Result<SmState, DiskError> {
+    bincode::deserialize(bytes).map_err(|e| undecodable("snapshot data", e))
 }
 
 impl StateMachine {
     /// Opens the state machine from the stored snapshot (if any); openraft
     /// then re-applies the committed log after it.
     pub fn open(
-        data: Arc<DataDir>,
+        engine: Arc<dyn Engine>,
         stored: Option<StoredSnapshot>,
         shared: Arc<Shared>,
     ) -> Result<StateMachine, DiskError> {
         if let Some((_, bytes)) = stored {
-            let st: SmState = bincode::deserialize(&bytes)
-                .map_err(|e| DiskError::Corrupt(format!("snapshot data: {e}")))?;
-            shared.replace(st);
+            shared.replace(decode_state(&bytes)?);
         }
-        Ok(StateMachine { shared, data })
+        Ok(StateMachine { shared, engine })
     }
 
-    /// Stores a snapshot durably (see [`crate::storage::snapshot`]).
+    /// Stores a snapshot durably.
     fn save_snapshot(
-        data: &DataDir,
+        engine: &dyn Engine,
         meta: &SnapshotMeta<u64, BasicNode>,
         bytes: &[u8],
     ) -> Result<(), StorageError> {
-        let m = bincode::serialize(meta).map_err(snap_err)?;
-        snapshot::write(data.path(), &m, bytes, data.durability()).map_err(snap_err)
+        let m = bincode::serialize(meta)
+            .map_err(|e| snapshot_err(ErrorVerb::Write, &DiskError::Encode(e.to_string())))?;
+        engine
+            .write_snapshot(&m, bytes)
+            .map_err(|e| snapshot_err(ErrorVerb::Write, &e))
     }
 }
 
@@ -194,7 +201,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         SnapshotBuilder {
             shared: self.shared.clone(),
-            data: self.data.clone(),
+            engine: self.engine.clone(),
         }
     }
 
@@ -208,16 +215,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError> {
         let bytes = snapshot.into_inner();
-        let st: SmState = bincode::deserialize(&bytes).map_err(sm_err)?;
-        Self::save_snapshot(&self.data, meta, &bytes)?;
+        let st = decode_state(&bytes).map_err(|e| snapshot_err(ErrorVerb::Read, &e))?;
+        Self::save_snapshot(&*self.engine, meta, &bytes)?;
         tracing::info!(last_log = ?meta.last_log_id, "installed a snapshot");
         self.shared.replace(st);
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        Ok(load_snapshot(&self.data)
-            .map_err(sm_err)?
+        Ok(load_snapshot(&*self.engine)
+            .map_err(|e| snapshot_err(ErrorVerb::Read, &e))?
             .map(|(meta, bytes)| Snapshot {
                 meta,
                 snapshot: Box::new(Cursor::new(bytes)),
@@ -228,7 +235,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 /// Serializes the current state into a snapshot and stores it.
 pub struct SnapshotBuilder {
     shared: Arc<Shared>,
-    data: Arc<DataDir>,
+    engine: Arc<dyn Engine>,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
@@ -236,7 +243,8 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let started = Instant::now();
         let (bytes, meta) = {
             let st = self.shared.state.read();
-            let bytes = bincode::serialize(&*st).map_err(snap_err)?;
+            let bytes = bincode::serialize(&*st)
+                .map_err(|e| snapshot_err(ErrorVerb::Write, &DiskError::Encode(e.to_string())))?;
             let meta = SnapshotMeta {
                 last_log_id: st.last_applied,
                 last_membership: st.membership.clone(),
@@ -251,7 +259,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             };
             (bytes, meta)
         };
-        StateMachine::save_snapshot(&self.data, &meta, &bytes)?;
+        StateMachine::save_snapshot(&*self.engine, &meta, &bytes)?;
         self.shared.metrics.snapshots.inc();
         tracing::info!(
             last_log = ?meta.last_log_id.map(|l| l.index),

@@ -1,138 +1,75 @@
-//! The session tracker: when each session was last heard from, and which
-//! have gone quiet past their timeout.
+//! The session core: one task per client connection, protocol neutral,
+//! keeping each session's order of requests, replies and events.
 //!
-//! It runs on the leader. Expiry is decided here but carried out by a
-//! committed `close_session` txn, so ephemerals disappear only through the
-//! log (invariant 3). Deadlines are checked once a tick; a new leader (and a
-//! restarted server) gives every session a fresh full timeout.
+//! - [`message`] — the core's own request, reply and event types; the
+//!   codecs in `api` map the wire protocols onto them.
+//! - [`conn`] — the connection task: opens or resumes the session, takes
+//!   requests, answers them in order, and pushes events.
+//! - [`order`] — the per-session queue: when a write may enter the log
+//!   (not before the session's earlier reads are served).
+//! - [`read`] — one function per read op over the tree and watch manager.
+//! - [`write`] — a write request checked into a log op, and its outcome
+//!   shaped into the reply its request asked for.
+//! - [`open`] — a new session proposed to the log, or one resumed.
+//! - [`outq`] — the bounded outgoing queue, cut when a client stops reading.
+//! - [`registry`] — the live connections, for the four-letter words.
+//! - [`tracker`] — when each session was last heard from; expiry.
+
+pub mod conn;
+pub mod message;
+pub mod open;
+pub mod order;
+pub mod outq;
+pub mod read;
+pub mod registry;
+pub mod tracker;
+pub mod write;
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
-use parking_lot::Mutex;
+use tokio::sync::watch;
 
-struct Entry {
-    timeout: Duration,
-    deadline: Instant,
-    closing: bool,
+pub use conn::{serve, MAX_IN_FLIGHT, MIN_STALL};
+pub use tracker::SessionTracker;
+
+use crate::config::Config;
+use crate::raft::proposer::Proposer;
+use crate::raft::state_machine::Shared;
+use registry::Registry;
+
+/// Everything a connection needs from the server.
+#[derive(Clone)]
+pub struct Ctx {
+    pub shared: Arc<Shared>,
+    pub proposer: Proposer,
+    pub config: Arc<Config>,
+    pub shutdown: watch::Receiver<bool>,
+    pub turns: Arc<SessionTurns>,
+    /// Live connections of both protocols.
+    pub conns: Arc<Registry>,
 }
 
-/// Liveness of every open session, fed by apply (open/close) and by the
-/// connections (touch on every frame).
+/// One connection at a time per session: a resumed session's new
+/// connection starts only after the previous one has answered everything
+/// it accepted, so the session's requests stay in order across connections.
 #[derive(Default)]
-pub struct SessionTracker {
-    inner: Mutex<HashMap<u64, Entry>>,
+pub struct SessionTurns {
+    locks: parking_lot::Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
 }
 
-impl SessionTracker {
-    pub fn new() -> Self {
-        Self::default()
+impl SessionTurns {
+    fn lock_of(&self, session: u64) -> Arc<tokio::sync::Mutex<()>> {
+        self.locks.lock().entry(session).or_default().clone()
     }
 
-    /// A session was opened by a committed txn (or found in a snapshot).
-    pub fn opened(&self, id: u64, timeout_ms: u32, now: Instant) {
-        let timeout = Duration::from_millis(timeout_ms as u64);
-        self.inner.lock().insert(
-            id,
-            Entry {
-                timeout,
-                deadline: now + timeout,
-                closing: false,
-            },
-        );
-    }
-
-    pub fn closed(&self, id: u64) {
-        self.inner.lock().remove(&id);
-    }
-
-    /// Traffic from the session: push its deadline out. False if the session
-    /// is unknown or already being closed.
-    pub fn touch(&self, id: u64, now: Instant) -> bool {
-        match self.inner.lock().get_mut(&id) {
-            Some(e) if !e.closing => {
-                e.deadline = now + e.timeout;
-                true
-            }
-            _ => false,
+    fn forget_if_idle(&self, session: u64) {
+        let mut g = self.locks.lock();
+        if g.get(&session)
+            .map(|l| Arc::strong_count(l) == 1)
+            .unwrap_or(false)
+        {
+            g.remove(&session);
         }
-    }
-
-    /// True if the session is open and not being closed.
-    pub fn is_live(&self, id: u64) -> bool {
-        matches!(self.inner.lock().get(&id), Some(e) if !e.closing)
-    }
-
-    /// Sessions past their deadline; they are marked closing so each is
-    /// proposed once. `reopen` undoes the mark if the proposal fails.
-    pub fn take_expired(&self, now: Instant) -> Vec<u64> {
-        let mut g = self.inner.lock();
-        let mut out = Vec::new();
-        for (id, e) in g.iter_mut() {
-            if !e.closing && e.deadline <= now {
-                e.closing = true;
-                out.push(*id);
-            }
-        }
-        out.sort_unstable();
-        out
-    }
-
-    /// Marks a session as being closed by its client.
-    pub fn mark_closing(&self, id: u64) {
-        if let Some(e) = self.inner.lock().get_mut(&id) {
-            e.closing = true;
-        }
-    }
-
-    pub fn reopen(&self, id: u64, now: Instant) {
-        if let Some(e) = self.inner.lock().get_mut(&id) {
-            e.closing = false;
-            e.deadline = now + e.timeout;
-        }
-    }
-
-    /// A fresh full timeout for everyone (leadership gained, or restart).
-    pub fn reset_all(&self, now: Instant) {
-        for e in self.inner.lock().values_mut() {
-            e.deadline = now + e.timeout;
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        self.inner.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn expiry_and_touch() {
-        let t = SessionTracker::new();
-        let t0 = Instant::now();
-        t.opened(1, 1000, t0);
-        t.opened(2, 1000, t0);
-        assert!(t.take_expired(t0 + Duration::from_millis(999)).is_empty());
-        assert!(t.touch(2, t0 + Duration::from_millis(900)));
-        assert_eq!(t.take_expired(t0 + Duration::from_millis(1000)), vec![1]);
-        assert!(
-            t.take_expired(t0 + Duration::from_millis(1500)).is_empty(),
-            "proposed once"
-        );
-        assert!(
-            !t.touch(1, t0),
-            "a closing session is not revived by traffic"
-        );
-        assert_eq!(t.take_expired(t0 + Duration::from_millis(1900)), vec![2]);
-        t.reopen(2, t0);
-        assert!(t.is_live(2));
-        t.closed(1);
-        assert_eq!(t.len(), 1);
     }
 }

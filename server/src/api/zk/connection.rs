@@ -1,39 +1,36 @@
-//! One ZooKeeper-protocol connection, adapted onto the shared session
-//! model (`api::connection::serve`).
+//! One ZooKeeper-protocol connection: jute frames are decoded into the
+//! session core's messages ([`super::codec`]), served by the session core
+//! (`session::serve`), and its answers and events encoded back, in order.
 //!
-//! The reader decodes jute frames into `pb::ClientFrame`s for the session
-//! and tells the writer, in request order, what each reply must look like
-//! (an [`Expect`]) or hands it a reply it makes itself (auth, whoAmI,
-//! errors). The session answers in request order, so the writer pairs each
-//! `pb` answer with the oldest expectation; watch events go out as they
-//! come (xid -1), which keeps the session's order of events and replies.
+//! The reader feeds the core through a small bounded channel, so a client
+//! that pipelines more than the core takes (`session::MAX_IN_FLIGHT`
+//! unanswered) is pushed back through TCP; the writer drains the core's
+//! bounded outgoing queue, which cuts a client that stops reading.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, Semaphore};
-use tokio_stream::wrappers::UnboundedReceiverStream;
-use tonic::Status;
-use warden_proto as pb;
-use warden_proto::jute::{self, frame::split_frame, op, xid, DecodeError, MultiResult};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use warden_proto::jute::{self, frame::split_frame, op, xid, DecodeError};
 use warden_proto::vocab::KeeperState;
 
-use super::convert::{self, Expect, Local, Mapped};
+use super::codec::{self, Decoded};
 use super::four_letter;
-use crate::api::connection::{self, Ctx, MAX_IN_FLIGHT, MIN_STALL};
-use crate::api::outq::{self, OutRx};
-use crate::api::registry::ConnInfo;
-use crate::error::Code;
+use crate::error::{Code, ZkError};
+use crate::session::message::{Inbound, Outbound, Reply};
+use crate::session::outq::{self, OutRx};
+use crate::session::{self, Ctx};
 
 /// How long a new connection may take to send its first frame.
 const HANDSHAKE: Duration = Duration::from_secs(30);
+
+/// Requests decoded and not yet taken by the session core.
+const INBOUND: usize = 64;
 
 /// Why reading a frame stopped.
 #[derive(Debug, thiserror::Error)]
@@ -44,14 +41,6 @@ enum ReadError {
     Decode(#[from] DecodeError),
     #[error("the client closed the connection")]
     Eof,
-}
-
-/// What the writer is told, in request order.
-enum Entry {
-    /// The next session answer belongs to this request.
-    Remote(Expect),
-    /// A reply the adapter makes; `close` ends the connection after it.
-    Local { reply: Local, close: bool },
 }
 
 /// Reads until `buf` holds at least `n` bytes.
@@ -140,72 +129,31 @@ pub async fn serve(ctx: Ctx, sock: TcpStream, peer: SocketAddr) {
             return;
         }
     };
-    let (in_tx, in_rx) = mpsc::unbounded_channel::<Result<pb::ClientFrame, Status>>();
+    let (in_tx, in_rx) = mpsc::channel(INBOUND);
     let (out_tx, out_rx) = outq::channel(outq::CAPACITY);
-    let (exp_tx, exp_rx) = mpsc::unbounded_channel::<Entry>();
-    let _ = in_tx.send(Ok(pb::ClientFrame {
-        frame: Some(pb::client_frame::Frame::Connect(pb::Connect {
-            session_id: connect.session_id as u64,
-            password: connect.passwd.clone(),
-            timeout_ms: connect.timeout_ms.max(0) as u32,
-            last_zxid: connect.last_zxid_seen,
-            client_name: format!("zk {peer}"),
-        })),
-    }));
-    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let reg = ctx.conns.register("zk", Some(peer));
-    let keepalive = Keepalive {
-        ctx: ctx.clone(),
-        conn: reg.info.clone(),
-    };
-    tokio::spawn(connection::serve(
+    tokio::spawn(session::serve(
         ctx.clone(),
         reg,
-        UnboundedReceiverStream::new(in_rx),
+        codec::connect(&connect, peer),
+        ReceiverStream::new(in_rx),
         out_tx,
     ));
-    let mut writer = tokio::spawn(write_loop(
-        wr,
-        peer,
-        out_rx,
-        exp_rx,
-        connect.read_only.is_some(),
-        in_flight.clone(),
-    ));
+    let mut writer = tokio::spawn(write_loop(wr, peer, out_rx, connect.read_only.is_some()));
     tokio::select! {
-        _ = read_loop(rd, buf, peer, in_tx, exp_tx, in_flight, keepalive) => {
+        _ = read_loop(rd, buf, peer, in_tx) => {
             let _ = (&mut writer).await;
         }
         _ = &mut writer => {}
     }
 }
 
-/// Renews the session for requests the adapter answers itself (auth,
-/// whoAmI, refused requests), which never reach the session: any request
-/// counts as a ping.
-struct Keepalive {
-    ctx: Ctx,
-    conn: Arc<ConnInfo>,
-}
-
-impl Keepalive {
-    fn touch(&self) {
-        let session = self.conn.session.load(Ordering::Relaxed);
-        if session != 0 {
-            self.ctx.shared.sessions.touch(session, Instant::now());
-        }
-    }
-}
-
-/// Decodes requests and feeds the session and the writer, in order.
+/// Decodes requests and feeds the session core, in order.
 async fn read_loop(
     mut rd: OwnedReadHalf,
     mut buf: BytesMut,
     peer: SocketAddr,
-    in_tx: mpsc::UnboundedSender<Result<pb::ClientFrame, Status>>,
-    exp_tx: mpsc::UnboundedSender<Entry>,
-    in_flight: Arc<Semaphore>,
-    keepalive: Keepalive,
+    in_tx: mpsc::Sender<Inbound>,
 ) {
     loop {
         let body = match read_frame(&mut rd, &mut buf).await {
@@ -219,65 +167,31 @@ async fn read_loop(
                 return;
             }
         };
-        let (h, req) = match jute::decode_request(&body) {
-            Ok(r) => r,
+        let (decoded, last) = match jute::decode_request(&body) {
+            Ok((h, req)) => {
+                tracing::debug!(%peer, xid = h.xid, op = op::name(h.opcode), "zk: request");
+                let closing = matches!(req, jute::Request::CloseSession);
+                (codec::inbound(h.xid, req), closing)
+            }
             Err(DecodeError::UnknownOpcode { xid, opcode }) => {
                 // As ZooKeeper's UnimplementedRequestProcessor: answer, then close.
                 tracing::warn!(%peer, xid, opcode, "zk: unknown opcode; answering Unimplemented and closing the connection");
-                let _ = exp_tx.send(Entry::Local {
-                    reply: Local::Error {
-                        xid,
-                        code: Code::Unimplemented,
-                    },
-                    close: true,
-                });
-                return;
+                let e = ZkError::new(Code::Unimplemented, format!("unknown opcode {opcode}"));
+                (codec::refused(xid, e), true)
             }
             Err(e) => {
                 tracing::info!(%peer, error = %e, "zk: malformed request; closing the connection");
                 return;
             }
         };
-        tracing::debug!(%peer, xid = h.xid, op = op::name(h.opcode), "zk: request");
-        match convert::request(h.xid, &req) {
-            Mapped::Session(frame, expect) => {
-                let closing = expect.opcode == op::CLOSE_SESSION;
-                // Returned by the writer when the answer goes out.
-                match in_flight.acquire().await {
-                    Ok(p) => p.forget(),
-                    Err(_) => return,
-                }
-                // The expectation goes first, so it is queued before the answer can exist.
-                if exp_tx.send(Entry::Remote(expect)).is_err()
-                    || in_tx
-                        .send(Ok(pb::ClientFrame { frame: Some(frame) }))
-                        .is_err()
-                {
-                    return;
-                }
-                if closing {
+        match decoded {
+            Decoded::Session(m) => {
+                // Waits while the core has as many requests as it takes.
+                if in_tx.send(m).await.is_err() || last {
                     return;
                 }
             }
-            Mapped::Local(reply) => {
-                keepalive.touch();
-                // Local replies count too: a client that sends auth packets
-                // without reading is slowed like any other.
-                match in_flight.acquire().await {
-                    Ok(p) => p.forget(),
-                    Err(_) => return,
-                }
-                if exp_tx
-                    .send(Entry::Local {
-                        reply,
-                        close: false,
-                    })
-                    .is_err()
-                {
-                    return;
-                }
-            }
-            Mapped::Close(why) => {
+            Decoded::Close(why) => {
                 tracing::info!(%peer, "zk: {why}; closing the connection");
                 return;
             }
@@ -290,36 +204,33 @@ async fn write_loop(
     mut wr: OwnedWriteHalf,
     peer: SocketAddr,
     mut out_rx: OutRx,
-    mut exp_rx: mpsc::UnboundedReceiver<Entry>,
     read_only_byte: bool,
-    in_flight: Arc<Semaphore>,
 ) {
-    use pb::server_frame::Frame as F;
     let read_only = read_only_byte.then_some(false);
     // The session's first answer: Connected, or why not.
     let (connected_zxid, session_timeout) = loop {
-        let frame = match out_rx.recv().await {
-            Some(Ok(pb::ServerFrame { frame: Some(f) })) => f,
-            Some(_) => continue,
-            None => return,
-        };
-        match frame {
-            F::Connected(c) => {
-                let timeout = Duration::from_millis(u64::from(c.timeout_ms));
+        match out_rx.recv().await {
+            Some(Ok(Outbound::Connected {
+                session_id,
+                password,
+                timeout_ms,
+                last_zxid,
+                ..
+            })) => {
                 let resp = jute::ConnectResponse {
                     protocol_version: 0,
-                    timeout_ms: c.timeout_ms as i32,
-                    session_id: c.session_id as i64,
-                    passwd: c.password,
+                    timeout_ms: timeout_ms as i32,
+                    session_id: session_id as i64,
+                    passwd: password,
                     read_only,
                 };
                 if wr.write_all(&jute::frame(&resp.encode())).await.is_err() {
                     return;
                 }
-                break (c.last_zxid, timeout);
+                break (last_zxid, Duration::from_millis(u64::from(timeout_ms)));
             }
-            F::ConnectError(e) => {
-                if e.code == Code::SessionExpired.number() || e.code == Code::AuthFailed.number() {
+            Some(Ok(Outbound::Ended { code, message })) => {
+                if code == Code::SessionExpired || code == Code::AuthFailed {
                     // ZooKeeper's answer to an unknown session or a wrong
                     // password: timeout 0, then the connection closes.
                     let resp = jute::ConnectResponse {
@@ -331,57 +242,37 @@ async fn write_loop(
                     };
                     let _ = wr.write_all(&jute::frame(&resp.encode())).await;
                 }
-                tracing::info!(%peer, code = e.code, message = %e.message, "zk: session refused; closing the connection");
+                tracing::info!(%peer, code = code.name(), %message, "zk: session refused; closing the connection");
                 let _ = wr.shutdown().await;
                 return;
             }
-            _ => continue,
+            Some(_) => continue,
+            None => return,
         }
     };
     // A client that reads nothing for a whole session timeout is stalled:
-    // its connection is closed (the session lives on until it expires), so
-    // its unread answers and events do not pile up here.
-    let stall = session_timeout.max(MIN_STALL);
+    // its connection is closed (the session lives on until it expires).
+    let stall = session_timeout.max(session::MIN_STALL);
     let mut w = Writer {
         peer,
         zxid: connected_zxid,
-        fifo: VecDeque::new(),
-        auths: vec![jute::ClientInfo {
-            auth_scheme: "ip".into(),
-            user: peer.ip().to_string(),
-        }],
         buf: Vec::new(),
         close: false,
-        in_flight,
     };
-    let mut exp_open = true;
     loop {
-        tokio::select! {
-            e = exp_rx.recv(), if exp_open => match e {
-                Some(e) => w.fifo.push_back(e),
-                None => exp_open = false,
-            },
-            f = out_rx.recv() => match f {
-                Some(Ok(f)) => w.frame(f, &mut exp_rx),
-                _ => {
-                    // The session is over: its last answers are written;
-                    // flush replies made here that were waiting behind them.
-                    while let Ok(e) = exp_rx.try_recv() {
-                        w.fifo.push_back(e);
-                    }
-                    w.flush_locals();
-                    w.close = true;
-                }
-            },
+        match out_rx.recv().await {
+            Some(Ok(o)) => w.outbound(o),
+            Some(Err(cut)) => {
+                tracing::info!(%peer, reason = %cut.0, "zk: closing the connection");
+                w.close = true;
+            }
+            None => w.close = true,
         }
-        w.flush_locals();
         while !w.close && w.buf.len() < 64 * 1024 {
             match out_rx.try_recv() {
-                Some(Ok(f)) => {
-                    w.frame(f, &mut exp_rx);
-                    w.flush_locals();
-                }
-                _ => break,
+                Some(Ok(o)) => w.outbound(o),
+                Some(Err(_)) => w.close = true,
+                None => break,
             }
         }
         if !w.buf.is_empty() {
@@ -405,22 +296,17 @@ async fn write_loop(
     }
 }
 
-/// The writer's state: expected replies in order, and the output buffer.
+/// The writer's state: the newest zxid sent, and the output buffer.
 struct Writer {
     peer: SocketAddr,
-    /// The newest zxid of anything forwarded from the session. A reply
-    /// made here, or a session answer without a zxid, carries this one and
-    /// not the live tree's: an event for a newer zxid may still be queued
+    /// The newest zxid of anything sent. An answer without a zxid of its
+    /// own (a request refused before the log) carries this one and not
+    /// the live tree's: an event for a newer zxid may still be queued
     /// behind it, and a header zxid must not run ahead of the events the
     /// client has been sent (invariant 2; clients resume watches from it).
     zxid: i64,
-    fifo: VecDeque<Entry>,
-    /// Who this connection authenticated as (whoAmI).
-    auths: Vec<jute::ClientInfo>,
     buf: Vec<u8>,
     close: bool,
-    /// Permits of the requests in flight, returned as each is answered.
-    in_flight: Arc<Semaphore>,
 }
 
 impl Writer {
@@ -428,124 +314,57 @@ impl Writer {
         self.buf.extend_from_slice(&jute::frame(body));
     }
 
-    /// Writes the adapter's own replies that are next in order.
-    fn flush_locals(&mut self) {
-        while matches!(self.fifo.front(), Some(Entry::Local { .. })) {
-            let Some(Entry::Local { reply, close }) = self.fifo.pop_front() else {
-                break;
-            };
-            let (header, body) = match reply {
-                Local::Error { xid, code } => (
-                    jute::ReplyHeader {
-                        xid,
-                        zxid: self.zxid,
-                        err: code.number(),
-                    },
-                    jute::Response::Empty,
-                ),
-                Local::Auth { xid, scheme, id } => {
-                    tracing::info!(peer = %self.peer, %scheme, %id, "zk: auth accepted (ACLs are stored, not enforced)");
-                    let info = jute::ClientInfo {
-                        auth_scheme: scheme,
-                        user: id,
-                    };
-                    if !self.auths.contains(&info) {
-                        self.auths.push(info);
-                    }
-                    (
-                        jute::ReplyHeader {
-                            xid,
-                            zxid: 0,
-                            err: 0,
-                        },
-                        jute::Response::Empty,
-                    )
-                }
-                Local::MultiError { xid, errors } => (
-                    jute::ReplyHeader {
-                        xid,
-                        zxid: self.zxid,
-                        err: 0,
-                    },
-                    jute::Response::Multi(errors.into_iter().map(MultiResult::Error).collect()),
-                ),
-                Local::WhoAmI { xid } => (
-                    jute::ReplyHeader {
-                        xid,
-                        zxid: self.zxid,
-                        err: 0,
-                    },
-                    jute::Response::WhoAmI(self.auths.clone()),
-                ),
-            };
-            let bytes = jute::encode_reply(&header, &body);
-            self.push(&bytes);
-            if close {
-                self.close = true;
-                self.fifo.clear();
-                return;
-            }
-            self.in_flight.add_permits(1);
-        }
-    }
-
-    /// Handles one frame from the session.
-    fn frame(&mut self, f: pb::ServerFrame, exp_rx: &mut mpsc::UnboundedReceiver<Entry>) {
-        use pb::server_frame::Frame as F;
-        let Some(f) = f.frame else { return };
-        let (rxid, zxid, answer) = match f {
-            F::WatchEvent(ev) => {
-                self.zxid = self.zxid.max(ev.zxid);
+    /// Encodes one item from the session core.
+    fn outbound(&mut self, o: Outbound) {
+        let (header, body) = match o {
+            Outbound::Event { zxid, kind, path } => {
+                self.zxid = self.zxid.max(zxid);
                 let bytes = jute::encode_event(&jute::WatcherEvent {
-                    event_type: ev.r#type,
+                    event_type: kind.number(),
                     state: KeeperState::SyncConnected.number(),
-                    path: ev.path,
+                    path,
                 });
                 self.push(&bytes);
                 return;
             }
-            F::Response(r) => (r.xid, r.zxid, Some(r)),
-            F::Pong(p) => (xid::PING as i64, p.zxid, None),
-            F::ConnectError(e) => {
-                tracing::info!(peer = %self.peer, code = e.code, message = %e.message, "zk: session ended; closing the connection");
+            // A ping is answered with xid -2 whatever xid it was sent with,
+            // as ZooKeeper does.
+            Outbound::Pong { zxid } => (
+                jute::ReplyHeader {
+                    xid: xid::PING,
+                    zxid: self.seen(zxid),
+                    err: 0,
+                },
+                jute::Response::Empty,
+            ),
+            Outbound::Answer(a) => {
+                // ZooKeeper answers auth with zxid 0.
+                let zxid = match a.result {
+                    Ok(Reply::Authenticated) => 0,
+                    _ => self.seen(a.zxid),
+                };
+                let xid = a.xid as i32;
+                let (err, body) = codec::reply(a.result);
+                (jute::ReplyHeader { xid, zxid, err }, body)
+            }
+            Outbound::Ended { code, message } => {
+                tracing::info!(peer = %self.peer, code = code.name(), %message, "zk: session ended; closing the connection");
                 self.close = true;
                 return;
             }
-            F::Connected(_) => return,
+            Outbound::Connected { .. } => return,
         };
-        // Its expectation was queued before the request reached the session.
-        while let Ok(e) = exp_rx.try_recv() {
-            self.fifo.push_back(e);
-        }
-        self.flush_locals();
-        let Some(Entry::Remote(expect)) = self.fifo.pop_front() else {
-            tracing::error!(peer = %self.peer, xid = rxid, "zk: an answer with no request waiting for it; closing the connection");
-            self.close = true;
-            return;
-        };
-        self.in_flight.add_permits(1);
-        // A ping is answered with xid -2 whatever xid it was sent with, as
-        // ZooKeeper does; every other answer echoes its request's xid.
-        let (paired, xid) = match answer {
-            None => (expect.opcode == op::PING, xid::PING),
-            Some(_) => (expect.xid as i64 == rxid, expect.xid),
-        };
-        if !paired {
-            tracing::error!(peer = %self.peer, expected = expect.xid, got = rxid, "zk: answers out of order; closing the connection");
-            self.close = true;
-            return;
-        }
-        let (err, body) = match &answer {
-            Some(r) => convert::reply(&expect, r),
-            None => (0, jute::Response::Empty),
-        };
-        self.zxid = self.zxid.max(zxid);
-        let zxid = if zxid > 0 { zxid } else { self.zxid };
-        let header = jute::ReplyHeader { xid, zxid, err };
         let bytes = jute::encode_reply(&header, &body);
         self.push(&bytes);
-        if expect.opcode == op::CLOSE_SESSION {
-            self.close = true;
+    }
+
+    /// The zxid a reply header carries: its own, or (0: none) the newest sent.
+    fn seen(&mut self, zxid: i64) -> i64 {
+        self.zxid = self.zxid.max(zxid);
+        if zxid > 0 {
+            zxid
+        } else {
+            self.zxid
         }
     }
 }
@@ -553,16 +372,14 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::session::message::Answer;
 
     fn writer() -> Writer {
         Writer {
             peer: "127.0.0.1:1".parse().unwrap(),
             zxid: 5,
-            fifo: VecDeque::new(),
-            auths: vec![],
             buf: Vec::new(),
             close: false,
-            in_flight: Arc::new(Semaphore::new(0)),
         }
     }
 
@@ -582,81 +399,47 @@ mod tests {
         out
     }
 
-    fn event(zxid: i64) -> pb::ServerFrame {
-        pb::ServerFrame {
-            frame: Some(pb::server_frame::Frame::WatchEvent(pb::WatchEvent {
-                zxid,
-                r#type: 3,
-                path: "/a".into(),
-            })),
+    fn event(zxid: i64) -> Outbound {
+        Outbound::Event {
+            zxid,
+            kind: crate::watch::WatchEventType::NodeDataChanged,
+            path: "/a".into(),
         }
     }
 
+    fn refused(xid: i64, code: Code) -> Outbound {
+        Outbound::Answer(Answer::error(xid, 0, ZkError::new(code, "")))
+    }
+
     #[test]
-    fn replies_made_here_carry_the_zxid_already_sent_not_a_newer_one() {
-        let (_tx, mut rx) = mpsc::unbounded_channel();
+    fn answers_without_a_zxid_carry_the_zxid_already_sent_not_a_newer_one() {
         let mut w = writer();
-        w.fifo.push_back(Entry::Local {
-            reply: Local::Error {
-                xid: 1,
-                code: Code::BadArguments,
-            },
-            close: false,
-        });
-        w.flush_locals();
-        w.frame(event(9), &mut rx);
-        w.fifo.push_back(Entry::Local {
-            reply: Local::WhoAmI { xid: 2 },
-            close: false,
-        });
-        w.fifo.push_back(Entry::Remote(Expect {
-            xid: 3,
-            opcode: op::DELETE,
-            sub_ops: vec![],
-            path: String::new(),
+        w.outbound(refused(1, Code::BadArguments));
+        w.outbound(event(9));
+        w.outbound(Outbound::Answer(Answer {
+            xid: 2,
+            zxid: 0,
+            result: Ok(Reply::WhoAmI(vec![])),
         }));
         // A write refused before reaching the log: no zxid of its own.
-        w.frame(
-            pb::ServerFrame {
-                frame: Some(pb::server_frame::Frame::Response(pb::Response {
-                    xid: 3,
-                    zxid: 0,
-                    error: Code::SessionExpired.number(),
-                    message: String::new(),
-                    result: None,
-                })),
-            },
-            &mut rx,
-        );
+        w.outbound(refused(3, Code::SessionExpired));
         let h = headers(&w.buf);
         assert_eq!(h[0], (1, 5, Code::BadArguments.number()));
         assert_eq!(h[1].0, xid::NOTIFICATION);
         assert_eq!(h[2], (2, 9, 0));
         assert_eq!(h[3], (3, 9, Code::SessionExpired.number()));
-        assert_eq!(
-            w.in_flight.available_permits(),
-            3,
-            "a permit back per reply"
-        );
     }
 
     #[test]
-    fn a_ping_sent_with_any_xid_is_answered_with_the_ping_xid() {
-        let (_tx, mut rx) = mpsc::unbounded_channel();
+    fn pings_are_answered_with_the_ping_xid_and_auth_with_zxid_zero() {
         let mut w = writer();
-        w.fifo.push_back(Entry::Remote(Expect {
-            xid: 42,
-            opcode: op::PING,
-            sub_ops: vec![],
-            path: String::new(),
+        w.outbound(Outbound::Pong { zxid: 8 });
+        w.outbound(Outbound::Answer(Answer {
+            xid: -4,
+            zxid: 0,
+            result: Ok(Reply::Authenticated),
         }));
-        w.frame(
-            pb::ServerFrame {
-                frame: Some(pb::server_frame::Frame::Pong(pb::Pong { zxid: 8 })),
-            },
-            &mut rx,
-        );
-        assert!(!w.close, "not taken for an answer out of order");
-        assert_eq!(headers(&w.buf), vec![(xid::PING, 8, 0)]);
+        assert!(!w.close);
+        assert_eq!(headers(&w.buf), vec![(xid::PING, 8, 0), (-4, 0, 0)]);
     }
 }

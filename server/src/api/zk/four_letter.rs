@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
-use crate::api::connection::Ctx;
+use crate::session::Ctx;
 use crate::watch::WatchKind;
 
 /// The version string ZooKeeper tools parse (kazoo reads it from `envi`).

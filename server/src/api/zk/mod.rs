@@ -2,22 +2,22 @@
 //! (kazoo, Curator, zkCli, the `zookeeper-client` crate) talk to Warden
 //! unmodified on this port (`--zk-listen`, default 127.0.0.1:2181).
 //!
-//! - [`connection`] — one connection: jute frames in, the shared session
-//!   model (`api::connection::serve`) in the middle, jute replies out.
-//! - [`convert`] — jute requests to `pb` requests and `pb` answers back to
-//!   jute replies shaped by the opcode that asked.
+//! - [`connection`] — one connection: jute frames in, the session core
+//!   (`session::serve`) in the middle, jute replies out.
+//! - [`codec`] — jute requests to the session core's messages, and its
+//!   answers back to jute replies.
 //! - [`four_letter`] — ruok, srvr, stat, mntr and the other admin words.
 //!
-//! The codec itself is `warden_proto::jute`.
+//! The wire format itself is `warden_proto::jute`.
 
+pub mod codec;
 pub mod connection;
-pub mod convert;
 pub mod four_letter;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use super::connection::Ctx;
+use crate::session::Ctx;
 
 /// Accepts ZooKeeper-protocol connections until shutdown; each is served
 /// by its own task, so one bad connection never stops the others.

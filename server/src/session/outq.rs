@@ -16,17 +16,21 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
-use tonic::Status;
-use warden_proto as pb;
 
-/// One outgoing item: a frame, or the error that ends the stream.
-pub type Item = Result<pb::ServerFrame, Status>;
+use super::message::Outbound;
+
+/// Why a connection was cut: the last thing its writer gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cut(pub String);
+
+/// One outgoing item: a frame, or the cut that ends the stream.
+pub type Item = Result<Outbound, Cut>;
 
 /// The most frames a connection may have unread.
 pub const CAPACITY: usize = 10_000;
 
 struct State {
-    frames: VecDeque<Item>,
+    frames: VecDeque<Outbound>,
     senders: usize,
     /// Why the connection was cut; the writer gets it once, then the end.
     cut: Option<String>,
@@ -88,7 +92,7 @@ impl OutQueue {
 impl Out {
     /// Queues a frame without waiting. Fails once the connection is cut;
     /// cuts it when the client is more than the capacity behind.
-    pub fn send(&self, item: Item) -> Result<(), Closed> {
+    pub fn send(&self, item: Outbound) -> Result<(), Closed> {
         let mut st = self.0.state.lock();
         if st.cut.is_some() {
             return Err(Closed);
@@ -160,14 +164,14 @@ impl OutRx {
             if st.cut_reported {
                 return Err(());
             }
-            let status = Status::resource_exhausted(why.clone());
+            let cut = Cut(why.clone());
             st.cut_reported = true;
-            return Ok(Some(Err(status)));
+            return Ok(Some(Err(cut)));
         }
         match st.frames.pop_front() {
             Some(item) => {
                 st.last_progress = Instant::now();
-                Ok(Some(item))
+                Ok(Some(Ok(item)))
             }
             None if st.senders == 0 => Err(()),
             None => Ok(None),
@@ -205,15 +209,13 @@ impl OutRx {
 mod tests {
     use super::*;
 
-    fn pong(zxid: i64) -> Item {
-        Ok(pb::ServerFrame {
-            frame: Some(pb::server_frame::Frame::Pong(pb::Pong { zxid })),
-        })
+    fn pong(zxid: i64) -> Outbound {
+        Outbound::Pong { zxid }
     }
 
     fn zxid(item: Item) -> i64 {
-        match item.expect("a frame").frame {
-            Some(pb::server_frame::Frame::Pong(p)) => p.zxid,
+        match item.expect("a frame") {
+            Outbound::Pong { zxid } => zxid,
             other => panic!("not a pong: {other:?}"),
         }
     }
@@ -244,8 +246,7 @@ mod tests {
         assert_eq!(out.stalled_for(), None, "the queued frames are dropped");
         assert_eq!(out.send(pong(4)), Err(Closed));
         let err = rx.recv().await.unwrap().unwrap_err();
-        assert_eq!(err.code(), tonic::Code::ResourceExhausted);
-        assert!(err.message().contains("more than 3 frames"), "{err}");
+        assert!(err.0.contains("more than 3 frames"), "{err:?}");
         assert!(rx.recv().await.is_none());
     }
 

@@ -1,0 +1,166 @@
+//! Writes: a request checked into the op the log takes, and the op's
+//! outcome shaped back into the reply its request asked for.
+
+use super::message::{MultiOp, OpReply, Reply};
+use super::order::Shape;
+use crate::error::Code;
+use crate::txn::{Op, Outcome, TxnError};
+
+/// A single write, validated. `create_stat`: a create answers its Stat.
+pub fn single(op: Op, create_stat: bool) -> Result<(Op, Shape), TxnError> {
+    op.validate()?;
+    Ok((op, Shape(vec![create_stat])))
+}
+
+/// A multi, validated op by op. If one fails, so does the multi, with one
+/// code per op as ZooKeeper answers: `Ok` before the failing op, its
+/// error, `RuntimeInconsistency` after.
+pub fn multi(ops: Vec<MultiOp>) -> Result<(Op, Shape), TxnError> {
+    let n = ops.len();
+    let mut checked = Vec::with_capacity(n);
+    let mut shape = Vec::with_capacity(n);
+    for (i, m) in ops.into_iter().enumerate() {
+        let op = m.op.and_then(|op| {
+            match op {
+                Op::Create { .. } | Op::Delete { .. } | Op::SetData { .. } | Op::Check { .. } => {}
+                other => {
+                    return Err(crate::error::ZkError::bad_arguments(format!(
+                        "a multi may not contain {}",
+                        other.name()
+                    )))
+                }
+            }
+            op.validate()?;
+            Ok(op)
+        });
+        match op {
+            Ok(op) => {
+                checked.push(op);
+                shape.push(m.create_stat);
+            }
+            Err(error) => {
+                let mut multi = vec![Code::Ok; i];
+                multi.push(error.code);
+                multi.resize(n, Code::RuntimeInconsistency);
+                return Err(TxnError { error, multi });
+            }
+        }
+    }
+    Ok((Op::Multi(checked), Shape(shape)))
+}
+
+/// The reply to a committed write.
+pub fn reply(outcome: Outcome, shape: &Shape) -> Reply {
+    let stat_of = |i: usize| shape.0.get(i).copied().unwrap_or(true);
+    match outcome {
+        Outcome::Created { path, stat } => Reply::Created {
+            path,
+            stat: stat_of(0).then_some(stat),
+        },
+        Outcome::Stat(s) => Reply::Stat(s),
+        Outcome::Multi(results) => Reply::Multi(
+            results
+                .into_iter()
+                .enumerate()
+                .map(|(i, o)| match o {
+                    Outcome::Created { path, stat } => OpReply::Created {
+                        path,
+                        stat: stat_of(i).then_some(stat),
+                    },
+                    Outcome::Stat(s) => OpReply::SetData(s),
+                    Outcome::Deleted => OpReply::Deleted,
+                    _ => OpReply::Checked,
+                })
+                .collect(),
+        ),
+        Outcome::Deleted
+        | Outcome::Checked
+        | Outcome::SessionCreated { .. }
+        | Outcome::SessionClosed
+        | Outcome::Reaped(_) => Reply::Empty,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ZkError;
+    use crate::tree::Stat;
+
+    fn create(path: &str) -> Op {
+        Op::Create {
+            path: path.into(),
+            data: vec![],
+            acl: vec![],
+            mode: crate::txn::CreateMode::Persistent,
+            ttl_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_multi_with_a_bad_op_fails_with_a_code_per_op() {
+        let ops = vec![
+            MultiOp {
+                op: Ok(create("/ok")),
+                create_stat: false,
+            },
+            MultiOp {
+                op: Ok(Op::Delete {
+                    path: "/bad/".into(),
+                    version: None,
+                }),
+                create_stat: false,
+            },
+            MultiOp {
+                op: Err(ZkError::bad_arguments("not a write")),
+                create_stat: false,
+            },
+        ];
+        let e = multi(ops).unwrap_err();
+        assert_eq!(e.error.code, Code::BadArguments);
+        assert_eq!(
+            e.multi,
+            vec![Code::Ok, Code::BadArguments, Code::RuntimeInconsistency]
+        );
+        let e = multi(vec![MultiOp {
+            op: Ok(Op::CloseSession { session_id: 1 }),
+            create_stat: true,
+        }])
+        .unwrap_err();
+        assert_eq!(e.multi, vec![Code::BadArguments]);
+    }
+
+    #[test]
+    fn each_create_answers_as_its_request_asked() {
+        let stat = Stat::default();
+        let created = |p: &str| Outcome::Created {
+            path: p.into(),
+            stat,
+        };
+        let r = reply(
+            Outcome::Multi(vec![created("/a"), Outcome::Deleted, created("/b")]),
+            &Shape(vec![false, false, true]),
+        );
+        assert_eq!(
+            r,
+            Reply::Multi(vec![
+                OpReply::Created {
+                    path: "/a".into(),
+                    stat: None
+                },
+                OpReply::Deleted,
+                OpReply::Created {
+                    path: "/b".into(),
+                    stat: Some(stat)
+                },
+            ])
+        );
+        assert_eq!(
+            reply(created("/c"), &Shape(vec![false])),
+            Reply::Created {
+                path: "/c".into(),
+                stat: None
+            }
+        );
+    }
+}

@@ -1,0 +1,230 @@
+//! The disk engine: the data folder.
+//!
+//! ```text
+//! DIR/LOCK            holder's pid; an exclusive lock while a server runs
+//! DIR/log/*.wal       the Raft log in segment files (see [`super::wal`])
+//! DIR/snapshot        the latest snapshot (see [`super::snapshot`])
+//! DIR/vote            Raft's vote
+//! DIR/purged          the last log id dropped into the snapshot
+//! DIR/durable.0, .1   the highest log id known durable and committed
+//! ```
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use fs4::fs_std::FileExt;
+use parking_lot::Mutex;
+
+use super::engine::{Barrier, Engine, Record};
+use super::file::{read_optional, sync_dir, write_atomic};
+use super::snapshot::{self, Stored};
+use super::wal::Wal;
+use super::{Durability, StorageError};
+use crate::error::StartupError;
+
+/// Segments are started anew past this size.
+pub const SEGMENT_BYTES: u64 = 64 << 20;
+
+/// An open data folder: its lock, its small files and its segment log.
+pub struct DiskEngine {
+    dir: PathBuf,
+    durability: Durability,
+    wal: Mutex<Wal>,
+    _lock: File,
+}
+
+/// Takes a data folder's lock, creating the folder if needed.
+fn lock(dir: &Path, durability: Durability) -> Result<File, StartupError> {
+    let d = dir.display().to_string();
+    let io = |source| StartupError::DataDirIo {
+        dir: d.clone(),
+        source,
+    };
+    let fresh = !dir.exists();
+    std::fs::create_dir_all(dir).map_err(io)?;
+    if fresh {
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            let _ = sync_dir(parent, durability);
+        }
+    }
+    let lock_path = dir.join("LOCK");
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io)?;
+    match lock.try_lock_exclusive() {
+        Ok(true) => {}
+        Ok(false) | Err(_) => {
+            let mut holder = String::new();
+            let _ = File::open(&lock_path).and_then(|mut f| f.read_to_string(&mut holder));
+            let holder = holder.trim();
+            return Err(StartupError::DataDirLocked {
+                dir: d,
+                holder: if holder.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (pid {holder})")
+                },
+            });
+        }
+    }
+    let _ = lock.set_len(0);
+    let _ = (&lock).write_all(std::process::id().to_string().as_bytes());
+    if dir.join("sled").exists() && !dir.join("log").exists() {
+        return Err(StartupError::DataDirOldFormat { dir: d });
+    }
+    // Temporary files of an interrupted atomic replacement.
+    for e in std::fs::read_dir(dir).map_err(io)?.flatten() {
+        if e.file_name().to_string_lossy().ends_with(".tmp") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+    Ok(lock)
+}
+
+impl DiskEngine {
+    /// Opens (or creates) a data folder, takes its lock and opens its log
+    /// (nothing is cut or removed until [`Engine::finish_recovery`]).
+    pub fn open(dir: &Path, durability: Durability) -> Result<DiskEngine, StartupError> {
+        let lock = lock(dir, durability)?;
+        let purged = read_optional(&dir.join(file_name(Record::Purged)))
+            .and_then(|b| {
+                b.map(|b| {
+                    super::file::decode::<crate::raft::LogId>(&b)
+                        .map_err(|why| StorageError::Corrupt(format!("purged: {why}")))
+                })
+                .transpose()
+            })
+            .map_err(|e| StartupError::storage(&dir.display().to_string(), e))?;
+        let wal = Wal::open(
+            &dir.join("log"),
+            purged.map(|p| p.index),
+            durability,
+            SEGMENT_BYTES,
+        )
+        .map_err(|e| StartupError::storage(&dir.display().to_string(), e))?;
+        Ok(DiskEngine {
+            dir: dir.to_path_buf(),
+            durability,
+            wal: Mutex::new(wal),
+            _lock: lock,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+}
+
+fn file_name(r: Record) -> String {
+    match r {
+        Record::Vote => "vote".into(),
+        Record::Purged => "purged".into(),
+        Record::Durable(slot) => format!("durable.{}", slot % 2),
+    }
+}
+
+impl Engine for DiskEngine {
+    fn first_index(&self) -> u64 {
+        self.wal.lock().first_index()
+    }
+
+    fn next_index(&self) -> u64 {
+        self.wal.lock().next_index()
+    }
+
+    fn append(&self, entries: Vec<(u64, Vec<u8>)>) -> Result<(), StorageError> {
+        self.wal.lock().append(entries)
+    }
+
+    fn barrier(&self) -> Barrier {
+        let job = self.wal.lock().take_sync_job();
+        Barrier::new(move || job.run())
+    }
+
+    fn read_range(&self, range: Range<u64>) -> Result<Vec<(u64, Vec<u8>)>, StorageError> {
+        let wal = self.wal.lock();
+        let (start, end) = (
+            range.start.max(wal.first_index()),
+            range.end.min(wal.next_index()),
+        );
+        (start..end).map(|i| Ok((i, wal.read(i)?))).collect()
+    }
+
+    fn truncate(&self, index: u64) -> Result<(), StorageError> {
+        self.wal.lock().truncate(index)
+    }
+
+    fn purge(&self, upto: u64) -> Result<(), StorageError> {
+        self.wal.lock().purge(upto)
+    }
+
+    fn read_record(&self, r: Record) -> Result<Option<Vec<u8>>, StorageError> {
+        read_optional(&self.dir.join(file_name(r)))
+    }
+
+    /// Vote and purge point are replaced atomically (temporary file,
+    /// sync, rename, directory sync); the durable point overwrites its
+    /// slot in place and syncs it, since the other slot survives a torn
+    /// write.
+    fn write_record(&self, r: Record, bytes: &[u8]) -> Result<(), StorageError> {
+        let name = file_name(r);
+        match r {
+            Record::Vote | Record::Purged => {
+                write_atomic(&self.dir, &name, &[bytes], self.durability)
+            }
+            Record::Durable(_) => {
+                let path = self.dir.join(&name);
+                let created = !path.exists();
+                let write = || -> std::io::Result<()> {
+                    let mut f = File::create(&path)?;
+                    f.write_all(bytes)?;
+                    f.sync_all()
+                };
+                write().map_err(|e| StorageError::io("writing", &path, e))?;
+                if created {
+                    sync_dir(&self.dir, Durability::default())?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn read_snapshot(&self) -> Result<Option<Stored>, StorageError> {
+        snapshot::read(&self.dir)
+    }
+
+    fn write_snapshot(&self, meta: &[u8], data: &[u8]) -> Result<(), StorageError> {
+        snapshot::write(&self.dir, meta, data, self.durability)
+    }
+
+    fn torn_tail(&self) -> Option<String> {
+        self.wal.lock().torn_tail().map(|t| {
+            format!(
+                "{} has a bad record at byte {}: {}",
+                t.segment.display(),
+                t.offset,
+                t.reason
+            )
+        })
+    }
+
+    fn finish_recovery(&self) -> Result<Option<String>, StorageError> {
+        let cut = self.wal.lock().finish_recovery()?;
+        Ok(cut.map(|t| {
+            format!(
+                "cut {} bytes off {} at byte {} ({}), {} later segment(s) removed",
+                t.dropped_bytes,
+                t.segment.display(),
+                t.offset,
+                t.reason,
+                t.later_segments.len()
+            )
+        }))
+    }
+}
