@@ -78,6 +78,10 @@ pub struct RunArgs {
     /// so the power-loss test can show it notices the difference.
     #[arg(long, hide = true)]
     pub unsafe_no_fsync: bool,
+    /// Tests only: keep the log and snapshots in memory (nothing survives a
+    /// stop), for in-process servers whose point is semantics.
+    #[arg(long, hide = true)]
+    pub unsafe_in_memory: bool,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -109,6 +113,8 @@ pub struct Config {
     pub server_id: u64,
     /// Skip every durability barrier (`--unsafe-no-fsync`, tests only).
     pub unsafe_no_fsync: bool,
+    /// Keep everything in memory (`--unsafe-in-memory`, tests only).
+    pub unsafe_in_memory: bool,
 }
 
 impl Config {
@@ -181,6 +187,7 @@ impl Config {
             snapshot_every,
             server_id,
             unsafe_no_fsync: args.unsafe_no_fsync,
+            unsafe_in_memory: args.unsafe_in_memory,
         })
     }
 

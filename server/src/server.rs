@@ -20,7 +20,7 @@ use crate::raft::proposer::{now_ms, Proposer};
 use crate::raft::state_machine::{load_snapshot, Shared, StateMachine};
 use crate::raft::Raft;
 use crate::session::Ctx;
-use crate::storage::{DiskEngine, Durability, Engine};
+use crate::storage::{DiskEngine, Durability, Engine, MemoryEngine};
 use crate::txn::Op;
 
 async fn bind(
@@ -99,7 +99,14 @@ pub async fn run_with(
             "--unsafe-no-fsync: writes are acknowledged before they are durable (tests only)"
         );
     }
-    let engine: Arc<dyn Engine> = Arc::new(DiskEngine::open(&config.data_dir, durability)?);
+    let engine: Arc<dyn Engine> = if config.unsafe_in_memory {
+        tracing::warn!(
+            "--unsafe-in-memory: nothing is written to disk or survives a stop (tests only)"
+        );
+        Arc::new(MemoryEngine::new())
+    } else {
+        Arc::new(DiskEngine::open(&config.data_dir, durability)?)
+    };
     let storage = |e| StartupError::storage(&dir, e);
     let snap = load_snapshot(&*engine).map_err(storage)?;
     recover(

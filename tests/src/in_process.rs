@@ -1,11 +1,11 @@
 //! A warden-server inside the test process, for tests whose point is
 //! semantics rather than process death: its ports are bound to port 0
-//! before it starts (no race for a free port), its data folder is its own
-//! temporary folder, and it runs on its own runtime thread, so sync and
-//! async tests use it alike.
+//! before it starts (no race for a free port), it keeps its log and
+//! snapshots in memory (the in-memory storage engine: no disk, no fsync),
+//! and it runs on its own runtime thread, so sync and async tests use it
+//! alike.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
@@ -21,7 +21,9 @@ pub struct InProcServer {
     admin: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<Result<(), String>>>,
-    tmp: tempfile::TempDir,
+    /// The configured data folder's parent: private, though the in-memory
+    /// engine writes nothing there.
+    _tmp: tempfile::TempDir,
 }
 
 /// How long a stop may take before the server's thread is left to finish
@@ -51,6 +53,7 @@ impl InProcServer {
             min_session_timeout_ms: opts.min_session_timeout_ms,
             max_session_timeout_ms: opts.max_session_timeout_ms,
             snapshot_every: opts.snapshot_every,
+            unsafe_in_memory: true,
             ..Default::default()
         };
         let config = Config::resolve(&args).expect("a valid test configuration");
@@ -94,7 +97,7 @@ impl InProcServer {
             admin,
             stop: Some(stop),
             thread: Some(thread),
-            tmp,
+            _tmp: tmp,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while !s.http_get("/health").is_ok_and(|(code, _)| code == 200) {
@@ -129,11 +132,6 @@ impl InProcServer {
     /// The admin HTTP port.
     pub fn admin_port(&self) -> u16 {
         self.admin.port()
-    }
-
-    /// The data folder.
-    pub fn data_dir(&self) -> PathBuf {
-        self.tmp.path().join("data")
     }
 
     /// A plain HTTP GET on the admin port: (status code, body).

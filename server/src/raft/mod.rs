@@ -13,6 +13,8 @@ pub mod log_store;
 pub mod network;
 pub mod proposer;
 pub mod state_machine;
+#[cfg(test)]
+mod storage_suite;
 
 use std::io::Cursor;
 

@@ -112,7 +112,7 @@ pub enum Read {
         version: Option<i32>,
     },
     /// getData, getChildren and exists, each answered on its own.
-    MultiRead(Vec<Result<Read, ZkError>>),
+    Multi(Vec<Result<Read, ZkError>>),
     AddWatch {
         path: String,
         kind: WatchKind,

@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-pub use conn::{serve, MAX_IN_FLIGHT, MIN_STALL};
+pub use conn::{serve, MIN_STALL};
 pub use tracker::SessionTracker;
 
 use crate::config::Config;

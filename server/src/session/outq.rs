@@ -4,7 +4,7 @@
 //! apply, under the tree lock, so pushing never waits) and taken by the
 //! protocol's writer (the gRPC response stream, or the ZooKeeper socket
 //! writer). A client that stops reading must not grow the server's memory:
-//! once more than [`OutQueue::capacity`] frames wait, or frames have waited
+//! once more than the capacity frames wait, or frames have waited
 //! with none taken for the stall limit, the connection is *cut* — its
 //! queued frames are dropped, the writer gets one error and then the end,
 //! and the session lives on (the client resumes it on a new connection,
@@ -75,11 +75,6 @@ pub fn channel(capacity: usize) -> (Out, OutRx) {
 }
 
 impl OutQueue {
-    /// The most frames that may wait unread.
-    pub fn capacity(&self) -> usize {
-        self.capacity
-    }
-
     fn cut_locked(&self, st: &mut State, why: String) {
         if st.cut.is_none() {
             st.frames.clear();

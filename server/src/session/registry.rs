@@ -44,10 +44,6 @@ impl Latency {
             ms(self.max_us.load(Ordering::Relaxed)),
         )
     }
-
-    pub fn count(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
-    }
 }
 
 /// One live connection, updated by its session task.
@@ -122,10 +118,6 @@ impl Registry {
 
     pub fn len(&self) -> usize {
         self.conns.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Counts an answered request on a connection and server-wide.

@@ -115,10 +115,6 @@ impl DiskEngine {
             _lock: lock,
         })
     }
-
-    pub fn path(&self) -> &Path {
-        &self.dir
-    }
 }
 
 fn file_name(r: Record) -> String {
@@ -136,6 +132,10 @@ impl Engine for DiskEngine {
 
     fn next_index(&self) -> u64 {
         self.wal.lock().next_index()
+    }
+
+    fn last_index(&self) -> Option<u64> {
+        self.wal.lock().last_index()
     }
 
     fn append(&self, entries: Vec<(u64, Vec<u8>)>) -> Result<(), StorageError> {

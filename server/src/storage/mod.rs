@@ -25,7 +25,7 @@ pub mod wal;
 use std::path::{Path, PathBuf};
 
 pub use disk::DiskEngine;
-pub use engine::{Engine, Record};
+pub use engine::Engine;
 pub use memory::MemoryEngine;
 
 /// A failure of the data folder, typed so callers can tell damage (refuse

@@ -8,7 +8,7 @@ pub fn validate_path(path: &str) -> Result<(), ZkError> {
     warden_proto::path::check(path).map_err(ZkError::bad_arguments)
 }
 
-pub use warden_proto::path::{is_under, join, parent};
+pub use warden_proto::path::parent;
 
 /// ZooKeeper's system nodes, which no client may delete
 /// (`DataTree.isSpecialPath`: the answer is BadArguments).

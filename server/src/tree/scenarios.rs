@@ -790,7 +790,7 @@ impl Runner {
         let t = &self.world().tree;
         let mut out = String::new();
         for (p, n) in &t.nodes {
-            if p == root || path::is_under(p, root) {
+            if p == root || warden_proto::path::is_under(p, root) {
                 let _ = writeln!(
                     out,
                     "{p} {} seq={} data={} {}",

@@ -158,7 +158,7 @@ pub fn request(op: pb::request::Op) -> Request {
             path: c.path,
             version: c.version,
         }),
-        R::MultiRead(m) => Request::Read(Read::MultiRead(m.ops.into_iter().map(read_op).collect())),
+        R::MultiRead(m) => Request::Read(Read::Multi(m.ops.into_iter().map(read_op).collect())),
         R::AddWatch(a) => Request::Read(Read::AddWatch {
             path: a.path,
             kind: match AddWatchMode::from_number(a.mode) {

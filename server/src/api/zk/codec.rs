@@ -217,7 +217,7 @@ pub fn inbound(xid: i32, req: jute::Request) -> Decoded {
                     }
                 }));
             }
-            read(Read::MultiRead(reads))
+            read(Read::Multi(reads))
         }
         J::Reconfig(_) => Request::Refused(
             ZkError::new(

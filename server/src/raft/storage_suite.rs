@@ -8,17 +8,14 @@
 //! openraft's in-memory example store allows, a running Raft node never
 //! does, and Warden's logs refuse (`StorageError::Sequence`).
 
-// openraft fixes the error type of its storage traits.
-#![allow(clippy::result_large_err)]
-
 use std::sync::Arc;
 
+use crate::metrics::Metrics;
+use crate::raft::log_store::{recover, LogStore};
+use crate::raft::state_machine::{Shared, StateMachine};
+use crate::raft::{StorageError, TypeConfig};
+use crate::storage::{DiskEngine, Durability, Engine, MemoryEngine};
 use openraft::testing::{StoreBuilder, Suite};
-use warden_server::metrics::Metrics;
-use warden_server::raft::log_store::{recover, LogStore};
-use warden_server::raft::state_machine::{Shared, StateMachine};
-use warden_server::raft::{StorageError, TypeConfig};
-use warden_server::storage::{DiskEngine, Durability, Engine, MemoryEngine};
 
 /// A store over a data folder in a temporary directory.
 struct DiskBuilder;
