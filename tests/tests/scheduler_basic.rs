@@ -549,13 +549,20 @@ async fn recovery_reruns_on_a_live_member() {
     let server = ServerProc::start();
     let dir = tempfile::tempdir().expect("tmp");
     let record = dir.path().join("record");
+    // The run waits for this file, which appears only once its member is
+    // killed: the first run can never finish and write, however slow the
+    // machine (a fixed sleep could end before the kill lands).
+    let release = dir.path().join("release");
     let client = connect(&server.addr(), Default::default()).await;
     let store = Store::new(&client, "rc").expect("store");
     store.init().await.expect("init");
     let mut job = record_job(
         "slowrec",
         &record,
-        "sleep 3; echo $WARDEN_FIRE_TIME_MS $WARDEN_RECOVERING $WARDEN_MEMBER",
+        &format!(
+            "while [ ! -e {} ]; do sleep 0.05; done; echo $WARDEN_FIRE_TIME_MS $WARDEN_RECOVERING $WARDEN_MEMBER",
+            release.display()
+        ),
     );
     job.requests_recovery = true;
     store.put_job(&job).await.expect("put job");
@@ -595,6 +602,7 @@ async fn recovery_reruns_on_a_live_member() {
     let mut dead = members.remove(&runner).expect("runner is a member");
     let _ = dead.child.kill();
     let _ = dead.child.wait();
+    std::fs::write(&release, b"").expect("release the runs");
     wait_until(
         "the recovered run is recorded",
         Duration::from_secs(30),

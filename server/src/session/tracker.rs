@@ -3,8 +3,9 @@
 //!
 //! It runs on the leader. Expiry is decided here but carried out by a
 //! committed `close_session` txn, so ephemerals disappear only through the
-//! log (invariant 3). Deadlines are checked once a tick; a new leader (and a
-//! restarted server) gives every session a fresh full timeout.
+//! log (invariant 3). Deadlines are checked once a tick; a restarted server
+//! gives every session a fresh full timeout (so will a new leader, once
+//! there are peers).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

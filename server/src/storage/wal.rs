@@ -16,12 +16,12 @@
 //! `log/` directory.
 //!
 //! Opening scans every segment. Bytes after the last barrier may be missing
-//! or half written after a power cut: a bad record (short, failing its
-//! checksum, or out of sequence) with no good record anywhere after it is a
-//! *torn tail*, reported by [`Wal::open`] and cut off by
-//! [`Wal::finish_recovery`] once the caller has checked that nothing
-//! acknowledged lies beyond it. A bad record followed by good ones is damage
-//! and refuses the folder.
+//! or half written after a power cut: a bad record (short, or failing its
+//! checksum) with no good record anywhere after it is a *torn tail*,
+//! reported by [`Wal::open`] and cut off by [`Wal::finish_recovery`] once
+//! the caller has checked that nothing acknowledged lies beyond it. A bad
+//! record followed by good ones, or a good record out of sequence, is
+//! damage and refuses the folder.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fs::{File, OpenOptions};
