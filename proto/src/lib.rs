@@ -1,4 +1,5 @@
-//! The Warden wire protocol, compiled from `proto/warden.proto`.
+//! The Warden wire protocols, compiled from `proto/warden.proto` (clients)
+//! and `proto/peer.proto` (between the members of an ensemble, [`peer`]).
 //!
 //! Both the server and the client depend on this crate; nothing else does the
 //! encoding. Error codes and watch event types carry ZooKeeper's numbers so the
@@ -13,6 +14,13 @@
 /// The generated messages and the `Warden` service's client and server.
 pub mod v1 {
     tonic::include_proto!("warden.v1");
+}
+
+/// The `Peer` service between the members of an ensemble
+/// (`proto/peer.proto`): Raft's messages, forwarded writes, read indexes
+/// and session liveness reports.
+pub mod peer {
+    tonic::include_proto!("warden.peer.v1");
 }
 
 pub mod jute;

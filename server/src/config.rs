@@ -2,6 +2,7 @@
 //! overridden by command-line flags. With nothing given the server runs on
 //! loopback with its data in `./warden-data`.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -71,9 +72,18 @@ pub struct RunArgs {
     /// Take a snapshot (and purge older log entries) every this many log entries [default: 10000].
     #[arg(long, value_name = "N")]
     pub snapshot_every: Option<u64>,
-    /// This server's id in the cluster [default: 1].
+    /// This server's id in the ensemble [default: 1].
     #[arg(long, value_name = "ID")]
     pub server_id: Option<u64>,
+    /// The ensemble's members, the same list on every member: ID=HOST:PORT
+    /// pairs of peer addresses, e.g. 1=10.0.0.1:7182,2=10.0.0.2:7182,3=10.0.0.3:7182.
+    /// Without it the server is an ensemble of one.
+    #[arg(long, value_name = "LIST")]
+    pub peers: Option<String>,
+    /// Address for traffic between members [default: this member's address
+    /// in --peers, else 127.0.0.1:7182]; used only with --peers.
+    #[arg(long, value_name = "ADDR")]
+    pub peer_listen: Option<SocketAddr>,
     /// Tests only: acknowledge writes without waiting for fdatasync/fsync,
     /// so the power-loss test can show it notices the difference.
     #[arg(long, hide = true)]
@@ -96,6 +106,8 @@ struct FileConfig {
     max_session_timeout_ms: Option<u64>,
     snapshot_every: Option<u64>,
     server_id: Option<u64>,
+    peers: Option<String>,
+    peer_listen: Option<SocketAddr>,
 }
 
 /// The resolved settings the server runs with.
@@ -111,6 +123,11 @@ pub struct Config {
     pub max_session_timeout: Duration,
     pub snapshot_every: u64,
     pub server_id: u64,
+    /// The ensemble's members by id (peer addresses); empty for an
+    /// ensemble of one.
+    pub peers: BTreeMap<u64, String>,
+    /// Where peers reach this member (bound only in an ensemble).
+    pub peer_listen: SocketAddr,
     /// Skip every durability barrier (`--unsafe-no-fsync`, tests only).
     pub unsafe_no_fsync: bool,
     /// Keep everything in memory (`--unsafe-in-memory`, tests only).
@@ -157,6 +174,26 @@ impl Config {
             ));
         }
         let server_id = args.server_id.or(file.server_id).unwrap_or(1);
+        if server_id == 0 || server_id > 127 {
+            return Err(StartupError::Config(format!(
+                "server_id {server_id} is out of range; use 1 to 127"
+            )));
+        }
+        let peers = match args.peers.as_ref().or(file.peers.as_ref()) {
+            Some(list) => parse_peers(list)?,
+            None => BTreeMap::new(),
+        };
+        if !peers.is_empty() && !peers.contains_key(&server_id) {
+            return Err(StartupError::Config(format!(
+                "server_id {server_id} is not in peers ({}); give each member its own id from the list",
+                peers.keys().map(u64::to_string).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        let peer_listen = args
+            .peer_listen
+            .or(file.peer_listen)
+            .or_else(|| peers.get(&server_id).and_then(|a| a.parse().ok()))
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7182)));
         let zk_listen = match args.zk_listen.as_ref().or(file.zk_listen.as_ref()) {
             None => Some(SocketAddr::from(([127, 0, 0, 1], 2181))),
             Some(s) if s.trim().is_empty() => None,
@@ -186,9 +223,16 @@ impl Config {
             max_session_timeout: Duration::from_millis(max),
             snapshot_every,
             server_id,
+            peers,
+            peer_listen,
             unsafe_no_fsync: args.unsafe_no_fsync,
             unsafe_in_memory: args.unsafe_in_memory,
         })
+    }
+
+    /// Whether this server is one of several members.
+    pub fn is_ensemble(&self) -> bool {
+        self.peers.len() > 1
     }
 
     /// Clamps a requested session timeout into [min, max].
@@ -197,6 +241,40 @@ impl Config {
         let max = self.max_session_timeout.as_millis() as u32;
         requested_ms.clamp(min, max)
     }
+}
+
+/// Parses `1=host:port,2=host:port,...`.
+fn parse_peers(list: &str) -> Result<BTreeMap<u64, String>, StartupError> {
+    let bad = |why: String| {
+        StartupError::Config(format!(
+            "peers {list:?}: {why}; write ID=HOST:PORT pairs separated by commas, e.g. 1=127.0.0.1:7182,2=127.0.0.1:7282"
+        ))
+    };
+    let mut peers = BTreeMap::new();
+    for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (id, addr) = item
+            .split_once('=')
+            .ok_or_else(|| bad(format!("{item:?} has no '='")))?;
+        let id: u64 = id
+            .trim()
+            .parse()
+            .map_err(|_| bad(format!("{:?} is not a member id", id.trim())))?;
+        if id == 0 || id > 127 {
+            return Err(bad(format!("member id {id} is out of range (1 to 127)")));
+        }
+        let addr = addr.trim();
+        match addr.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {}
+            _ => return Err(bad(format!("{addr:?} is not HOST:PORT"))),
+        }
+        if peers.insert(id, addr.to_string()).is_some() {
+            return Err(bad(format!("member id {id} is listed twice")));
+        }
+    }
+    if peers.is_empty() {
+        return Err(bad("no members".into()));
+    }
+    Ok(peers)
 }
 
 #[cfg(test)]
@@ -251,5 +329,41 @@ mod tests {
         })
         .unwrap_err();
         assert!(e.to_string().contains("unknown field"), "{e}");
+    }
+
+    #[test]
+    fn peers_parse_and_bad_lists_say_why() {
+        let p = parse_peers("1=127.0.0.1:7182, 2=localhost:7282,3=[::1]:7382").unwrap();
+        assert_eq!(p.len(), 3);
+        assert_eq!(p[&3], "[::1]:7382");
+        for (bad, says) in [
+            ("1=a:1,1=b:2", "listed twice"),
+            ("x=a:1", "not a member id"),
+            ("1=a", "not HOST:PORT"),
+            ("1:a:1", "no '='"),
+            ("0=a:1", "out of range"),
+            ("", "no members"),
+        ] {
+            let e = parse_peers(bad).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn an_ensemble_member_must_be_in_the_list() {
+        let args = RunArgs {
+            server_id: Some(4),
+            peers: Some("1=127.0.0.1:7182,2=127.0.0.1:7282".into()),
+            ..Default::default()
+        };
+        let e = Config::resolve(&args).unwrap_err().to_string();
+        assert!(e.contains("not in peers"), "{e}");
+        let args = RunArgs {
+            server_id: Some(2),
+            ..args
+        };
+        let c = Config::resolve(&args).unwrap();
+        assert_eq!(c.peer_listen, "127.0.0.1:7282".parse().unwrap());
+        assert!(c.is_ensemble());
     }
 }

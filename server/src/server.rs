@@ -9,16 +9,19 @@ use openraft::{BasicNode, SnapshotPolicy};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
+use warden_proto::peer::peer_server::PeerServer;
 
 use crate::api::grpc::WardenService;
 use crate::config::Config;
 use crate::error::StartupError;
 use crate::metrics::Metrics;
 use crate::raft::log_store::{recover, LogStore};
-use crate::raft::network::PeerNetwork;
+use crate::raft::network::{Identity, PeerNetwork, Peers};
+use crate::raft::peer_service::PeerService;
 use crate::raft::proposer::{now_ms, Proposer};
 use crate::raft::state_machine::{load_snapshot, Shared, StateMachine};
 use crate::raft::Raft;
+use crate::raft::{cluster, forward};
 use crate::session::Ctx;
 use crate::storage::{DiskEngine, Durability, Engine, MemoryEngine};
 use crate::txn::Op;
@@ -45,6 +48,8 @@ pub struct Listeners {
     pub admin: TcpListener,
     /// The ZooKeeper-protocol listener, if enabled.
     pub zk: Option<TcpListener>,
+    /// The peer listener, in an ensemble.
+    pub peer: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -63,7 +68,16 @@ impl Listeners {
             ),
             None => None,
         };
-        Ok(Listeners { client, admin, zk })
+        let peer = match config.is_ensemble() {
+            true => Some(bind(config.peer_listen, "peer traffic", "--peer-listen").await?),
+            false => None,
+        };
+        Ok(Listeners {
+            client,
+            admin,
+            zk,
+            peer,
+        })
     }
 }
 
@@ -84,10 +98,14 @@ pub async fn run_with(
     config.listen = local(&listeners.client)?;
     config.admin_listen = local(&listeners.admin)?;
     config.zk_listen = listeners.zk.as_ref().map(local).transpose()?;
+    if let Some(l) = &listeners.peer {
+        config.peer_listen = local(l)?;
+    }
     let Listeners {
         client: client_listener,
         admin: admin_listener,
         zk: zk_listener,
+        peer: peer_listener,
     } = listeners;
     let config = Arc::new(config);
     let dir = config.data_dir.display().to_string();
@@ -118,8 +136,10 @@ pub async fn run_with(
 
     let metrics = Arc::new(Metrics::new());
     let shared = Shared::new(metrics.clone());
+    let identity = ensemble_identity(&config, &*engine, snap.is_none()).map_err(storage)?;
     let sm = StateMachine::open(engine.clone(), snap, shared.clone()).map_err(storage)?;
     let log_store = LogStore::new(engine, metrics.clone());
+    let ensemble = config.is_ensemble();
 
     let raft_config = openraft::Config {
         cluster_name: "warden".into(),
@@ -127,49 +147,69 @@ pub async fn run_with(
         election_timeout_min: 300,
         election_timeout_max: 600,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every),
-        max_in_snapshot_log_to_keep: 0,
+        // A follower a little behind catches up from the log, not a snapshot.
+        max_in_snapshot_log_to_keep: if ensemble { 1000 } else { 0 },
+        install_snapshot_timeout: 10_000,
         purge_batch_size: 1,
         max_payload_entries: 1000,
         ..Default::default()
     }
     .validate()
     .map_err(|e| StartupError::Raft(e.to_string()))?;
+    let peers = Peers::new(identity.clone());
     let raft = Raft::new(
         config.server_id,
         Arc::new(raft_config),
-        PeerNetwork,
+        PeerNetwork {
+            peers: peers.clone(),
+        },
         log_store.clone(),
         sm,
     )
     .await
     .map_err(|e| StartupError::Raft(e.to_string()))?;
     let started = Instant::now();
-    if !raft
+    let (stop_tx, stop_rx) = watch::channel(false);
+    // Peers must reach this member before it can join an election.
+    let peer_server = peer_listener.map(|l| {
+        let mut stop = stop_rx.clone();
+        let svc = PeerServer::new(PeerService {
+            raft: raft.clone(),
+            identity: identity.clone(),
+            shared: shared.clone(),
+        })
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(64 << 20);
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(svc)
+                .serve_with_incoming_shutdown(TcpListenerStream::new(l), async move {
+                    let _ = stop.changed().await;
+                }),
+        )
+    });
+    if raft
         .is_initialized()
         .await
         .map_err(|e| StartupError::Raft(e.to_string()))?
     {
-        let mut members = BTreeMap::new();
-        members.insert(config.server_id, BasicNode::new(config.listen.to_string()));
-        raft.initialize(members)
+        check_membership(&config, &raft)?;
+    } else {
+        raft.initialize(founding_members(&config))
             .await
             .map_err(|e| StartupError::Raft(e.to_string()))?;
-        tracing::info!(data_dir = %dir, "initialized a new single-server cluster");
+        match ensemble {
+            true => {
+                tracing::info!(data_dir = %dir, members = config.peers.len(), ensemble = %identity.cluster, "bootstrapped a new ensemble")
+            }
+            false => tracing::info!(data_dir = %dir, "initialized a new single-server cluster"),
+        }
     }
-    raft.wait(Some(Duration::from_secs(30)))
-        .metrics(
-            |m| m.current_leader == Some(config.server_id),
-            "become leader",
-        )
-        .await
-        .map_err(|e| StartupError::Raft(format!("this server did not become leader: {e}")))?;
-    // Serve only once the recovered log is applied: a new session must not
-    // read a state older than one already acknowledged.
-    let recovered = raft.metrics().borrow().last_log_index;
-    raft.wait(Some(Duration::from_secs(600)))
-        .applied_index_at_least(recovered, "apply the recovered log")
-        .await
-        .map_err(|e| StartupError::Raft(format!("the recovered log was not applied: {e}")))?;
+    if ensemble {
+        serve_ensemble_member(&raft, &shared, &config).await;
+    } else {
+        recover_single(&raft, &config).await?;
+    }
     {
         // The tree is replayed; every session gets a fresh full timeout from now.
         shared.sessions.reset_all(Instant::now());
@@ -183,8 +223,11 @@ pub async fn run_with(
         );
     }
 
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let proposer = Proposer::start(raft.clone());
+    let proposer = Proposer::start(
+        raft.clone(),
+        shared.clone(),
+        ensemble.then_some(peers.clone()),
+    );
     let ctx = Ctx {
         shared: shared.clone(),
         proposer: proposer.clone(),
@@ -196,7 +239,7 @@ pub async fn run_with(
 
     let expirer = tokio::spawn(expire_sessions(ctx.clone()));
     let reaper = tokio::spawn(reap(ctx.clone()));
-
+    let reporter = ensemble.then(|| tokio::spawn(report_sessions(ctx.clone(), peers.clone())));
     let grpc = {
         let mut stop = stop_rx.clone();
         let svc =
@@ -244,6 +287,9 @@ pub async fn run_with(
     let _ = stop_tx.send(true);
     expirer.abort();
     reaper.abort();
+    if let Some(r) = reporter {
+        r.abort();
+    }
     let _ = tokio::time::timeout(Duration::from_secs(10), grpc).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), admin).await;
     if let Some(zk) = zk {
@@ -252,12 +298,133 @@ pub async fn run_with(
     if let Err(e) = raft.shutdown().await {
         tracing::warn!(error = %e, "consensus did not stop cleanly");
     }
+    if let Some(p) = peer_server {
+        let _ = tokio::time::timeout(Duration::from_secs(2), p).await;
+    }
     if let Some(why) = failed {
         return Err(StartupError::StorageFailed(why));
     }
     log_store.finish();
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// The members an empty data folder bootstraps with: `--peers`, or this
+/// server alone.
+fn founding_members(config: &Config) -> BTreeMap<u64, BasicNode> {
+    if config.is_ensemble() {
+        config
+            .peers
+            .iter()
+            .map(|(id, addr)| (*id, BasicNode::new(addr.clone())))
+            .collect()
+    } else {
+        BTreeMap::from([(config.server_id, BasicNode::new(config.listen.to_string()))])
+    }
+}
+
+/// This member's identity: its id and its ensemble's, which is stored in
+/// the data folder the first time (derived from the founding members).
+fn ensemble_identity(
+    config: &Config,
+    engine: &dyn Engine,
+    no_snapshot: bool,
+) -> Result<Identity, crate::storage::StorageError> {
+    let cluster = match cluster::stored(engine)? {
+        Some(id) => id,
+        None => {
+            let founding: BTreeMap<u64, String> = if config.is_ensemble() {
+                config.peers.clone()
+            } else {
+                BTreeMap::from([(config.server_id, String::new())])
+            };
+            let id = cluster::ensemble_id(&founding);
+            if engine.last_index().is_some() || !no_snapshot {
+                tracing::info!(ensemble = %id, "recorded the ensemble id of an existing data folder");
+            }
+            cluster::store(engine, &id)?;
+            id
+        }
+    };
+    Ok(Identity {
+        cluster,
+        me: config.server_id,
+    })
+}
+
+/// Refuses to start when `--peers` contradicts the membership stored in
+/// the data folder (membership changes are a later feature).
+fn check_membership(config: &Config, raft: &Raft) -> Result<(), StartupError> {
+    let m = raft.metrics().borrow().membership_config.clone();
+    let stored: BTreeMap<u64, String> = m
+        .membership()
+        .nodes()
+        .map(|(id, n)| (*id, n.addr.clone()))
+        .collect();
+    let show = |m: &BTreeMap<u64, String>| {
+        m.iter()
+            .map(|(id, a)| format!("{id}={a}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let dir = config.data_dir.display();
+    if config.is_ensemble() {
+        if stored != config.peers {
+            return Err(StartupError::Config(format!(
+                "--peers {} contradicts the members stored in {dir} ({}); start with the stored list, or use an empty --data-dir to found a new ensemble",
+                show(&config.peers),
+                show(&stored)
+            )));
+        }
+    } else if stored.len() > 1 || !stored.contains_key(&config.server_id) {
+        return Err(StartupError::Config(format!(
+            "{dir} belongs to an ensemble ({}), but no --peers were given (or --server-id {} is not among them); start it with --server-id and the ensemble's --peers",
+            show(&stored),
+            config.server_id
+        )));
+    }
+    Ok(())
+}
+
+/// A single server must be leader before it serves, and serves only once
+/// its recovered log is applied: a new session must not read a state older
+/// than one already acknowledged.
+async fn recover_single(raft: &Raft, config: &Config) -> Result<(), StartupError> {
+    raft.wait(Some(Duration::from_secs(30)))
+        .metrics(
+            |m| m.current_leader == Some(config.server_id),
+            "become leader",
+        )
+        .await
+        .map_err(|e| StartupError::Raft(format!("this server did not become leader: {e}")))?;
+    let recovered = raft.metrics().borrow().last_log_index;
+    raft.wait(Some(Duration::from_secs(600)))
+        .applied_index_at_least(recovered, "apply the recovered log")
+        .await
+        .map_err(|e| StartupError::Raft(format!("the recovered log was not applied: {e}")))?;
+    Ok(())
+}
+
+/// An ensemble member serves at once, with or without a leader (clients
+/// resuming a session are refused if this member is behind what they saw;
+/// writes wait for a leader). It waits briefly for one so that a whole
+/// ensemble started together serves writes as soon as it says so.
+async fn serve_ensemble_member(raft: &Raft, shared: &Shared, config: &Config) {
+    let leader = raft
+        .wait(Some(Duration::from_secs(3)))
+        .metrics(|m| m.current_leader.is_some(), "a leader")
+        .await;
+    match leader {
+        Ok(m) => {
+            let committed = m.last_log_index.unwrap_or(0);
+            let _ = shared.wait_applied(committed, Duration::from_secs(3)).await;
+            tracing::info!(leader = ?m.current_leader, term = m.current_term, "the ensemble has a leader");
+        }
+        Err(_) => tracing::warn!(
+            peers = config.peers.len(),
+            "no leader yet: a majority of the members must be running; serving reads meanwhile"
+        ),
+    }
 }
 
 /// Resolves once consensus has stopped on a fatal error (a storage write
@@ -275,12 +442,30 @@ async fn consensus_failed(raft: &Raft) -> String {
     }
 }
 
-/// Once a tick, proposes `close_session` for every session past its deadline.
+/// Whether this member leads (an ensemble of one always does).
+fn leads(ctx: &Ctx) -> bool {
+    ctx.proposer.raft.metrics().borrow().current_leader == Some(ctx.config.server_id)
+}
+
+/// On the leader, once a tick, proposes `close_session` for every session
+/// past its deadline. A member that has just become leader first gives
+/// every session a fresh full timeout (ZooKeeper's rule): it has not heard
+/// what the previous leader heard.
 async fn expire_sessions(ctx: Ctx) {
     let mut tick = tokio::time::interval(ctx.config.tick);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut led = true;
     loop {
         tick.tick().await;
+        let leading = leads(&ctx);
+        if leading && !led {
+            tracing::info!("leading: every session gets a fresh timeout");
+            ctx.shared.sessions.reset_all(Instant::now());
+        }
+        led = leading;
+        if !leading {
+            continue;
+        }
         for id in ctx.shared.sessions.take_expired(Instant::now()) {
             let ctx = ctx.clone();
             tokio::spawn(async move {
@@ -310,6 +495,9 @@ async fn reap(ctx: Ctx) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        if !leads(&ctx) {
+            continue;
+        }
         let paths = ctx.shared.state.read().tree.reap_candidates(now_ms());
         if paths.is_empty() {
             continue;
@@ -319,6 +507,34 @@ async fn reap(ctx: Ctx) {
                 tracing::debug!(zxid = r.zxid, result = ?r.result, "reaped containers and TTL nodes")
             }
             Err(e) => tracing::warn!(error = %e, "could not reap containers and TTL nodes"),
+        }
+    }
+}
+
+/// On a follower, reports the sessions its clients were heard from to the
+/// leader, a few times per tick, so the leader does not expire them.
+async fn report_sessions(ctx: Ctx, peers: Peers) {
+    let every = (ctx.config.tick / 4).max(Duration::from_millis(100));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let sessions = ctx.shared.sessions.take_heard();
+        if sessions.is_empty() || leads(&ctx) {
+            continue;
+        }
+        let Some((leader, addr)) = forward::leader(&ctx.proposer.raft, Duration::ZERO).await else {
+            continue;
+        };
+        let Ok(mut client) = peers.client(&addr) else {
+            continue;
+        };
+        let request = warden_proto::peer::TouchRequest {
+            header: Some(peers.identity.header()),
+            sessions,
+        };
+        if let Err(e) = tokio::time::timeout(every, client.touch(request)).await {
+            tracing::debug!(leader, error = %e, "could not report live sessions to the leader");
         }
     }
 }

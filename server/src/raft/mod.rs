@@ -1,7 +1,9 @@
 //! Consensus: openraft's type config, the [`proposer`] (the one way into
 //! the log: batching, and forwarding once there are peers), the
 //! [`log_store`] over a storage engine, the [`state_machine`] adapter over
-//! the `DataTree`, and the peer [`network`].
+//! the `DataTree`, and the ensemble: the peer [`network`] (client side) and
+//! [`peer_service`] (server side), [`forward`]ing a follower's writes to the
+//! leader, and the [`cluster`] id that keeps ensembles apart.
 //!
 //! A single server is a one-voter cluster; writes take the same path as they
 //! will in an ensemble.
@@ -9,8 +11,11 @@
 // openraft's storage traits fix `StorageError` as the error type.
 #![allow(clippy::result_large_err)]
 
+pub mod cluster;
+pub mod forward;
 pub mod log_store;
 pub mod network;
+pub mod peer_service;
 pub mod proposer;
 pub mod state_machine;
 #[cfg(test)]

@@ -6,6 +6,9 @@
 //! being made durable into one entry (a [`TxnBatch`]); each txn keeps its own
 //! zxid (see [`crate::txn::zxid`]). Txns leave the queue in submission order,
 //! so a session's writes stay in order.
+//!
+//! In an ensemble, a member that is not the leader hands its batches to the
+//! [`Forwarder`], which sends them to the leader in the same order.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -13,6 +16,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use openraft::error::{ClientWriteError, RaftError};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
+use super::forward::{self, Batch, Forwarder};
+use super::network::Peers;
+use super::state_machine::Shared;
 use crate::error::{Code, ZkError};
 use crate::raft::Raft;
 use crate::txn::{Op, Txn, TxnBatch, TxnResponse, MAX_BATCH};
@@ -32,6 +38,9 @@ type Submission = (Txn, oneshot::Sender<Result<TxnResponse, ZkError>>);
 pub struct Proposer {
     pub raft: Raft,
     tx: mpsc::UnboundedSender<Submission>,
+    /// The ensemble's peers; `None` for an ensemble of one.
+    peers: Option<Peers>,
+    shared: Arc<Shared>,
 }
 
 /// The leader's wall clock in ms, recorded in each txn (ctime, mtime, TTLs).
@@ -58,11 +67,22 @@ fn write_error(e: ClientWriteError<u64, openraft::BasicNode>) -> ZkError {
 }
 
 impl Proposer {
-    /// Starts the batching task.
-    pub fn start(raft: Raft) -> Proposer {
+    /// Starts the batching task (and, in an ensemble, the forwarder).
+    pub fn start(raft: Raft, shared: Arc<Shared>, peers: Option<Peers>) -> Proposer {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(batcher(raft.clone(), rx));
-        Proposer { raft, tx }
+        let forwarder = peers.clone().map(|p| {
+            (
+                p.identity.me,
+                Forwarder::start(raft.clone(), p, shared.clone()),
+            )
+        });
+        tokio::spawn(batcher(raft.clone(), forwarder, rx));
+        Proposer {
+            raft,
+            tx,
+            peers,
+            shared,
+        }
     }
 
     /// Queues a txn without waiting. Calls from one task reach the log in
@@ -96,8 +116,14 @@ impl Proposer {
     }
 
     /// A linearizable point: returns once this server has applied every
-    /// write committed before the call.
+    /// write committed before the call (on a follower: the leader's read
+    /// index, then this member's apply).
     pub async fn sync(&self) -> Result<(), ZkError> {
+        if let Some(peers) = &self.peers {
+            if self.raft.metrics().borrow().current_leader != Some(peers.identity.me) {
+                return self.sync_through_leader(peers).await;
+            }
+        }
         match self.raft.ensure_linearizable().await {
             Ok(_) => Ok(()),
             Err(RaftError::APIError(e)) => Err(ZkError::new(
@@ -112,7 +138,90 @@ impl Proposer {
     }
 }
 
-async fn batcher(raft: Raft, mut rx: mpsc::UnboundedReceiver<Submission>) {
+impl Proposer {
+    async fn sync_through_leader(&self, peers: &Peers) -> Result<(), ZkError> {
+        let lost = |why: String| ZkError::new(Code::ConnectionLoss, format!("sync failed: {why}"));
+        let (id, addr) = forward::leader(&self.raft, forward::LEADER_WAIT)
+            .await
+            .ok_or_else(|| lost("no leader".into()))?;
+        let mut client = peers.client(&addr).map_err(|e| lost(e.to_string()))?;
+        let reply = tokio::time::timeout(
+            forward::LEADER_WAIT,
+            client.read_index(peers.identity.header()),
+        )
+        .await
+        .map_err(|_| lost(format!("the leader (member {id}) did not answer")))?
+        .map_err(|s| lost(s.message().to_string()))?
+        .into_inner();
+        if reply.error != 0 {
+            return Err(ZkError::new(Code::from_number(reply.error), reply.message));
+        }
+        if self
+            .shared
+            .wait_applied(reply.index, forward::LEADER_WAIT)
+            .await
+        {
+            Ok(())
+        } else {
+            Err(lost("this member did not catch up in time".into()))
+        }
+    }
+}
+
+/// Proposes a batch on this member (the leader) and hands each txn its
+/// result; a batch refused because leadership moved was not appended.
+pub async fn write_local(raft: Raft, b: Batch) {
+    let Batch {
+        txns,
+        replies,
+        permit,
+    } = b;
+    match raft.client_write_ff(TxnBatch(txns)).await {
+        Ok(result) => {
+            tokio::spawn(async move {
+                let out = result.await;
+                drop(permit);
+                match out {
+                    Ok(Ok(resp)) => {
+                        let mut results = resp.data.into_iter();
+                        for s in replies {
+                            let r = results.next().ok_or_else(|| {
+                                ZkError::new(Code::SystemError, "a txn had no result")
+                            });
+                            let _ = s.send(r);
+                        }
+                    }
+                    Ok(Err(e)) => {
+                        let e = write_error(e);
+                        for s in replies {
+                            let _ = s.send(Err(e.clone()));
+                        }
+                    }
+                    Err(_) => {
+                        for s in replies {
+                            let _ = s.send(Err(ZkError::new(
+                                Code::ConnectionLoss,
+                                "the server is shutting down",
+                            )));
+                        }
+                    }
+                }
+            });
+        }
+        Err(e) => {
+            let e = ZkError::new(Code::SystemError, format!("consensus has stopped: {e}"));
+            for s in replies {
+                let _ = s.send(Err(e.clone()));
+            }
+        }
+    }
+}
+
+async fn batcher(
+    raft: Raft,
+    forwarder: Option<(u64, Forwarder)>,
+    mut rx: mpsc::UnboundedReceiver<Submission>,
+) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     while let Some(first) = rx.recv().await {
         // Wait for a slot first: whatever arrives meanwhile joins this batch.
@@ -130,45 +239,15 @@ async fn batcher(raft: Raft, mut rx: mpsc::UnboundedReceiver<Submission>) {
                 Err(_) => break,
             }
         }
-        let (txns, senders): (Vec<Txn>, Vec<_>) = batch.into_iter().unzip();
-        match raft.client_write_ff(TxnBatch(txns)).await {
-            Ok(result) => {
-                tokio::spawn(async move {
-                    let out = result.await;
-                    drop(permit);
-                    match out {
-                        Ok(Ok(resp)) => {
-                            let mut results = resp.data.into_iter();
-                            for s in senders {
-                                let r = results.next().ok_or_else(|| {
-                                    ZkError::new(Code::SystemError, "a txn had no result")
-                                });
-                                let _ = s.send(r);
-                            }
-                        }
-                        Ok(Err(e)) => {
-                            let e = write_error(e);
-                            for s in senders {
-                                let _ = s.send(Err(e.clone()));
-                            }
-                        }
-                        Err(_) => {
-                            for s in senders {
-                                let _ = s.send(Err(ZkError::new(
-                                    Code::ConnectionLoss,
-                                    "the server is shutting down",
-                                )));
-                            }
-                        }
-                    }
-                });
-            }
-            Err(e) => {
-                let e = ZkError::new(Code::SystemError, format!("consensus has stopped: {e}"));
-                for s in senders {
-                    let _ = s.send(Err(e.clone()));
-                }
-            }
+        let (txns, replies): (Vec<Txn>, Vec<_>) = batch.into_iter().unzip();
+        let b = Batch {
+            txns,
+            replies,
+            permit,
+        };
+        match &forwarder {
+            Some((me, f)) if raft.metrics().borrow().current_leader != Some(*me) => f.send(b),
+            _ => write_local(raft.clone(), b).await,
         }
     }
 }

@@ -36,6 +36,9 @@ pub struct Shared {
     pub watches: Arc<WatchManager>,
     pub sessions: Arc<SessionTracker>,
     pub metrics: Arc<Metrics>,
+    /// The last log index applied, for waiters (a forwarded write's reply
+    /// waits until this member has applied it).
+    applied: tokio::sync::watch::Sender<u64>,
 }
 
 impl Shared {
@@ -48,7 +51,26 @@ impl Shared {
             watches: Arc::new(WatchManager::new()),
             sessions: Arc::new(SessionTracker::new()),
             metrics,
+            applied: tokio::sync::watch::channel(0).0,
         })
+    }
+
+    /// Waits until this member has applied log index `index`; false on
+    /// timeout.
+    pub async fn wait_applied(&self, index: u64, timeout: std::time::Duration) -> bool {
+        let mut rx = self.applied.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|a| *a >= index))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    fn note_applied(&self, st: &SmState) {
+        let index = st.last_applied.map(|l| l.index).unwrap_or(0);
+        self.applied.send_if_modified(|a| {
+            let moved = index > *a;
+            *a = (*a).max(index);
+            moved
+        });
     }
 
     /// Replaces the whole state (startup or snapshot install) and gives every
@@ -61,7 +83,9 @@ impl Shared {
         }
         self.metrics.znodes.set(new.tree.node_count() as i64);
         self.metrics.sessions.set(new.tree.session_count() as i64);
-        *self.state.write() = new;
+        let mut st = self.state.write();
+        *st = new;
+        self.note_applied(&st);
     }
 }
 
@@ -195,6 +219,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         shared.metrics.znodes.set(st.tree.node_count() as i64);
         shared.metrics.sessions.set(st.tree.session_count() as i64);
         shared.metrics.last_applied.set(st.tree.last_zxid());
+        shared.note_applied(&st);
         Ok(out)
     }
 

@@ -7,7 +7,7 @@
 //! gives every session a fresh full timeout (so will a new leader, once
 //! there are peers).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -23,6 +23,8 @@ struct Entry {
 #[derive(Default)]
 pub struct SessionTracker {
     inner: Mutex<HashMap<u64, Entry>>,
+    /// Sessions heard from since the last report to the leader.
+    heard: Mutex<HashSet<u64>>,
 }
 
 impl SessionTracker {
@@ -50,13 +52,25 @@ impl SessionTracker {
     /// Traffic from the session: push its deadline out. False if the session
     /// is unknown or already being closed.
     pub fn touch(&self, id: u64, now: Instant) -> bool {
-        match self.inner.lock().get_mut(&id) {
+        let live = match self.inner.lock().get_mut(&id) {
             Some(e) if !e.closing => {
                 e.deadline = now + e.timeout;
                 true
             }
             _ => false,
+        };
+        if live {
+            self.heard.lock().insert(id);
         }
+        live
+    }
+
+    /// The sessions heard from since the last call, for a follower's
+    /// report to the leader (which alone expires sessions).
+    pub fn take_heard(&self) -> Vec<u64> {
+        let mut ids: Vec<u64> = self.heard.lock().drain().collect();
+        ids.sort_unstable();
+        ids
     }
 
     /// True if the session is open and not being closed.
@@ -127,5 +141,7 @@ mod tests {
         assert!(t.is_live(2));
         t.closed(1);
         assert!(!t.is_live(1) && t.is_live(2));
+        assert_eq!(t.take_heard(), vec![2], "only live sessions are reported");
+        assert!(t.take_heard().is_empty());
     }
 }

@@ -7,6 +7,7 @@
 //! DIR/vote            Raft's vote
 //! DIR/purged          the last log id dropped into the snapshot
 //! DIR/durable.0, .1   the highest log id known durable and committed
+//! DIR/cluster         the id of the ensemble this member belongs to
 //! ```
 
 use std::fs::{File, OpenOptions};
@@ -122,6 +123,7 @@ fn file_name(r: Record) -> String {
         Record::Vote => "vote".into(),
         Record::Purged => "purged".into(),
         Record::Durable(slot) => format!("durable.{}", slot % 2),
+        Record::Cluster => "cluster".into(),
     }
 }
 
@@ -175,7 +177,7 @@ impl Engine for DiskEngine {
     fn write_record(&self, r: Record, bytes: &[u8]) -> Result<(), StorageError> {
         let name = file_name(r);
         match r {
-            Record::Vote | Record::Purged => {
+            Record::Vote | Record::Purged | Record::Cluster => {
                 write_atomic(&self.dir, &name, &[bytes], self.durability)
             }
             Record::Durable(_) => {

@@ -27,6 +27,8 @@ pub enum Record {
     /// The highest log id known durable and committed, in two slots
     /// written in turn so a crash mid-write leaves the other intact.
     Durable(u8),
+    /// The id of the ensemble this member belongs to.
+    Cluster,
 }
 
 /// What makes every append before it durable. Taken under the log's lock
