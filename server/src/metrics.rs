@@ -2,7 +2,7 @@
 
 use prometheus::{
     exponential_buckets, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
-    IntGauge, Opts, Registry,
+    IntGauge, IntGaugeVec, Opts, Registry,
 };
 
 /// Every metric the server exports, registered once at start.
@@ -21,6 +21,12 @@ pub struct Metrics {
     pub fsync_batch: Histogram,
     pub watch_events: IntCounter,
     pub snapshots: IntCounter,
+    pub committed: IntGauge,
+    pub has_leader: IntGauge,
+    pub leader_changes: IntCounter,
+    pub elections: IntCounter,
+    pub forwarded_writes: IntCounter,
+    pub replication_lag: IntGaugeVec,
 }
 
 impl Metrics {
@@ -83,6 +89,37 @@ impl Metrics {
             .expect("valid metric"),
             snapshots: IntCounter::new("warden_snapshots_total", "Snapshots taken")
                 .expect("valid metric"),
+            committed: g(
+                "warden_committed_index",
+                "Last log index known committed on this member",
+            ),
+            has_leader: g(
+                "warden_has_leader",
+                "1 when this member knows a leader, else 0",
+            ),
+            leader_changes: IntCounter::new(
+                "warden_leader_changes_total",
+                "Times the leader this member knows changed",
+            )
+            .expect("valid metric"),
+            elections: IntCounter::new(
+                "warden_elections_total",
+                "Terms this member has seen begin (each is an election)",
+            )
+            .expect("valid metric"),
+            forwarded_writes: IntCounter::new(
+                "warden_forwarded_writes_total",
+                "Writes this member forwarded to the leader",
+            )
+            .expect("valid metric"),
+            replication_lag: IntGaugeVec::new(
+                Opts::new(
+                    "warden_replication_lag_entries",
+                    "Log entries each follower is behind (reported by the leader)",
+                ),
+                &["peer"],
+            )
+            .expect("valid metric"),
             registry,
         };
         let r = &m.registry;
@@ -100,6 +137,12 @@ impl Metrics {
             Box::new(m.fsync_batch.clone()),
             Box::new(m.watch_events.clone()),
             Box::new(m.snapshots.clone()),
+            Box::new(m.committed.clone()),
+            Box::new(m.has_leader.clone()),
+            Box::new(m.leader_changes.clone()),
+            Box::new(m.elections.clone()),
+            Box::new(m.forwarded_writes.clone()),
+            Box::new(m.replication_lag.clone()),
         ] {
             r.register(c).expect("metric registered once");
         }

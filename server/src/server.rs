@@ -237,6 +237,11 @@ pub async fn run_with(
         conns: Arc::default(),
     };
 
+    let watcher = tokio::spawn(watch_consensus(
+        raft.clone(),
+        metrics.clone(),
+        config.server_id,
+    ));
     let expirer = tokio::spawn(expire_sessions(ctx.clone()));
     let reaper = tokio::spawn(reap(ctx.clone()));
     let reporter = ensemble.then(|| tokio::spawn(report_sessions(ctx.clone(), peers.clone())));
@@ -287,6 +292,7 @@ pub async fn run_with(
     let _ = stop_tx.send(true);
     expirer.abort();
     reaper.abort();
+    watcher.abort();
     if let Some(r) = reporter {
         r.abort();
     }
@@ -535,6 +541,50 @@ async fn report_sessions(ctx: Ctx, peers: Peers) {
         };
         if let Err(e) = tokio::time::timeout(every, client.touch(request)).await {
             tracing::debug!(leader, error = %e, "could not report live sessions to the leader");
+        }
+    }
+}
+
+/// Follows consensus: logs leader changes and keeps the leader, election
+/// and replication-lag metrics.
+async fn watch_consensus(raft: Raft, metrics: Arc<Metrics>, me: u64) {
+    let mut rx = raft.metrics();
+    let mut leader = None;
+    let mut term = None;
+    loop {
+        {
+            let m = rx.borrow();
+            if m.current_leader != leader {
+                if leader.is_some() || term.is_some() {
+                    metrics.leader_changes.inc();
+                }
+                match m.current_leader {
+                    Some(l) => tracing::info!(leader = l, term = m.current_term, "leader known"),
+                    None => tracing::info!(term = m.current_term, "no leader"),
+                }
+                leader = m.current_leader;
+            }
+            metrics.has_leader.set(i64::from(leader.is_some()));
+            if let Some(t) = term {
+                if m.current_term > t {
+                    metrics.elections.inc_by(m.current_term - t);
+                }
+            }
+            term = Some(m.current_term);
+            metrics.replication_lag.reset();
+            if let Some(rep) = &m.replication {
+                let last = m.last_log_index.unwrap_or(0);
+                for (id, matched) in rep.iter().filter(|(id, _)| **id != me) {
+                    let lag = last.saturating_sub(matched.map(|l| l.index).unwrap_or(0));
+                    metrics
+                        .replication_lag
+                        .with_label_values(&[&id.to_string()])
+                        .set(lag as i64);
+                }
+            }
+        }
+        if rx.changed().await.is_err() {
+            return;
         }
     }
 }

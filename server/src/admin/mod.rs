@@ -29,11 +29,27 @@ async fn metrics(State(ctx): State<Ctx>) -> impl IntoResponse {
     ([("content-type", "text/plain; version=0.0.4")], m.render())
 }
 
+/// 200 when this member has a leader and has applied everything it knows
+/// is committed; 503 with the reason otherwise.
 async fn health(State(ctx): State<Ctx>) -> impl IntoResponse {
-    let leader = ctx.proposer.raft.metrics().borrow().current_leader;
-    match leader {
-        Some(_) => (StatusCode::OK, "ok\n".to_string()),
-        None => (StatusCode::SERVICE_UNAVAILABLE, "no leader\n".to_string()),
+    let s = grpc::status(&ctx);
+    // Apply follows commit by a moment: wait that moment before judging.
+    let caught_up = ctx
+        .shared
+        .wait_applied(s.committed, std::time::Duration::from_secs(1))
+        .await;
+    if s.leader_id == 0 {
+        (StatusCode::SERVICE_UNAVAILABLE, "no leader\n".to_string())
+    } else if !caught_up {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "catching up: applied {} of {} committed\n",
+                s.last_applied, s.committed
+            ),
+        )
+    } else {
+        (StatusCode::OK, "ok\n".to_string())
     }
 }
 
@@ -48,6 +64,16 @@ async fn status(State(ctx): State<Ctx>) -> impl IntoResponse {
         "watches": s.watches,
         "state_hash": s.state_hash,
         "leader": s.leader,
+        "role": s.role,
+        "term": s.term,
+        "leader_id": (s.leader_id != 0).then_some(s.leader_id),
+        "last_log_index": s.last_log_index,
+        "committed": s.committed,
+        "members": s.members.iter().map(|m| serde_json::json!({
+            "id": m.id,
+            "peer_address": m.peer_address,
+            "lag": m.lag,
+        })).collect::<Vec<_>>(),
         "first_log_index": first_log_index(&ctx),
         "client_listen": ctx.config.listen.to_string(),
         "zk_listen": ctx.config.zk_listen.map(|a| a.to_string()),

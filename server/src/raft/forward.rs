@@ -165,6 +165,7 @@ async fn run(
                     break;
                 }
             };
+            shared.metrics.forwarded_writes.inc_by(b.txns.len() as u64);
             l.pending.lock().insert(seq, b);
             let sent =
                 l.tx.send(pb::ForwardBatch {

@@ -290,6 +290,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut c = self.inner.committed.lock();
         if committed.map(|l| l.index) > c.map(|l| l.index) {
             *c = committed;
+            self.inner
+                .metrics
+                .committed
+                .set(committed.map(|l| l.index as i64).unwrap_or(0));
         }
         Ok(())
     }

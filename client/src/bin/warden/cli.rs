@@ -69,6 +69,16 @@ pub enum Command {
     Lock(crate::exec::LockArgs),
     /// Run a command only while leader of an election, stopping it on loss
     Elect(crate::exec::ElectArgs),
+    /// Ask every member in --servers for its view of the ensemble (role,
+    /// term, leader, log, commit and apply indexes, lag); opens no session
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// One JSON object per member instead of a table
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -161,6 +171,8 @@ pub enum CliError {
     Output(io::Error),
     /// A command run by `lock` or `elect` ended with this status.
     Exit(ExitCode),
+    /// No member answered (exit 2).
+    Unreachable(String),
 }
 
 impl From<Error> for CliError {
@@ -192,12 +204,15 @@ impl CliError {
             CliError::Op(e) => e.to_string(),
             CliError::Output(e) => format!("cannot write output: {e}"),
             CliError::Exit(_) => String::new(),
+            CliError::Unreachable(why) => format!(
+                "no member answered ({why}); check --servers or WARDEN_SERVERS"
+            ),
         }
     }
 
     fn exit_code(&self) -> ExitCode {
         match self {
-            CliError::Connect { .. } => ExitCode::from(2),
+            CliError::Connect { .. } | CliError::Unreachable(_) => ExitCode::from(2),
             CliError::Exit(code) => *code,
             _ => ExitCode::from(1),
         }
@@ -218,6 +233,9 @@ pub async fn run(cli: Cli) -> ExitCode {
 }
 
 async fn execute(cli: Cli) -> Result<(), CliError> {
+    if let Command::Status(args) = &cli.command {
+        return crate::status::run(&cli.servers, args.json).await;
+    }
     let options = ConnectOptions {
         session_timeout: Duration::from_millis(cli.timeout_ms),
         client_name: format!("warden-cli/{}", env!("CARGO_PKG_VERSION")),
@@ -257,6 +275,7 @@ pub async fn dispatch(ctx: &Context, command: Command) -> Result<(), CliError> {
         Command::Bench(args) => Ok(crate::bench::run(&ctx.servers, &ctx.options, args).await?),
         Command::Lock(args) => Err(CliError::Exit(crate::exec::lock(&ctx.client, args).await?)),
         Command::Elect(args) => Err(CliError::Exit(crate::exec::elect(&ctx.client, args).await?)),
+        Command::Status(args) => crate::status::run(&ctx.servers, args.json).await,
     }
 }
 
@@ -278,7 +297,7 @@ async fn ls(ctx: &Context, args: LsArgs) -> Result<(), CliError> {
 
 /// Prints each item on its own line and flushes (the stdout lock is never
 /// held across an await).
-fn print_lines(lines: &[String]) -> Result<(), CliError> {
+pub fn print_lines(lines: &[String]) -> Result<(), CliError> {
     let mut out = io::stdout().lock();
     for line in lines {
         writeln!(out, "{line}")?;

@@ -3,6 +3,7 @@
 mod bench;
 mod cli;
 mod exec;
+mod status;
 
 use std::io::Write;
 use std::process::ExitCode;

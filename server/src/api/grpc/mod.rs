@@ -81,18 +81,48 @@ impl pb::warden_server::Warden for WardenService {
     }
 }
 
-/// This server's view of itself.
+/// This member's view of itself and of the ensemble.
 pub fn status(ctx: &Ctx) -> pb::StatusResponse {
     let m = ctx.proposer.raft.metrics().borrow().clone();
+    let me = ctx.config.server_id;
+    let role = match m.state {
+        _ if !ctx.config.is_ensemble() => "standalone",
+        openraft::ServerState::Leader => "leader",
+        openraft::ServerState::Follower => "follower",
+        openraft::ServerState::Candidate => "candidate",
+        openraft::ServerState::Learner => "learner",
+        openraft::ServerState::Shutdown => "stopped",
+    };
+    let last_log = m.last_log_index.unwrap_or(0);
+    let members = m
+        .membership_config
+        .membership()
+        .nodes()
+        .map(|(id, n)| pb::Member {
+            id: *id,
+            peer_address: n.addr.clone(),
+            lag: m.replication.as_ref().map(|r| match r.get(id) {
+                Some(Some(matched)) => last_log.saturating_sub(matched.index),
+                _ if *id == me => 0,
+                _ => last_log,
+            }),
+        })
+        .collect();
     let st = ctx.shared.state.read();
     pb::StatusResponse {
-        server_id: ctx.config.server_id,
+        server_id: me,
         version: env!("CARGO_PKG_VERSION").to_string(),
         last_applied: st.last_applied.map(|l| l.index).unwrap_or(0),
         znodes: st.tree.node_count() as u64,
         sessions: st.tree.session_count() as u64,
         watches: ctx.shared.watches.count() as u64,
         state_hash: format!("{:016x}", st.tree.state_hash()),
-        leader: m.current_leader == Some(ctx.config.server_id),
+        leader: m.current_leader == Some(me),
+        role: role.into(),
+        term: m.current_term,
+        leader_id: m.current_leader.unwrap_or(0),
+        last_log_index: last_log,
+        committed: ctx.shared.metrics.committed.get().max(0) as u64,
+        members,
     }
 }

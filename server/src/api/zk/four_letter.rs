@@ -56,6 +56,17 @@ pub fn answer(ctx: &Ctx, word: &str) -> String {
     }
 }
 
+/// ZooKeeper's name for this member's role: standalone (an ensemble of
+/// one), leader, follower (also while an election runs), or observer.
+fn mode(ctx: &Ctx) -> &'static str {
+    match crate::api::grpc::status(ctx).role.as_str() {
+        "standalone" => "standalone",
+        "leader" => "leader",
+        "learner" => "observer",
+        _ => "follower",
+    }
+}
+
 fn srvr(ctx: &Ctx, with_clients: bool) -> String {
     let (zxid, nodes) = {
         let st = ctx.shared.state.read();
@@ -70,10 +81,11 @@ fn srvr(ctx: &Ctx, with_clients: bool) -> String {
     }
     let _ = write!(
         s,
-        "Latency min/avg/max: {min:.0}/{avg:.4}/{max:.0}\nReceived: {}\nSent: {}\nConnections: {}\nOutstanding: 0\nZxid: 0x{zxid:x}\nMode: standalone\nNode count: {nodes}\n",
+        "Latency min/avg/max: {min:.0}/{avg:.4}/{max:.0}\nReceived: {}\nSent: {}\nConnections: {}\nOutstanding: 0\nZxid: 0x{zxid:x}\nMode: {}\nNode count: {nodes}\n",
         ctx.conns.received.load(Ordering::Relaxed),
         ctx.conns.sent.load(Ordering::Relaxed),
         ctx.conns.len(),
+        mode(ctx),
     );
     s
 }
@@ -170,9 +182,10 @@ fn mntr(ctx: &Ctx) -> String {
     let (min, avg, max) = ctx.conns.latency.summary_ms();
     let watches = ctx.shared.watches.list();
     let paths: BTreeSet<&str> = watches.iter().map(|w| w.2.as_str()).collect();
-    let rows: Vec<(&str, String)> = vec![
+    let status = crate::api::grpc::status(ctx);
+    let mut rows: Vec<(&str, String)> = vec![
         ("zk_version", version()),
-        ("zk_server_state", "standalone".into()),
+        ("zk_server_state", mode(ctx).into()),
         ("zk_avg_latency", format!("{avg:.4}")),
         ("zk_max_latency", format!("{max:.0}")),
         ("zk_min_latency", format!("{min:.0}")),
@@ -197,6 +210,12 @@ fn mntr(ctx: &Ctx) -> String {
         ("zk_last_zxid", format!("0x{zxid:x}")),
         ("zk_server_id", ctx.config.server_id.to_string()),
     ];
+    if status.role == "leader" {
+        let followers = status.members.iter().filter(|m| m.id != status.server_id);
+        let synced = followers.clone().filter(|m| m.lag == Some(0)).count();
+        rows.push(("zk_followers", followers.count().to_string()));
+        rows.push(("zk_synced_followers", synced.to_string()));
+    }
     rows.into_iter()
         .map(|(k, v)| format!("{k}\t{v}\n"))
         .collect()
