@@ -143,9 +143,9 @@ pub async fn run_with(
 
     let raft_config = openraft::Config {
         cluster_name: "warden".into(),
-        heartbeat_interval: 100,
-        election_timeout_min: 300,
-        election_timeout_max: 600,
+        heartbeat_interval: crate::raft::HEARTBEAT_MS,
+        election_timeout_min: crate::raft::ELECTION_TIMEOUT_MIN_MS,
+        election_timeout_max: crate::raft::ELECTION_TIMEOUT_MAX_MS,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every),
         // A follower a little behind catches up from the log, not a snapshot.
         max_in_snapshot_log_to_keep: if ensemble { 1000 } else { 0 },
@@ -448,9 +448,13 @@ async fn consensus_failed(raft: &Raft) -> String {
     }
 }
 
-/// Whether this member leads (an ensemble of one always does).
+/// Whether this member leads, with a quorum behind it.
 fn leads(ctx: &Ctx) -> bool {
-    ctx.proposer.raft.metrics().borrow().current_leader == Some(ctx.config.server_id)
+    crate::raft::leads_with_quorum(
+        &ctx.proposer.raft,
+        ctx.config.server_id,
+        ctx.config.is_ensemble(),
+    )
 }
 
 /// On the leader, once a tick, proposes `close_session` for every session

@@ -39,6 +39,29 @@ openraft::declare_raft_types!(
 
 /// The running consensus node.
 pub type Raft = openraft::Raft<TypeConfig>;
+
+/// Raft's timing: a leader sends heartbeats this often, and a follower
+/// that hears none for a random time between the two election timeouts
+/// starts an election.
+pub const HEARTBEAT_MS: u64 = 100;
+pub const ELECTION_TIMEOUT_MIN_MS: u64 = 300;
+pub const ELECTION_TIMEOUT_MAX_MS: u64 = 600;
+
+/// Whether this member leads and a majority has acknowledged it within an
+/// election timeout. openraft 0.9 keeps an isolated leader leading (it
+/// cannot step down), so the proposer refuses new writes on a leader
+/// without a quorum rather than letting them wait forever, and only a
+/// leader with a quorum expires sessions.
+pub fn leads_with_quorum(raft: &Raft, me: u64, ensemble: bool) -> bool {
+    let m = raft.metrics();
+    let m = m.borrow();
+    m.current_leader == Some(me)
+        // None right after an election, which itself took a majority.
+        && (!ensemble
+            || m
+                .millis_since_quorum_ack
+                .is_none_or(|ms| ms <= ELECTION_TIMEOUT_MAX_MS))
+}
 pub type LogId = openraft::LogId<u64>;
 pub type StorageError = openraft::StorageError<u64>;
 

@@ -247,6 +247,12 @@ async fn batcher(
         };
         match &forwarder {
             Some((me, f)) if raft.metrics().borrow().current_leader != Some(*me) => f.send(b),
+            Some((me, _)) if !super::leads_with_quorum(&raft, *me, true) => {
+                b.fail(ZkError::new(
+                    Code::ConnectionLoss,
+                    "this member leads but has lost contact with a majority; the write was not applied; try another member",
+                ))
+            }
             _ => write_local(raft.clone(), b).await,
         }
     }
