@@ -11,12 +11,18 @@
 //! - [`crash_load`]: the write load and checks of the crash tests.
 //! - [`lossyfs`]: a FUSE filesystem that simulates a power cut, for the
 //!   power-loss tests.
+//! - [`proxy`]: a fault-injecting TCP proxy (tokio, own thread) to put
+//!   between a client and a server, or between peers: cut, mute (one or
+//!   both ways), delay or refuse connections while they are live, with
+//!   counters of connections and bytes. The thread-based [`Proxy`] below
+//!   predates it and serves the suites that still use it.
 //! - [`raw`]: a session stream driven frame by frame.
 //! - [`timing`]: `STEP`, `within` and a bounded client connect.
 
 pub mod crash_load;
 pub mod in_process;
 pub mod lossyfs;
+pub mod proxy;
 pub mod raw;
 pub mod timing;
 

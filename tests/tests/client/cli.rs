@@ -1,13 +1,16 @@
-//! The `warden` binary against the mock server.
-
-mod support;
+//! The `warden` tool: one-shot commands, `--servers` and chroot, the exit
+//! code and message when no server answers, `watch` until interrupted, and
+//! help everywhere.
 
 use std::process::Stdio;
 use std::time::Duration;
 
-use support::MockServer;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{ChildStdout, Command};
+use warden_client::CreateMode;
+use warden_tests::{bin, within, STEP};
+
+use super::*;
 
 struct Out {
     code: i32,
@@ -16,13 +19,17 @@ struct Out {
 }
 
 async fn warden(servers: &str, args: &[&str]) -> Out {
-    let out = Command::new(env!("CARGO_BIN_EXE_warden"))
-        .args(args)
-        .env("WARDEN_SERVERS", servers)
-        .env_remove("RUST_LOG")
-        .output()
-        .await
-        .expect("run warden");
+    let out = within(
+        STEP,
+        "warden exits",
+        Command::new(bin("warden"))
+            .args(args)
+            .env("WARDEN_SERVERS", servers)
+            .env_remove("RUST_LOG")
+            .output(),
+    )
+    .await
+    .expect("run warden");
     Out {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -37,10 +44,11 @@ async fn ok(servers: &str, args: &[&str]) -> String {
     out.stdout
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_get_set_stat_ls_delete() {
-    let server = MockServer::start().await;
-    let s = &server.connect_string();
+    let server = start();
+    let other = observer(&server).await;
+    let s = &server.addr();
 
     assert_eq!(ok(s, &["create", "/a", "hello"]).await, "/a\n");
     assert_eq!(ok(s, &["get", "/a"]).await, "hello\n");
@@ -56,14 +64,15 @@ async fn create_get_set_stat_ls_delete() {
     ok(s, &["create", "/a/b/c"]).await;
     ok(s, &["create", "/z"]).await;
     assert_eq!(ok(s, &["ls", "/a"]).await, "b\nq-0000000000\n");
-    assert_eq!(ok(s, &["ls", "/"]).await, "a\nz\n");
+    // The server's own /zookeeper is there too, as in ZooKeeper.
+    assert_eq!(ok(s, &["ls", "/"]).await, "a\nz\nzookeeper\n");
     assert_eq!(
         ok(s, &["ls", "-R", "/a"]).await,
         "/a\n/a/b\n/a/q-0000000000\n/a/b/c\n"
     );
     // An ephemeral made by a one-shot command is gone when it exits.
     assert_eq!(ok(s, &["create", "-e", "/eph"]).await, "/eph\n");
-    assert!(!server.mock.exists("/eph"));
+    assert_eq!(other.exists("/eph").await.unwrap(), None);
 
     let out = warden(s, &["delete", "/a"]).await;
     assert_eq!(out.code, 1);
@@ -77,10 +86,10 @@ async fn create_get_set_stat_ls_delete() {
     );
 
     ok(s, &["delete", "-r", "/a"]).await;
-    assert!(!server.mock.exists("/a"));
-    assert!(!server.mock.exists("/a/b/c"));
+    assert_eq!(other.exists("/a").await.unwrap(), None);
+    assert_eq!(other.exists("/a/b/c").await.unwrap(), None);
     ok(s, &["delete", "/z", "--version", "0"]).await;
-    assert_eq!(ok(s, &["ls", "/"]).await, "");
+    assert_eq!(ok(s, &["ls", "/"]).await, "zookeeper\n");
 
     let out = warden(s, &["get", "/a/b"]).await;
     assert_eq!(out.code, 1);
@@ -96,12 +105,14 @@ async fn create_get_set_stat_ls_delete() {
         out.stderr
     );
     assert_eq!(out.stderr.lines().count(), 1);
+    other.close().await.unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn servers_flag_and_chroot() {
-    let server = MockServer::start().await;
-    let s = &server.connect_string();
+    let server = start();
+    let other = observer(&server).await;
+    let s = &server.addr();
     ok(s, &["create", "/app"]).await;
     let chrooted = format!("{s}/app");
     // --servers wins over WARDEN_SERVERS.
@@ -109,11 +120,12 @@ async fn servers_flag_and_chroot() {
         ok("127.0.0.1:1", &["--servers", &chrooted, "create", "/x"]).await,
         "/x\n"
     );
-    assert!(server.mock.exists("/app/x"));
+    assert!(other.exists("/app/x").await.unwrap().is_some());
     assert_eq!(ok(&chrooted, &["ls", "-R", "/"]).await, "/\n/x\n");
+    other.close().await.unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_failure_exits_2_and_says_what_to_check() {
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -129,73 +141,52 @@ async fn connection_failure_exits_2_and_says_what_to_check() {
     assert!(out.stderr.contains("WARDEN_SERVERS"), "{}", out.stderr);
 }
 
-#[tokio::test]
+/// The next line a child printed.
+async fn next_line(lines: &mut Lines<BufReader<ChildStdout>>) -> String {
+    within(STEP, "a line from the child", lines.next_line())
+        .await
+        .expect("read")
+        .expect("a line, not the end")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_prints_events_until_interrupted() {
-    let server = MockServer::start().await;
-    let s = server.connect_string();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+    let server = start();
+    let s = server.addr();
+    let mut child = Command::new(bin("warden"))
         .args(["--servers", &s, "watch", "-r", "/w"])
+        .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .kill_on_drop(true)
         .spawn()
         .expect("spawn");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
 
-    // Wait until the watch is registered: the mock then sends events.
-    let client = warden_client::Client::connect(&s, Default::default())
-        .await
-        .unwrap();
-    let mut seen = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let mut n = 0;
-    while seen.len() < 2 && tokio::time::Instant::now() < deadline {
-        // Re-create until the watcher has caught one (it may start late).
-        if n == 0 {
-            let _ = client
-                .create("/w", "", warden_client::CreateMode::Persistent)
-                .await;
-        }
-        let _ = client.set_data("/w", format!("{n}"), None).await;
-        n += 1;
-        if let Ok(Ok(Some(line))) =
-            tokio::time::timeout(Duration::from_millis(200), lines.next_line()).await
-        {
-            seen.push(line);
-        }
-    }
-    assert!(!seen.is_empty());
-    for line in &seen {
-        assert!(
-            line == "NodeDataChanged /w" || line == "NodeCreated /w",
-            "{line}"
-        );
-    }
-    client
-        .create("/w/k", "", warden_client::CreateMode::Persistent)
-        .await
-        .unwrap();
-    let line = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match lines.next_line().await {
-                Ok(Some(l)) if l.starts_with("NodeCreated /w/k") => return l,
-                Ok(Some(_)) => continue,
-                _ => return String::new(),
-            }
-        }
+    // Once the watch is on the server, every change under /w is printed.
+    until("warden watch registers its watch", || {
+        server.metric("warden_watches", "") >= 1.0
     })
-    .await
-    .unwrap();
-    assert_eq!(line, "NodeCreated /w/k");
-
-    let pid = child.id().expect("pid").to_string();
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
+    .await;
+    let client = observer(&server).await;
+    client
+        .create("/w", "", CreateMode::Persistent)
         .await
-        .unwrap()
+        .unwrap();
+    assert_eq!(next_line(&mut lines).await, "NodeCreated /w");
+    client.set_data("/w", "1", None).await.unwrap();
+    assert_eq!(next_line(&mut lines).await, "NodeDataChanged /w");
+    client
+        .create("/w/k", "", CreateMode::Persistent)
+        .await
+        .unwrap();
+    assert_eq!(next_line(&mut lines).await, "NodeCreated /w/k");
+
+    let pid = child.id().expect("pid") as i32;
+    // SAFETY: kill(2) on our own child's pid has no memory-safety concerns.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let status = within(Duration::from_secs(5), "warden watch exits", child.wait())
+        .await
         .unwrap();
     assert_eq!(status.code(), Some(0));
     client.close().await.unwrap();
@@ -213,7 +204,7 @@ fn help_is_available_everywhere() {
         vec!["delete", "--help"],
         vec!["watch", "--help"],
     ] {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_warden"))
+        let out = std::process::Command::new(bin("warden"))
             .args(&args)
             .output()
             .unwrap();
