@@ -1,0 +1,316 @@
+//! A replicated ensemble of real `warden-server` processes: members are
+//! SIGKILLed and restarted while clients on every member work, and what the
+//! clients were told is checked against what every member holds.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use warden_client::{ConnectionState, CreateMode};
+use warden_tests::cluster::Cluster;
+use warden_tests::{
+    connect, free_port, quick_retry, wait_until, within, ServerOpts, ServerProc, STEP,
+};
+
+/// Client session timeout: a failover (about a second) fits well inside.
+const SESSION: Duration = Duration::from_secs(6);
+
+/// Leader (and follower) kills per run of the write test. Each is a
+/// failover and a restart, a few seconds on two cores; set
+/// `WARDEN_ENSEMBLE_ROUNDS` for a longer run.
+fn rounds() -> usize {
+    std::env::var("WARDEN_ENSEMBLE_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(6)
+}
+
+fn opts() -> ServerOpts {
+    ServerOpts {
+        tick_ms: 200,
+        ..Default::default()
+    }
+}
+
+/// Member `i`'s `/status`, if it answers.
+fn status(c: &Cluster, i: usize) -> Option<serde_json::Value> {
+    let (code, body) = c.member(i).http_get("/status").ok()?;
+    (code == 200).then(|| serde_json::from_str(&body).ok())?
+}
+
+/// The member that says it leads, among those listed in `among`, once
+/// every one of them agrees on it.
+fn agreed_leader(c: &Cluster, among: &[usize]) -> Option<usize> {
+    let leaders: BTreeSet<Option<u64>> = among
+        .iter()
+        .map(|&i| status(c, i).and_then(|s| s["leader_id"].as_u64()))
+        .collect();
+    match leaders.into_iter().collect::<Vec<_>>()[..] {
+        [Some(l)] if among.contains(&(l as usize)) => Some(l as usize),
+        _ => None,
+    }
+}
+
+/// Waits until the members in `among` agree on a leader among them.
+async fn leader_among(c: &Cluster, among: &[usize]) -> usize {
+    let deadline = tokio::time::Instant::now() + STEP;
+    loop {
+        if let Some(l) = agreed_leader(c, among) {
+            return l;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "members {among:?} did not agree on a leader within {STEP:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until every member has applied the same entries and holds the
+/// same tree.
+async fn converged(c: &Cluster) {
+    let deadline = tokio::time::Instant::now() + STEP;
+    loop {
+        let views: BTreeSet<(u64, String)> = c
+            .ids()
+            .map(|i| {
+                status(c, i)
+                    .map(|s| {
+                        (
+                            s["last_applied"].as_u64().unwrap_or(0),
+                            s["state_hash"].as_str().unwrap_or("").to_string(),
+                        )
+                    })
+                    .unwrap_or_default()
+            })
+            .collect();
+        if views.len() == 1 && !views.iter().next().unwrap().1.is_empty() {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "members did not converge: {views:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The connect string with member `first`'s address first, so clients
+/// start spread over the members.
+fn from(c: &Cluster, first: usize) -> String {
+    let n = c.ids().count();
+    (0..n)
+        .map(|k| c.member((first - 1 + k) % n + 1).addr())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// What the writers were told.
+#[derive(Default)]
+struct Record {
+    acked: Vec<String>,
+    /// Failed or timed out: may or may not have been applied.
+    uncertain: Vec<String>,
+}
+
+/// Clients on every member create unique nodes while the leader (and, each
+/// third round, a follower) is SIGKILLed and restarted: every create that
+/// was acknowledged is on every member at the end, nothing else is, and the
+/// members' trees are identical.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_leader_and_follower_kills() {
+    let mut c = tokio::task::block_in_place(|| Cluster::start(3, opts()));
+    let setup = connect(&c.connect_string(), quick_retry(SESSION)).await;
+    setup
+        .create("/w", "", CreateMode::Persistent)
+        .await
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let record = Arc::new(Mutex::new(Record::default()));
+    let writers: Vec<_> = (0..3)
+        .map(|w| {
+            let (conn, stop, record) = (from(&c, w + 1), stop.clone(), record.clone());
+            tokio::spawn(async move {
+                let client = connect(&conn, quick_retry(SESSION)).await;
+                let mut n = 0u32;
+                while !stop.load(Ordering::SeqCst) {
+                    let path = format!("/w/{w}-{n}");
+                    n += 1;
+                    let r = tokio::time::timeout(
+                        STEP,
+                        client.create(&path, "v", CreateMode::Persistent),
+                    )
+                    .await;
+                    let mut rec = record.lock();
+                    match r {
+                        Ok(Ok(_)) => rec.acked.push(path),
+                        _ => rec.uncertain.push(path),
+                    }
+                }
+            })
+        })
+        .collect();
+    let acked = || record.lock().acked.len();
+    let progress = |what: &'static str| {
+        let start = acked();
+        let record = record.clone();
+        async move {
+            wait_until(what, STEP, || {
+                let n = record.lock().acked.len();
+                async move { n >= start + 30 }
+            })
+            .await;
+        }
+    };
+    for round in 0..rounds() {
+        progress("writes before the kill").await;
+        let leader = leader_among(&c, &[1, 2, 3]).await;
+        let victim = if round % 3 == 2 {
+            leader % 3 + 1
+        } else {
+            leader
+        };
+        tokio::task::block_in_place(|| c.kill(victim));
+        let rest: Vec<usize> = c.ids().filter(|&i| i != victim).collect();
+        leader_among(&c, &rest).await;
+        progress("writes without the killed member").await;
+        tokio::task::block_in_place(|| c.restart(victim));
+    }
+    progress("writes after the last restart").await;
+    stop.store(true, Ordering::SeqCst);
+    for w in writers {
+        within(STEP * 2, "a writer stops", w).await.unwrap();
+    }
+    converged(&c).await;
+    let rec = record.lock();
+    let allowed: BTreeSet<&String> = rec.acked.iter().chain(&rec.uncertain).collect();
+    for i in c.ids() {
+        let client = connect(&c.member(i).addr(), quick_retry(SESSION)).await;
+        let held: BTreeSet<String> = client
+            .get_children("/w")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|k| format!("/w/{k}"))
+            .collect();
+        let lost: Vec<&String> = rec.acked.iter().filter(|p| !held.contains(*p)).collect();
+        assert!(
+            lost.is_empty(),
+            "member {i} lost {} acknowledged creates, e.g. {:?}",
+            lost.len(),
+            &lost[..lost.len().min(5)]
+        );
+        let invented: Vec<&String> = held.iter().filter(|p| !allowed.contains(p)).collect();
+        assert!(invented.is_empty(), "member {i} holds {invented:?}, never written");
+        client.close().await.unwrap();
+    }
+    eprintln!(
+        "{} rounds: {} creates acknowledged, {} uncertain",
+        rounds(),
+        rec.acked.len(),
+        rec.uncertain.len()
+    );
+}
+
+/// Sessions spread over the members, each with an ephemeral node and a
+/// data watch, live through two leader kills: none expires, no ephemeral
+/// goes, each watch fires once for a change made after the failovers, and
+/// a session whose client stopped is expired by the new leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_ephemerals_and_watches_survive_leader_kills() {
+    const N: usize = 24;
+    let mut c = tokio::task::block_in_place(|| Cluster::start(3, opts()));
+    let admin = connect(&c.connect_string(), quick_retry(SESSION)).await;
+    for p in ["/s", "/t"] {
+        admin.create(p, "", CreateMode::Persistent).await.unwrap();
+    }
+    let mut clients = Vec::new();
+    let mut watches = Vec::new();
+    for i in 0..N {
+        let client = connect(&from(&c, i % 3 + 1), quick_retry(SESSION)).await;
+        client
+            .create(&format!("/s/{i}"), "", CreateMode::Ephemeral)
+            .await
+            .unwrap();
+        admin
+            .create(&format!("/t/{i}"), "0", CreateMode::Persistent)
+            .await
+            .unwrap();
+        let (_, _, w) = client.get_data_w(&format!("/t/{i}")).await.unwrap();
+        watches.push(w);
+        clients.push(client);
+    }
+    let ids: Vec<u64> = clients.iter().map(|c| c.session_id()).collect();
+    for _ in 0..2 {
+        let leader = leader_among(&c, &[1, 2, 3]).await;
+        tokio::task::block_in_place(|| c.kill(leader));
+        let rest: Vec<usize> = c.ids().filter(|&i| i != leader).collect();
+        leader_among(&c, &rest).await;
+        tokio::task::block_in_place(|| c.restart(leader));
+    }
+    leader_among(&c, &[1, 2, 3]).await;
+    // Longer than a session timeout: a session the new leader dropped from
+    // its books would have expired by now.
+    tokio::time::sleep(SESSION + Duration::from_secs(1)).await;
+    let held = admin.get_children("/s").await.unwrap();
+    assert_eq!(held.len(), N, "ephemerals lost: {held:?}");
+    for (i, client) in clients.iter().enumerate() {
+        assert_eq!(client.session_id(), ids[i], "client {i} has a new session");
+        assert_ne!(client.state(), ConnectionState::Lost, "client {i}");
+    }
+    for i in 0..N {
+        admin
+            .set_data(&format!("/t/{i}"), "1", None)
+            .await
+            .unwrap();
+    }
+    for (i, w) in watches.into_iter().enumerate() {
+        let event = within(STEP, "a watch set before the failovers fires", w).await;
+        assert!(event.is_ok(), "watch {i}: {event:?}");
+    }
+    // A client that goes away without closing its session (dropped, as a
+    // killed process would): the session expires within its timeout (plus
+    // a tick), decided by whichever member leads now.
+    let gone = clients.pop().unwrap();
+    let gone_id = gone.session_id();
+    drop(gone);
+    wait_until("the dropped client's session expires", SESSION * 3, || {
+        let admin = &admin;
+        async move {
+            admin
+                .exists(&format!("/s/{}", N - 1))
+                .await
+                .map(|s| s.is_none())
+                .unwrap_or(false)
+        }
+    })
+    .await;
+    assert!(ids.contains(&gone_id));
+    for client in clients {
+        client.close().await.unwrap();
+    }
+}
+
+/// A data folder remembers its members: started with a `--peers` that
+/// contradicts them, or without `--peers` on an ensemble's folder, a member
+/// refuses to start and says why.
+#[test]
+fn a_member_refuses_peers_that_contradict_its_data() {
+    let mut single = ServerProc::start_with(opts());
+    single.terminate();
+    let peers = (1..=3)
+        .map(|i| format!("{i}=127.0.0.1:{}", free_port()))
+        .collect::<Vec<_>>()
+        .join(",");
+    single.opts.extra_args = vec!["--peers".into(), peers];
+    let err = single
+        .try_restart()
+        .expect_err("a single server's folder started as a member of three");
+    assert!(
+        single.log().contains("contradicts the members stored"),
+        "{err}; log:\n{}",
+        single.log()
+    );
+}
