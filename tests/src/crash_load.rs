@@ -14,14 +14,13 @@ use futures::future::join_all;
 use parking_lot::Mutex;
 use warden_client::{Client, CreateMode, Error};
 
-use crate::wait_until;
+use crate::{wait_until, STEP};
 
 /// A node's path and the data written to it.
 pub type Write = (String, Vec<u8>);
 
 /// Long enough that no session of the test expires on its own.
 pub const LONG: Duration = Duration::from_secs(60);
-pub use crate::timing::STEP;
 /// How long a writer waits for one answer before it counts its create as
 /// in flight at the crash (well inside [`STEP`]): a create made after the
 /// client saw the break is queued for reconnection, up to the session

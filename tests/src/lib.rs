@@ -12,16 +12,29 @@
 //! - [`lossyfs`]: a FUSE filesystem that simulates a power cut, for the
 //!   power-loss tests.
 //! - [`raw`]: a session stream driven frame by frame.
-//! - [`timing`]: `STEP`, `within` and a bounded client connect.
+//! - [`scheduler`]: a server with `warden-scheduler run` member processes,
+//!   the `warden-scheduler job` CLI and the record the scheduler's jobs
+//!   append to.
+//! - [`timing`]: `STEP` (and the longer `SLOW_STEP`, `PHASE`), `within`
+//!   and a bounded client connect.
+//! - [`workers`]: `recipe_worker` and other child processes of the recipe
+//!   tests, and the records they write.
+//! - [`zookeeper`]: the server a ZooKeeper-compatibility test talks to (a
+//!   fresh Warden, or a reference ZooKeeper), kazoo and zkCli.
 
 pub mod crash_load;
 pub mod in_process;
 pub mod lossyfs;
 pub mod raw;
+pub mod scheduler;
 pub mod timing;
+pub mod workers;
+pub mod zookeeper;
 
 pub use in_process::InProcServer;
-pub use timing::{connect, connect_within, quick_retry, session_opts, try_connect, within, STEP};
+pub use timing::{
+    connect, connect_within, quick_retry, session_opts, try_connect, within, PHASE, SLOW_STEP, STEP,
+};
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -41,6 +54,17 @@ pub fn bin_dir() -> PathBuf {
         .parent()
         .expect("profile dir");
     dir.to_path_buf()
+}
+
+/// The build's scratch folder, `target/tmp` (what Cargo gives integration
+/// tests as `CARGO_TARGET_TMPDIR`, which a library does not see): the test
+/// executable is `target/<profile>/deps/NAME`.
+pub fn target_tmp() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.ancestors()
+        .nth(3)
+        .expect("the target folder above target/<profile>/deps")
+        .join("tmp")
 }
 
 /// The path of one of the workspace's binaries, with a clear failure if it
@@ -242,10 +266,7 @@ impl ServerProc {
     /// Sends a signal to the process.
     pub fn signal(&self, sig: i32) {
         if let Some(c) = &self.child {
-            // SAFETY: kill(2) on our own child's pid has no memory-safety concerns.
-            unsafe {
-                libc::kill(c.id() as i32, sig);
-            }
+            signal(c.id(), sig);
         }
     }
 
@@ -260,10 +281,7 @@ impl ServerProc {
     /// SIGTERM and wait for a clean exit.
     pub fn terminate(&mut self) -> Option<ExitStatus> {
         let mut c = self.child.take()?;
-        // SAFETY: as in `signal`.
-        unsafe {
-            libc::kill(c.id() as i32, libc::SIGTERM);
-        }
+        signal(c.id(), libc::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Ok(Some(st)) = c.try_wait() {
@@ -335,7 +353,14 @@ impl Drop for ServerProc {
     }
 }
 
-/// A minimal HTTP/1.0 GET against 127.0.0.1:port.
+/// Sends signal `sig` to the process `pid` (a child the test started).
+pub fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill(2) has no memory-safety concerns.
+    unsafe {
+        libc::kill(pid as i32, sig);
+    }
+}
+
 /// One metric's value from the `/metrics` of the admin port `port`: the sum
 /// over the label sets matching `labels` (e.g. `op="create"`; empty: all).
 pub fn metric(port: u16, name: &str, labels: &str) -> f64 {
@@ -409,6 +434,22 @@ pub fn wait_until_sync(what: &str, timeout: Duration, mut f: impl FnMut() -> boo
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Every file below `dir` with its size, one a line, for failure messages.
+pub fn listing(dir: &Path) -> String {
+    fn walk(dir: &Path, out: &mut String) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => walk(&e.path(), out),
+                Ok(m) => out.push_str(&format!("  {} ({} bytes)\n", e.path().display(), m.len())),
+                Err(_) => {}
+            }
+        }
+    }
+    let mut out = String::new();
+    walk(dir, &mut out);
+    out
 }
 
 /// Truncates a file to half its size (for damage tests).

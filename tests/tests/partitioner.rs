@@ -19,12 +19,8 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 use warden_client::recipes::{Assignment, PartitionState, SetPartitioner};
 use warden_client::{Client, ErrorCode};
-use warden_tests::{connect_within, quick_retry, InProcServer, ServerOpts};
+use warden_tests::{connect_within, quick_retry, InProcServer, ServerOpts, PHASE};
 
-/// How long any single phase may take before the test fails: longer than
-/// the harness's `STEP`, as a phase waits out member processes' sessions and
-/// a rebalance on a loaded two-core machine.
-const STEP: Duration = Duration::from_secs(30);
 /// The members' session timeout.
 const SESSION: Duration = Duration::from_secs(1);
 /// Slack on top of the session timeout for a dead member's items to move.
@@ -38,7 +34,7 @@ fn items() -> Vec<String> {
 }
 
 async fn client(addr: &str, timeout: Duration) -> Client {
-    connect_within(STEP, addr, quick_retry(timeout)).await
+    connect_within(PHASE, addr, quick_retry(timeout)).await
 }
 
 /// A member in a separate process: this test binary run again with only
@@ -268,7 +264,7 @@ async fn wait_settled(
     ids: &[&str],
     want: &[usize],
 ) {
-    let deadline = Instant::now() + STEP;
+    let deadline = Instant::now() + PHASE;
     while !settled(observer, members, ids, want).await {
         if Instant::now() >= deadline {
             let party = observer
@@ -280,7 +276,7 @@ async fn wait_settled(
                 .map(|m| (m.id.clone(), m.partitioner.assignment()))
                 .collect();
             panic!(
-                "timed out after {STEP:?} waiting for {what}\nparty: {party:?}\nlock holders: {:?}\nassignments: {assignments:?}",
+                "timed out after {PHASE:?} waiting for {what}\nparty: {party:?}\nlock holders: {:?}\nassignments: {assignments:?}",
                 lock_holders(observer).await
             );
         }
@@ -441,13 +437,13 @@ async fn a_member_cut_off_owns_nothing_and_comes_back_after_its_session_is_lost(
     let mut states = m2.partitioner.states();
     proxy.pause(true);
     proxy.cut();
-    tokio::time::timeout(STEP, states.wait_for(|s| *s != PartitionState::Acquired))
+    tokio::time::timeout(PHASE, states.wait_for(|s| *s != PartitionState::Acquired))
         .await
         .expect("m2 to stop owning")
         .expect("m2 running");
     assert!(m2.partitioner.owned().is_empty());
     wait_settled("m1 to own all ten items", &observer, &[&m1], &["m1"], &[10]).await;
-    tokio::time::timeout(STEP, states.wait_for(|s| *s == PartitionState::Failure))
+    tokio::time::timeout(PHASE, states.wait_for(|s| *s == PartitionState::Failure))
         .await
         .expect("m2 to report Failure")
         .expect("m2 running");

@@ -13,12 +13,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde_json::Value;
-use support::*;
 use warden_client::Client;
+use warden_tests::scheduler::*;
 use warden_tests::wait_until;
-
-#[path = "common/scheduler.rs"]
-mod support;
 
 /// Test 2's session timeout: long enough that the leader gap holds fires
 /// that are late and fires that are past its 1.5 s misfire threshold.

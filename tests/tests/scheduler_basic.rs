@@ -12,12 +12,8 @@ use warden_scheduler::{
     async_trait, Handler, Job, JobContext, JobError, JobOutput, JobSpec, Listeners, Member,
     MemberConfig, Outcome, Registry, ShardSpec, ShardStrategy, Store,
 };
+use warden_tests::scheduler::{acting_leader, MemberProc};
 use warden_tests::{connect, wait_until, ServerProc};
-
-#[path = "common/scheduler.rs"]
-mod support;
-
-use support::{acting_leader, MemberProc};
 
 /// A `warden-scheduler run` member of `cluster`, logging to `dir/<id>.log`.
 fn member(server: &ServerProc, cluster: &str, id: &str, dir: &Path) -> MemberProc {

@@ -5,11 +5,8 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use support::*;
+use warden_tests::scheduler::*;
 use warden_tests::wait_until;
-
-#[path = "common/scheduler.rs"]
-mod support;
 
 fn json(out: &str) -> Value {
     serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))

@@ -46,19 +46,7 @@ use std::time::Duration;
 
 use warden_client::recipes::{LeaderLatch, Lock, LockState};
 use warden_client::{Client, ConnectOptions, CreateMode, Error, ErrorCode};
-
-/// `CLOCK_MONOTONIC` in nanoseconds.
-fn mono_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we pass it.
-    unsafe {
-        libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
-    }
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
+use warden_tests::workers::mono_ns;
 
 /// An append-only record file shared by processes.
 #[derive(Clone)]

@@ -7,16 +7,14 @@
 //! `O_APPEND` write:
 //! `<scheduled ms> <member> <start ms> <end ms> <shard items|-> <recovering>`.
 
-#![allow(dead_code)]
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::Duration;
 
+use crate::{bin, connect, ServerOpts, ServerProc};
 use serde_json::Value;
 use warden_client::{Client, ConnectOptions};
-use warden_tests::{bin, connect, ServerOpts, ServerProc};
 
 pub const EVERY_SECOND: &str = "* * * * * ?";
 /// Member session timeout.
@@ -124,10 +122,7 @@ impl MemberProc {
     }
 
     pub fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe {
-            libc::kill(self.pid(), sig);
-        }
+        crate::signal(self.child.id(), sig);
     }
 
     pub fn kill9(&mut self) {
