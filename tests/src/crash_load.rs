@@ -3,8 +3,8 @@
 //! create each session had in flight; then checks of what a restarted
 //! server holds against that record.
 //!
-//! Used by the SIGKILL test (`durability.rs`) and the power-loss test
-//! (`power_loss.rs`).
+//! Used by the SIGKILL test (`tests/tests/durability/restart.rs`) and the
+//! power-loss test (`tests/tests/durability/power_loss.rs`).
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -1,6 +1,7 @@
 //! A separate process that uses the lock and election recipes, for the
-//! acceptance tests in `tests/tests/lock.rs` and `tests/tests/election.rs`
-//! (which find it as `env!("CARGO_BIN_EXE_recipe_worker")`).
+//! acceptance tests in `tests/tests/recipes/` (`lock.rs`, `election.rs`)
+//! and `tests/tests/zookeeper/mixed_lock.rs`, which start it through
+//! `warden_tests::workers::Proc::worker`.
 //!
 //! Every mode appends what it does to `--out FILE`, one line per event, each
 //! with one `write(2)` on a file opened with `O_APPEND`, so the lines of many

@@ -38,7 +38,7 @@ async fn client(addr: &str, timeout: Duration) -> Client {
 }
 
 /// A member in a separate process: this test binary run again with only
-/// the ignored `member_process` test, which joins and then idles. It is
+/// the ignored [`member_process`] test, which joins and then idles. It is
 /// SIGKILLed when dropped (and exits by itself when its stdin closes).
 struct MemberProcess {
     child: Child,
@@ -47,14 +47,11 @@ struct MemberProcess {
 impl MemberProcess {
     fn spawn(addr: &str, id: &str) -> MemberProcess {
         let exe = std::env::current_exe().expect("test executable");
+        // The test's name in this binary: its module path without the crate.
+        let module = module_path!().split_once("::").map_or("", |(_, m)| m);
         let child = Command::new(exe)
-            .args([
-                "member_process",
-                "--exact",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
+            .arg(format!("{module}::member_process"))
+            .args(["--exact", "--ignored", "--nocapture", "--test-threads=1"])
             .env(MEMBER_ENV, format!("{addr}|{ROOT}|{id}"))
             .stdin(Stdio::piped())
             .stdout(Stdio::null())

@@ -4,7 +4,7 @@
 //! and a session's end by close and by expiry.
 //!
 //! Run against Apache ZooKeeper with `WARDEN_ZK_REFERENCE=HOST:PORT` (see
-//! `zk_support`), which is how these expectations were checked.
+//! `warden_tests::zookeeper`), which is how these expectations were checked.
 
 use std::time::{Duration, Instant};
 
