@@ -6,6 +6,8 @@
 //! The binaries are the ones `cargo test --workspace` builds next to the test
 //! executables (`target/<profile>/`); `WARDEN_BIN_DIR` overrides that.
 //!
+//! - [`cluster`]: several servers started as one ensemble, each member
+//!   killed, stopped, continued, terminated or restarted by its number.
 //! - [`in_process`]: a server inside the test process on port-0 listeners,
 //!   for tests whose point is semantics rather than process death.
 //! - [`crash_load`]: the write load and checks of the crash tests.
@@ -22,6 +24,7 @@
 //! - [`zookeeper`]: the server a ZooKeeper-compatibility test talks to (a
 //!   fresh Warden, or a reference ZooKeeper), kazoo and zkCli.
 
+pub mod cluster;
 pub mod crash_load;
 pub mod in_process;
 pub mod lossyfs;
@@ -31,6 +34,7 @@ pub mod timing;
 pub mod workers;
 pub mod zookeeper;
 
+pub use cluster::Cluster;
 pub use in_process::InProcServer;
 pub use timing::{
     connect, connect_within, quick_retry, session_opts, try_connect, within, PHASE, SLOW_STEP, STEP,
@@ -130,6 +134,14 @@ impl ServerProc {
     }
 
     pub fn start_with(opts: ServerOpts) -> ServerProc {
+        let mut s = ServerProc::prepare(opts);
+        s.start_on_fresh_ports(5);
+        s
+    }
+
+    /// A server with its own folder and free ports, not started yet
+    /// ([`spawn`](Self::spawn) starts it).
+    pub fn prepare(opts: ServerOpts) -> ServerProc {
         let tmp = tempfile::Builder::new()
             .prefix("warden-e2e-")
             .tempdir()
@@ -142,16 +154,35 @@ impl ServerProc {
             opts,
             tmp,
         };
-        for attempt in 0..5 {
-            s.port = free_port();
-            s.admin_port = free_port();
-            s.zk_port = free_port();
-            if s.spawn_and_wait().is_ok() {
-                return s;
+        s.pick_ports();
+        s
+    }
+
+    fn pick_ports(&mut self) {
+        self.port = free_port();
+        self.admin_port = free_port();
+        self.zk_port = free_port();
+    }
+
+    /// Starts the server until it is healthy, trying other ports when it
+    /// does not come up (a port taken between [`free_port`] and the bind);
+    /// panics with its log after `attempts` tries.
+    pub fn start_on_fresh_ports(&mut self, attempts: usize) {
+        for attempt in 0..attempts {
+            if attempt > 0 {
+                self.pick_ports();
             }
-            eprintln!("server start attempt {attempt} failed; retrying with other ports");
+            match self.spawn_and_wait() {
+                Ok(()) => return,
+                Err(e) => {
+                    self.kill9();
+                    eprintln!(
+                        "server start attempt {attempt} failed ({e}); retrying with other ports"
+                    );
+                }
+            }
         }
-        panic!("warden-server did not start; log:\n{}", s.log());
+        panic!("warden-server did not start; log:\n{}", self.log());
     }
 
     /// The process id, while it runs.
@@ -214,6 +245,14 @@ impl ServerProc {
     }
 
     fn spawn_and_wait(&mut self) -> Result<(), String> {
+        self.spawn()?;
+        self.wait_healthy()
+    }
+
+    /// Starts the process (logging to [`log_path`](Self::log_path)) without
+    /// waiting for it to be healthy.
+    pub fn spawn(&mut self) -> Result<(), String> {
+        assert!(self.child.is_none(), "the server is already running");
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -226,6 +265,12 @@ impl ServerProc {
             .spawn()
             .map_err(|e| e.to_string())?;
         self.child = Some(child);
+        Ok(())
+    }
+
+    /// Waits up to 30 s for `/health` to answer 200; an error if the
+    /// process exits or is not healthy by then (it is left running).
+    pub fn wait_healthy(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Some(c) = self.child.as_mut() {
@@ -268,6 +313,33 @@ impl ServerProc {
         if let Some(c) = &self.child {
             signal(c.id(), sig);
         }
+    }
+
+    /// SIGSTOP, and waits until the process is stopped: from then on it
+    /// answers nothing (its sockets stay open).
+    pub fn sigstop(&self) {
+        self.signal(libc::SIGSTOP);
+        self.wait_state("stopped", |s| s == 'T');
+    }
+
+    /// SIGCONT, and waits until the process runs again.
+    pub fn sigcont(&self) {
+        self.signal(libc::SIGCONT);
+        self.wait_state("running", |s| s != 'T');
+    }
+
+    /// Waits (bounded) until the process's state letter in `/proc/PID/stat`
+    /// satisfies `ok`.
+    fn wait_state(&self, what: &str, ok: impl Fn(char) -> bool) {
+        let pid = self.pid().expect("the server is running");
+        let state = || {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // `PID (COMM) STATE ...`, where COMM may hold spaces and parentheses.
+            stat.rsplit_once(')')?.1.trim_start().chars().next()
+        };
+        wait_until_sync(&format!("server {pid} to be {what}"), STEP, || {
+            state().is_some_and(&ok)
+        });
     }
 
     /// SIGKILL and reap.

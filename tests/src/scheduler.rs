@@ -1,6 +1,6 @@
 //! Shared support for the scheduler's end-to-end tests: a server with a
 //! cluster folder and `warden-scheduler run` member processes
-//! ([`Cluster`], [`MemberProc`]), the `warden-scheduler job` CLI, and the
+//! ([`SchedulerCluster`], [`MemberProc`]), the `warden-scheduler job` CLI, and the
 //! record file that `record.sh` jobs append to ([`Run`]).
 //!
 //! Each job runs `record.sh`, which appends one line per run with a single
@@ -158,7 +158,7 @@ impl Drop for MemberProc {
 }
 
 /// A server, a cluster name, a temp folder with `record.sh`, and members.
-pub struct Cluster {
+pub struct SchedulerCluster {
     pub server: ServerProc,
     pub name: String,
     pub dir: tempfile::TempDir,
@@ -167,8 +167,8 @@ pub struct Cluster {
     pub session_ms: u64,
 }
 
-impl Cluster {
-    pub async fn start(name: &str) -> Cluster {
+impl SchedulerCluster {
+    pub async fn start(name: &str) -> SchedulerCluster {
         // The default maximum session timeout is 20 ticks (2 s at 100 ms):
         // raise it so test 2's 4 s sessions are granted as asked.
         let server = ServerProc::start_with(ServerOpts {
@@ -180,7 +180,7 @@ impl Cluster {
         let script = dir.path().join("record.sh");
         std::fs::write(&script, RECORD_SH).expect("write record.sh");
         let client = connect(&server.addr(), ConnectOptions::default()).await;
-        Cluster {
+        SchedulerCluster {
             server,
             name: name.to_string(),
             dir,

@@ -313,12 +313,10 @@ async fn leader_killed_and_worker_stopped_no_fire_twice() {
         .await
         .expect("a new leader");
     assert_ne!(victim, leader, "a new leader took over");
-    let pid = members[&victim].child.id() as i32;
-    // SAFETY: signals to our own child.
-    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    members[&victim].signal(libc::SIGSTOP);
     let n = read_times(&record).len();
     wait_for_lines(&record, n + 6, "6 fires while a member is stopped").await;
-    unsafe { libc::kill(pid, libc::SIGCONT) };
+    members[&victim].signal(libc::SIGCONT);
     let n = read_times(&record).len();
     wait_for_lines(&record, n + 4, "4 fires after it continued").await;
     wait_until(
