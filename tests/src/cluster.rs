@@ -10,11 +10,12 @@
 //! With `n > 1` each member is also given the ensemble's flags (see
 //! "The ensemble" in the design): `--server-id I`,
 //! `--peer-listen 127.0.0.1:PORT` (its own peer port) and the same
-//! `--peers 1=127.0.0.1:P1,2=127.0.0.1:P2,...` as every other member. **The
-//! server does not accept these flags yet**, so `Cluster::start(n, _)` with
-//! `n > 1` fails at start-up (the member's log says which argument it
-//! refused) until the ensemble is built. A cluster of one gets no ensemble
-//! flags: it is a plain server, and that is how the fixture is tested.
+//! `--peers 1=127.0.0.1:P1,2=127.0.0.1:P2,...` as every other member. A
+//! cluster of one gets no ensemble flags: it is a plain server, and that is
+//! how the fixture's own test uses it (`tests/tests/durability/cluster.rs`).
+//! The ensemble is being built: a server without these flags fails at
+//! start-up with `n > 1`, and the member's log says which argument it
+//! refused.
 //!
 //! Every member is spawned before any is waited for, since a member of an
 //! ensemble may not report itself healthy until a quorum is up.
