@@ -20,9 +20,9 @@ use warden_client::recipes::{
     TreeCache, TreeEvent,
 };
 use warden_client::{Client, ConnectionState, CreateMode, ErrorCode};
-use warden_tests::{
-    connect_within, quick_retry, wait_until, within, InProcServer, Proxy, ServerOpts, PHASE,
-};
+use warden_tests::{wait_until, within, InProcServer, Proxy, ServerOpts, PHASE};
+
+use crate::client;
 
 /// The session timeout of the clients whose sessions a test kills.
 const SHORT: Duration = Duration::from_secs(1);
@@ -34,10 +34,6 @@ fn server() -> InProcServer {
         tick_ms: 100,
         ..Default::default()
     })
-}
-
-async fn client(addr: &str, timeout: Duration) -> Client {
-    connect_within(PHASE, addr, quick_retry(timeout)).await
 }
 
 // ----- queue -------------------------------------------------------------

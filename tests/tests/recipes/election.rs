@@ -17,6 +17,8 @@ use warden_client::CreateMode;
 use warden_tests::workers::*;
 use warden_tests::{within, InProcServer, ServerOpts, SLOW_STEP};
 
+use crate::{about_to_be_reaped, reaping_server};
+
 /// The first event of `kind` after `after_ns` (optionally from `pid`).
 fn first_after(
     out: &std::path::Path,
@@ -492,24 +494,11 @@ async fn warden_elect_runs_the_command_only_while_leading() {
 /// rather than waiting forever for a connection change that never comes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_candidate_joins_while_its_parent_container_is_reaped() {
-    // A short tick, so the reaper runs often (and sessions long enough
-    // for a busy machine).
-    let server = InProcServer::start_with(ServerOpts {
-        tick_ms: 20,
-        max_session_timeout_ms: Some(10_000),
-        ..ServerOpts::default()
-    });
+    let server = reaping_server();
     let c = connect(&server.addr(), Duration::from_secs(4)).await;
     for i in 0..20 {
         let root = format!("/reaped{i}");
-        c.create(&root, Vec::new(), CreateMode::Container)
-            .await
-            .unwrap();
-        c.create(&format!("{root}/k"), Vec::new(), CreateMode::Persistent)
-            .await
-            .unwrap();
-        // Now an empty container that had a child: reaped at a next tick.
-        c.delete(&format!("{root}/k"), None).await.unwrap();
+        about_to_be_reaped(&c, &root).await;
         let latch = LeaderLatch::start(&c, &format!("{root}/election"), "x");
         let led = tokio::time::timeout(Duration::from_secs(5), latch.await_leadership()).await;
         assert!(

@@ -16,6 +16,8 @@ use warden_client::CreateMode;
 use warden_tests::workers::*;
 use warden_tests::{within, InProcServer, Proxy, ServerOpts, SLOW_STEP};
 
+use crate::{about_to_be_reaped, reaping_server};
+
 /// 1. Flash sale: 3 processes × 30 concurrent tasks against a stock of 10.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flash_sale_sells_each_unit_exactly_once() {
@@ -686,24 +688,11 @@ async fn warden_lock_runs_a_command_under_the_lock() {
 /// creation instead of failing with `NoNode`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acquire_succeeds_while_its_parent_container_is_reaped() {
-    // A short tick, so the reaper runs often (and sessions long enough
-    // for a busy machine).
-    let server = InProcServer::start_with(ServerOpts {
-        tick_ms: 20,
-        max_session_timeout_ms: Some(10_000),
-        ..ServerOpts::default()
-    });
+    let server = reaping_server();
     let c = connect(&server.addr(), Duration::from_secs(4)).await;
     for i in 0..30 {
         let root = format!("/reaped{i}");
-        c.create(&root, Vec::new(), CreateMode::Container)
-            .await
-            .unwrap();
-        c.create(&format!("{root}/k"), Vec::new(), CreateMode::Persistent)
-            .await
-            .unwrap();
-        // Now an empty container that had a child: reaped at a next tick.
-        c.delete(&format!("{root}/k"), None).await.unwrap();
+        about_to_be_reaped(&c, &root).await;
         let lock = Lock::new(&c, &format!("{root}/lock"));
         match within(SLOW_STEP, "acquire", lock.acquire()).await {
             Ok(mut g) => g.release().await.unwrap(),

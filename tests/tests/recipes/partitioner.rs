@@ -19,7 +19,9 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 use warden_client::recipes::{Assignment, PartitionState, SetPartitioner};
 use warden_client::{Client, ErrorCode};
-use warden_tests::{connect_within, quick_retry, InProcServer, ServerOpts, PHASE};
+use warden_tests::{InProcServer, ServerOpts, PHASE};
+
+use crate::client;
 
 /// The members' session timeout.
 const SESSION: Duration = Duration::from_secs(1);
@@ -31,10 +33,6 @@ const MEMBER_ENV: &str = "WARDEN_PARTITIONER_MEMBER";
 
 fn items() -> Vec<String> {
     (0..10).map(|i| format!("item-{i:02}")).collect()
-}
-
-async fn client(addr: &str, timeout: Duration) -> Client {
-    connect_within(PHASE, addr, quick_retry(timeout)).await
 }
 
 /// A member in a separate process: this test binary run again with only
