@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """A kazoo Lock contender for the mixed-client lock test
-(`tests/tests/zk_mixed_lock.rs`): takes the lock at --path --rounds times,
+(`tests/tests/zookeeper/mixed_lock.rs`): takes the lock at --path --rounds times,
 holding it --hold-ms each time, and appends to --out the same lines as
 `recipe_worker hold`: `ACQ <ns> 0 <pid>` after each grant and
 `REL <ns> 0 <pid>` just before each release, times in CLOCK_MONOTONIC

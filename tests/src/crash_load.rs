@@ -3,8 +3,8 @@
 //! create each session had in flight; then checks of what a restarted
 //! server holds against that record.
 //!
-//! Used by the SIGKILL test (`durability.rs`) and the power-loss test
-//! (`power_loss.rs`).
+//! Used by the SIGKILL test (`tests/tests/durability/restart.rs`) and the
+//! power-loss test (`tests/tests/durability/power_loss.rs`).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -14,14 +14,13 @@ use futures::future::join_all;
 use parking_lot::Mutex;
 use warden_client::{Client, CreateMode, Error};
 
-use crate::wait_until;
+use crate::{wait_until, STEP};
 
 /// A node's path and the data written to it.
 pub type Write = (String, Vec<u8>);
 
 /// Long enough that no session of the test expires on its own.
 pub const LONG: Duration = Duration::from_secs(60);
-pub use crate::timing::STEP;
 /// How long a writer waits for one answer before it counts its create as
 /// in flight at the crash (well inside [`STEP`]): a create made after the
 /// client saw the break is queued for reconnection, up to the session

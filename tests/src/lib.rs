@@ -6,6 +6,8 @@
 //! The binaries are the ones `cargo test --workspace` builds next to the test
 //! executables (`target/<profile>/`); `WARDEN_BIN_DIR` overrides that.
 //!
+//! - [`cluster`]: several servers started as one ensemble, each member
+//!   killed, stopped, continued, terminated or restarted by its number.
 //! - [`in_process`]: a server inside the test process on port-0 listeners,
 //!   for tests whose point is semantics rather than process death.
 //! - [`crash_load`]: the write load and checks of the crash tests.
@@ -17,17 +19,32 @@
 //!   counters of connections and bytes. The thread-based [`Proxy`] below
 //!   predates it and serves the suites that still use it.
 //! - [`raw`]: a session stream driven frame by frame.
-//! - [`timing`]: `STEP`, `within` and a bounded client connect.
+//! - [`scheduler`]: a server with `warden-scheduler run` member processes,
+//!   the `warden-scheduler job` CLI and the record the scheduler's jobs
+//!   append to.
+//! - [`timing`]: `STEP` (and the longer `SLOW_STEP`, `PHASE`), `within`
+//!   and a bounded client connect.
+//! - [`workers`]: `recipe_worker` and other child processes of the recipe
+//!   tests, and the records they write.
+//! - [`zookeeper`]: the server a ZooKeeper-compatibility test talks to (a
+//!   fresh Warden, or a reference ZooKeeper), kazoo and zkCli.
 
+pub mod cluster;
 pub mod crash_load;
 pub mod in_process;
 pub mod lossyfs;
 pub mod proxy;
 pub mod raw;
+pub mod scheduler;
 pub mod timing;
+pub mod workers;
+pub mod zookeeper;
 
+pub use cluster::Cluster;
 pub use in_process::InProcServer;
-pub use timing::{connect, connect_within, quick_retry, session_opts, try_connect, within, STEP};
+pub use timing::{
+    connect, connect_within, quick_retry, session_opts, try_connect, within, PHASE, SLOW_STEP, STEP,
+};
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -47,6 +64,17 @@ pub fn bin_dir() -> PathBuf {
         .parent()
         .expect("profile dir");
     dir.to_path_buf()
+}
+
+/// The build's scratch folder, `target/tmp` (what Cargo gives integration
+/// tests as `CARGO_TARGET_TMPDIR`, which a library does not see): the test
+/// executable is `target/<profile>/deps/NAME`.
+pub fn target_tmp() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.ancestors()
+        .nth(3)
+        .expect("the target folder above target/<profile>/deps")
+        .join("tmp")
 }
 
 /// The path of one of the workspace's binaries, with a clear failure if it
@@ -112,6 +140,14 @@ impl ServerProc {
     }
 
     pub fn start_with(opts: ServerOpts) -> ServerProc {
+        let mut s = ServerProc::prepare(opts);
+        s.start_on_fresh_ports(5);
+        s
+    }
+
+    /// A server with its own folder and free ports, not started yet
+    /// ([`spawn`](Self::spawn) starts it).
+    pub fn prepare(opts: ServerOpts) -> ServerProc {
         let tmp = tempfile::Builder::new()
             .prefix("warden-e2e-")
             .tempdir()
@@ -124,16 +160,35 @@ impl ServerProc {
             opts,
             tmp,
         };
-        for attempt in 0..5 {
-            s.port = free_port();
-            s.admin_port = free_port();
-            s.zk_port = free_port();
-            if s.spawn_and_wait().is_ok() {
-                return s;
+        s.pick_ports();
+        s
+    }
+
+    fn pick_ports(&mut self) {
+        self.port = free_port();
+        self.admin_port = free_port();
+        self.zk_port = free_port();
+    }
+
+    /// Starts the server until it is healthy, trying other ports when it
+    /// does not come up (a port taken between [`free_port`] and the bind);
+    /// panics with its log after `attempts` tries.
+    pub fn start_on_fresh_ports(&mut self, attempts: usize) {
+        for attempt in 0..attempts {
+            if attempt > 0 {
+                self.pick_ports();
             }
-            eprintln!("server start attempt {attempt} failed; retrying with other ports");
+            match self.spawn_and_wait() {
+                Ok(()) => return,
+                Err(e) => {
+                    self.kill9();
+                    eprintln!(
+                        "server start attempt {attempt} failed ({e}); retrying with other ports"
+                    );
+                }
+            }
         }
-        panic!("warden-server did not start; log:\n{}", s.log());
+        panic!("warden-server did not start; log:\n{}", self.log());
     }
 
     /// The process id, while it runs.
@@ -196,6 +251,14 @@ impl ServerProc {
     }
 
     fn spawn_and_wait(&mut self) -> Result<(), String> {
+        self.spawn()?;
+        self.wait_healthy()
+    }
+
+    /// Starts the process (logging to [`log_path`](Self::log_path)) without
+    /// waiting for it to be healthy.
+    pub fn spawn(&mut self) -> Result<(), String> {
+        assert!(self.child.is_none(), "the server is already running");
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -208,6 +271,12 @@ impl ServerProc {
             .spawn()
             .map_err(|e| e.to_string())?;
         self.child = Some(child);
+        Ok(())
+    }
+
+    /// Waits up to 30 s for `/health` to answer 200; an error if the
+    /// process exits or is not healthy by then (it is left running).
+    pub fn wait_healthy(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Some(c) = self.child.as_mut() {
@@ -248,11 +317,35 @@ impl ServerProc {
     /// Sends a signal to the process.
     pub fn signal(&self, sig: i32) {
         if let Some(c) = &self.child {
-            // SAFETY: kill(2) on our own child's pid has no memory-safety concerns.
-            unsafe {
-                libc::kill(c.id() as i32, sig);
-            }
+            signal(c.id(), sig);
         }
+    }
+
+    /// SIGSTOP, and waits until the process is stopped: from then on it
+    /// answers nothing (its sockets stay open).
+    pub fn sigstop(&self) {
+        self.signal(libc::SIGSTOP);
+        self.wait_state("stopped", |s| s == 'T');
+    }
+
+    /// SIGCONT, and waits until the process runs again.
+    pub fn sigcont(&self) {
+        self.signal(libc::SIGCONT);
+        self.wait_state("running", |s| s != 'T');
+    }
+
+    /// Waits (bounded) until the process's state letter in `/proc/PID/stat`
+    /// satisfies `ok`.
+    fn wait_state(&self, what: &str, ok: impl Fn(char) -> bool) {
+        let pid = self.pid().expect("the server is running");
+        let state = || {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // `PID (COMM) STATE ...`, where COMM may hold spaces and parentheses.
+            stat.rsplit_once(')')?.1.trim_start().chars().next()
+        };
+        wait_until_sync(&format!("server {pid} to be {what}"), STEP, || {
+            state().is_some_and(&ok)
+        });
     }
 
     /// SIGKILL and reap.
@@ -266,10 +359,7 @@ impl ServerProc {
     /// SIGTERM and wait for a clean exit.
     pub fn terminate(&mut self) -> Option<ExitStatus> {
         let mut c = self.child.take()?;
-        // SAFETY: as in `signal`.
-        unsafe {
-            libc::kill(c.id() as i32, libc::SIGTERM);
-        }
+        signal(c.id(), libc::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Ok(Some(st)) = c.try_wait() {
@@ -341,7 +431,14 @@ impl Drop for ServerProc {
     }
 }
 
-/// A minimal HTTP/1.0 GET against 127.0.0.1:port.
+/// Sends signal `sig` to the process `pid` (a child the test started).
+pub fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill(2) has no memory-safety concerns.
+    unsafe {
+        libc::kill(pid as i32, sig);
+    }
+}
+
 /// One metric's value from the `/metrics` of the admin port `port`: the sum
 /// over the label sets matching `labels` (e.g. `op="create"`; empty: all).
 pub fn metric(port: u16, name: &str, labels: &str) -> f64 {
@@ -415,6 +512,22 @@ pub fn wait_until_sync(what: &str, timeout: Duration, mut f: impl FnMut() -> boo
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Every file below `dir` with its size, one a line, for failure messages.
+pub fn listing(dir: &Path) -> String {
+    fn walk(dir: &Path, out: &mut String) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => walk(&e.path(), out),
+                Ok(m) => out.push_str(&format!("  {} ({} bytes)\n", e.path().display(), m.len())),
+                Err(_) => {}
+            }
+        }
+    }
+    let mut out = String::new();
+    walk(dir, &mut out);
+    out
 }
 
 /// Truncates a file to half its size (for damage tests).

@@ -4,10 +4,18 @@ use std::time::Duration;
 
 use warden_client::{Client, ConnectOptions, Error, RetryPolicy};
 
-/// How long any single step may take before a test fails. Files that
-/// need a longer bound (a loaded two-core machine running many processes)
-/// keep their own `STEP` with the reason.
+/// How long any single step may take before a test fails.
 pub const STEP: Duration = Duration::from_secs(10);
+
+/// How long a step may take when it waits on other processes on a loaded
+/// two-core machine: worker processes starting, electing or timing out,
+/// zkCli starting a JVM, an external reference ZooKeeper.
+pub const SLOW_STEP: Duration = Duration::from_secs(20);
+
+/// How long a step may take when it waits on many clients at once on a
+/// loaded two-core machine: contending recipe clients, sessions expiring, a
+/// set partitioner's rebalance.
+pub const PHASE: Duration = Duration::from_secs(30);
 
 /// Awaits `f`, failing the test if it takes longer than `d`.
 pub async fn within<T>(d: Duration, what: &str, f: impl std::future::Future<Output = T>) -> T {

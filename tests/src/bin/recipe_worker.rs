@@ -1,6 +1,7 @@
 //! A separate process that uses the lock and election recipes, for the
-//! acceptance tests in `tests/tests/lock.rs` and `tests/tests/election.rs`
-//! (which find it as `env!("CARGO_BIN_EXE_recipe_worker")`).
+//! acceptance tests in `tests/tests/recipes/` (`lock.rs`, `election.rs`)
+//! and `tests/tests/zookeeper/mixed_lock.rs`, which start it through
+//! `warden_tests::workers::Proc::worker`.
 //!
 //! Every mode appends what it does to `--out FILE`, one line per event, each
 //! with one `write(2)` on a file opened with `O_APPEND`, so the lines of many
@@ -46,19 +47,7 @@ use std::time::Duration;
 
 use warden_client::recipes::{LeaderLatch, Lock, LockState};
 use warden_client::{Client, ConnectOptions, CreateMode, Error, ErrorCode};
-
-/// `CLOCK_MONOTONIC` in nanoseconds.
-fn mono_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we pass it.
-    unsafe {
-        libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
-    }
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
+use warden_tests::workers::mono_ns;
 
 /// An append-only record file shared by processes.
 #[derive(Clone)]

@@ -10,14 +10,13 @@
 //! missing the test fails saying how to install it (it never passes by
 //! skipping).
 
-mod zk_support;
-
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use zk_support::{unique_root, Target, STEP};
+use warden_tests::zookeeper::{self, unique_root, Target};
+use warden_tests::SLOW_STEP;
 
 /// An interactive zkCli session: commands go to its stdin, and its output
 /// (stdout and stderr, in order) collects in `out`.
@@ -33,7 +32,7 @@ impl Shell {
     fn start(addr: &str) -> Shell {
         let mut child = Command::new("sh")
             .arg("-c")
-            .arg(format!("exec {} -server {addr} 2>&1", zk_support::zkcli()))
+            .arg(format!("exec {} -server {addr} 2>&1", zookeeper::zkcli()))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -66,7 +65,7 @@ impl Shell {
     /// Waits until `want` appears after what earlier expectations matched;
     /// returns the text from there up to and including it.
     fn expect(&mut self, want: &str) -> String {
-        let deadline = Instant::now() + STEP;
+        let deadline = Instant::now() + SLOW_STEP;
         loop {
             {
                 let out = self.out.lock().expect("output lock");
@@ -78,7 +77,7 @@ impl Shell {
                 }
                 assert!(
                     Instant::now() < deadline,
-                    "zkCli did not print {want:?} within {STEP:?}; its output:\n{}",
+                    "zkCli did not print {want:?} within {SLOW_STEP:?}; its output:\n{}",
                     *out
                 );
             }
@@ -126,7 +125,7 @@ fn zkcli_create_ls_get_set_watch_delete() {
 
     // A data watch set here fires on another session's set.
     sh.run(&format!("get -w {root}"), "hello\n");
-    let set = Command::new(zk_support::zkcli())
+    let set = Command::new(zookeeper::zkcli())
         .args(["-server", &addr, "set", &root, "world"])
         .output()
         .expect("run zkCli.sh set");
@@ -171,7 +170,7 @@ fn zkcli_create_ls_get_set_watch_delete() {
     );
     sh.send("quit");
     sh.expect("WatchedEvent state:Closed type:None path:null");
-    let deadline = Instant::now() + STEP;
+    let deadline = Instant::now() + SLOW_STEP;
     while sh.child.try_wait().expect("wait zkCli").is_none() {
         assert!(
             Instant::now() < deadline,

@@ -4,11 +4,9 @@
 //! transactions, and kazoo's recipes) against a fresh server and fails
 //! with its report if any check fails. Without kazoo on the system Python,
 //! the pinned requirements are pip-installed into the build folder first
-//! (`zk_support::python_with_kazoo`); the test never passes by skipping.
+//! (`warden_tests::zookeeper::python_with_kazoo`); the test never passes by skipping.
 
-mod zk_support;
-
-use zk_support::{compat_file, python_with_kazoo, Target};
+use warden_tests::zookeeper::{compat_file, python_with_kazoo, Target};
 
 #[test]
 fn kazoo_client_and_recipes() {

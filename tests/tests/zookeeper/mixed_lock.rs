@@ -13,21 +13,18 @@
 //! Warden worker is replaced by a second kazoo worker, which checks the
 //! worker and the record check themselves.
 
-#[path = "common/workers.rs"]
-mod workers;
-mod zk_support;
-
 use std::path::Path;
 
-use workers::{events, Event, Proc, STEP};
-use zk_support::{unique_root, Target};
+use warden_tests::workers::{events, Event, Proc};
+use warden_tests::zookeeper::{self, unique_root, Target};
+use warden_tests::SLOW_STEP;
 
 const ROUNDS: usize = 25;
 const HOLD_MS: u64 = 15;
 
 fn kazoo_worker(dir: &Path, hosts: &str, lock: &str, out: &Path) -> Proc {
-    let mut cmd = zk_support::python_with_kazoo();
-    cmd.arg(zk_support::compat_file("kazoo_lock_worker.py"))
+    let mut cmd = zookeeper::python_with_kazoo();
+    cmd.arg(zookeeper::compat_file("kazoo_lock_worker.py"))
         .args(["--hosts", hosts, "--path", lock, "--out"])
         .arg(out)
         .args([
@@ -117,7 +114,7 @@ async fn kazoo_and_warden_locks_exclude_each_other() {
         None => kazoo_worker(dir.path(), &target.zk_addr(), &lock, &out),
     };
     let mut queued = 0;
-    for _ in 0..(STEP.as_millis() / 20) {
+    for _ in 0..(SLOW_STEP.as_millis() / 20) {
         queued = zk.list_children(&lock).await.expect("children").len();
         if queued >= 3 {
             break;
@@ -132,7 +129,7 @@ async fn kazoo_and_warden_locks_exclude_each_other() {
     );
     zk.delete(&gate, None).await.expect("open the gate");
 
-    let limit = STEP * 3;
+    let limit = SLOW_STEP * 3;
     for (name, p) in [("first", &mut first), ("second", &mut second)] {
         let code = p.wait(limit);
         assert_eq!(

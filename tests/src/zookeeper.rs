@@ -1,5 +1,6 @@
-//! Shared by the ZooKeeper-protocol compatibility tests (`zk_*.rs`): which
-//! server they run against, and small helpers.
+//! Shared by the ZooKeeper-protocol compatibility tests: which server they
+//! run against ([`Target`]), and the third-party clients they drive (kazoo,
+//! zkCli).
 //!
 //! By default each test starts its own `warden-server` and talks to its
 //! ZooKeeper listener (`ServerProc::zk_addr`). With
@@ -8,16 +9,8 @@
 //! `python3 tests/compat/zookeeper.py` — which is how they were checked
 //! to expect exactly what ZooKeeper does. Every test works under its own
 //! random root, so a shared reference server is fine.
-#![allow(dead_code)]
 
-use std::time::Duration;
-
-use warden_tests::{ServerOpts, ServerProc};
-
-/// How long any single step may take before a test fails: longer than the
-/// harness's `STEP`, as steps here wait on external clients (zkCli starts a
-/// JVM) and may run against an external reference ZooKeeper.
-pub const STEP: Duration = Duration::from_secs(20);
+use crate::{ServerOpts, ServerProc};
 
 /// The server a test talks to.
 pub enum Target {
@@ -99,7 +92,7 @@ pub fn python_with_kazoo() -> std::process::Command {
         if importable(None) {
             return None;
         }
-        let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compat-python");
+        let dir = crate::target_tmp().join("compat-python");
         if importable(Some(&dir)) {
             return Some(dir);
         }

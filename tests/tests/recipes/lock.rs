@@ -11,13 +11,12 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
-use support::*;
 use warden_client::recipes::{Lock, LockState};
 use warden_client::CreateMode;
-use warden_tests::{within, InProcServer, Proxy, ServerOpts};
+use warden_tests::workers::*;
+use warden_tests::{within, InProcServer, Proxy, ServerOpts, SLOW_STEP};
 
-#[path = "common/workers.rs"]
-mod support;
+use crate::{about_to_be_reaped, reaping_server};
 
 /// 1. Flash sale: 3 processes × 30 concurrent tasks against a stock of 10.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,7 +66,7 @@ async fn flash_sale_sells_each_unit_exactly_once() {
         .collect();
     // Start all 90 tasks at one moment, so the three processes contend.
     let mut ready = 0;
-    let deadline = Instant::now() + STEP;
+    let deadline = Instant::now() + SLOW_STEP;
     while ready < 3 {
         assert!(Instant::now() < deadline, "workers did not all connect");
         ready = client.get_children("/sale/ready").await.unwrap().len();
@@ -153,7 +152,7 @@ async fn stop_a_holder(
 ) -> Event {
     let mut after = after_ns;
     loop {
-        let acq = poll("a new grant", STEP, || {
+        let acq = poll("a new grant", SLOW_STEP, || {
             holder_of(&events(out), skip).filter(|e| e.ns > after)
         })
         .await;
@@ -213,7 +212,7 @@ async fn holders_never_overlap_under_kills_and_pauses() {
             (r.iter().filter(|e| e.kind == "ACQ").count() >= n).then_some(())
         }
     };
-    poll("the first grants", STEP, grants(4)).await;
+    poll("the first grants", SLOW_STEP, grants(4)).await;
 
     // A holder dies while holding.
     let mut dead: HashSet<u32> = HashSet::new();
@@ -225,7 +224,7 @@ async fn holders_never_overlap_under_kills_and_pauses() {
         .unwrap()
         .kill9();
     dead.insert(killed.pid);
-    let next = poll("a grant after the holder was killed", STEP, || {
+    let next = poll("a grant after the holder was killed", SLOW_STEP, || {
         events(&out)
             .into_iter()
             .find(|e| e.kind == "ACQ" && e.ns > kill_at)
@@ -247,12 +246,12 @@ async fn holders_never_overlap_under_kills_and_pauses() {
     dead.insert(waiter.pid());
     waiter.kill9();
     let n = events(&out).iter().filter(|e| e.kind == "ACQ").count();
-    poll("grants after a waiter died", STEP, grants(n + 3)).await;
+    poll("grants after a waiter died", SLOW_STEP, grants(n + 3)).await;
 
     // A holder pauses past its session timeout; its successor is granted
     // the lock (and touches the resource); then the paused one wakes.
     let paused = stop_a_holder(&out, &workers, next.ns, &dead).await;
-    let successor = poll("a successor of the paused holder", STEP, || {
+    let successor = poll("a successor of the paused holder", SLOW_STEP, || {
         events(&out)
             .into_iter()
             .find(|e| e.kind == "ACQ" && e.ns > paused.ns)
@@ -274,7 +273,7 @@ async fn holders_never_overlap_under_kills_and_pauses() {
         .signal(libc::SIGCONT);
     poll(
         "the paused holder to act again and queue anew",
-        STEP,
+        SLOW_STEP,
         || {
             events(&out)
                 .into_iter()
@@ -283,7 +282,7 @@ async fn holders_never_overlap_under_kills_and_pauses() {
     )
     .await;
     let n = events(&out).iter().filter(|e| e.kind == "ACQ").count();
-    poll("grants after the pause", STEP, grants(n + 2)).await;
+    poll("grants after the pause", SLOW_STEP, grants(n + 2)).await;
     for w in &mut workers {
         w.kill9();
     }
@@ -371,7 +370,7 @@ async fn a_release_notifies_exactly_one_of_fifty_waiters() {
             let _ = tx.send((i, g));
         });
     }
-    poll("50 queued waiters", STEP, || {
+    poll("50 queued waiters", SLOW_STEP, || {
         let n = server.metric("warden_watches", "");
         // The holder's own watch on its node, and one per waiter.
         (n == 51.0).then_some(())
@@ -382,7 +381,9 @@ async fn a_release_notifies_exactly_one_of_fifty_waiters() {
 
     let before = server.metric("warden_watch_events_total", "");
     guard.release().await.unwrap();
-    let (_, next) = within(STEP, "the next waiter", rx.recv()).await.unwrap();
+    let (_, next) = within(SLOW_STEP, "the next waiter", rx.recv())
+        .await
+        .unwrap();
     let next = next.unwrap();
     let after = server.metric("warden_watch_events_total", "");
     assert_eq!(
@@ -419,7 +420,7 @@ async fn a_dead_middle_waiter_is_skipped_in_order() {
             Lock::new(&c, "/mid").acquire().await
         }));
         // Queue in order: W1, W2, W3.
-        poll("the waiter to queue", STEP, || {
+        poll("the waiter to queue", SLOW_STEP, || {
             (server.metric("warden_watches", "") == (i + 2) as f64).then_some(())
         })
         .await;
@@ -439,7 +440,7 @@ async fn a_dead_middle_waiter_is_skipped_in_order() {
     w2.close().await.unwrap();
     // W2's node is gone, and W3 now watches W1's node: the holder's watch,
     // W1's and W3's.
-    let deadline = Instant::now() + STEP;
+    let deadline = Instant::now() + SLOW_STEP;
     loop {
         let now = queue(&h, "/mid").await;
         if now.len() == 3 && server.metric("warden_watches", "") == 3.0 {
@@ -455,24 +456,24 @@ async fn a_dead_middle_waiter_is_skipped_in_order() {
 
     hg.release().await.unwrap();
     let w1 = tasks.remove(0);
-    let mut w1g = within(STEP, "W1 acquires", w1).await.unwrap().unwrap();
+    let mut w1g = within(SLOW_STEP, "W1 acquires", w1).await.unwrap().unwrap();
     assert!(w1g.fencing_token() > hg.fencing_token());
     assert!(w1g.path().ends_with(&q[1]));
     // W3 still waits, on W1: W1's own watch and W3's.
-    poll("W3 watching W1", STEP, || {
+    poll("W3 watching W1", SLOW_STEP, || {
         (server.metric("warden_watches", "") == 2.0).then_some(())
     })
     .await;
     assert!(!tasks[1].is_finished(), "W3 acquired while W1 holds");
 
     w1g.release().await.unwrap();
-    let w3g = within(STEP, "W3 acquires", tasks.remove(1))
+    let w3g = within(SLOW_STEP, "W3 acquires", tasks.remove(1))
         .await
         .unwrap()
         .unwrap();
     assert!(w3g.path().ends_with(&q[3]));
     assert!(w3g.fencing_token() > w1g.fencing_token());
-    let w2_acquire = within(STEP, "W2's acquire to end", tasks.remove(0)).await;
+    let w2_acquire = within(SLOW_STEP, "W2's acquire to end", tasks.remove(0)).await;
     assert!(
         w2_acquire.unwrap().is_err(),
         "W2's acquire failed with its session"
@@ -495,21 +496,21 @@ async fn a_stale_release_leaves_the_new_holder_alone() {
     let a_session = a.session_id();
     let b_lock = Lock::new(&b, "/stale");
     let bt = tokio::spawn(async move { b_lock.acquire().await });
-    poll("B to queue", STEP, || {
+    poll("B to queue", SLOW_STEP, || {
         (server.metric("warden_watches", "") == 2.0).then_some(())
     })
     .await;
 
     proxy.pause(true);
     proxy.cut();
-    let mut bg = within(STEP, "B acquires after A's session expired", bt)
+    let mut bg = within(SLOW_STEP, "B acquires after A's session expired", bt)
         .await
         .unwrap()
         .unwrap();
     let b_node = bg.path().to_string();
     let mut states = ag.states();
     within(
-        STEP,
+        SLOW_STEP,
         "A's guard to report Lost",
         states.wait_for(|s| *s == LockState::Lost),
     )
@@ -563,7 +564,7 @@ async fn a_dead_holder_is_replaced_within_timeout_plus_a_tick() {
             "1",
         ],
     );
-    let acq = poll("the holder's grant", STEP, || {
+    let acq = poll("the holder's grant", SLOW_STEP, || {
         events(&out).into_iter().find(|e| e.kind == "ACQ")
     })
     .await;
@@ -571,7 +572,7 @@ async fn a_dead_holder_is_replaced_within_timeout_plus_a_tick() {
     let c = connect(&server.addr(), Duration::from_secs(10)).await;
     let lock = Lock::new(&c, "/dies");
     let waiter = tokio::spawn(async move { lock.acquire().await });
-    poll("the waiter to queue", STEP, || {
+    poll("the waiter to queue", SLOW_STEP, || {
         (server.metric("warden_watches", "") == 2.0).then_some(())
     })
     .await;
@@ -579,7 +580,7 @@ async fn a_dead_holder_is_replaced_within_timeout_plus_a_tick() {
 
     let killed = Instant::now();
     holder.kill9();
-    let g = within(STEP, "the waiter acquires", waiter)
+    let g = within(SLOW_STEP, "the waiter acquires", waiter)
         .await
         .unwrap()
         .unwrap();
@@ -677,7 +678,7 @@ async fn warden_lock_runs_a_command_under_the_lock() {
         .unwrap();
     assert_eq!(out.status.code(), Some(3), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "", "the command ran");
-    assert!(started.elapsed() < STEP);
+    assert!(started.elapsed() < SLOW_STEP);
     assert_eq!(queue(&c, "/cli-held").await.len(), 1);
     g.release().await.unwrap();
 }
@@ -687,26 +688,13 @@ async fn warden_lock_runs_a_command_under_the_lock() {
 /// creation instead of failing with `NoNode`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acquire_succeeds_while_its_parent_container_is_reaped() {
-    // A short tick, so the reaper runs often (and sessions long enough
-    // for a busy machine).
-    let server = InProcServer::start_with(ServerOpts {
-        tick_ms: 20,
-        max_session_timeout_ms: Some(10_000),
-        ..ServerOpts::default()
-    });
+    let server = reaping_server();
     let c = connect(&server.addr(), Duration::from_secs(4)).await;
     for i in 0..30 {
         let root = format!("/reaped{i}");
-        c.create(&root, Vec::new(), CreateMode::Container)
-            .await
-            .unwrap();
-        c.create(&format!("{root}/k"), Vec::new(), CreateMode::Persistent)
-            .await
-            .unwrap();
-        // Now an empty container that had a child: reaped at a next tick.
-        c.delete(&format!("{root}/k"), None).await.unwrap();
+        about_to_be_reaped(&c, &root).await;
         let lock = Lock::new(&c, &format!("{root}/lock"));
-        match within(STEP, "acquire", lock.acquire()).await {
+        match within(SLOW_STEP, "acquire", lock.acquire()).await {
             Ok(mut g) => g.release().await.unwrap(),
             Err(e) => panic!("round {i}: acquire failed: {e}"),
         }

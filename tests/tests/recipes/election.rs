@@ -12,13 +12,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::*;
 use warden_client::recipes::{LeaderLatch, LeaderSelector};
 use warden_client::CreateMode;
-use warden_tests::{within, InProcServer, ServerOpts};
+use warden_tests::workers::*;
+use warden_tests::{within, InProcServer, ServerOpts, SLOW_STEP};
 
-#[path = "common/workers.rs"]
-mod support;
+use crate::{about_to_be_reaped, reaping_server};
 
 /// The first event of `kind` after `after_ns` (optionally from `pid`).
 fn first_after(
@@ -74,11 +73,11 @@ async fn leaders_are_replaced_once_and_a_paused_one_is_fenced_off() {
             )
         })
         .collect();
-    let first = poll("a first leader", STEP, || {
+    let first = poll("a first leader", SLOW_STEP, || {
         first_after(&out, "LEAD", 0, None)
     })
     .await;
-    poll("the first leader's write", STEP, || {
+    poll("the first leader's write", SLOW_STEP, || {
         first_after(&out, "WRITE_OK", first.ns, Some(first.pid))
     })
     .await;
@@ -91,7 +90,7 @@ async fn leaders_are_replaced_once_and_a_paused_one_is_fenced_off() {
         .find(|w| w.pid() == first.pid)
         .unwrap()
         .kill9();
-    let second = poll("a leader after the kill", STEP, || {
+    let second = poll("a leader after the kill", SLOW_STEP, || {
         first_after(&out, "LEAD", kill_at, None)
     })
     .await;
@@ -102,7 +101,7 @@ async fn leaders_are_replaced_once_and_a_paused_one_is_fenced_off() {
         "the new leader came {took:?} after the kill (session {session:?}, tick {tick:?})"
     );
     assert!(second.token > first.token);
-    poll("the second leader's write", STEP, || {
+    poll("the second leader's write", SLOW_STEP, || {
         first_after(&out, "WRITE_OK", second.ns, Some(second.pid))
     })
     .await;
@@ -114,7 +113,7 @@ async fn leaders_are_replaced_once_and_a_paused_one_is_fenced_off() {
         .find(|w| w.pid() == second.pid)
         .unwrap()
         .signal(libc::SIGSTOP);
-    let third = poll("a leader after the pause", STEP, || {
+    let third = poll("a leader after the pause", SLOW_STEP, || {
         first_after(&out, "LEAD", stop_at, None)
     })
     .await;
@@ -125,7 +124,7 @@ async fn leaders_are_replaced_once_and_a_paused_one_is_fenced_off() {
         "the new leader came {took:?} after the pause"
     );
     assert!(third.token > second.token);
-    poll("the third leader's write", STEP, || {
+    poll("the third leader's write", SLOW_STEP, || {
         first_after(&out, "WRITE_OK", third.ns, Some(third.pid))
     })
     .await;
@@ -137,7 +136,7 @@ async fn leaders_are_replaced_once_and_a_paused_one_is_fenced_off() {
         .find(|w| w.pid() == second.pid)
         .unwrap()
         .signal(libc::SIGCONT);
-    let stale = poll("the ex-leader's write after waking", STEP, || {
+    let stale = poll("the ex-leader's write after waking", SLOW_STEP, || {
         events(&out)
             .into_iter()
             .find(|e| e.pid == second.pid && e.ns > cont_at && e.kind.starts_with("WRITE_"))
@@ -149,13 +148,13 @@ async fn leaders_are_replaced_once_and_a_paused_one_is_fenced_off() {
         stale.extra.parse::<i64>().unwrap() >= third.token,
         "{stale:?}"
     );
-    poll("the ex-leader to step down", STEP, || {
+    poll("the ex-leader to step down", SLOW_STEP, || {
         first_after(&out, "LOST", cont_at, Some(second.pid))
     })
     .await;
     // The current leader keeps writing after the ex-leader woke.
     let later = mono_ns();
-    poll("a later write of the current leader", STEP, || {
+    poll("a later write of the current leader", SLOW_STEP, || {
         first_after(&out, "WRITE_OK", later, Some(third.pid))
     })
     .await;
@@ -215,7 +214,7 @@ async fn resigning_hands_leadership_over_at_once() {
         connect(&addr, Duration::from_secs(4)).await,
     );
     let l1 = LeaderLatch::start(&c1, "/resign", "one");
-    let t1 = within(STEP, "the first leader", l1.await_leadership())
+    let t1 = within(SLOW_STEP, "the first leader", l1.await_leadership())
         .await
         .unwrap();
     let l2 = LeaderLatch::start(&c2, "/resign", "two");
@@ -223,8 +222,8 @@ async fn resigning_hands_leadership_over_at_once() {
     assert!(!l2.has_leadership());
 
     let started = Instant::now();
-    within(STEP, "resign", l1.resign()).await;
-    let t2 = within(STEP, "the second leader", l2.await_leadership())
+    within(SLOW_STEP, "resign", l1.resign()).await;
+    let t2 = within(SLOW_STEP, "the second leader", l2.await_leadership())
         .await
         .unwrap();
     let took = started.elapsed();
@@ -237,9 +236,9 @@ async fn resigning_hands_leadership_over_at_once() {
     assert!(!l1.has_leadership());
     // The resigned candidate is back in line, behind the new leader.
     wait_children(&c1, "/resign", 2, "the resigned candidate queued again").await;
-    within(STEP, "resign again", l2.resign()).await;
+    within(SLOW_STEP, "resign again", l2.resign()).await;
     let t3 = within(
-        STEP,
+        SLOW_STEP,
         "the first candidate leads again",
         l1.await_leadership(),
     )
@@ -304,11 +303,15 @@ async fn two_latches_never_lead_at_once() {
         for _ in 0..50 {
             assert_eq!(leader_of(&latches), vec![leader], "steady state");
         }
-        within(STEP, "resign", latches[leader].resign()).await;
+        within(SLOW_STEP, "resign", latches[leader].resign()).await;
         let next = 1 - leader;
-        let t = within(STEP, "the other leads", latches[next].await_leadership())
-            .await
-            .unwrap();
+        let t = within(
+            SLOW_STEP,
+            "the other leads",
+            latches[next].await_leadership(),
+        )
+        .await
+        .unwrap();
         assert!(t.token > token);
         (leader, token) = (next, t.token);
     }
@@ -353,7 +356,7 @@ async fn selectors_run_one_task_at_a_time() {
             }
         })));
     }
-    poll("ten terms", STEP, || {
+    poll("ten terms", SLOW_STEP, || {
         (terms.lock().unwrap().len() >= 10).then_some(())
     })
     .await;
@@ -430,7 +433,7 @@ async fn warden_elect_runs_the_command_only_while_leading() {
             .map(|l| l.split(' ').map(str::to_string).collect())
             .collect()
     };
-    let first = poll("the leader's command to start", STEP, || {
+    let first = poll("the leader's command to start", SLOW_STEP, || {
         lines().into_iter().find(|l| l[0] == "START")
     })
     .await;
@@ -440,7 +443,7 @@ async fn warden_elect_runs_the_command_only_while_leading() {
         .position(|c| c.pid() == leader_pid)
         .expect("the command's parent is one of the two");
     let c = connect(&addr, Duration::from_secs(10)).await;
-    let deadline = Instant::now() + STEP;
+    let deadline = Instant::now() + SLOW_STEP;
     while c.get_children("/cli-elect").await.unwrap_or_default().len() != 2 {
         assert!(
             Instant::now() < deadline,
@@ -455,7 +458,7 @@ async fn warden_elect_runs_the_command_only_while_leading() {
     let killed = Instant::now();
     candidates[leader].kill9();
     let other = candidates[1 - leader].pid().to_string();
-    poll("the other candidate's command to start", STEP, || {
+    poll("the other candidate's command to start", SLOW_STEP, || {
         lines()
             .into_iter()
             .find(|l| l[0] == "START" && l[1] == other)
@@ -472,7 +475,7 @@ async fn warden_elect_runs_the_command_only_while_leading() {
     assert!(record[1][2].parse::<i64>().unwrap() > first[2].parse::<i64>().unwrap());
     // The killed leader's command did not outlive it.
     let orphan: i32 = first[3].parse().unwrap();
-    poll("the killed leader's command to be gone", STEP, || {
+    poll("the killed leader's command to be gone", SLOW_STEP, || {
         // SAFETY: kill(pid, 0) only checks that the process exists.
         (unsafe { libc::kill(orphan, 0) } != 0).then_some(())
     })
@@ -480,7 +483,7 @@ async fn warden_elect_runs_the_command_only_while_leading() {
 
     // Interrupted, the leader stops its command and leaves (status 130).
     candidates[1 - leader].signal(libc::SIGINT);
-    let code = candidates[1 - leader].wait(STEP);
+    let code = candidates[1 - leader].wait(SLOW_STEP);
     assert_eq!(code, Some(130), "{}", candidates[1 - leader].log());
     wait_children(&c, "/cli-elect", 0, "the candidates' nodes to go").await;
 }
@@ -491,24 +494,11 @@ async fn warden_elect_runs_the_command_only_while_leading() {
 /// rather than waiting forever for a connection change that never comes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_candidate_joins_while_its_parent_container_is_reaped() {
-    // A short tick, so the reaper runs often (and sessions long enough
-    // for a busy machine).
-    let server = InProcServer::start_with(ServerOpts {
-        tick_ms: 20,
-        max_session_timeout_ms: Some(10_000),
-        ..ServerOpts::default()
-    });
+    let server = reaping_server();
     let c = connect(&server.addr(), Duration::from_secs(4)).await;
     for i in 0..20 {
         let root = format!("/reaped{i}");
-        c.create(&root, Vec::new(), CreateMode::Container)
-            .await
-            .unwrap();
-        c.create(&format!("{root}/k"), Vec::new(), CreateMode::Persistent)
-            .await
-            .unwrap();
-        // Now an empty container that had a child: reaped at a next tick.
-        c.delete(&format!("{root}/k"), None).await.unwrap();
+        about_to_be_reaped(&c, &root).await;
         let latch = LeaderLatch::start(&c, &format!("{root}/election"), "x");
         let led = tokio::time::timeout(Duration::from_secs(5), latch.await_leadership()).await;
         assert!(
@@ -517,7 +507,7 @@ async fn a_candidate_joins_while_its_parent_container_is_reaped() {
             c.exists(&root).await.unwrap().is_some(),
             c.state()
         );
-        within(STEP, "close", latch.close()).await;
+        within(SLOW_STEP, "close", latch.close()).await;
     }
 }
 

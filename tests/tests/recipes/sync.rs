@@ -18,16 +18,11 @@ use warden_client::recipes::{
     Barrier, DoubleBarrier, Lock, MultiLock, ReadWriteLock, Semaphore, SharedCounter,
 };
 use warden_client::{Client, RetryPolicy};
-use warden_tests::{connect_within, session_opts, wait_until, within, InProcServer};
-
-/// How long any single step may take before a test fails: longer than the
-/// harness's `STEP`, as these recipes run many contending clients on a
-/// loaded two-core machine.
-const STEP: Duration = Duration::from_secs(30);
+use warden_tests::{connect_within, session_opts, wait_until, within, InProcServer, PHASE};
 
 async fn client(server: &InProcServer) -> Client {
     connect_within(
-        STEP,
+        PHASE,
         &server.addr(),
         session_opts(Duration::from_secs(4), None),
     )
@@ -81,7 +76,7 @@ async fn readers_hold_together_and_a_writer_waits_for_them() {
     let mut guards = Vec::new();
     for c in &readers {
         let g = within(
-            STEP,
+            PHASE,
             "a read hold",
             ReadWriteLock::new(c, path).read_lock().acquire(),
         )
@@ -103,7 +98,7 @@ async fn readers_hold_together_and_a_writer_waits_for_them() {
         .expect("acquire_timeout")
         .is_none());
     // The writers that gave up left no node behind.
-    wait_until("the abandoned writer nodes are gone", STEP, || async {
+    wait_until("the abandoned writer nodes are gone", PHASE, || async {
         children(&writer_client, path).await == 4
     })
     .await;
@@ -117,7 +112,7 @@ async fn readers_hold_together_and_a_writer_waits_for_them() {
             (guard, Instant::now())
         }
     });
-    wait_until("the writer queued", STEP, || async {
+    wait_until("the writer queued", PHASE, || async {
         children(&writer_client, path).await == 5
     })
     .await;
@@ -134,7 +129,7 @@ async fn readers_hold_together_and_a_writer_waits_for_them() {
     assert!(!waiting.is_finished(), "a reader still holds");
     let released_at = Instant::now();
     last.release().await.expect("release");
-    let (wguard, granted_at) = within(STEP, "the writer's grant", waiting)
+    let (wguard, granted_at) = within(PHASE, "the writer's grant", waiting)
         .await
         .expect("join");
     let mut wguard = wguard.expect("write hold");
@@ -145,7 +140,7 @@ async fn readers_hold_together_and_a_writer_waits_for_them() {
     assert!(wguard.fencing_token() > last.fencing_token());
     assert!(late.try_acquire().await.expect("try").is_none());
     wguard.release().await.expect("release");
-    let mut r = within(STEP, "a read hold after the writer", late.acquire())
+    let mut r = within(PHASE, "a read hold after the writer", late.acquire())
         .await
         .expect("read");
     r.release().await.expect("release");
@@ -180,7 +175,7 @@ async fn no_writer_hold_overlaps_any_other_hold() {
         }));
     }
     for t in tasks {
-        within(STEP, "a contender's holds", t).await.expect("join");
+        within(PHASE, "a contender's holds", t).await.expect("join");
     }
     let record = record.lock().clone();
     assert_eq!(record.len(), 48);
@@ -227,7 +222,7 @@ async fn a_semaphore_of_three_never_has_more_than_three_holders() {
             // Hold until the semaphore is full with a contender at the door
             // (its lease node made), or nobody is left to come: free leases
             // must be handed out while others wait, and a fourth must not be.
-            wait_until("the semaphore to fill up", STEP, || async {
+            wait_until("the semaphore to fill up", PHASE, || async {
                 (holders.load(Ordering::SeqCst) == LEASES
                     && children(&c, "/sem/three/leases").await > LEASES)
                     || acquired.load(Ordering::SeqCst) == CONTENDERS
@@ -248,7 +243,7 @@ async fn a_semaphore_of_three_never_has_more_than_three_holders() {
         }));
     }
     for t in tasks {
-        within(STEP, "a contender's lease", t).await.expect("join");
+        within(PHASE, "a contender's lease", t).await.expect("join");
     }
     assert_eq!(acquired.load(Ordering::SeqCst), CONTENDERS);
     assert_eq!(max_seen.load(Ordering::SeqCst), LEASES);
@@ -262,7 +257,7 @@ async fn a_semaphore_of_three_never_has_more_than_three_holders() {
         assert!(at_once <= LEASES, "{at_once} holders at once");
     }
     let c = client(&server).await;
-    wait_until("every lease node is gone", STEP, || async {
+    wait_until("every lease node is gone", PHASE, || async {
         children(&c, "/sem/three/leases").await == 0
     })
     .await;
@@ -281,7 +276,7 @@ async fn a_full_semaphore_turns_away_and_cleans_up_after_itself() {
         .await
         .expect("acquire_timeout")
         .is_none());
-    wait_until("only the holder's lease is left", STEP, || async {
+    wait_until("only the holder's lease is left", PHASE, || async {
         sem_b.participants().await.map(|p| p.len()).unwrap_or(0) == 1
             && children(&b, "/sem/one/locks").await == 0
     })
@@ -291,17 +286,17 @@ async fn a_full_semaphore_turns_away_and_cleans_up_after_itself() {
         let sem_b = sem_b.clone();
         async move { sem_b.acquire().await.map(|_| ()) }
     });
-    wait_until("the waiter is in", STEP, || async {
+    wait_until("the waiter is in", PHASE, || async {
         children(&b, "/sem/one/leases").await == 2
     })
     .await;
     waiting.abort();
-    wait_until("the cancelled waiter's nodes are gone", STEP, || async {
+    wait_until("the cancelled waiter's nodes are gone", PHASE, || async {
         children(&b, "/sem/one/leases").await == 1 && children(&b, "/sem/one/locks").await == 0
     })
     .await;
     lease.release().await.expect("release");
-    let mut next = within(STEP, "a lease once free", sem_b.acquire())
+    let mut next = within(PHASE, "a lease once free", sem_b.acquire())
         .await
         .expect("lease");
     next.release().await.expect("release");
@@ -320,7 +315,7 @@ async fn a_multi_lock_excludes_single_locks_on_its_members() {
     let multi = MultiLock::new(&a, ["/ml/b", "/ml/a", "/ml/b"]);
     assert_eq!(multi.paths(), ["/ml/a", "/ml/b"]);
 
-    let mut held = within(STEP, "the multi-lock", multi.acquire())
+    let mut held = within(PHASE, "the multi-lock", multi.acquire())
         .await
         .expect("multi");
     assert_eq!(held.fencing_tokens().len(), 2);
@@ -332,14 +327,14 @@ async fn a_multi_lock_excludes_single_locks_on_its_members() {
         let b = b.clone();
         async move { Lock::new(&b, "/ml/b").acquire().await }
     });
-    wait_until("the single lock queued", STEP, || async {
+    wait_until("the single lock queued", PHASE, || async {
         children(&b, "/ml/b").await == 2
     })
     .await;
     assert!(!single.is_finished());
     held.release().await.expect("release");
     held.release().await.expect("release is idempotent");
-    let mut g = within(STEP, "the single lock", single)
+    let mut g = within(PHASE, "the single lock", single)
         .await
         .expect("join")
         .expect("lock");
@@ -352,7 +347,7 @@ async fn a_multi_lock_excludes_single_locks_on_its_members() {
         .await
         .expect("acquire_timeout")
         .is_none());
-    wait_until("the multi-lock let go of /ml/a", STEP, || async {
+    wait_until("the multi-lock let go of /ml/a", PHASE, || async {
         children(&b, "/ml/a").await == 0 && children(&b, "/ml/b").await == 1
     })
     .await;
@@ -395,7 +390,7 @@ async fn multi_locks_over_the_same_members_in_any_order_do_not_deadlock() {
         }));
     }
     for t in tasks {
-        within(STEP, "a multi-lock holder (deadlock?)", t)
+        within(PHASE, "a multi-lock holder (deadlock?)", t)
             .await
             .expect("join");
     }
@@ -437,7 +432,7 @@ async fn a_barrier_holds_waiters_until_removed() {
     gate.remove_barrier().await.expect("remove");
     gate.remove_barrier().await.expect("remove again is fine");
     for w in waiting {
-        let saw_removal = within(STEP, "a waiter released", w).await.expect("join");
+        let saw_removal = within(PHASE, "a waiter released", w).await.expect("join");
         assert!(saw_removal, "a waiter passed while the barrier was set");
     }
     assert!(waiter
@@ -482,13 +477,13 @@ async fn nobody_passes_a_double_barrier_before_all_have_entered() {
     // Two members enter and must wait for the third.
     let first = member(client(&server).await, false);
     let second = member(client(&server).await, false);
-    wait_until("two members are in", STEP, || async {
+    wait_until("two members are in", PHASE, || async {
         children(&observer, path).await == 2
     })
     .await;
     let third_arrives = Instant::now();
     let third = member(client(&server).await, true);
-    wait_until("all three entered", STEP, || async {
+    wait_until("all three entered", PHASE, || async {
         entered_at.lock().len() == 3
     })
     .await;
@@ -499,21 +494,21 @@ async fn nobody_passes_a_double_barrier_before_all_have_entered() {
         );
     }
     // Two leave; they must wait for the third to leave too.
-    wait_until("two members are leaving", STEP, || async {
+    wait_until("two members are leaving", PHASE, || async {
         leaving.load(Ordering::SeqCst) == 2
     })
     .await;
     let third_leaves = Instant::now();
     go_leave.notify_one();
     for t in [first, second, third] {
-        within(STEP, "a member left", t).await.expect("join");
+        within(PHASE, "a member left", t).await.expect("join");
     }
     let left = left_at.lock().clone();
     assert_eq!(left.len(), 3);
     for t in left {
         assert!(t > third_leaves, "a member passed leave before all left");
     }
-    wait_until("the barrier is empty again", STEP, || async {
+    wait_until("the barrier is empty again", PHASE, || async {
         children(&observer, path).await == 0
     })
     .await;
@@ -539,9 +534,9 @@ async fn a_double_barrier_entry_that_times_out_withdraws() {
         b.enter().await.expect("enter");
         b.leave().await.expect("leave");
     });
-    assert!(lonely.enter_timeout(STEP).await.expect("enter"));
-    assert!(lonely.leave_timeout(STEP).await.expect("leave"));
-    within(STEP, "the partner", other).await.expect("join");
+    assert!(lonely.enter_timeout(PHASE).await.expect("enter"));
+    assert!(lonely.leave_timeout(PHASE).await.expect("leave"));
+    within(PHASE, "the partner", other).await.expect("join");
 }
 
 // ----- shared counter ---------------------------------------------------
@@ -577,7 +572,7 @@ async fn five_clients_incrementing_twenty_times_each_count_to_exactly_100() {
     }
     let mut results = Vec::new();
     for t in tasks {
-        match tokio::time::timeout(STEP, t).await {
+        match tokio::time::timeout(PHASE, t).await {
             Ok(r) => results.extend(r.expect("join")),
             Err(_) => {
                 let progress = done.lock().clone();
@@ -592,7 +587,7 @@ async fn five_clients_incrementing_twenty_times_each_count_to_exactly_100() {
     assert_eq!(results, (1..=100).collect::<Vec<i64>>());
     // The watcher catches up with the final value.
     within(
-        STEP,
+        PHASE,
         "the watch sees 100",
         changes.wait_for(|v| v.value == 100),
     )

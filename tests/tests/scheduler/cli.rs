@@ -5,17 +5,14 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use support::*;
+use warden_tests::scheduler::*;
 use warden_tests::wait_until;
-
-#[path = "common/scheduler.rs"]
-mod support;
 
 fn json(out: &str) -> Value {
     serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
 }
 
-fn stderr_of(c: &Cluster, args: &[&str]) -> (i32, String) {
+fn stderr_of(c: &SchedulerCluster, args: &[&str]) -> (i32, String) {
     let out = c.cli(args);
     (
         out.status.code().unwrap_or(-1),
@@ -36,7 +33,7 @@ fn aligned(table: &str, header: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn job_commands_end_to_end() {
-    let mut c = Cluster::start("cli").await;
+    let mut c = SchedulerCluster::start("cli").await;
 
     let empty = c.cli_ok(&["list"]);
     assert!(empty.contains("no jobs"), "{empty}");
@@ -108,7 +105,7 @@ async fn job_commands_end_to_end() {
         "{list}"
     );
 
-    let paused = |c: &Cluster| -> Vec<(String, bool)> {
+    let paused = |c: &SchedulerCluster| -> Vec<(String, bool)> {
         json(&c.cli_ok(&["list", "--json"]))
             .as_array()
             .expect("array")

@@ -1,18 +1,14 @@
-//! Shared by the lock and election tests: worker processes, records,
-//! sessions and deadlines. Each test file uses a part of it.
-#![allow(dead_code)]
+//! Worker processes for the recipe tests (the lock, election and mixed
+//! ZooKeeper/Warden lock suites): `recipe_worker` and other children
+//! ([`Proc`]), the records they append to ([`Event`], [`events`]), and the
+//! clock those records share ([`mono_ns`]).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::{bin, connect_within, session_opts, SLOW_STEP};
 use warden_client::Client;
-use warden_tests::{connect_within, session_opts};
-
-/// How long any single step may take before a test fails: longer than the
-/// harness's `STEP`, as a step here often waits for worker processes to
-/// start, elect or time out on a loaded two-core CI machine.
-pub const STEP: Duration = Duration::from_secs(20);
 
 /// Slack on timing bounds for a busy machine.
 pub const MARGIN: Duration = Duration::from_secs(1);
@@ -28,13 +24,6 @@ pub fn mono_ns() -> u64 {
         libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
     }
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-pub fn signal(pid: u32, sig: i32) {
-    // SAFETY: kill(2) on a child we started has no memory-safety concerns.
-    unsafe {
-        libc::kill(pid as i32, sig);
-    }
 }
 
 /// A child process (a `recipe_worker` or `warden`), killed (and
@@ -58,7 +47,7 @@ impl Proc {
 
     /// A `recipe_worker` with these arguments.
     pub fn worker(dir: &Path, args: &[&str]) -> Proc {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_recipe_worker"));
+        let mut cmd = Command::new(bin("recipe_worker"));
         cmd.args(args);
         Proc::spawn(dir, cmd)
     }
@@ -68,7 +57,7 @@ impl Proc {
     }
 
     pub fn signal(&self, sig: i32) {
-        signal(self.pid(), sig);
+        crate::signal(self.pid(), sig);
     }
 
     /// SIGKILL and reap.
@@ -152,7 +141,7 @@ pub async fn poll<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Optio
 
 /// Waits until `dir` has `n` children.
 pub async fn wait_children(client: &Client, dir: &str, n: usize, what: &str) {
-    let deadline = Instant::now() + STEP;
+    let deadline = Instant::now() + SLOW_STEP;
     loop {
         let now = client.get_children(dir).await.unwrap_or_default();
         if now.len() == n {
@@ -168,7 +157,7 @@ pub async fn wait_children(client: &Client, dir: &str, n: usize, what: &str) {
 
 /// A new session on `servers` asking for `timeout`.
 pub async fn connect(servers: &str, timeout: Duration) -> Client {
-    connect_within(STEP, servers, session_opts(timeout, None)).await
+    connect_within(SLOW_STEP, servers, session_opts(timeout, None)).await
 }
 
 /// The children of `dir` in queue order (by their sequence suffix).

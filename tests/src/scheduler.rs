@@ -1,22 +1,20 @@
 //! Shared support for the scheduler's end-to-end tests: a server with a
 //! cluster folder and `warden-scheduler run` member processes
-//! ([`Cluster`], [`MemberProc`]), the `warden-scheduler job` CLI, and the
+//! ([`SchedulerCluster`], [`MemberProc`]), the `warden-scheduler job` CLI, and the
 //! record file that `record.sh` jobs append to ([`Run`]).
 //!
 //! Each job runs `record.sh`, which appends one line per run with a single
 //! `O_APPEND` write:
 //! `<scheduled ms> <member> <start ms> <end ms> <shard items|-> <recovering>`.
 
-#![allow(dead_code)]
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::Duration;
 
+use crate::{bin, connect, ServerOpts, ServerProc};
 use serde_json::Value;
 use warden_client::{Client, ConnectOptions};
-use warden_tests::{bin, connect, ServerOpts, ServerProc};
 
 pub const EVERY_SECOND: &str = "* * * * * ?";
 /// Member session timeout.
@@ -124,10 +122,7 @@ impl MemberProc {
     }
 
     pub fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe {
-            libc::kill(self.pid(), sig);
-        }
+        crate::signal(self.child.id(), sig);
     }
 
     pub fn kill9(&mut self) {
@@ -163,7 +158,7 @@ impl Drop for MemberProc {
 }
 
 /// A server, a cluster name, a temp folder with `record.sh`, and members.
-pub struct Cluster {
+pub struct SchedulerCluster {
     pub server: ServerProc,
     pub name: String,
     pub dir: tempfile::TempDir,
@@ -172,8 +167,8 @@ pub struct Cluster {
     pub session_ms: u64,
 }
 
-impl Cluster {
-    pub async fn start(name: &str) -> Cluster {
+impl SchedulerCluster {
+    pub async fn start(name: &str) -> SchedulerCluster {
         // The default maximum session timeout is 20 ticks (2 s at 100 ms):
         // raise it so test 2's 4 s sessions are granted as asked.
         let server = ServerProc::start_with(ServerOpts {
@@ -185,7 +180,7 @@ impl Cluster {
         let script = dir.path().join("record.sh");
         std::fs::write(&script, RECORD_SH).expect("write record.sh");
         let client = connect(&server.addr(), ConnectOptions::default()).await;
-        Cluster {
+        SchedulerCluster {
             server,
             name: name.to_string(),
             dir,

@@ -15,16 +15,13 @@
 //! Needs /dev/fuse and root (see `warden_tests::lossyfs`).
 
 use std::collections::HashSet;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
 use warden_client::CreateMode;
-use warden_tests::crash_load::{
-    check_all, check_no_invented_nodes, connect, CreateLoad, Write, STEP,
-};
+use warden_tests::crash_load::{check_all, check_no_invented_nodes, connect, CreateLoad, Write};
 use warden_tests::lossyfs::{CutReport, LossyFs, Op};
-use warden_tests::{bin, ServerOpts, ServerProc};
+use warden_tests::{bin, listing, ServerOpts, ServerProc, STEP};
 
 /// Writers per round, each its own session.
 const WRITERS: usize = 8;
@@ -55,22 +52,6 @@ fn log_tail(server: &ServerProc, n: usize) -> String {
     let log = server.log();
     let lines: Vec<&str> = log.lines().filter(|l| !l.contains(" DEBUG ")).collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-/// Every file below `dir` with its size, for failure messages.
-fn listing(dir: &Path) -> String {
-    fn walk(dir: &Path, out: &mut String) {
-        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            match e.metadata() {
-                Ok(m) if m.is_dir() => walk(&e.path(), out),
-                Ok(m) => out.push_str(&format!("  {} ({} bytes)\n", e.path().display(), m.len())),
-                Err(_) => {}
-            }
-        }
-    }
-    let mut out = String::new();
-    walk(dir, &mut out);
-    out
 }
 
 /// What one round of load and its cut did.

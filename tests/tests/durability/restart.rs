@@ -12,7 +12,7 @@ use futures::future::join_all;
 use rand::Rng;
 use warden_client::{CreateMode, CreateOptions, EventType};
 use warden_tests::crash_load::{check_no_invented_nodes, CreateLoad};
-use warden_tests::{truncate_half, wait_until, ServerOpts, ServerProc};
+use warden_tests::{listing, truncate_half, wait_until, ServerOpts, ServerProc};
 
 use support::*;
 
@@ -94,23 +94,6 @@ mod support {
         let mut best = None;
         walk(dir, &mut best);
         best.expect("a file under the folder").1
-    }
-
-    /// Every file below `dir` with its size, for failure messages.
-    pub fn listing(dir: &Path) -> String {
-        let mut out = String::new();
-        fn walk(dir: &Path, out: &mut String) {
-            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-                let p = e.path();
-                match e.metadata() {
-                    Ok(m) if m.is_dir() => walk(&p, out),
-                    Ok(m) => out.push_str(&format!("  {} ({} bytes)\n", p.display(), m.len())),
-                    Err(_) => {}
-                }
-            }
-        }
-        walk(dir, &mut out);
-        out
     }
 }
 

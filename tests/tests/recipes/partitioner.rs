@@ -19,12 +19,10 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 use warden_client::recipes::{Assignment, PartitionState, SetPartitioner};
 use warden_client::{Client, ErrorCode};
-use warden_tests::{connect_within, quick_retry, InProcServer, ServerOpts};
+use warden_tests::{InProcServer, ServerOpts, PHASE};
 
-/// How long any single phase may take before the test fails: longer than
-/// the harness's `STEP`, as a phase waits out member processes' sessions and
-/// a rebalance on a loaded two-core machine.
-const STEP: Duration = Duration::from_secs(30);
+use crate::client;
+
 /// The members' session timeout.
 const SESSION: Duration = Duration::from_secs(1);
 /// Slack on top of the session timeout for a dead member's items to move.
@@ -37,12 +35,8 @@ fn items() -> Vec<String> {
     (0..10).map(|i| format!("item-{i:02}")).collect()
 }
 
-async fn client(addr: &str, timeout: Duration) -> Client {
-    connect_within(STEP, addr, quick_retry(timeout)).await
-}
-
 /// A member in a separate process: this test binary run again with only
-/// the ignored `member_process` test, which joins and then idles. It is
+/// the ignored [`member_process`] test, which joins and then idles. It is
 /// SIGKILLed when dropped (and exits by itself when its stdin closes).
 struct MemberProcess {
     child: Child,
@@ -51,14 +45,11 @@ struct MemberProcess {
 impl MemberProcess {
     fn spawn(addr: &str, id: &str) -> MemberProcess {
         let exe = std::env::current_exe().expect("test executable");
+        // The test's name in this binary: its module path without the crate.
+        let module = module_path!().split_once("::").map_or("", |(_, m)| m);
         let child = Command::new(exe)
-            .args([
-                "member_process",
-                "--exact",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
+            .arg(format!("{module}::member_process"))
+            .args(["--exact", "--ignored", "--nocapture", "--test-threads=1"])
             .env(MEMBER_ENV, format!("{addr}|{ROOT}|{id}"))
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -268,7 +259,7 @@ async fn wait_settled(
     ids: &[&str],
     want: &[usize],
 ) {
-    let deadline = Instant::now() + STEP;
+    let deadline = Instant::now() + PHASE;
     while !settled(observer, members, ids, want).await {
         if Instant::now() >= deadline {
             let party = observer
@@ -280,7 +271,7 @@ async fn wait_settled(
                 .map(|m| (m.id.clone(), m.partitioner.assignment()))
                 .collect();
             panic!(
-                "timed out after {STEP:?} waiting for {what}\nparty: {party:?}\nlock holders: {:?}\nassignments: {assignments:?}",
+                "timed out after {PHASE:?} waiting for {what}\nparty: {party:?}\nlock holders: {:?}\nassignments: {assignments:?}",
                 lock_holders(observer).await
             );
         }
@@ -441,13 +432,13 @@ async fn a_member_cut_off_owns_nothing_and_comes_back_after_its_session_is_lost(
     let mut states = m2.partitioner.states();
     proxy.pause(true);
     proxy.cut();
-    tokio::time::timeout(STEP, states.wait_for(|s| *s != PartitionState::Acquired))
+    tokio::time::timeout(PHASE, states.wait_for(|s| *s != PartitionState::Acquired))
         .await
         .expect("m2 to stop owning")
         .expect("m2 running");
     assert!(m2.partitioner.owned().is_empty());
     wait_settled("m1 to own all ten items", &observer, &[&m1], &["m1"], &[10]).await;
-    tokio::time::timeout(STEP, states.wait_for(|s| *s == PartitionState::Failure))
+    tokio::time::timeout(PHASE, states.wait_for(|s| *s == PartitionState::Failure))
         .await
         .expect("m2 to report Failure")
         .expect("m2 running");

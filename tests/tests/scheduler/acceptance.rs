@@ -13,12 +13,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde_json::Value;
-use support::*;
 use warden_client::Client;
+use warden_tests::scheduler::*;
 use warden_tests::wait_until;
-
-#[path = "common/scheduler.rs"]
-mod support;
 
 /// Test 2's session timeout: long enough that the leader gap holds fires
 /// that are late and fires that are past its 1.5 s misfire threshold.
@@ -34,7 +31,7 @@ const ON_TIME_MS: i64 = 1000;
 /// a `succeeded` entry for each.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a1_every_fire_time_exactly_once_over_60s() {
-    let mut c = Cluster::start("a1").await;
+    let mut c = SchedulerCluster::start("a1").await;
     let mut add = vec!["add", "--name", "rec", "--cron", EVERY_SECOND, "--"];
     let argv = c.recorder("record", "0");
     add.extend(argv.iter().map(String::as_str));
@@ -110,7 +107,7 @@ async fn a1_every_fire_time_exactly_once_over_60s() {
 /// the latest fired now — and their history entries say which.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a2_failover_never_doubles_and_history_explains_the_gap() {
-    let mut c = Cluster::start("a2").await;
+    let mut c = SchedulerCluster::start("a2").await;
     c.session_ms = A2_SESSION_MS;
     let mut add = vec![
         "add",
@@ -346,7 +343,7 @@ async fn a2_failover_never_doubles_and_history_explains_the_gap() {
 /// were skipped are in the history as `skipped`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a3_forbid_never_overlaps_and_records_skips() {
-    let mut c = Cluster::start("a3").await;
+    let mut c = SchedulerCluster::start("a3").await;
     let mut add = vec![
         "add",
         "--name",
@@ -487,7 +484,7 @@ fn check_split(
 /// and only give items up on the join).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a4_shards_split_4_3_3_then_5_5_then_2x5() {
-    let mut c = Cluster::start("a4").await;
+    let mut c = SchedulerCluster::start("a4").await;
     let mut add = vec![
         "add",
         "--name",
@@ -670,7 +667,7 @@ tz = "Europe/Berlin"
 /// changes nothing either; a bad file is refused naming job and field.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a6_restart_with_same_jobs_file_changes_nothing() {
-    let mut c = Cluster::start("a6").await;
+    let mut c = SchedulerCluster::start("a6").await;
     let file = c.path("jobs.toml");
     std::fs::write(&file, JOBS_FILE).expect("write jobs file");
     c.start_member("m1", Some(&file));

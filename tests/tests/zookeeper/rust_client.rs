@@ -4,14 +4,13 @@
 //! and a session's end by close and by expiry.
 //!
 //! Run against Apache ZooKeeper with `WARDEN_ZK_REFERENCE=HOST:PORT` (see
-//! `zk_support`), which is how these expectations were checked.
-
-mod zk_support;
+//! `warden_tests::zookeeper`), which is how these expectations were checked.
 
 use std::time::{Duration, Instant};
 
+use warden_tests::zookeeper::{unique_root, Target};
 use warden_tests::ServerOpts;
-use zk_support::{unique_root, Target, STEP};
+use warden_tests::SLOW_STEP;
 use zookeeper_client::{
     Acls, AddWatchMode, Client, CreateMode, CreateOptions, Error, EventType, MultiReadResult,
     MultiWriteError, MultiWriteResult, SessionState, WatchedEvent,
@@ -27,21 +26,21 @@ fn mode(m: CreateMode) -> CreateOptions<'static> {
 
 async fn connect(target: &Target) -> Client {
     let addr = target.zk_addr();
-    match tokio::time::timeout(STEP, Client::connect(&addr)).await {
+    match tokio::time::timeout(SLOW_STEP, Client::connect(&addr)).await {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => panic!("connect to {addr}: {e}; server log:\n{}", target.log()),
         Err(_) => panic!("connect to {addr} timed out; server log:\n{}", target.log()),
     }
 }
 
-/// The next event of a watcher, or a failure after [`STEP`].
+/// The next event of a watcher, or a failure after [`SLOW_STEP`].
 async fn next_event(
     what: &str,
     fut: impl std::future::Future<Output = WatchedEvent>,
 ) -> WatchedEvent {
-    tokio::time::timeout(STEP, fut)
+    tokio::time::timeout(SLOW_STEP, fut)
         .await
-        .unwrap_or_else(|_| panic!("no {what} within {STEP:?}"))
+        .unwrap_or_else(|_| panic!("no {what} within {SLOW_STEP:?}"))
 }
 
 /// Polls until `path` is gone (as seen by `client`), failing after `within`.
@@ -202,8 +201,8 @@ async fn sequential_and_ephemeral_nodes() {
     );
 
     drop(other);
-    wait_gone(&c, &eph, STEP).await;
-    wait_gone(&c, &format!("{root}/eph-seq-{eseq}"), STEP).await;
+    wait_gone(&c, &eph, SLOW_STEP).await;
+    wait_gone(&c, &format!("{root}/eph-seq-{eseq}"), SLOW_STEP).await;
 }
 
 #[tokio::test]
@@ -467,7 +466,7 @@ async fn close_ends_the_session_at_once() {
     drop(c);
     let took = wait_gone(&observer, &eph, Duration::from_secs(10)).await;
     assert!(took < Duration::from_secs(10));
-    let state = tokio::time::timeout(STEP, async {
+    let state = tokio::time::timeout(SLOW_STEP, async {
         loop {
             let s = states.changed().await;
             if s.is_terminated() {
@@ -506,7 +505,7 @@ async fn silent_session_expires() {
     let session = c.clone().into_session();
     // Detached: dropping the last handle closes the socket, not the session.
     drop(c);
-    let took = wait_gone(&observer, &eph, timeout * 3 + STEP).await;
+    let took = wait_gone(&observer, &eph, timeout * 3 + SLOW_STEP).await;
     // Gone by expiry, not by a close: not before the timeout ran out (the
     // last ping may have been up to a third of it before the drop).
     assert!(
@@ -557,7 +556,7 @@ async fn session_and_watches_survive_a_dropped_connection() {
 
     proxy.pause(true);
     proxy.cut();
-    let state = tokio::time::timeout(STEP, states.changed())
+    let state = tokio::time::timeout(SLOW_STEP, states.changed())
         .await
         .expect("a state change");
     assert_eq!(state, SessionState::Disconnected);
@@ -590,7 +589,7 @@ async fn session_and_watches_survive_a_dropped_connection() {
 async fn auth_is_answered_with_the_requests_xid() {
     let target = Target::start();
     let c = connect(&target).await;
-    tokio::time::timeout(STEP, c.auth("digest", b"user:secret"))
+    tokio::time::timeout(SLOW_STEP, c.auth("digest", b"user:secret"))
         .await
         .expect("auth answered")
         .expect("auth accepted");

@@ -20,14 +20,10 @@ use warden_client::recipes::{
     TreeCache, TreeEvent,
 };
 use warden_client::{Client, ConnectionState, CreateMode, ErrorCode};
-use warden_tests::{
-    connect_within, quick_retry, wait_until, within, InProcServer, Proxy, ServerOpts,
-};
+use warden_tests::{wait_until, within, InProcServer, Proxy, ServerOpts, PHASE};
 
-/// How long any single step may take before a test fails: longer than the
-/// harness's `STEP`, as these recipes run many clients whose sessions expire
-/// on a loaded two-core machine.
-const STEP: Duration = Duration::from_secs(30);
+use crate::client;
+
 /// The session timeout of the clients whose sessions a test kills.
 const SHORT: Duration = Duration::from_secs(1);
 /// The session timeout of everyone else.
@@ -38,10 +34,6 @@ fn server() -> InProcServer {
         tick_ms: 100,
         ..Default::default()
     })
-}
-
-async fn client(addr: &str, timeout: Duration) -> Client {
-    connect_within(STEP, addr, quick_retry(timeout)).await
 }
 
 // ----- queue -------------------------------------------------------------
@@ -161,7 +153,7 @@ async fn a_queue_loses_nothing_when_a_consumer_dies_mid_processing() {
     // The doomed consumer is midway through an item: it dies. Its client is
     // dropped without closing, behind a stalled line, so its session (and
     // the claim on that item) must expire on the server.
-    let stuck = within(STEP, "the doomed consumer to get midway", midway.recv())
+    let stuck = within(PHASE, "the doomed consumer to get midway", midway.recv())
         .await
         .expect("a payload");
     proxy.pause(true);
@@ -170,7 +162,7 @@ async fn a_queue_loses_nothing_when_a_consumer_dies_mid_processing() {
     drop(doomed);
 
     for p in producers {
-        within(STEP, "a producer to finish", p)
+        within(PHASE, "a producer to finish", p)
             .await
             .expect("producer");
     }
@@ -179,17 +171,17 @@ async fn a_queue_loses_nothing_when_a_consumer_dies_mid_processing() {
         .collect();
     let observer = client(&addr, LONG).await;
     let queue = DistributedQueue::new(&observer, path);
-    wait_until("every item to be acknowledged", STEP, || async {
+    wait_until("every item to be acknowledged", PHASE, || async {
         record.lock().acked.len() == all.len()
     })
     .await;
-    wait_until("the queue to be empty", STEP, || async {
+    wait_until("the queue to be empty", PHASE, || async {
         queue.is_empty().await.unwrap_or(false)
     })
     .await;
     stop.send_replace(true);
     for c in consumers {
-        within(STEP, "a consumer to stop", c)
+        within(PHASE, "a consumer to stop", c)
             .await
             .expect("consumer");
     }
@@ -212,7 +204,7 @@ async fn a_queue_loses_nothing_when_a_consumer_dies_mid_processing() {
     );
     // No claim is left behind (a consumer stopped midway hands its claim
     // back in the background).
-    wait_until("every claim to be gone", STEP, || async {
+    wait_until("every claim to be gone", PHASE, || async {
         match observer.get_children(&format!("{path}/claims")).await {
             Ok(claims) => claims.is_empty(),
             Err(e) => e.code() == ErrorCode::NoNode,
@@ -253,7 +245,7 @@ async fn a_queue_hands_out_items_in_order_and_takes_back_released_ones() {
     let mut rest = Vec::new();
     while rest.len() < 3 {
         let out = within(
-            STEP,
+            PHASE,
             "take_with",
             queue.take_with(|data| async move { String::from_utf8(data).unwrap() }),
         )
@@ -269,7 +261,7 @@ async fn a_queue_hands_out_items_in_order_and_takes_back_released_ones() {
         tokio::spawn(async move { queue.take().await.map(|i| i.data().to_vec()) })
     };
     queue.put("late").await.expect("put");
-    let got = within(STEP, "the waiter", waiter).await.expect("join");
+    let got = within(PHASE, "the waiter", waiter).await.expect("join");
     assert_eq!(got.expect("take"), b"late");
     c.close().await.expect("close");
 }
@@ -318,7 +310,7 @@ async fn a_node_cache_follows_every_set_in_order_and_misses_no_last_update() {
             .await
             .expect("set");
     }
-    let deadline = std::time::Instant::now() + STEP;
+    let deadline = std::time::Instant::now() + PHASE;
     while cache.current().map(|n| n.data) != Some(format!("{}", SETS - 1).into_bytes()) {
         if std::time::Instant::now() > deadline {
             let actual = writer.get_data("/cfg").await.expect("read");
@@ -335,7 +327,7 @@ async fn a_node_cache_follows_every_set_in_order_and_misses_no_last_update() {
     }
 
     // A subscriber sees the last update too.
-    wait_until("the recorder to see the last value", STEP, || async {
+    wait_until("the recorder to see the last value", PHASE, || async {
         let seen = seen.lock();
         matches!(seen.last(), Some(Some(n)) if n.stat.version == SETS)
     })
@@ -343,7 +335,7 @@ async fn a_node_cache_follows_every_set_in_order_and_misses_no_last_update() {
 
     // Gone, then back.
     writer.delete("/cfg", None).await.expect("delete");
-    wait_until("the cache to see the delete", STEP, || async {
+    wait_until("the cache to see the delete", PHASE, || async {
         cache.current().is_none()
     })
     .await;
@@ -351,7 +343,7 @@ async fn a_node_cache_follows_every_set_in_order_and_misses_no_last_update() {
         .create("/cfg", "reborn", CreateMode::Persistent)
         .await
         .expect("re-create");
-    wait_until("the cache to see the re-creation", STEP, || async {
+    wait_until("the cache to see the re-creation", PHASE, || async {
         cache.current().map(|n| n.data) == Some(b"reborn".to_vec())
     })
     .await;
@@ -423,7 +415,7 @@ fn cached_tree(cache: &TreeCache) -> BTreeMap<String, Vec<u8>> {
 }
 
 async fn wait_mirrored(what: &str, cache: &TreeCache, writer: &Client, root: &str) {
-    wait_until(what, STEP, || async {
+    wait_until(what, PHASE, || async {
         cached_tree(cache) == store_tree(writer, root).await
     })
     .await;
@@ -498,7 +490,7 @@ async fn a_tree_cache_mirrors_a_subtree_through_changes_and_a_cut() {
     let session = reader.session_id();
     proxy.pause(true);
     proxy.cut();
-    wait_until("the reader to notice the cut", STEP, || async {
+    wait_until("the reader to notice the cut", PHASE, || async {
         reader.state() == ConnectionState::Suspended
     })
     .await;
@@ -513,7 +505,7 @@ async fn a_tree_cache_mirrors_a_subtree_through_changes_and_a_cut() {
         .await
         .expect("create");
     proxy.pause(false);
-    wait_until("the reader to reconnect", STEP, || async {
+    wait_until("the reader to reconnect", PHASE, || async {
         reader.state() == ConnectionState::Reconnected
     })
     .await;
@@ -578,16 +570,20 @@ async fn a_persistent_ephemeral_node_comes_back_after_deletion_and_expiry() {
         EphemeralMode::Ephemeral,
     )
     .expect("start");
-    let path = within(STEP, "the first create", node.wait_for_initial_create(STEP))
-        .await
-        .expect("created");
+    let path = within(
+        PHASE,
+        "the first create",
+        node.wait_for_initial_create(PHASE),
+    )
+    .await
+    .expect("created");
     assert_eq!(path, "/services/web/node-1");
     let first = other.exists(&path).await.expect("exists").expect("there");
     assert_eq!(first.ephemeral_owner, owner.session_id());
 
     // Someone deletes it: it is back at once, same data.
     other.delete(&path, None).await.expect("delete");
-    let deadline = std::time::Instant::now() + STEP;
+    let deadline = std::time::Instant::now() + PHASE;
     loop {
         let now = other.exists(&path).await;
         if matches!(now, Ok(Some(s)) if s.czxid > first.czxid) {
@@ -615,7 +611,7 @@ async fn a_persistent_ephemeral_node_comes_back_after_deletion_and_expiry() {
     // the session (the node goes), the client declares it lost.
     let old_session = owner.session_id();
     proxy.pause(true);
-    wait_until("the server to expire the session", STEP, || async {
+    wait_until("the server to expire the session", PHASE, || async {
         other
             .exists(&path)
             .await
@@ -623,18 +619,18 @@ async fn a_persistent_ephemeral_node_comes_back_after_deletion_and_expiry() {
             .unwrap_or(false)
     })
     .await;
-    wait_until("the owner to see its session lost", STEP, || async {
+    wait_until("the owner to see its session lost", PHASE, || async {
         owner.state() == ConnectionState::Lost
     })
     .await;
-    wait_until("the node to report that it is gone", STEP, || async {
+    wait_until("the node to report that it is gone", PHASE, || async {
         node.path().is_none()
     })
     .await;
     proxy.pause(false);
     wait_until(
         "the node to be re-created on a new session",
-        STEP,
+        PHASE,
         || async {
             matches!(
                 other.exists(&path).await,
@@ -645,7 +641,7 @@ async fn a_persistent_ephemeral_node_comes_back_after_deletion_and_expiry() {
     .await;
     assert_ne!(owner.session_id(), old_session, "a new session");
     assert_eq!(other.get_data(&path).await.expect("read").0, b"10.0.0.1:81");
-    wait_until("the node to report its path again", STEP, || async {
+    wait_until("the node to report its path again", PHASE, || async {
         node.path().as_deref() == Some("/services/web/node-1")
     })
     .await;
@@ -662,10 +658,10 @@ async fn a_persistent_ephemeral_node_comes_back_after_deletion_and_expiry() {
         EphemeralMode::ProtectedEphemeralSequential,
     )
     .expect("start");
-    let first_path = seq.wait_for_initial_create(STEP).await.expect("created");
+    let first_path = seq.wait_for_initial_create(PHASE).await.expect("created");
     assert!(first_path.contains("_c_") && first_path.contains("member-"));
     other.delete(&first_path, None).await.expect("delete");
-    wait_until("a new sequential node", STEP, || async {
+    wait_until("a new sequential node", PHASE, || async {
         match seq.path() {
             Some(p) if p != first_path => other.exists(&p).await.ok().flatten().is_some(),
             _ => false,
@@ -743,18 +739,18 @@ async fn a_registry_lists_instances_and_a_watcher_sees_one_vanish() {
 
     // b's client closes: b vanishes from the list.
     b.close().await.expect("close b");
-    wait_until("the watcher to see b vanish", STEP, || async {
+    wait_until("the watcher to see b vanish", PHASE, || async {
         seen.lock().last() == Some(&vec![instance("host-a", "10.0.0.1:9000")])
     })
     .await;
     // a changes its payload, then unregisters.
     reg_a.update("10.0.0.1:9001").await.expect("update");
-    wait_until("the watcher to see the new payload", STEP, || async {
+    wait_until("the watcher to see the new payload", PHASE, || async {
         seen.lock().last() == Some(&vec![instance("host-a", "10.0.0.1:9001")])
     })
     .await;
     reg_a.unregister().await.expect("unregister");
-    wait_until("the watcher to see an empty list", STEP, || async {
+    wait_until("the watcher to see an empty list", PHASE, || async {
         seen.lock().last().map(Vec::is_empty).unwrap_or(false)
     })
     .await;

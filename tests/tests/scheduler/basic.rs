@@ -12,12 +12,8 @@ use warden_scheduler::{
     async_trait, Handler, Job, JobContext, JobError, JobOutput, JobSpec, Listeners, Member,
     MemberConfig, Outcome, Registry, ShardSpec, ShardStrategy, Store,
 };
+use warden_tests::scheduler::{acting_leader, MemberProc};
 use warden_tests::{connect, wait_until, ServerProc};
-
-#[path = "common/scheduler.rs"]
-mod support;
-
-use support::{acting_leader, MemberProc};
 
 /// A `warden-scheduler run` member of `cluster`, logging to `dir/<id>.log`.
 fn member(server: &ServerProc, cluster: &str, id: &str, dir: &Path) -> MemberProc {
@@ -317,12 +313,10 @@ async fn leader_killed_and_worker_stopped_no_fire_twice() {
         .await
         .expect("a new leader");
     assert_ne!(victim, leader, "a new leader took over");
-    let pid = members[&victim].child.id() as i32;
-    // SAFETY: signals to our own child.
-    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    members[&victim].signal(libc::SIGSTOP);
     let n = read_times(&record).len();
     wait_for_lines(&record, n + 6, "6 fires while a member is stopped").await;
-    unsafe { libc::kill(pid, libc::SIGCONT) };
+    members[&victim].signal(libc::SIGCONT);
     let n = read_times(&record).len();
     wait_for_lines(&record, n + 4, "4 fires after it continued").await;
     wait_until(

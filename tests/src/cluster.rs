@@ -1,0 +1,150 @@
+//! Several `warden-server` processes started as one ensemble: the fixture
+//! for tests where a member dies, stalls or restarts while the others go on.
+//!
+//! [`Cluster::start`] starts `n` [`ServerProc`]s, each with its own client,
+//! ZooKeeper and admin ports and its own temporary data folder. Members are
+//! numbered from 1, as server ids are: [`Cluster::kill`]`(1)` kills the
+//! member started with `--server-id 1`. Every method that takes a member
+//! number panics on one outside `1..=n`.
+//!
+//! With `n > 1` each member is also given the ensemble's flags (see
+//! "The ensemble" in the design): `--server-id I`,
+//! `--peer-listen 127.0.0.1:PORT` (its own peer port) and the same
+//! `--peers 1=127.0.0.1:P1,2=127.0.0.1:P2,...` as every other member. A
+//! cluster of one gets no ensemble flags: it is a plain server, and that is
+//! how the fixture's own test uses it (`tests/tests/durability/cluster.rs`).
+//! The ensemble is being built: a server without these flags fails at
+//! start-up with `n > 1`, and the member's log says which argument it
+//! refused.
+//!
+//! Every member is spawned before any is waited for, since a member of an
+//! ensemble may not report itself healthy until a quorum is up.
+
+use std::ops::RangeInclusive;
+use std::process::ExitStatus;
+
+use crate::{free_port, ServerOpts, ServerProc};
+
+/// How many times a member that does not come up is started again on
+/// other client ports (as [`ServerProc::start`] does for a single server).
+const START_ATTEMPTS: usize = 5;
+
+/// A running ensemble of `warden-server` processes; every member is killed
+/// when it is dropped.
+pub struct Cluster {
+    /// Member `i` at index `i - 1`.
+    members: Vec<ServerProc>,
+}
+
+impl Cluster {
+    /// Starts `n` members with `opts` (its `data_dir` must be `None`: each
+    /// member has its own folder) and waits until each is healthy.
+    pub fn start(n: usize, opts: ServerOpts) -> Cluster {
+        assert!(n >= 1, "a cluster has at least one member");
+        assert!(
+            opts.data_dir.is_none(),
+            "each member has its own data folder: leave ServerOpts::data_dir empty"
+        );
+        let peer_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let peers = peer_ports
+            .iter()
+            .enumerate()
+            .map(|(i, port)| format!("{}=127.0.0.1:{port}", i + 1))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut members: Vec<ServerProc> = (1..=n)
+            .map(|id| {
+                let mut opts = opts.clone();
+                if n > 1 {
+                    opts.extra_args.extend([
+                        "--server-id".to_string(),
+                        id.to_string(),
+                        "--peer-listen".to_string(),
+                        format!("127.0.0.1:{}", peer_ports[id - 1]),
+                        "--peers".to_string(),
+                        peers.clone(),
+                    ]);
+                }
+                ServerProc::prepare(opts)
+            })
+            .collect();
+        for (i, m) in members.iter_mut().enumerate() {
+            if let Err(e) = m.spawn() {
+                panic!("cannot start member {}: {e}", i + 1);
+            }
+        }
+        for (i, m) in members.iter_mut().enumerate() {
+            if let Err(e) = m.wait_healthy() {
+                eprintln!("member {} did not come up ({e}); starting it again", i + 1);
+                m.kill9();
+                m.start_on_fresh_ports(START_ATTEMPTS - 1);
+            }
+        }
+        Cluster { members }
+    }
+
+    /// The member numbers, `1..=n`.
+    pub fn ids(&self) -> RangeInclusive<usize> {
+        1..=self.members.len()
+    }
+
+    /// Member `i`'s server handle (its ports, folder, log, admin endpoints).
+    pub fn member(&self, i: usize) -> &ServerProc {
+        let n = self.members.len();
+        self.members
+            .get(i.wrapping_sub(1))
+            .unwrap_or_else(|| panic!("no member {i} in a cluster of {n} (members are 1..={n})"))
+    }
+
+    /// Member `i`'s server handle, to act on it.
+    pub fn member_mut(&mut self, i: usize) -> &mut ServerProc {
+        let n = self.members.len();
+        self.members
+            .get_mut(i.wrapping_sub(1))
+            .unwrap_or_else(|| panic!("no member {i} in a cluster of {n} (members are 1..={n})"))
+    }
+
+    /// SIGKILLs member `i` and reaps it.
+    pub fn kill(&mut self, i: usize) {
+        self.member_mut(i).kill9();
+    }
+
+    /// SIGSTOPs member `i` and waits until it is stopped: it answers nothing
+    /// and its sockets stay open, as a stalled machine's would.
+    pub fn stop(&self, i: usize) {
+        self.member(i).sigstop();
+    }
+
+    /// SIGCONTs member `i` and waits until it runs again.
+    pub fn cont(&self, i: usize) {
+        self.member(i).sigcont();
+    }
+
+    /// SIGTERMs member `i` and waits for it to exit (SIGKILL after 20 s);
+    /// its exit status.
+    pub fn terminate(&mut self, i: usize) -> Option<ExitStatus> {
+        self.member_mut(i).terminate()
+    }
+
+    /// Starts member `i` again, killed or terminated, on its own folder and
+    /// ports with the same flags; waits until it is healthy.
+    pub fn restart(&mut self, i: usize) {
+        self.member_mut(i).restart();
+    }
+
+    /// Every member's client address, `127.0.0.1:P1,127.0.0.1:P2,...`: the
+    /// connect string of a Warden client.
+    pub fn connect_string(&self) -> String {
+        self.joined(ServerProc::addr)
+    }
+
+    /// Every member's ZooKeeper-protocol address, for a ZooKeeper client.
+    pub fn zk_connect_string(&self) -> String {
+        self.joined(ServerProc::zk_addr)
+    }
+
+    fn joined(&self, addr: fn(&ServerProc) -> String) -> String {
+        let addrs: Vec<String> = self.members.iter().map(addr).collect();
+        addrs.join(",")
+    }
+}
