@@ -203,7 +203,10 @@ async fn acknowledged_writes_survive_leader_and_follower_kills() {
             &lost[..lost.len().min(5)]
         );
         let invented: Vec<&String> = held.iter().filter(|p| !allowed.contains(p)).collect();
-        assert!(invented.is_empty(), "member {i} holds {invented:?}, never written");
+        assert!(
+            invented.is_empty(),
+            "member {i} holds {invented:?}, never written"
+        );
         client.close().await.unwrap();
     }
     eprintln!(
@@ -261,10 +264,7 @@ async fn sessions_ephemerals_and_watches_survive_leader_kills() {
         assert_ne!(client.state(), ConnectionState::Lost, "client {i}");
     }
     for i in 0..N {
-        admin
-            .set_data(&format!("/t/{i}"), "1", None)
-            .await
-            .unwrap();
+        admin.set_data(&format!("/t/{i}"), "1", None).await.unwrap();
     }
     for (i, w) in watches.into_iter().enumerate() {
         let event = within(STEP, "a watch set before the failovers fires", w).await;
