@@ -184,7 +184,7 @@ async fn acknowledged_writes_survive_leader_and_follower_kills() {
         within(STEP * 2, "a writer stops", w).await.unwrap();
     }
     converged(&c).await;
-    let rec = record.lock();
+    let rec = std::mem::take(&mut *record.lock());
     let allowed: BTreeSet<&String> = rec.acked.iter().chain(&rec.uncertain).collect();
     for i in c.ids() {
         let client = connect(&c.member(i).addr(), quick_retry(SESSION)).await;
