@@ -11,6 +11,8 @@
 //! - [`in_process`]: a server inside the test process on port-0 listeners,
 //!   for tests whose point is semantics rather than process death.
 //! - [`crash_load`]: the write load and checks of the crash tests.
+//! - [`linearizability`]: records histories of client operations and checks
+//!   them for linearizability (Wing–Gong–Lowe, key by key).
 //! - [`lossyfs`]: a FUSE filesystem that simulates a power cut, for the
 //!   power-loss tests.
 //! - [`proxy`]: a fault-injecting TCP proxy (tokio, own thread) to put
@@ -32,6 +34,7 @@
 pub mod cluster;
 pub mod crash_load;
 pub mod in_process;
+pub mod linearizability;
 pub mod lossyfs;
 pub mod proxy;
 pub mod raw;
