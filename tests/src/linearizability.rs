@@ -346,24 +346,36 @@ impl History {
 
 fn validate(op: &Op, outcome: &Outcome) -> Result<(), &'static str> {
     use Failure::*;
-    let ok = match (op, outcome) {
-        (_, Outcome::Indeterminate | Outcome::NotApplied) => true,
-        (Op::Read, Outcome::Ok(Output::Read(_)) | Outcome::Failed(NoNode)) => true,
-        (Op::Write(_), Outcome::Ok(Output::Version(_) | Output::Done)) => true,
-        (Op::Write(_), Outcome::Failed(NoNode)) => true,
-        (Op::Cas { .. }, Outcome::Ok(Output::Version(_) | Output::Done)) => true,
-        (Op::Cas { .. }, Outcome::Failed(NoNode | BadVersion)) => true,
-        (Op::Create(_), Outcome::Ok(Output::Version(_) | Output::Done)) => true,
-        (Op::Create(_), Outcome::Failed(NodeExists)) => true,
-        (Op::Delete { .. }, Outcome::Ok(Output::Done) | Outcome::Failed(NoNode)) => true,
-        (
-            Op::Delete {
-                expected_version: Some(_),
-            },
-            Outcome::Failed(BadVersion),
-        ) => true,
-        _ => false,
-    };
+    let ok = matches!(
+        (op, outcome),
+        (_, Outcome::Indeterminate | Outcome::NotApplied)
+            | (
+                Op::Read,
+                Outcome::Ok(Output::Read(_)) | Outcome::Failed(NoNode)
+            )
+            | (Op::Write(_), Outcome::Ok(Output::Version(_) | Output::Done))
+            | (Op::Write(_), Outcome::Failed(NoNode))
+            | (
+                Op::Cas { .. },
+                Outcome::Ok(Output::Version(_) | Output::Done)
+            )
+            | (Op::Cas { .. }, Outcome::Failed(NoNode | BadVersion))
+            | (
+                Op::Create(_),
+                Outcome::Ok(Output::Version(_) | Output::Done)
+            )
+            | (Op::Create(_), Outcome::Failed(NodeExists))
+            | (
+                Op::Delete { .. },
+                Outcome::Ok(Output::Done) | Outcome::Failed(NoNode)
+            )
+            | (
+                Op::Delete {
+                    expected_version: Some(_),
+                },
+                Outcome::Failed(BadVersion),
+            )
+    );
     if ok {
         Ok(())
     } else {
@@ -394,7 +406,7 @@ impl Default for Options {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CheckError {
     /// The history is not linearizable.
-    Violation(Violation),
+    Violation(Box<Violation>),
     /// The search ran out of its allowance before deciding.
     Undecided(Undecided),
 }
@@ -535,14 +547,14 @@ fn check_records(
                 culprit,
                 end_states,
             } => {
-                return Err(CheckError::Violation(explain(
+                return Err(CheckError::Violation(Box::new(explain(
                     key,
                     &recs,
                     &compiled,
                     init.as_ref(),
                     culprit,
                     &end_states,
-                )));
+                ))));
             }
         }
     }
@@ -1208,7 +1220,7 @@ fn explain(
     let pending = ops
         .iter()
         .filter(|o| o.completed.is_none() && o.invoked < c_inv);
-    let mut related: Vec<&KeyOp> = before.iter().copied().collect();
+    let mut related: Vec<&KeyOp> = before.to_vec();
     related.push(&culprit);
     let mut others: Vec<&KeyOp> = concurrent.collect();
     others.sort_by_key(|o| (o.invoked, o.rec));

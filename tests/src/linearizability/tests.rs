@@ -23,7 +23,7 @@ fn accepted(h: &History) {
 
 fn violation(h: &History) -> Violation {
     match check(h) {
-        Err(CheckError::Violation(v)) => v,
+        Err(CheckError::Violation(v)) => *v,
         Err(CheckError::Undecided(u)) => panic!("expected a violation, got: {u}"),
         Ok(()) => panic!("expected a violation, the history was accepted"),
     }
