@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use openraft::error::{InitializeError, RaftError};
 use openraft::{BasicNode, SnapshotPolicy};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -188,21 +189,34 @@ pub async fn run_with(
                 }),
         )
     });
-    if raft
-        .is_initialized()
+    // Formed once a membership is stored: a vote alone (granted to a peer
+    // that bootstrapped first) does not make an ensemble of this folder.
+    let stored: BTreeMap<u64, String> = raft
+        .with_raft_state(|st| {
+            st.membership_state
+                .effective()
+                .membership()
+                .nodes()
+                .map(|(id, n)| (*id, n.addr.clone()))
+                .collect()
+        })
         .await
-        .map_err(|e| StartupError::Raft(e.to_string()))?
-    {
-        check_membership(&config, &raft)?;
+        .map_err(|e| StartupError::Raft(e.to_string()))?;
+    let formed = !stored.is_empty();
+    if formed {
+        check_membership(&config, &stored)?;
     } else {
-        raft.initialize(founding_members(&config))
-            .await
-            .map_err(|e| StartupError::Raft(e.to_string()))?;
-        match ensemble {
-            true => {
+        match raft.initialize(founding_members(&config)).await {
+            Ok(()) if ensemble => {
                 tracing::info!(data_dir = %dir, members = config.peers.len(), ensemble = %identity.cluster, "bootstrapped a new ensemble")
             }
-            false => tracing::info!(data_dir = %dir, "initialized a new single-server cluster"),
+            Ok(()) => tracing::info!(data_dir = %dir, "initialized a new single-server cluster"),
+            // Every founding member initializes with the same members; one
+            // whose vote a peer already asked for learns them from the leader.
+            Err(RaftError::APIError(InitializeError::NotAllowed(_))) if ensemble => {
+                tracing::info!(data_dir = %dir, ensemble = %identity.cluster, "a peer bootstrapped the ensemble first; joining it")
+            }
+            Err(e) => return Err(StartupError::Raft(e.to_string())),
         }
     }
     if ensemble {
@@ -360,13 +374,7 @@ fn ensemble_identity(
 
 /// Refuses to start when `--peers` contradicts the membership stored in
 /// the data folder (membership changes are a later feature).
-fn check_membership(config: &Config, raft: &Raft) -> Result<(), StartupError> {
-    let m = raft.metrics().borrow().membership_config.clone();
-    let stored: BTreeMap<u64, String> = m
-        .membership()
-        .nodes()
-        .map(|(id, n)| (*id, n.addr.clone()))
-        .collect();
+fn check_membership(config: &Config, stored: &BTreeMap<u64, String>) -> Result<(), StartupError> {
     let show = |m: &BTreeMap<u64, String>| {
         m.iter()
             .map(|(id, a)| format!("{id}={a}"))
@@ -375,17 +383,17 @@ fn check_membership(config: &Config, raft: &Raft) -> Result<(), StartupError> {
     };
     let dir = config.data_dir.display();
     if config.is_ensemble() {
-        if stored != config.peers {
+        if *stored != config.peers {
             return Err(StartupError::Config(format!(
                 "--peers {} contradicts the members stored in {dir} ({}); start with the stored list, or use an empty --data-dir to found a new ensemble",
                 show(&config.peers),
-                show(&stored)
+                show(stored)
             )));
         }
     } else if stored.len() > 1 || !stored.contains_key(&config.server_id) {
         return Err(StartupError::Config(format!(
             "{dir} belongs to an ensemble ({}), but no --peers were given (or --server-id {} is not among them); start it with --server-id and the ensemble's --peers",
-            show(&stored),
+            show(stored),
             config.server_id
         )));
     }

@@ -241,6 +241,9 @@ async fn sessions_ephemerals_and_watches_survive_leader_kills() {
             .create(&format!("/t/{i}"), "0", CreateMode::Persistent)
             .await
             .unwrap();
+        // Reads are local: a member may not have applied the admin's
+        // create yet, so the client syncs first, as a ZooKeeper client would.
+        client.sync(&format!("/t/{i}")).await.unwrap();
         let (_, _, w) = client.get_data_w(&format!("/t/{i}")).await.unwrap();
         watches.push(w);
         clients.push(client);
