@@ -92,6 +92,11 @@ pub struct RunArgs {
     /// stop), for in-process servers whose point is semantics.
     #[arg(long, hide = true)]
     pub unsafe_in_memory: bool,
+    /// Tests only: ID=HOST:PORT pairs; dial peer ID at HOST:PORT instead of
+    /// its --peers address (a fault-injecting proxy per link), without
+    /// changing the ensemble's identity.
+    #[arg(long, hide = true, value_name = "LIST")]
+    pub peer_via: Option<String>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -132,6 +137,9 @@ pub struct Config {
     pub unsafe_no_fsync: bool,
     /// Keep everything in memory (`--unsafe-in-memory`, tests only).
     pub unsafe_in_memory: bool,
+    /// Where to dial a peer instead of its --peers address (`--peer-via`,
+    /// tests only).
+    pub peer_via: BTreeMap<u64, String>,
 }
 
 impl Config {
@@ -189,6 +197,15 @@ impl Config {
                 peers.keys().map(u64::to_string).collect::<Vec<_>>().join(", ")
             )));
         }
+        let peer_via = match &args.peer_via {
+            Some(list) => parse_peers(list)?,
+            None => BTreeMap::new(),
+        };
+        if let Some(id) = peer_via.keys().find(|id| !peers.contains_key(id)) {
+            return Err(StartupError::Config(format!(
+                "--peer-via names member {id}, which is not in --peers"
+            )));
+        }
         let peer_listen = args
             .peer_listen
             .or(file.peer_listen)
@@ -227,6 +244,7 @@ impl Config {
             peer_listen,
             unsafe_no_fsync: args.unsafe_no_fsync,
             unsafe_in_memory: args.unsafe_in_memory,
+            peer_via,
         })
     }
 

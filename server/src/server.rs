@@ -157,7 +157,12 @@ pub async fn run_with(
     }
     .validate()
     .map_err(|e| StartupError::Raft(e.to_string()))?;
-    let peers = Peers::new(identity.clone());
+    let routes = config
+        .peer_via
+        .iter()
+        .filter_map(|(id, via)| Some((config.peers.get(id)?.clone(), via.clone())))
+        .collect();
+    let peers = Peers::new(identity.clone(), routes);
     let raft = Raft::new(
         config.server_id,
         Arc::new(raft_config),

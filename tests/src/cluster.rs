@@ -19,10 +19,21 @@
 //!
 //! Every member is spawned before any is waited for, since a member of an
 //! ensemble may not report itself healthy until a quorum is up.
+//!
+//! [`Cluster::start_with_links`] also puts a fault-injecting [`Proxy`] on
+//! every directed link between members: member `i` dials member `j` through
+//! [`Cluster::link`]`(i, j)` (the hidden `--peer-via` flag, which changes
+//! where a member dials, not the ensemble's identity), so a test can cut,
+//! black-hole or delay one direction of one link, or
+//! [`isolate`](Cluster::isolate) a member from every other while its
+//! clients still reach it.
 
+use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
 use std::process::ExitStatus;
+use std::time::Duration;
 
+use crate::proxy::Proxy;
 use crate::{free_port, ServerOpts, ServerProc};
 
 /// How many times a member that does not come up is started again on
@@ -34,12 +45,26 @@ const START_ATTEMPTS: usize = 5;
 pub struct Cluster {
     /// Member `i` at index `i - 1`.
     members: Vec<ServerProc>,
+    /// The proxy member `from` dials member `to` through, by `(from, to)`;
+    /// empty unless started with links.
+    links: BTreeMap<(usize, usize), Proxy>,
 }
 
 impl Cluster {
     /// Starts `n` members with `opts` (its `data_dir` must be `None`: each
     /// member has its own folder) and waits until each is healthy.
     pub fn start(n: usize, opts: ServerOpts) -> Cluster {
+        Cluster::start_inner(n, opts, false)
+    }
+
+    /// [`start`](Self::start) with a [`Proxy`] on every directed link
+    /// between members (`n * (n - 1)` of them), for partition tests.
+    pub fn start_with_links(n: usize, opts: ServerOpts) -> Cluster {
+        assert!(n > 1, "links join two members or more");
+        Cluster::start_inner(n, opts, true)
+    }
+
+    fn start_inner(n: usize, opts: ServerOpts, with_links: bool) -> Cluster {
         assert!(n >= 1, "a cluster has at least one member");
         assert!(
             opts.data_dir.is_none(),
@@ -52,6 +77,15 @@ impl Cluster {
             .map(|(i, port)| format!("{}=127.0.0.1:{port}", i + 1))
             .collect::<Vec<_>>()
             .join(",");
+        let mut links = BTreeMap::new();
+        if with_links {
+            for from in 1..=n {
+                for to in (1..=n).filter(|&to| to != from) {
+                    let target = ([127, 0, 0, 1], peer_ports[to - 1]).into();
+                    links.insert((from, to), Proxy::start(target));
+                }
+            }
+        }
         let mut members: Vec<ServerProc> = (1..=n)
             .map(|id| {
                 let mut opts = opts.clone();
@@ -64,6 +98,15 @@ impl Cluster {
                         "--peers".to_string(),
                         peers.clone(),
                     ]);
+                }
+                let via: Vec<String> = links
+                    .iter()
+                    .filter(|((from, _), _)| *from == id)
+                    .map(|((_, to), p)| format!("{to}={}", p.addr()))
+                    .collect();
+                if !via.is_empty() {
+                    opts.extra_args
+                        .extend(["--peer-via".to_string(), via.join(",")]);
                 }
                 ServerProc::prepare(opts)
             })
@@ -80,7 +123,7 @@ impl Cluster {
                 m.start_on_fresh_ports(START_ATTEMPTS - 1);
             }
         }
-        Cluster { members }
+        Cluster { members, links }
     }
 
     /// The member numbers, `1..=n`.
@@ -141,6 +184,39 @@ impl Cluster {
     /// Every member's ZooKeeper-protocol address, for a ZooKeeper client.
     pub fn zk_connect_string(&self) -> String {
         self.joined(ServerProc::zk_addr)
+    }
+
+    /// The proxy member `from` dials member `to` through (what `from`
+    /// sends on it is [`Direction::ToTarget`](crate::proxy::Direction));
+    /// panics unless started with [`start_with_links`](Self::start_with_links).
+    pub fn link(&self, from: usize, to: usize) -> &Proxy {
+        self.links
+            .get(&(from, to))
+            .unwrap_or_else(|| panic!("no link {from} -> {to}: start the cluster with links"))
+    }
+
+    /// Every link between member `i` and another, both directions.
+    fn links_of(&self, i: usize) -> impl Iterator<Item = &Proxy> {
+        self.links
+            .iter()
+            .filter(move |((from, to), _)| *from == i || *to == i)
+            .map(|(_, p)| p)
+    }
+
+    /// Black-holes every link to and from member `i` (held, not closed, as
+    /// a partition does): it keeps running and serving its clients, but
+    /// hears no peer and no peer hears it.
+    pub fn isolate(&self, i: usize) {
+        self.links_of(i).for_each(Proxy::mute);
+    }
+
+    /// Undoes every link fault: unmuted, undelayed, accepting.
+    pub fn heal(&self) {
+        for p in self.links.values() {
+            p.unmute();
+            p.set_delay(Duration::ZERO);
+            p.refuse(false);
+        }
     }
 
     fn joined(&self, addr: fn(&ServerProc) -> String) -> String {

@@ -134,7 +134,7 @@ async fn run(
             };
             if id == me {
                 // Elected meanwhile: propose here.
-                super::proposer::write_local(raft.clone(), b).await;
+                super::proposer::write_local(raft.clone(), b, Some(me)).await;
                 break;
             }
             if !link.as_ref().is_some_and(|l| l.leader == id && l.alive()) {

@@ -51,13 +51,16 @@ impl Identity {
 pub struct Peers {
     pub identity: Identity,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    /// Peer address → where to dial it instead (tests' per-link proxies).
+    routes: Arc<HashMap<String, String>>,
 }
 
 impl Peers {
-    pub fn new(identity: Identity) -> Peers {
+    pub fn new(identity: Identity, routes: HashMap<String, String>) -> Peers {
         Peers {
             identity,
             channels: Arc::default(),
+            routes: Arc::new(routes),
         }
     }
 
@@ -66,7 +69,8 @@ impl Peers {
         if let Some(c) = self.channels.lock().get(addr) {
             return Ok(c.clone());
         }
-        let c = Endpoint::from_shared(format!("http://{addr}"))?
+        let dial = self.routes.get(addr).map_or(addr, String::as_str);
+        let c = Endpoint::from_shared(format!("http://{dial}"))?
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(5))

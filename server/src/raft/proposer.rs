@@ -11,7 +11,7 @@
 //! [`Forwarder`], which sends them to the leader in the same order.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use openraft::error::{ClientWriteError, RaftError};
 use tokio::sync::{mpsc, oneshot, Semaphore};
@@ -170,7 +170,12 @@ impl Proposer {
 
 /// Proposes a batch on this member (the leader) and hands each txn its
 /// result; a batch refused because leadership moved was not appended.
-pub async fn write_local(raft: Raft, b: Batch) {
+///
+/// `ensemble_me`: in an ensemble, this member's id. A leader that loses its
+/// majority meanwhile cannot commit the batch until the partition heals
+/// (and openraft 0.9 does not make it step down), so its writers are told
+/// at once that the outcome is unknown rather than left waiting.
+pub async fn write_local(raft: Raft, b: Batch, ensemble_me: Option<u64>) {
     let Batch {
         txns,
         replies,
@@ -179,7 +184,23 @@ pub async fn write_local(raft: Raft, b: Batch) {
     match raft.client_write_ff(TxnBatch(txns)).await {
         Ok(result) => {
             tokio::spawn(async move {
-                let out = result.await;
+                let out = match ensemble_me {
+                    None => result.await,
+                    Some(me) => tokio::select! {
+                        out = result => out,
+                        () = quorum_lost(&raft, me) => {
+                            drop(permit);
+                            let e = ZkError::new(
+                                Code::ConnectionLoss,
+                                "this member leads but lost contact with a majority; the write may or may not be applied once the partition heals",
+                            );
+                            for s in replies {
+                                let _ = s.send(Err(e.clone()));
+                            }
+                            return;
+                        }
+                    },
+                };
                 drop(permit);
                 match out {
                     Ok(Ok(resp)) => {
@@ -213,6 +234,18 @@ pub async fn write_local(raft: Raft, b: Batch) {
             for s in replies {
                 let _ = s.send(Err(e.clone()));
             }
+        }
+    }
+}
+
+/// Resolves once this member no longer leads with a majority's recent
+/// acknowledgement (checked every heartbeat interval).
+async fn quorum_lost(raft: &Raft, me: u64) {
+    let mut tick = tokio::time::interval(Duration::from_millis(super::HEARTBEAT_MS));
+    loop {
+        tick.tick().await;
+        if !super::leads_with_quorum(raft, me, true) {
+            return;
         }
     }
 }
@@ -253,7 +286,7 @@ async fn batcher(
                     "this member leads but has lost contact with a majority; the write was not applied; try another member",
                 ))
             }
-            _ => write_local(raft.clone(), b).await,
+            _ => write_local(raft.clone(), b, forwarder.as_ref().map(|(me, _)| *me)).await,
         }
     }
 }

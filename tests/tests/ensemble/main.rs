@@ -2,6 +2,8 @@
 //! SIGKILLed and restarted while clients on every member work, and what the
 //! clients were told is checked against what every member holds.
 
+mod linearizable;
+
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
