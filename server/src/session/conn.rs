@@ -508,6 +508,7 @@ fn record(metrics: &Metrics, sid: &str, op: &'static str, started: Option<Instan
     tracing::debug!(
         session = sid,
         xid = a.xid,
+        zxid = a.zxid,
         op,
         error = error.number(),
         "answered"
