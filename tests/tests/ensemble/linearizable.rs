@@ -14,7 +14,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use warden_client::{Client, CreateMode, Error, ErrorCode, Stat};
@@ -335,7 +334,8 @@ async fn a_minority_leader_acknowledges_nothing() {
 
     c.isolate(old);
     let isolated = Instant::now();
-    let answers: Arc<Mutex<Vec<(String, Duration, Duration, Result<(), Error>)>>> = Arc::default();
+    // (path, sent, answered, result), times since the isolation.
+    let mut answers = Vec::new();
     let mut n = 0;
     // Writes keep going to the old leader for three election timeouts.
     while isolated.elapsed() < ELECTION_TIMEOUT * 3 {
@@ -347,7 +347,7 @@ async fn a_minority_leader_acknowledges_nothing() {
             Ok(r) => r.map(|_| ()),
             Err(_) => Err(Error::new(ErrorCode::OperationTimeout, "no answer")),
         };
-        answers.lock().push((path, sent, isolated.elapsed(), r));
+        answers.push((path, sent, isolated.elapsed(), r));
     }
     // Meanwhile the majority elected a leader and takes writes.
     leader_among(&c, &rest).await;
@@ -355,7 +355,6 @@ async fn a_minority_leader_acknowledges_nothing() {
         .create("/m/majority", "", CreateMode::Persistent)
         .await
         .unwrap();
-    let answers = std::mem::take(&mut *answers.lock());
     let acked: Vec<&String> = answers
         .iter()
         .filter(|(_, _, _, r)| r.is_ok())

@@ -241,10 +241,10 @@ async fn sessions_ephemerals_and_watches_survive_leader_kills() {
     let mut watches = Vec::new();
     // Per client: how often its connection broke (Suspended).
     let breaks: Vec<Arc<AtomicUsize>> = (0..N).map(|_| Arc::default()).collect();
-    for i in 0..N {
+    for (i, count) in breaks.iter().enumerate() {
         let client = connect(&from(&c, i % 3 + 1), quick_retry(SESSION)).await;
         let mut changes = client.state_changes();
-        let count = breaks[i].clone();
+        let count = count.clone();
         tokio::spawn(async move {
             while let Some(state) = changes.next().await {
                 if state == ConnectionState::Suspended {
