@@ -21,6 +21,7 @@ pub struct Metrics {
     pub fsync_batch: Histogram,
     pub watch_events: IntCounter,
     pub snapshots: IntCounter,
+    pub snapshots_installed: IntCounter,
     pub committed: IntGauge,
     pub has_leader: IntGauge,
     pub leader_changes: IntCounter,
@@ -89,6 +90,11 @@ impl Metrics {
             .expect("valid metric"),
             snapshots: IntCounter::new("warden_snapshots_total", "Snapshots taken")
                 .expect("valid metric"),
+            snapshots_installed: IntCounter::new(
+                "warden_snapshots_installed_total",
+                "Snapshots received from the leader and installed (catching up past the purged log)",
+            )
+            .expect("valid metric"),
             committed: g(
                 "warden_committed_index",
                 "Last log index known committed on this member",
@@ -137,6 +143,7 @@ impl Metrics {
             Box::new(m.fsync_batch.clone()),
             Box::new(m.watch_events.clone()),
             Box::new(m.snapshots.clone()),
+            Box::new(m.snapshots_installed.clone()),
             Box::new(m.committed.clone()),
             Box::new(m.has_leader.clone()),
             Box::new(m.leader_changes.clone()),

@@ -16,6 +16,7 @@ use crate::api::grpc::WardenService;
 use crate::config::Config;
 use crate::error::StartupError;
 use crate::metrics::Metrics;
+use crate::raft::election::{self, LeaderContact};
 use crate::raft::log_store::{recover, LogStore};
 use crate::raft::network::{Identity, PeerNetwork, Peers};
 use crate::raft::peer_service::PeerService;
@@ -153,6 +154,8 @@ pub async fn run_with(
         install_snapshot_timeout: 10_000,
         purge_batch_size: 1,
         max_payload_entries: 1000,
+        // In an ensemble, elections start after a pre-vote (raft::election).
+        enable_elect: !ensemble,
         ..Default::default()
     }
     .validate()
@@ -175,6 +178,7 @@ pub async fn run_with(
     .await
     .map_err(|e| StartupError::Raft(e.to_string()))?;
     let started = Instant::now();
+    let contact = LeaderContact::new();
     let (stop_tx, stop_rx) = watch::channel(false);
     // Peers must reach this member before it can join an election.
     let peer_server = peer_listener.map(|l| {
@@ -183,6 +187,7 @@ pub async fn run_with(
             raft: raft.clone(),
             identity: identity.clone(),
             shared: shared.clone(),
+            contact: contact.clone(),
         })
         .max_decoding_message_size(64 << 20)
         .max_encoding_message_size(64 << 20);
@@ -264,6 +269,19 @@ pub async fn run_with(
     let expirer = tokio::spawn(expire_sessions(ctx.clone()));
     let reaper = tokio::spawn(reap(ctx.clone()));
     let reporter = ensemble.then(|| tokio::spawn(report_sessions(ctx.clone(), peers.clone())));
+    let elector = ensemble.then(|| {
+        let members = config
+            .peers
+            .iter()
+            .map(|(id, a)| (*id, a.clone()))
+            .collect();
+        tokio::spawn(election::drive(
+            raft.clone(),
+            peers.clone(),
+            members,
+            contact.clone(),
+        ))
+    });
     let grpc = {
         let mut stop = stop_rx.clone();
         let svc =
@@ -312,6 +330,9 @@ pub async fn run_with(
     expirer.abort();
     reaper.abort();
     watcher.abort();
+    if let Some(e) = elector {
+        e.abort();
+    }
     if let Some(r) = reporter {
         r.abort();
     }

@@ -219,6 +219,19 @@ impl Cluster {
         }
     }
 
+    /// Copies every member's log to `target/tmp/<name>/member-I.log`, to
+    /// read after a failed test (the members' own folders go with them);
+    /// the folder.
+    pub fn save_logs(&self, name: &str) -> std::path::PathBuf {
+        let dir = crate::target_tmp().join(name);
+        std::fs::create_dir_all(&dir).expect("a folder for the logs");
+        for (i, m) in self.members.iter().enumerate() {
+            std::fs::write(dir.join(format!("member-{}.log", i + 1)), m.log())
+                .expect("a member's log saved");
+        }
+        dir
+    }
+
     fn joined(&self, addr: fn(&ServerProc) -> String) -> String {
         let addrs: Vec<String> = self.members.iter().map(addr).collect();
         addrs.join(",")

@@ -235,6 +235,14 @@ pub fn decode_entry(index: u64, bytes: &[u8]) -> Result<Entry<TypeConfig>, Stora
     })
 }
 
+/// The most bytes of log entries one AppendEntries carries. openraft 0.9
+/// gives every AppendEntries one heartbeat interval to be answered (the
+/// follower's fsync included): a follower catching up gets many small
+/// appends, each answered in time, rather than one big one that never is.
+const APPEND_BYTES: usize = 256 * 1024;
+/// Entries read from the engine at a time while filling an append.
+const READ_CHUNK: u64 = 64;
+
 impl RaftLogReader<TypeConfig> for LogStore {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
@@ -251,6 +259,37 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Unbounded => u64::MAX,
         };
         self.inner.entries(start..end)
+    }
+
+    /// What one AppendEntries carries: at most [`APPEND_BYTES`] of entries
+    /// (at least one entry).
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Entry<TypeConfig>>, StorageError> {
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        let mut next = start;
+        while next < end {
+            let read = self
+                .inner
+                .engine
+                .read_range(next..end.min(next + READ_CHUNK))
+                .map_err(|e| read_err(&e))?;
+            if read.is_empty() {
+                break;
+            }
+            for (index, entry) in read {
+                if !out.is_empty() && bytes + entry.len() > APPEND_BYTES {
+                    return Ok(out);
+                }
+                bytes += entry.len();
+                out.push(decode_entry(index, &entry)?);
+                next = index + 1;
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -3,7 +3,8 @@
 //! [`log_store`] over a storage engine, the [`state_machine`] adapter over
 //! the `DataTree`, and the ensemble: the peer [`network`] (client side) and
 //! [`peer_service`] (server side), [`forward`]ing a follower's writes to the
-//! leader, and the [`cluster`] id that keeps ensembles apart.
+//! leader, the [`cluster`] id that keeps ensembles apart, and the
+//! [`election`] driver with its pre-vote.
 //!
 //! A single server is a one-voter cluster; writes take the same path as they
 //! will in an ensemble.
@@ -12,6 +13,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod cluster;
+pub mod election;
 pub mod forward;
 pub mod log_store;
 pub mod network;

@@ -17,11 +17,14 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use warden_proto::peer as pb;
 
+use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest};
+
+use super::election::{self, LeaderContact};
 use super::forward::ForwardError;
 use super::network::Identity;
 use super::proposer::now_ms;
 use super::state_machine::Shared;
-use super::Raft;
+use super::{Raft, TypeConfig};
 use crate::txn::{Txn, TxnBatch, TxnResponse};
 
 /// Forwarded batches a follower may have in flight on its stream.
@@ -32,6 +35,7 @@ pub struct PeerService {
     pub raft: Raft,
     pub identity: Identity,
     pub shared: Arc<Shared>,
+    pub contact: Arc<LeaderContact>,
 }
 
 impl PeerService {
@@ -53,6 +57,15 @@ impl PeerService {
             )));
         }
         Ok(())
+    }
+
+    /// Notes a leader's message as it arrives (not once handled: a busy
+    /// member still hears its leader, and the sender may give up waiting
+    /// and drop the call before it is handled).
+    fn note_leader(&self, vote: &openraft::Vote<u64>) {
+        if vote.is_committed() && *vote >= self.raft.metrics().borrow().vote {
+            self.contact.heard();
+        }
     }
 }
 
@@ -76,11 +89,15 @@ impl pb::peer_server::Peer for PeerService {
         self.check(r.header.as_ref())?;
         let payload = match pb::RaftKind::try_from(r.kind) {
             Ok(pb::RaftKind::AppendEntries) => {
-                encode(&self.raft.append_entries(decode(&r.payload)?).await)?
+                let request: AppendEntriesRequest<TypeConfig> = decode(&r.payload)?;
+                self.note_leader(&request.vote);
+                encode(&self.raft.append_entries(request).await)?
             }
             Ok(pb::RaftKind::Vote) => encode(&self.raft.vote(decode(&r.payload)?).await)?,
             Ok(pb::RaftKind::InstallSnapshot) => {
-                encode(&self.raft.install_snapshot(decode(&r.payload)?).await)?
+                let request: InstallSnapshotRequest<TypeConfig> = decode(&r.payload)?;
+                self.note_leader(&request.vote);
+                encode(&self.raft.install_snapshot(request).await)?
             }
             _ => return Err(Status::invalid_argument("unknown Raft call")),
         };
@@ -101,6 +118,7 @@ impl pb::peer_server::Peer for PeerService {
             raft: self.raft.clone(),
             identity: self.identity.clone(),
             shared: self.shared.clone(),
+            contact: self.contact.clone(),
         };
         tokio::spawn(async move {
             let mut checked = false;
@@ -186,5 +204,24 @@ impl pb::peer_server::Peer for PeerService {
             self.shared.sessions.touch(s, now);
         }
         Ok(Response::new(pb::TouchReply {}))
+    }
+
+    async fn pre_vote(
+        &self,
+        request: Request<pb::PreVoteRequest>,
+    ) -> Result<Response<pb::PreVoteReply>, Status> {
+        let r = request.into_inner();
+        self.check(r.header.as_ref())?;
+        let candidate: Option<openraft::LogId<u64>> = decode(&r.last_log)?;
+        let answer = election::answer(
+            &self.raft,
+            self.identity.me,
+            &self.contact,
+            candidate.as_ref(),
+        );
+        Ok(Response::new(pb::PreVoteReply {
+            granted: answer.is_ok(),
+            reason: answer.err().unwrap_or_default(),
+        }))
     }
 }

@@ -240,10 +240,19 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError> {
         let bytes = snapshot.into_inner();
-        let st = decode_state(&bytes).map_err(|e| snapshot_err(ErrorVerb::Read, &e))?;
-        Self::save_snapshot(&*self.engine, meta, &bytes)?;
-        tracing::info!(last_log = ?meta.last_log_id, "installed a snapshot");
-        self.shared.replace(st);
+        // Decoding and storing a large snapshot runs on a blocking thread,
+        // as building one does.
+        let (shared, engine, meta) = (self.shared.clone(), self.engine.clone(), meta.clone());
+        tokio::task::spawn_blocking(move || {
+            let st = decode_state(&bytes).map_err(|e| snapshot_err(ErrorVerb::Read, &e))?;
+            Self::save_snapshot(&*engine, &meta, &bytes)?;
+            tracing::info!(last_log = ?meta.last_log_id, bytes = bytes.len(), "installed a snapshot");
+            shared.replace(st);
+            shared.metrics.snapshots_installed.inc();
+            Ok::<_, StorageError>(())
+        })
+        .await
+        .map_err(|e| snapshot_err(ErrorVerb::Write, &DiskError::Encode(e.to_string())))??;
         Ok(())
     }
 
@@ -265,36 +274,51 @@ pub struct SnapshotBuilder {
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        let started = Instant::now();
-        let (bytes, meta) = {
-            let st = self.shared.state.read();
-            let bytes = bincode::serialize(&*st)
-                .map_err(|e| snapshot_err(ErrorVerb::Write, &DiskError::Encode(e.to_string())))?;
-            let meta = SnapshotMeta {
-                last_log_id: st.last_applied,
-                last_membership: st.membership.clone(),
-                snapshot_id: format!(
-                    "{}-{}",
-                    st.last_applied.map(|l| l.index).unwrap_or(0),
-                    std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map(|d| d.as_millis())
-                        .unwrap_or(0)
-                ),
-            };
-            (bytes, meta)
-        };
-        StateMachine::save_snapshot(&*self.engine, &meta, &bytes)?;
-        self.shared.metrics.snapshots.inc();
-        tracing::info!(
-            last_log = ?meta.last_log_id.map(|l| l.index),
-            bytes = bytes.len(),
-            ms = started.elapsed().as_millis() as u64,
-            "took a snapshot"
-        );
+        // Serializing a large tree and writing it out takes long enough to
+        // starve the runtime's few threads of the heartbeats and appends a
+        // follower must answer in time: it runs on a blocking thread.
+        let (shared, engine) = (self.shared.clone(), self.engine.clone());
+        let (meta, bytes) = tokio::task::spawn_blocking(move || build(&shared, &*engine))
+            .await
+            .map_err(|e| snapshot_err(ErrorVerb::Write, &DiskError::Encode(e.to_string())))??;
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(bytes)),
         })
     }
+}
+
+/// Serializes the state under its read lock and stores the snapshot.
+fn build(
+    shared: &Shared,
+    engine: &dyn Engine,
+) -> Result<(SnapshotMeta<u64, BasicNode>, Vec<u8>), StorageError> {
+    let started = Instant::now();
+    let (bytes, meta) = {
+        let st = shared.state.read();
+        let bytes = bincode::serialize(&*st)
+            .map_err(|e| snapshot_err(ErrorVerb::Write, &DiskError::Encode(e.to_string())))?;
+        let meta = SnapshotMeta {
+            last_log_id: st.last_applied,
+            last_membership: st.membership.clone(),
+            snapshot_id: format!(
+                "{}-{}",
+                st.last_applied.map(|l| l.index).unwrap_or(0),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis())
+                    .unwrap_or(0)
+            ),
+        };
+        (bytes, meta)
+    };
+    StateMachine::save_snapshot(engine, &meta, &bytes)?;
+    shared.metrics.snapshots.inc();
+    tracing::info!(
+        last_log = ?meta.last_log_id.map(|l| l.index),
+        bytes = bytes.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "took a snapshot"
+    );
+    Ok((meta, bytes))
 }

@@ -40,10 +40,29 @@ pub struct Effects {
     pub sessions_closed: Vec<u64>,
 }
 
-/// One undo record for all-or-nothing multi: a path's node before a change.
-struct Undo {
-    path: String,
-    node: Option<Node>,
+/// One undo record for all-or-nothing multi. A parent's children are never
+/// copied: a multi of k creates under a parent of n children would
+/// otherwise copy k × n names (and stall the log behind it).
+enum Undo {
+    /// A node that was created (`None`: remove it) or deleted (put it
+    /// back; it had no children).
+    Node { path: String, node: Option<Node> },
+    /// A node's own fields before a change: its stat and sequence counter,
+    /// its data or ACL if those changed, and the child added or removed.
+    Fields {
+        path: String,
+        stat: Stat,
+        seq: i32,
+        data: Option<Vec<u8>>,
+        acl: Option<Vec<Acl>>,
+        child: Option<ChildChange>,
+    },
+}
+
+/// A change to a parent's children, to undo.
+enum ChildChange {
+    Added(String),
+    Removed(String),
 }
 
 /// The replicated state: every znode and every live session.
@@ -341,27 +360,85 @@ impl DataTree {
     }
 
     fn restore(&mut self, u: Undo) {
-        if let Some(old) = self.nodes.get(&u.path).map(|n| n.kind) {
-            self.index_remove(&u.path, old);
-        }
-        match u.node {
-            Some(n) => {
-                self.index_add(&u.path, n.kind);
-                self.nodes.insert(u.path, n);
+        match u {
+            Undo::Node { path, node } => {
+                if let Some(old) = self.nodes.get(&path).map(|n| n.kind) {
+                    self.index_remove(&path, old);
+                }
+                match node {
+                    Some(n) => {
+                        self.index_add(&path, n.kind);
+                        self.nodes.insert(path, n);
+                    }
+                    None => {
+                        self.nodes.remove(&path);
+                    }
+                }
             }
-            None => {
-                self.nodes.remove(&u.path);
+            Undo::Fields {
+                path,
+                stat,
+                seq,
+                data,
+                acl,
+                child,
+            } => {
+                let Some(n) = self.nodes.get_mut(&path) else {
+                    return;
+                };
+                n.stat = stat;
+                n.seq = seq;
+                if let Some(d) = data {
+                    n.data = d;
+                }
+                if let Some(a) = acl {
+                    n.acl = a;
+                }
+                match child {
+                    Some(ChildChange::Added(name)) => {
+                        n.children.remove(&name);
+                    }
+                    Some(ChildChange::Removed(name)) => {
+                        n.children.insert(name);
+                    }
+                    None => {}
+                }
             }
         }
     }
 
-    fn save(&self, undo: &mut Option<&mut Vec<Undo>>, path: &str) {
+    /// Records `path`'s whole node (or its absence) before it is created
+    /// or deleted.
+    fn save_node(&self, undo: &mut Option<&mut Vec<Undo>>, path: &str) {
         if let Some(u) = undo.as_mut() {
-            u.push(Undo {
+            u.push(Undo::Node {
                 path: path.to_string(),
                 node: self.nodes.get(path).cloned(),
             });
         }
+    }
+
+    /// Records `path`'s own fields before a change: its data and ACL only
+    /// when `data` / `acl` say they change, and the child change to undo.
+    fn save_fields(
+        &self,
+        undo: &mut Option<&mut Vec<Undo>>,
+        path: &str,
+        data: bool,
+        acl: bool,
+        child: Option<ChildChange>,
+    ) {
+        let (Some(u), Some(n)) = (undo.as_mut(), self.nodes.get(path)) else {
+            return;
+        };
+        u.push(Undo::Fields {
+            path: path.to_string(),
+            stat: n.stat,
+            seq: n.seq,
+            data: data.then(|| n.data.clone()),
+            acl: acl.then(|| n.acl.clone()),
+            child,
+        });
     }
 
     fn apply_op(
@@ -407,7 +484,7 @@ impl DataTree {
                 version,
             } => {
                 op.validate()?;
-                self.save(&mut undo, path);
+                self.save_fields(&mut undo, path, true, false, None);
                 let n = self
                     .nodes
                     .get_mut(path)
@@ -427,7 +504,7 @@ impl DataTree {
                 if acl.is_empty() {
                     return Err(ZkError::new(Code::InvalidAcl, format!("{path}: empty ACL")));
                 }
-                self.save(&mut undo, path);
+                self.save_fields(&mut undo, path, false, true, None);
                 let n = self
                     .nodes
                     .get_mut(path)
@@ -548,8 +625,15 @@ impl DataTree {
         } else {
             NodeKind::Persistent
         };
-        self.save(undo, &parent_path);
-        self.save(undo, &path);
+        let name = path::name(&path).to_string();
+        self.save_fields(
+            undo,
+            &parent_path,
+            false,
+            false,
+            Some(ChildChange::Added(name.clone())),
+        );
+        self.save_node(undo, &path);
         let stat = Stat {
             czxid: zxid,
             mzxid: zxid,
@@ -563,7 +647,6 @@ impl DataTree {
             num_children: 0,
             pzxid: zxid,
         };
-        let name = path::name(&path).to_string();
         if let Some(p) = self.nodes.get_mut(&parent_path) {
             p.children.insert(name);
             p.seq = p.seq.wrapping_add(1);
@@ -603,8 +686,14 @@ impl DataTree {
         let Some(parent_path) = path::parent(path).map(str::to_string) else {
             return;
         };
-        self.save(undo, &parent_path);
-        self.save(undo, path);
+        self.save_fields(
+            undo,
+            &parent_path,
+            false,
+            false,
+            Some(ChildChange::Removed(path::name(path).to_string())),
+        );
+        self.save_node(undo, path);
         if let Some(n) = self.nodes.remove(path) {
             self.index_remove(path, n.kind);
         }

@@ -224,6 +224,7 @@ async fn inject(c: &mut Cluster, fault: Fault, rng: &mut StdRng) {
 /// through kills, stops, partitions, slow and cut peer links.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operations_are_linearizable_under_faults() {
+    let _one = super::ONE_AT_A_TIME.lock().await;
     let seed = seed();
     let mut rng = StdRng::seed_from_u64(seed);
     let mut c = tokio::task::block_in_place(|| Cluster::start_with_links(3, opts()));
@@ -303,11 +304,7 @@ async fn operations_are_linearizable_under_faults() {
     let verdict = tokio::task::block_in_place(|| check(&h));
     eprintln!("checked in {:?}", started.elapsed());
     if let Err(e) = verdict {
-        let dir = warden_tests::target_tmp().join(format!("ensemble-lin-{seed}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        for i in c.ids() {
-            std::fs::write(dir.join(format!("member-{i}.log")), c.member(i).log()).unwrap();
-        }
+        let dir = c.save_logs(&format!("ensemble-lin-{seed}"));
         let history: String = records.iter().map(|r| format!("{r:?}\n")).collect();
         std::fs::write(dir.join("history.txt"), history).unwrap();
         panic!("{e}\n(member logs: {})", dir.display());
@@ -320,6 +317,7 @@ async fn operations_are_linearizable_under_faults() {
 /// once the partition heals; the majority elects a leader and goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_minority_leader_acknowledges_nothing() {
+    let _one = super::ONE_AT_A_TIME.lock().await;
     let c = tokio::task::block_in_place(|| Cluster::start_with_links(3, opts()));
     let all: Vec<usize> = c.ids().collect();
     let old = leader_among(&c, &all).await;
