@@ -177,8 +177,11 @@ pub fn apply_entry(
             Vec::new()
         }
         EntryPayload::Membership(m) => {
+            let z = zxid(index, 0);
+            let mut fx = Effects::default();
+            st.tree.set_config(z, zookeeper_config(&m, z), &mut fx);
+            on_effects(st, z, fx);
             st.membership = StoredMembership::new(Some(entry.log_id), m);
-            st.tree.note_zxid(zxid(index, 0));
             Vec::new()
         }
     }
@@ -321,4 +324,62 @@ fn build(
         "took a snapshot"
     );
     Ok((meta, bytes))
+}
+
+/// `/zookeeper/config` for a membership, in ZooKeeper's format: a
+/// `server.ID=HOST:PORT:PORT:participant` line per voter (the peer port
+/// stands for both of ZooKeeper's quorum and election ports), then
+/// `version=` the zxid in hex. Empty for a single server, as ZooKeeper's
+/// standalone mode has it.
+fn zookeeper_config(m: &openraft::Membership<u64, BasicNode>, zxid: i64) -> Vec<u8> {
+    let voters: Vec<(u64, String)> = m
+        .nodes()
+        .filter(|(id, _)| m.voter_ids().any(|v| v == **id))
+        .map(|(id, n)| (*id, n.addr.clone()))
+        .collect();
+    if voters.len() < 2 {
+        return Vec::new();
+    }
+    let mut text = String::new();
+    for (id, addr) in voters {
+        text.push_str(&format!(
+            "server.{id}={addr}:{}:participant\n",
+            port_of(&addr)
+        ));
+    }
+    text.push_str(&format!("version={zxid:x}"));
+    text.into_bytes()
+}
+
+/// The port of `HOST:PORT`.
+fn port_of(addr: &str) -> &str {
+    addr.rsplit_once(':').map_or("", |(_, p)| p)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use super::*;
+
+    #[test]
+    fn zookeeper_config_lists_voters_in_zookeepers_format() {
+        let nodes: BTreeMap<u64, BasicNode> = (1..=3)
+            .map(|i| (i, BasicNode::new(format!("10.0.0.{i}:7182"))))
+            .collect();
+        let m = openraft::Membership::new(vec![BTreeSet::from([1, 2, 3])], nodes);
+        let text = String::from_utf8(zookeeper_config(&m, 0x1000)).unwrap();
+        assert_eq!(
+            text,
+            "server.1=10.0.0.1:7182:7182:participant\n\
+             server.2=10.0.0.2:7182:7182:participant\n\
+             server.3=10.0.0.3:7182:7182:participant\n\
+             version=1000"
+        );
+        let single = openraft::Membership::new(
+            vec![BTreeSet::from([1])],
+            BTreeMap::from([(1, BasicNode::new("127.0.0.1:7181"))]),
+        );
+        assert!(zookeeper_config(&single, 1).is_empty());
+    }
 }

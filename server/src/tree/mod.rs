@@ -65,6 +65,9 @@ enum ChildChange {
     Removed(String),
 }
 
+/// ZooKeeper's dynamic configuration node.
+pub const CONFIG_PATH: &str = "/zookeeper/config";
+
 /// The replicated state: every znode and every live session.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DataTree {
@@ -111,7 +114,7 @@ impl DataTree {
         t.nodes.insert("/".into(), mk(&["zookeeper"]));
         t.nodes
             .insert("/zookeeper".into(), mk(&["config", "quota"]));
-        t.nodes.insert("/zookeeper/config".into(), mk(&[]));
+        t.nodes.insert(CONFIG_PATH.into(), mk(&[]));
         t.nodes.insert("/zookeeper/quota".into(), mk(&[]));
         t
     }
@@ -312,6 +315,25 @@ impl DataTree {
     }
 
     /// Advances the zxid for a log entry that carries no txn.
+    /// Replaces `/zookeeper/config` (ZooKeeper's dynamic configuration,
+    /// read by zkCli's `config` and Curator) when the ensemble's members
+    /// change; a data watch on it fires.
+    pub fn set_config(&mut self, zxid: i64, data: Vec<u8>, fx: &mut Effects) {
+        self.note_zxid(zxid);
+        let Some(n) = self.nodes.get_mut(CONFIG_PATH) else {
+            return;
+        };
+        if n.data == data {
+            return;
+        }
+        n.stat.data_length = data.len() as i32;
+        n.data = data;
+        n.stat.version = n.stat.version.wrapping_add(1);
+        n.stat.mzxid = zxid;
+        fx.events
+            .push((EventKind::DataChanged, CONFIG_PATH.to_string()));
+    }
+
     pub fn note_zxid(&mut self, zxid: i64) {
         if zxid > self.last_zxid {
             self.last_zxid = zxid;

@@ -350,6 +350,15 @@ async fn sessions_ephemerals_and_watches_survive_leader_kills() {
         let event = within(STEP, "a watch set before the failovers fires", w).await;
         assert!(event.is_ok(), "watch {i}: {event:?}");
     }
+    // ZooKeeper tools read the members from /zookeeper/config.
+    let (config, _) = admin.get_data("/zookeeper/config").await.unwrap();
+    let config = String::from_utf8(config).unwrap();
+    for i in c.ids() {
+        assert!(
+            config.contains(&format!("server.{i}=127.0.0.1:")),
+            "/zookeeper/config lacks member {i}:\n{config}"
+        );
+    }
     for client in clients {
         client.close().await.unwrap();
     }
