@@ -2,6 +2,9 @@
 //! SIGKILLed and restarted while clients on every member work, and what the
 //! clients were told is checked against what every member holds.
 
+/// The flash sale and a scheduler cluster across leader kills.
+mod recipes;
+
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
