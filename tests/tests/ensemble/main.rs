@@ -4,6 +4,8 @@
 
 /// The flash sale and a scheduler cluster across leader kills.
 mod recipes;
+/// kazoo across a leader kill, and zkCli on every member.
+mod zookeeper;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
