@@ -149,8 +149,7 @@ async fn flash_sale_sells_exactly_the_stock_across_a_leader_kill() {
         soldout.iter().all(|e| e.extra == "0"),
         "a buyer saw a stock other than 0 after the sale: {soldout:?}"
     );
-    let grants: Vec<&Event> = sold.iter().chain(&soldout).copied().collect();
-    let mut by_time = grants.clone();
+    let mut by_time: Vec<&Event> = sold.iter().chain(&soldout).copied().collect();
     by_time.sort_by_key(|e| e.ns);
     let tokens: Vec<i64> = by_time.iter().map(|e| e.token).collect();
     assert!(
