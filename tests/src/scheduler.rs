@@ -157,9 +157,14 @@ impl Drop for MemberProc {
     }
 }
 
-/// A server, a cluster name, a temp folder with `record.sh`, and members.
+/// A server (or an ensemble the test owns), a cluster name, a temp folder
+/// with `record.sh`, and members.
 pub struct SchedulerCluster {
-    pub server: ServerProc,
+    /// The cluster's own server; `None` on servers the test owns
+    /// ([`SchedulerCluster::on`]).
+    pub server: Option<ServerProc>,
+    /// The connect string members, the CLI and [`client`](Self::client) use.
+    pub servers: String,
     pub name: String,
     pub dir: tempfile::TempDir,
     pub members: BTreeMap<String, MemberProc>,
@@ -176,12 +181,22 @@ impl SchedulerCluster {
             max_session_timeout_ms: Some(10_000),
             ..ServerOpts::default()
         });
+        let servers = server.addr();
+        let mut c = SchedulerCluster::on(&servers, name).await;
+        c.server = Some(server);
+        c
+    }
+
+    /// A cluster on servers the test owns, `servers` a connect string (for
+    /// instance every member of an ensemble).
+    pub async fn on(servers: &str, name: &str) -> SchedulerCluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let script = dir.path().join("record.sh");
         std::fs::write(&script, RECORD_SH).expect("write record.sh");
-        let client = connect(&server.addr(), ConnectOptions::default()).await;
+        let client = connect(servers, ConnectOptions::default()).await;
         SchedulerCluster {
-            server,
+            server: None,
+            servers: servers.to_string(),
             name: name.to_string(),
             dir,
             members: BTreeMap::new(),
@@ -218,7 +233,7 @@ impl SchedulerCluster {
             extra.push(j.display().to_string());
         }
         let log = self.path(&format!("{id}.log"));
-        let member = MemberProc::spawn(&self.server.addr(), &self.name, id, &log, &extra);
+        let member = MemberProc::spawn(&self.servers, &self.name, id, &log, &extra);
         self.members.insert(id.to_string(), member);
     }
 
@@ -233,7 +248,7 @@ impl SchedulerCluster {
     pub fn cli(&self, args: &[&str]) -> Output {
         Command::new(bin("warden-scheduler"))
             .arg("job")
-            .args(["--servers", &self.server.addr(), "--cluster", &self.name])
+            .args(["--servers", &self.servers, "--cluster", &self.name])
             .args(args)
             .output()
             .expect("run warden-scheduler job")

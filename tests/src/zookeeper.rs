@@ -10,7 +10,12 @@
 //! to expect exactly what ZooKeeper does. Every test works under its own
 //! random root, so a shared reference server is fine.
 
-use crate::{ServerOpts, ServerProc};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::{ServerOpts, ServerProc, SLOW_STEP};
 
 /// The server a test talks to.
 pub enum Target {
@@ -170,4 +175,89 @@ pub fn zkcli() -> String {
         path
     })
     .clone()
+}
+
+/// An interactive zkCli session (`zkCli.sh -server ADDR`): commands go to
+/// its stdin, and its output (stdout and stderr, in order) collects in `out`.
+pub struct Shell {
+    /// The shell's process (`sh` exec'ing `zkCli.sh`).
+    pub child: Child,
+    stdin: ChildStdin,
+    out: Arc<Mutex<String>>,
+    /// How much of `out` earlier expectations consumed.
+    seen: usize,
+}
+
+impl Shell {
+    pub fn start(addr: &str) -> Shell {
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(format!("exec {} -server {addr} 2>&1", zkcli()))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start zkCli.sh");
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = child.stdout.take().expect("stdout");
+        let out = Arc::new(Mutex::new(String::new()));
+        let sink = out.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let mut o = sink.lock().expect("output lock");
+                o.push_str(&line);
+                o.push('\n');
+            }
+        });
+        Shell {
+            child,
+            stdin,
+            out,
+            seen: 0,
+        }
+    }
+
+    pub fn send(&mut self, cmd: &str) {
+        writeln!(self.stdin, "{cmd}").expect("write to zkCli");
+        self.stdin.flush().expect("flush");
+    }
+
+    /// Waits until `want` appears after what earlier expectations matched;
+    /// returns the text from there up to and including it.
+    pub fn expect(&mut self, want: &str) -> String {
+        let deadline = Instant::now() + SLOW_STEP;
+        loop {
+            {
+                let out = self.out.lock().expect("output lock");
+                if let Some(i) = out[self.seen..].find(want) {
+                    let end = self.seen + i + want.len();
+                    let text = out[self.seen..end].to_string();
+                    self.seen = end;
+                    return text;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "zkCli did not print {want:?} within {SLOW_STEP:?}; its output:\n{}",
+                    *out
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn run(&mut self, cmd: &str, want: &str) -> String {
+        self.send(cmd);
+        self.expect(want)
+    }
+
+    pub fn output(&self) -> String {
+        self.out.lock().expect("output lock").clone()
+    }
+}
+
+impl Drop for Shell {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -14,7 +14,9 @@
 //!   [--ready DIR --go P]`: N concurrent tasks on one session; each takes
 //!   the lock, reads the stock, writes stock−1 and records
 //!   `SALE <ns> <token> <pid> <stock seen>` if positive, else `SOLDOUT ...`,
-//!   and releases. With `--ready`/`--go`, it first announces itself with an
+//!   and releases (`RELEASE_UNSURE <ns> <token> <pid>` when the release's
+//!   answer was lost to a `ConnectionLoss`: the recipe deletes the node in
+//!   the background, and the task carries on). With `--ready`/`--go`, it first announces itself with an
 //!   ephemeral node under DIR and waits for the node GO to exist, so every
 //!   process starts contending at the same moment.
 //! - `hold --servers A --lock P --out F --hold-ms N --timeout-ms T
@@ -217,7 +219,16 @@ async fn flash_sale(args: &Args) -> Result<(), Error> {
             if guard.state() != LockState::Held {
                 record.line("NOT_HELD", token, &format!("{:?}", guard.state()));
             }
-            guard.release().await
+            match guard.release().await {
+                // The delete's answer was lost (its member, or the leader it
+                // went through, died): it may or may not have happened, and
+                // the recipe finishes it in the background. The buyer is done.
+                Err(e) if e.is_connection_loss() => {
+                    record.line("RELEASE_UNSURE", token, "");
+                    Ok(())
+                }
+                r => r,
+            }
         }));
     }
     for t in tasks {

@@ -2,8 +2,15 @@
 //! SIGKILLed and restarted while clients on every member work, and what the
 //! clients were told is checked against what every member holds.
 
+/// A follower behind the purged log catches up from a snapshot.
 mod catch_up;
+/// Reads, writes and CAS checked for linearizability under faults; a
+/// minority leader acknowledges nothing.
 mod linearizable;
+/// The flash sale and a scheduler cluster across leader kills.
+mod recipes;
+/// kazoo across a leader kill, and zkCli on every member.
+mod zookeeper;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

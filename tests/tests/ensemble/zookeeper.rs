@@ -1,0 +1,166 @@
+//! ZooKeeper's own clients on the ensemble: kazoo (Python) across a leader
+//! kill, driving `tests/compat/kazoo_failover.py`, and Apache's `zkCli.sh`
+//! on every member (`warden_tests::zookeeper`).
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::Stdio;
+use std::sync::mpsc;
+
+use warden_tests::cluster::Cluster;
+use warden_tests::zookeeper::{compat_file, python_with_kazoo, unique_root, Shell};
+use warden_tests::{PHASE, SLOW_STEP};
+
+use super::recipes::member_logs;
+use super::{leader_among, opts};
+
+/// Every member's ZooKeeper address, member `first`'s first.
+fn zk_from(c: &Cluster, first: usize) -> String {
+    let n = c.ids().count();
+    (0..n)
+        .map(|k| c.member((first - 1 + k) % n + 1).zk_addr())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// kazoo with `hosts` naming the three members' ZooKeeper ports (the
+/// leader's first, so its session starts there) holds an ephemeral node, a
+/// `Lock` and a `DataWatch` when the leader is SIGKILLed. Proves that a
+/// ZooKeeper client's session moves to another member intact: the same
+/// session id and never `LOST`, the ephemeral and the lock still its own
+/// (another kazoo session cannot take the lock until it is released, then
+/// can), and a change made after the failover reaches the `DataWatch`
+/// exactly once (`kazoo_failover.py` makes those checks; this test kills
+/// the member it is on and requires every check to pass).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kazoo_keeps_session_lock_and_watch_across_a_leader_kill() {
+    let _one = super::ONE_AT_A_TIME.lock().await;
+    let mut c = tokio::task::block_in_place(|| Cluster::start(3, opts()));
+    let leader = leader_among(&c, &[1, 2, 3]).await;
+    let mut py = python_with_kazoo()
+        .arg(compat_file("kazoo_failover.py"))
+        .arg("--hosts")
+        .arg(zk_from(&c, leader))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run kazoo_failover.py");
+    let mut stdin = py.stdin.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    let stdout = py.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let stderr = py.stderr.take().unwrap();
+    let errors = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut s);
+        s
+    });
+
+    let ready = lines
+        .recv_timeout(SLOW_STEP)
+        .unwrap_or_else(|e| panic!("kazoo_failover.py did not get ready ({e})"));
+    let words: Vec<&str> = ready.split(' ').collect();
+    assert!(
+        matches!(words[..], ["READY", _, _]),
+        "unexpected line from kazoo_failover.py: {ready:?}"
+    );
+    assert_eq!(
+        words[2],
+        c.member(leader).zk_addr(),
+        "kazoo is not on the leader, member {leader}"
+    );
+    let leader_now = leader_among(&c, &[1, 2, 3]).await;
+    assert_eq!(leader_now, leader, "the leader changed before the kill");
+    tokio::task::block_in_place(|| c.kill(leader));
+    let rest: Vec<usize> = c.ids().filter(|&i| i != leader).collect();
+    leader_among(&c, &rest).await;
+    writeln!(stdin, "KILLED").unwrap();
+    stdin.flush().unwrap();
+
+    let mut report = vec![ready];
+    let done = loop {
+        match lines.recv_timeout(PHASE) {
+            Ok(line) => {
+                let last = line.starts_with("all ") || line.contains(" checks failed");
+                report.push(line);
+                if last {
+                    break true;
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break false,
+            Err(e) => panic!("kazoo_failover.py: {e}; so far:\n{}", report.join("\n")),
+        }
+    };
+    let status = tokio::task::block_in_place(|| py.wait()).unwrap();
+    let report = report.join("\n");
+    let errors = errors.join().unwrap_or_default();
+    println!("{report}");
+    assert!(
+        done && status.success() && report.contains("all 3 checks passed"),
+        "kazoo across the failover ({status}):\n{report}\n{errors}\n{}",
+        member_logs(&c, 60)
+    );
+}
+
+/// zkCli.sh connected to each member in turn creates a node there; then on
+/// every member it `sync`s and reads each node written through the other
+/// two. Proves that each member serves ZooKeeper's own shell and that a
+/// write through any member is read back, after a sync, on every other.
+#[test]
+fn zkcli_on_each_member_reads_what_the_others_wrote() {
+    let _one = super::ONE_AT_A_TIME.blocking_lock();
+    let c = Cluster::start(3, opts());
+    let root = unique_root("zkcli-ensemble");
+    let node = |i: usize| format!("{root}/via-{i}");
+    let mut shells: Vec<Shell> = c
+        .ids()
+        .map(|i| Shell::start(&c.member(i).zk_addr()))
+        .collect();
+    for sh in &mut shells {
+        sh.expect("WatchedEvent state:SyncConnected type:None path:null");
+    }
+    shells[0].run(&format!("create {root}"), &format!("Created {root}\n"));
+    for i in c.ids() {
+        let sh = &mut shells[i - 1];
+        sh.run(&format!("sync {root}"), "Sync is OK\n");
+        sh.run(
+            &format!("create {} written-through-{i}", node(i)),
+            &format!("Created {}\n", node(i)),
+        );
+    }
+    for j in c.ids() {
+        let sh = &mut shells[j - 1];
+        for i in c.ids().filter(|&i| i != j) {
+            sh.run(&format!("sync {}", node(i)), "Sync is OK\n");
+            sh.run(
+                &format!("get {}", node(i)),
+                &format!("written-through-{i}\n"),
+            );
+        }
+        sh.run(&format!("ls {root}"), "[via-1, via-2, via-3]\n");
+    }
+    let last = &mut shells[2];
+    last.send(&format!("deleteall {root}"));
+    last.run(
+        &format!("ls {root}"),
+        &format!("Node does not exist: {root}\n"),
+    );
+    for (sh, i) in shells.iter_mut().zip(c.ids()) {
+        sh.send("quit");
+        sh.expect("WatchedEvent state:Closed type:None path:null");
+        let out = sh.output();
+        for bad in ["Exception", "KeeperErrorCode", "Unable to"] {
+            assert!(
+                !out.contains(bad),
+                "zkCli on member {i} reported {bad:?}:\n{out}\n{}",
+                member_logs(&c, 30)
+            );
+        }
+    }
+}
