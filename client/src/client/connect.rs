@@ -40,50 +40,73 @@ pub(crate) struct Connection {
 enum AttemptError {
     /// This server could not take the session; another might.
     Retry(String),
+    /// This server answered but cannot take a session just now (an
+    /// ensemble member while the leader changes): it may in a moment.
+    Busy(String),
     /// No server will: the session itself is refused (expired, bad password).
     Fatal(Error),
 }
 
 /// Tries `servers` in random order until one accepts `connect`, all within
 /// `timeout`. Each attempt gets an equal share of the time that is left, so
-/// one unresponsive server cannot use up the whole budget.
+/// one unresponsive server cannot use up the whole budget. When a server
+/// answered that it cannot take a session just now (an ensemble electing a
+/// leader), the servers are tried again, after [`BUSY_PAUSE`], while time
+/// is left; servers that cannot be reached fail the connect at once.
 pub(crate) async fn connect_any(
     servers: &[ServerAddr],
     connect: &proto::Connect,
     timeout: Duration,
 ) -> Result<Connection, Error> {
-    let mut order = servers.to_vec();
-    order.shuffle(&mut rand::rng());
     let deadline = Instant::now() + timeout;
     let mut tried = Vec::new();
     let mut last_error = String::from("no server to try");
-    let count = order.len();
-    for (i, server) in order.into_iter().enumerate() {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() && !tried.is_empty() {
+    loop {
+        let mut order = servers.to_vec();
+        order.shuffle(&mut rand::rng());
+        let mut busy = false;
+        let count = order.len();
+        for (i, server) in order.into_iter().enumerate() {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() && !tried.is_empty() {
+                break;
+            }
+            let left = u32::try_from(count - i).unwrap_or(u32::MAX).max(1);
+            let budget = (remaining / left).max(Duration::from_millis(1));
+            if !tried.contains(&server.to_string()) {
+                tried.push(server.to_string());
+            }
+            match tokio::time::timeout(budget, connect_one(&server, connect, budget)).await {
+                Ok(Ok(conn)) => return Ok(conn),
+                Ok(Err(AttemptError::Fatal(e))) => return Err(e),
+                Ok(Err(AttemptError::Retry(why))) => {
+                    tracing::debug!(%server, %why, "server did not accept the session");
+                    last_error = format!("{server}: {why}");
+                }
+                Ok(Err(AttemptError::Busy(why))) => {
+                    tracing::debug!(%server, %why, "server cannot take a session just now");
+                    last_error = format!("{server}: {why}");
+                    busy = true;
+                }
+                Err(_) => {
+                    tracing::debug!(%server, ?budget, "connect attempt timed out");
+                    last_error = format!("{server}: no answer within {} ms", budget.as_millis());
+                }
+            }
+        }
+        if !busy || Instant::now() + BUSY_PAUSE >= deadline {
             break;
         }
-        let left = u32::try_from(count - i).unwrap_or(u32::MAX).max(1);
-        let budget = (remaining / left).max(Duration::from_millis(1));
-        tried.push(server.to_string());
-        match tokio::time::timeout(budget, connect_one(&server, connect, budget)).await {
-            Ok(Ok(conn)) => return Ok(conn),
-            Ok(Err(AttemptError::Fatal(e))) => return Err(e),
-            Ok(Err(AttemptError::Retry(why))) => {
-                tracing::debug!(%server, %why, "server did not accept the session");
-                last_error = format!("{server}: {why}");
-            }
-            Err(_) => {
-                tracing::debug!(%server, ?budget, "connect attempt timed out");
-                last_error = format!("{server}: no answer within {} ms", budget.as_millis());
-            }
-        }
+        tokio::time::sleep(BUSY_PAUSE).await;
     }
     Err(Error::NoServer {
         servers: tried,
         last_error,
     })
 }
+
+/// The pause before trying again servers that were busy.
+const BUSY_PAUSE: Duration = Duration::from_millis(100);
 
 /// Why a round of reconnect attempts failed.
 pub(crate) enum RoundError {
@@ -117,7 +140,7 @@ pub(crate) async fn connect_round(
         match tokio::time::timeout(per_attempt, connect_one(&server, connect, per_attempt)).await {
             Ok(Ok(conn)) => return Ok(conn),
             Ok(Err(AttemptError::Fatal(e))) => return Err(RoundError::Refused(e)),
-            Ok(Err(AttemptError::Retry(why))) => {
+            Ok(Err(AttemptError::Retry(why) | AttemptError::Busy(why))) => {
                 tracing::debug!(%server, %why, "reconnect attempt failed");
                 last_error = format!("{server}: {why}");
             }
@@ -196,6 +219,7 @@ async fn connect_one(
                 ErrorCode::SessionExpired | ErrorCode::AuthFailed | ErrorCode::BadArguments => {
                     Err(AttemptError::Fatal(Error::new(code, message)))
                 }
+                ErrorCode::ConnectionLoss => Err(AttemptError::Busy(format!("{code}: {message}"))),
                 _ => Err(AttemptError::Retry(format!("{code}: {message}"))),
             }
         }

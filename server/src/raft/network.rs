@@ -143,15 +143,19 @@ impl PeerLink {
             kind: kind as i32,
             payload,
         };
+        // A slow answer is a network error, not an unreachable peer: openraft
+        // retries the former at once and backs off from the latter, and a
+        // busy follower left without appends for a back-off would start
+        // asking for an election.
         let reply = tokio::time::timeout(option.hard_ttl(), client.raft(request))
             .await
             .map_err(|_| {
-                RPCError::Unreachable(unreachable(format!(
+                RPCError::Network(NetworkError::new(&std::io::Error::other(format!(
                     "peer {} at {} did not answer within {:?}",
                     self.target,
                     self.addr,
                     option.hard_ttl()
-                )))
+                ))))
             })?
             .map_err(|s| match s.code() {
                 tonic::Code::Unavailable | tonic::Code::FailedPrecondition => {
@@ -171,7 +175,14 @@ impl PeerLink {
     }
 }
 
+/// How long openraft waits before calling a peer it could not reach again.
+const UNREACHABLE_BACKOFF: Duration = Duration::from_millis(200);
+
 impl RaftNetwork<TypeConfig> for PeerLink {
+    fn backoff(&self) -> openraft::network::Backoff {
+        openraft::network::Backoff::new(std::iter::repeat(UNREACHABLE_BACKOFF))
+    }
+
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
