@@ -13,9 +13,6 @@
 //! `--peers 1=127.0.0.1:P1,2=127.0.0.1:P2,...` as every other member. A
 //! cluster of one gets no ensemble flags: it is a plain server, and that is
 //! how the fixture's own test uses it (`tests/tests/durability/cluster.rs`).
-//! The ensemble is being built: a server without these flags fails at
-//! start-up with `n > 1`, and the member's log says which argument it
-//! refused.
 //!
 //! Every member is spawned before any is waited for, since a member of an
 //! ensemble may not report itself healthy until a quorum is up.

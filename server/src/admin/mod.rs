@@ -29,8 +29,9 @@ async fn metrics(State(ctx): State<Ctx>) -> impl IntoResponse {
     ([("content-type", "text/plain; version=0.0.4")], m.render())
 }
 
-/// 200 when this member has a leader and has applied everything it knows
-/// is committed; 503 with the reason otherwise.
+/// 200 when this member has a leader (itself only while a majority hears
+/// it) and has applied everything it knows is committed; 503 with the
+/// reason otherwise.
 async fn health(State(ctx): State<Ctx>) -> impl IntoResponse {
     let s = grpc::status(&ctx);
     // Apply follows commit by a moment: wait that moment before judging.
@@ -38,8 +39,16 @@ async fn health(State(ctx): State<Ctx>) -> impl IntoResponse {
         .shared
         .wait_applied(s.committed, std::time::Duration::from_secs(1))
         .await;
+    let me = ctx.config.server_id;
     if s.leader_id == 0 {
         (StatusCode::SERVICE_UNAVAILABLE, "no leader\n".to_string())
+    } else if s.leader_id == me
+        && !crate::raft::leads_with_quorum(&ctx.proposer.raft, me, ctx.config.is_ensemble())
+    {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this member leads but has lost contact with a majority\n".to_string(),
+        )
     } else if !caught_up {
         (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -138,6 +138,15 @@ impl pb::peer_server::Peer for PeerService {
                         return;
                     }
                 };
+                // A leader cut off from its majority refuses, as for its
+                // own clients: the follower's writer is told at once.
+                if !super::leads_with_quorum(&raft, identity.me, true) {
+                    let out: Result<Vec<TxnResponse>, ForwardError> =
+                        Err(ForwardError::NotLeader(identity.me));
+                    let results = bincode::serialize(&out).unwrap_or_default();
+                    let _ = tx.send(Ok(pb::ForwardResult { seq, results })).await;
+                    continue;
+                }
                 // The leader's clock goes into the log (ctime, mtime, TTLs).
                 let now = now_ms();
                 let txns = txns

@@ -347,6 +347,9 @@ async fn a_minority_leader_acknowledges_nothing() {
         };
         answers.push((path, sent, isolated.elapsed(), r));
     }
+    // Its /health says so, whatever its own view of who leads.
+    let (code, body) = c.member(old).http_get("/health").unwrap();
+    assert_eq!(code, 503, "the isolated leader's /health: {body}");
     // Meanwhile the majority elected a leader and takes writes.
     leader_among(&c, &rest).await;
     on_rest
