@@ -663,11 +663,12 @@ def main():
     for path in (args.bench, args.warden):
         if not os.path.exists(path):
             sys.exit("%s is missing: cargo build --release --bins" % path)
-    # SIGTERM and SIGHUP unwind like Ctrl-C, so the finally blocks clean up.
+    # SIGINT (even if inherited as ignored, as in a background job), SIGTERM
+    # and SIGHUP unwind like Ctrl-C, so the finally blocks clean up.
     def interrupted(*_):
         raise KeyboardInterrupt()
 
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, interrupted)
     work = tempfile.mkdtemp(prefix="bench-ensemble-", dir=args.work_dir or os.path.dirname(REPO))
     sides = [args.only] if args.only else SIDES
@@ -692,4 +693,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit("bench_ensemble.py: interrupted; servers stopped and folders removed")
