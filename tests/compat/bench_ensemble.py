@@ -58,6 +58,7 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import bench_vs_zookeeper as single  # noqa: E402  (run_bench, fsync_count, warden_flushes, FIELDS)
 import zookeeper as zkref  # noqa: E402  (server_command, four_letter)
 
