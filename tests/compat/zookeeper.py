@@ -64,6 +64,15 @@ def classpath(conf_dir):
     return ":".join([conf_dir] + jars + extra)
 
 
+def server_command(conf_dir, cfg, main_class="org.apache.zookeeper.server.ZooKeeperServerMain"):
+    """The java command line of a server reading `cfg` (512 MiB heap,
+    warnings only); QuorumPeerMain for an ensemble member."""
+    java = shutil.which("java") or "/usr/bin/java"
+    return [java, "-Xmx512m", "-Dzookeeper.jmx.log4j.disable=true",
+            "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+            "-cp", classpath(conf_dir), main_class, cfg]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--port", type=int, default=0, help="client port (default: a free one)")
@@ -92,14 +101,7 @@ def main():
     if args.print_config:
         sys.stderr.write(open(cfg).read())
     log = open(os.path.join(conf_dir, "server.log"), "w")
-    java = shutil.which("java") or "/usr/bin/java"
-    proc = subprocess.Popen(
-        [java, "-Xmx512m", "-Dzookeeper.jmx.log4j.disable=true",
-         "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
-         "-cp", classpath(conf_dir),
-         "org.apache.zookeeper.server.ZooKeeperServerMain", cfg],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
+    proc = subprocess.Popen(server_command(conf_dir, cfg), stdout=log, stderr=subprocess.STDOUT)
 
     def stop(*_):
         proc.terminate()

@@ -3,11 +3,13 @@
 //! driven by one third-party client (the `zookeeper-client` crate), so the
 //! comparison in docs/benchmarks.md measures the servers, not two clients.
 //!
-//! N sessions each keep one request in flight for a fixed time. Each
-//! operation is a read (`getData` of one of `--keys` shared nodes) or a
-//! write; a session's writes cycle create → setData → delete over its own
-//! node, so every write is one durable transaction and the tree stays the
-//! same size. It prints throughput and p50/p99/max latency, overall and
+//! N sessions each keep `--in-flight` requests (default 1) in flight for a
+//! fixed time. Each operation is a read (`getData` of one of `--keys`
+//! shared nodes) or a write; each in-flight slot's writes cycle create →
+//! setData → delete over its own node, so every write is one durable
+//! transaction and the tree stays the same size. With `--spread`, session
+//! i connects only to host i mod n of a multi-host `--servers` (round
+//! robin over an ensemble's members) instead of letting the client pick. It prints throughput and p50/p99/max latency, overall and
 //! per operation, and a last `RESULT ...` line for scripts.
 //!
 //! It lives beside the test helpers in `warden-tests` because it is a
@@ -32,9 +34,18 @@ struct Opts {
     /// ZooKeeper connect string of the server under test.
     #[arg(long, default_value = "127.0.0.1:2181")]
     servers: String,
-    /// Concurrent sessions, each with one request in flight.
+    /// Concurrent sessions.
     #[arg(long, default_value_t = 32)]
     sessions: usize,
+    /// Requests each session keeps in flight (pipelined on its one
+    /// connection); each in-flight slot has its own node for writes.
+    #[arg(long, default_value_t = 1)]
+    in_flight: usize,
+    /// Spread the sessions over the hosts of a multi-host `--servers`
+    /// round-robin: session i connects to host i mod n alone (the setup
+    /// and cleanup use the whole connect string).
+    #[arg(long)]
+    spread: bool,
     /// Measured seconds (after the warm-up).
     #[arg(long, default_value_t = 20)]
     duration: u64,
@@ -129,7 +140,17 @@ async fn connect(servers: &str) -> Result<Client> {
         .with_context(|| format!("connect to {servers}"))
 }
 
-/// One session's loop until `end`, recording what finishes after `measure_from`.
+/// The connect string of session `index`: one host round-robin with
+/// `--spread`, else the whole `--servers`.
+fn session_servers(opts: &Opts, index: usize) -> String {
+    if !opts.spread {
+        return opts.servers.clone();
+    }
+    let hosts: Vec<&str> = opts.servers.split(',').collect();
+    hosts[index % hosts.len()].to_string()
+}
+
+/// One session: connects, then runs its `--in-flight` slots until `end`.
 async fn session(
     opts: Opts,
     root: String,
@@ -137,10 +158,41 @@ async fn session(
     measure_from: Instant,
     end: Instant,
 ) -> Result<Samples> {
-    let client = connect(&opts.servers).await?;
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ ((index as u64 + 1) * 0x2545_F491));
+    let client = connect(&session_servers(&opts, index)).await?;
+    // This member may not have applied the setup's creates yet.
+    client
+        .sync(&root)
+        .await
+        .with_context(|| format!("sync {root}"))?;
+    let slots = (0..opts.in_flight).map(|slot| {
+        let own = if opts.in_flight == 1 {
+            format!("{root}/s{index}")
+        } else {
+            format!("{root}/s{index}-{slot}")
+        };
+        let seed = (index * opts.in_flight + slot) as u64;
+        slot_loop(&opts, &client, &root, own, seed, measure_from, end)
+    });
+    let mut samples = Samples::default();
+    for s in futures::future::try_join_all(slots).await? {
+        samples.merge(s);
+    }
+    Ok(samples)
+}
+
+/// One in-flight slot's closed loop until `end`, recording what finishes
+/// after `measure_from`.
+async fn slot_loop(
+    opts: &Opts,
+    client: &Client,
+    root: &str,
+    own: String,
+    seed: u64,
+    measure_from: Instant,
+    end: Instant,
+) -> Result<Samples> {
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ ((seed + 1) * 0x2545_F491));
     let value = vec![b'w'; opts.value_size];
-    let own = format!("{root}/s{index}");
     let mut next_write = Op::Create;
     let mut samples = Samples::default();
     while Instant::now() < end {
@@ -219,6 +271,8 @@ async fn setup(opts: &Opts, root: &str) -> Result<()> {
 
 async fn cleanup(opts: &Opts, root: &str) -> Result<()> {
     let client = connect(&opts.servers).await?;
+    // The sessions wrote through other members: catch up before listing.
+    client.sync(root).await?;
     for name in client.list_children(root).await? {
         client.delete(&format!("{root}/{name}"), None).await?;
     }
@@ -229,14 +283,16 @@ async fn cleanup(opts: &Opts, root: &str) -> Result<()> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let opts = Opts::parse();
-    if opts.sessions == 0 || opts.keys == 0 || opts.duration == 0 {
-        bail!("--sessions, --keys and --duration must be at least 1");
+    if opts.sessions == 0 || opts.in_flight == 0 || opts.keys == 0 || opts.duration == 0 {
+        bail!("--sessions, --in-flight, --keys and --duration must be at least 1");
     }
     let root = format!("/zk-bench-{:08x}", rand::random::<u32>());
     setup(&opts, &root).await?;
     eprintln!(
-        "zk_bench: {} sessions, {}% writes, {} keys of {} B, {} s warm-up + {} s against {}",
+        "zk_bench: {} sessions x {} in flight{}, {}% writes, {} keys of {} B, {} s warm-up + {} s against {}",
         opts.sessions,
+        opts.in_flight,
+        if opts.spread { " (spread)" } else { "" },
         opts.write_percent,
         opts.keys,
         opts.value_size,
@@ -300,7 +356,7 @@ async fn main() -> Result<()> {
     println!(
         "RESULT ops_per_sec={ops:.0} p50_ms={:.3} p99_ms={:.3} \
          read_p50_ms={:.3} read_p99_ms={:.3} write_p50_ms={:.3} write_p99_ms={:.3} \
-         sessions={} write_percent={}",
+         sessions={} in_flight={} write_percent={}",
         percentile(&total, 50.0),
         percentile(&total, 99.0),
         percentile(&reads, 50.0),
@@ -308,6 +364,7 @@ async fn main() -> Result<()> {
         percentile(&writes, 50.0),
         percentile(&writes, 99.0),
         opts.sessions,
+        opts.in_flight,
         opts.write_percent
     );
     Ok(())
