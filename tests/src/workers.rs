@@ -124,6 +124,77 @@ pub fn events(path: &Path) -> Vec<Event> {
     out
 }
 
+/// Buyers per flash-sale worker process; three processes contend.
+pub const FLASH_SALE_BUYERS: usize = 30;
+
+/// The flash sale's three `recipe_worker flash-sale` processes, each with
+/// [`FLASH_SALE_BUYERS`] buyers taking the fair lock `/sale/lock` to buy
+/// from the stock in `/sale/stock`; worker `w` connects to `servers(w)`.
+/// Each registers under `/sale/ready` and waits for `/sale/go`; all record
+/// to `out`.
+pub fn flash_sale_workers(dir: &Path, out: &Path, servers: impl Fn(usize) -> String) -> Vec<Proc> {
+    let out = out.to_str().expect("a UTF-8 path");
+    let buyers = FLASH_SALE_BUYERS.to_string();
+    (0..3)
+        .map(|w| {
+            let servers = servers(w);
+            Proc::worker(
+                dir,
+                &[
+                    "flash-sale",
+                    "--servers",
+                    &servers,
+                    "--tasks",
+                    &buyers,
+                    "--lock",
+                    "/sale/lock",
+                    "--stock",
+                    "/sale/stock",
+                    "--out",
+                    out,
+                    "--ready",
+                    "/sale/ready",
+                    "--go",
+                    "/sale/go",
+                ],
+            )
+        })
+        .collect()
+}
+
+/// Checks a flash sale of a stock of 10 from its record (other kinds of
+/// line are the caller's to judge): exactly 10 sold, the stock seen
+/// counting down one unit at a time, every other buyer told it was sold
+/// out at 0, and one fencing token per grant, increasing in time order.
+pub fn check_flash_sale(record: &[Event]) {
+    let sold: Vec<&Event> = record.iter().filter(|e| e.kind == "SALE").collect();
+    let soldout: Vec<&Event> = record.iter().filter(|e| e.kind == "SOLDOUT").collect();
+    let seen: Vec<i64> = sold.iter().map(|e| e.extra.parse().unwrap()).collect();
+    assert_eq!(
+        seen,
+        (1..=10).rev().collect::<Vec<i64>>(),
+        "the stock each sale saw, in time order (exactly 10 sold, each unit once): {sold:?}"
+    );
+    assert_eq!(
+        soldout.len(),
+        3 * FLASH_SALE_BUYERS - 10,
+        "buyers told it was sold out"
+    );
+    assert!(
+        soldout.iter().all(|e| e.extra == "0"),
+        "a buyer saw a stock other than 0 after the sale: {soldout:?}"
+    );
+    let mut by_time: Vec<&Event> = sold.iter().chain(&soldout).copied().collect();
+    by_time.sort_by_key(|e| e.ns);
+    let tokens: Vec<i64> = by_time.iter().map(|e| e.token).collect();
+    assert!(
+        tokens.windows(2).all(|w| w[0] < w[1]),
+        "fencing tokens not increasing in time order: {tokens:?}"
+    );
+    let distinct: std::collections::HashSet<&i64> = tokens.iter().collect();
+    assert_eq!(distinct.len(), 3 * FLASH_SALE_BUYERS, "one grant per buyer");
+}
+
 /// Polls `f` every 20 ms until it yields a value; fails after `timeout`.
 pub async fn poll<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;

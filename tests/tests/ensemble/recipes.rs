@@ -4,7 +4,7 @@
 //! tests' harness, `warden_tests::scheduler`), each connected to all three
 //! members.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use warden_client::CreateMode;
@@ -12,7 +12,9 @@ use warden_tests::cluster::Cluster;
 use warden_tests::scheduler::{
     doubled, fmt_runs, now_ms, read_record, SchedulerCluster, EVERY_SECOND,
 };
-use warden_tests::workers::{events, mono_ns, poll, wait_children, Event, Proc};
+use warden_tests::workers::{
+    check_flash_sale, events, flash_sale_workers, mono_ns, poll, wait_children, Event,
+};
 use warden_tests::{connect, quick_retry, wait_until, ServerOpts, PHASE, SLOW_STEP};
 
 use super::{from, leader_among, opts, SESSION};
@@ -52,31 +54,7 @@ async fn flash_sale_sells_exactly_the_stock_across_a_leader_kill() {
             .await
             .unwrap();
     }
-    let out_s = out.to_str().unwrap();
-    let mut workers: Vec<Proc> = (0..3)
-        .map(|w| {
-            Proc::worker(
-                dir.path(),
-                &[
-                    "flash-sale",
-                    "--servers",
-                    &from(&c, w + 1),
-                    "--tasks",
-                    "30",
-                    "--lock",
-                    "/sale/lock",
-                    "--stock",
-                    "/sale/stock",
-                    "--out",
-                    out_s,
-                    "--ready",
-                    "/sale/ready",
-                    "--go",
-                    "/sale/go",
-                ],
-            )
-        })
-        .collect();
+    let mut workers = flash_sale_workers(dir.path(), &out, |w| from(&c, w + 1));
     // Start all 90 buyers at one moment, so the three processes contend.
     wait_children(&admin, "/sale/ready", 3, "the workers to connect").await;
     admin
@@ -139,29 +117,7 @@ async fn flash_sale_sells_exactly_the_stock_across_a_leader_kill() {
             || e.kind == "RELEASE_UNSURE"),
         "unexpected lines in the record: {other:?}"
     );
-    let seen: Vec<i64> = sold.iter().map(|e| e.extra.parse().unwrap()).collect();
-    assert_eq!(
-        seen,
-        (1..=10).rev().collect::<Vec<i64>>(),
-        "the stock each sale saw, in time order (exactly 10 sold, each unit once): {sold:?}"
-    );
-    assert_eq!(soldout.len(), 80, "buyers told it was sold out");
-    assert!(
-        soldout.iter().all(|e| e.extra == "0"),
-        "a buyer saw a stock other than 0 after the sale: {soldout:?}"
-    );
-    let mut by_time: Vec<&Event> = sold.iter().chain(&soldout).copied().collect();
-    by_time.sort_by_key(|e| e.ns);
-    let tokens: Vec<i64> = by_time.iter().map(|e| e.token).collect();
-    assert!(
-        tokens.windows(2).all(|w| w[0] < w[1]),
-        "fencing tokens not increasing in time order: {tokens:?}"
-    );
-    assert_eq!(
-        tokens.iter().collect::<HashSet<_>>().len(),
-        90,
-        "one grant per buyer"
-    );
+    check_flash_sale(&record);
     for i in c.ids() {
         let client = connect(&c.member(i).addr(), quick_retry(SESSION)).await;
         client.sync("/sale/stock").await.unwrap();

@@ -1,7 +1,7 @@
 //! The data recipes end to end against a real server (100 ms ticks): the
 //! distributed queue, the node and tree caches, the persistent ephemeral
 //! node and the service registry, with faults injected by dropping a
-//! client, cutting connections and stalling them (`warden_tests::Proxy`)
+//! client, cutting connections and stalling them (`warden_tests::proxy::Proxy`)
 //! past the session timeout.
 //!
 //! Each test records what happened, then checks the record. None sleeps
@@ -20,7 +20,8 @@ use warden_client::recipes::{
     TreeCache, TreeEvent,
 };
 use warden_client::{Client, ConnectionState, CreateMode, ErrorCode};
-use warden_tests::{wait_until, within, InProcServer, Proxy, ServerOpts, PHASE};
+use warden_tests::proxy::Proxy;
+use warden_tests::{wait_until, within, InProcServer, ServerOpts, PHASE};
 
 use crate::client;
 
@@ -85,14 +86,14 @@ async fn consume(
 async fn a_queue_loses_nothing_when_a_consumer_dies_mid_processing() {
     let server = server();
     let addr = server.addr();
-    let proxy = Proxy::start(server.port());
+    let proxy = Proxy::start(([127, 0, 0, 1], server.port()).into());
     let path = "/work/queue";
     let record = Arc::new(Mutex::new(QueueRecord::default()));
     let (stop, stop_rx) = watch::channel(false);
 
     // The doomed consumer, on a short session behind the proxy: it
     // processes a few items normally, then hangs in the middle of one.
-    let doomed = client(&proxy.addr(), SHORT).await;
+    let doomed = client(&proxy.addr().to_string(), SHORT).await;
     let (midway_tx, mut midway) = mpsc::unbounded_channel::<String>();
     let doomed_task = {
         let queue = DistributedQueue::new(&doomed, path);
@@ -156,7 +157,7 @@ async fn a_queue_loses_nothing_when_a_consumer_dies_mid_processing() {
     let stuck = within(PHASE, "the doomed consumer to get midway", midway.recv())
         .await
         .expect("a payload");
-    proxy.pause(true);
+    proxy.mute();
     doomed_task.abort();
     let _ = doomed_task.await;
     drop(doomed);
@@ -424,9 +425,9 @@ async fn wait_mirrored(what: &str, cache: &TreeCache, writer: &Client, root: &st
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tree_cache_mirrors_a_subtree_through_changes_and_a_cut() {
     let server = server();
-    let proxy = Proxy::start(server.port());
+    let proxy = Proxy::start(([127, 0, 0, 1], server.port()).into());
     let writer = client(&server.addr(), LONG).await;
-    let reader = client(&proxy.addr(), LONG).await;
+    let reader = client(&proxy.addr().to_string(), LONG).await;
     for (path, data) in [
         ("/tree", ""),
         ("/tree/a", "a0"),
@@ -488,7 +489,7 @@ async fn a_tree_cache_mirrors_a_subtree_through_changes_and_a_cut() {
     // those changes are not replayed to a persistent watch, so the cache
     // must re-read on reconnecting.
     let session = reader.session_id();
-    proxy.pause(true);
+    proxy.mute();
     proxy.cut();
     wait_until("the reader to notice the cut", PHASE, || async {
         reader.state() == ConnectionState::Suspended
@@ -504,7 +505,7 @@ async fn a_tree_cache_mirrors_a_subtree_through_changes_and_a_cut() {
         .create("/tree/d", "d-cut", CreateMode::Persistent)
         .await
         .expect("create");
-    proxy.pause(false);
+    proxy.unmute();
     wait_until("the reader to reconnect", PHASE, || async {
         reader.state() == ConnectionState::Reconnected
     })
@@ -550,9 +551,9 @@ async fn a_tree_cache_mirrors_a_subtree_through_changes_and_a_cut() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_persistent_ephemeral_node_comes_back_after_deletion_and_expiry() {
     let server = server();
-    let proxy = Proxy::start(server.port());
+    let proxy = Proxy::start(([127, 0, 0, 1], server.port()).into());
     let other = client(&server.addr(), LONG).await;
-    let owner = client(&proxy.addr(), SHORT).await;
+    let owner = client(&proxy.addr().to_string(), SHORT).await;
     let owner_states = Arc::new(Mutex::new(Vec::new()));
     {
         let mut changes = owner.state_changes();
@@ -610,7 +611,7 @@ async fn a_persistent_ephemeral_node_comes_back_after_deletion_and_expiry() {
     // The owner's line stalls past its session timeout: the server expires
     // the session (the node goes), the client declares it lost.
     let old_session = owner.session_id();
-    proxy.pause(true);
+    proxy.mute();
     wait_until("the server to expire the session", PHASE, || async {
         other
             .exists(&path)
@@ -627,7 +628,7 @@ async fn a_persistent_ephemeral_node_comes_back_after_deletion_and_expiry() {
         node.path().is_none()
     })
     .await;
-    proxy.pause(false);
+    proxy.unmute();
     wait_until(
         "the node to be re-created on a new session",
         PHASE,

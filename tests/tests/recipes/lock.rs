@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 
 use warden_client::recipes::{Lock, LockState};
 use warden_client::CreateMode;
+use warden_tests::proxy::Proxy;
 use warden_tests::workers::*;
-use warden_tests::{within, InProcServer, Proxy, ServerOpts, SLOW_STEP};
+use warden_tests::{within, InProcServer, ServerOpts, SLOW_STEP};
 
 use crate::{about_to_be_reaped, reaping_server};
 
@@ -38,32 +39,7 @@ async fn flash_sale_sells_each_unit_exactly_once() {
         .await
         .unwrap();
 
-    let addr = server.addr();
-    let out_s = out.to_str().unwrap();
-    let mut workers: Vec<Proc> = (0..3)
-        .map(|_| {
-            Proc::worker(
-                dir.path(),
-                &[
-                    "flash-sale",
-                    "--servers",
-                    &addr,
-                    "--tasks",
-                    "30",
-                    "--lock",
-                    "/sale/lock",
-                    "--stock",
-                    "/sale/stock",
-                    "--out",
-                    out_s,
-                    "--ready",
-                    "/sale/ready",
-                    "--go",
-                    "/sale/go",
-                ],
-            )
-        })
-        .collect();
+    let mut workers = flash_sale_workers(dir.path(), &out, |_| server.addr());
     // Start all 90 tasks at one moment, so the three processes contend.
     let mut ready = 0;
     let deadline = Instant::now() + SLOW_STEP;
@@ -82,32 +58,13 @@ async fn flash_sale_sells_each_unit_exactly_once() {
     }
 
     let record = events(&out);
-    let sales: Vec<&Event> = record.iter().filter(|e| e.kind == "SALE").collect();
-    let soldout = record.iter().filter(|e| e.kind == "SOLDOUT").count();
     assert!(
         record
             .iter()
             .all(|e| e.kind == "SALE" || e.kind == "SOLDOUT"),
         "a task saw its lock not held: {record:?}"
     );
-    assert_eq!(sales.len(), 10, "sales: {sales:?}");
-    assert_eq!(soldout, 80);
-    let mut seen: Vec<i64> = sales.iter().map(|e| e.extra.parse().unwrap()).collect();
-    seen.sort_unstable();
-    assert_eq!(seen, (1..=10).collect::<Vec<i64>>(), "stock values seen");
-    // In time order the stock counts down and each grant's token is larger.
-    let in_order: Vec<i64> = sales.iter().map(|e| e.extra.parse().unwrap()).collect();
-    assert_eq!(in_order, (1..=10).rev().collect::<Vec<i64>>());
-    let tokens: Vec<i64> = record.iter().map(|e| e.token).collect();
-    assert!(
-        tokens.windows(2).all(|w| w[0] < w[1]),
-        "fencing tokens not increasing in time order: {tokens:?}"
-    );
-    assert_eq!(
-        tokens.iter().collect::<HashSet<_>>().len(),
-        90,
-        "one grant per task"
-    );
+    check_flash_sale(&record);
     let (stock, _) = client.get_data("/sale/stock").await.unwrap();
     assert_eq!(stock, b"0");
     // Every contender's node is gone.
@@ -489,8 +446,8 @@ async fn a_stale_release_leaves_the_new_holder_alone() {
         tick_ms: 100,
         ..ServerOpts::default()
     });
-    let proxy = Proxy::start(server.port());
-    let a = connect(&proxy.addr(), Duration::from_millis(1000)).await;
+    let proxy = Proxy::start(([127, 0, 0, 1], server.port()).into());
+    let a = connect(&proxy.addr().to_string(), Duration::from_millis(1000)).await;
     let b = connect(&server.addr(), Duration::from_secs(10)).await;
     let mut ag = Lock::new(&a, "/stale").acquire().await.unwrap();
     let a_session = a.session_id();
@@ -501,7 +458,7 @@ async fn a_stale_release_leaves_the_new_holder_alone() {
     })
     .await;
 
-    proxy.pause(true);
+    proxy.mute();
     proxy.cut();
     let mut bg = within(SLOW_STEP, "B acquires after A's session expired", bt)
         .await
@@ -518,7 +475,7 @@ async fn a_stale_release_leaves_the_new_holder_alone() {
     .unwrap();
     assert_eq!(ag.state(), LockState::Lost);
 
-    proxy.pause(false);
+    proxy.unmute();
     ag.release().await.expect("a stale release is not an error");
     ag.release().await.expect("release is idempotent");
     let stat = b

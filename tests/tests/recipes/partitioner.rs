@@ -19,6 +19,7 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 use warden_client::recipes::{Assignment, PartitionState, SetPartitioner};
 use warden_client::{Client, ErrorCode};
+use warden_tests::proxy::Proxy;
 use warden_tests::{InProcServer, ServerOpts, PHASE};
 
 use crate::client;
@@ -412,10 +413,10 @@ async fn a_member_cut_off_owns_nothing_and_comes_back_after_its_session_is_lost(
         ..Default::default()
     });
     let addr = server.addr();
-    let proxy = warden_tests::Proxy::start(server.port());
+    let proxy = Proxy::start(([127, 0, 0, 1], server.port()).into());
     let observer = client(&addr, Duration::from_secs(4)).await;
     let m1 = member(&addr, "m1").await;
-    let m2 = member(&proxy.addr(), "m2").await;
+    let m2 = member(&proxy.addr().to_string(), "m2").await;
     wait_settled(
         "2 members to split the items 5/5",
         &observer,
@@ -430,7 +431,7 @@ async fn a_member_cut_off_owns_nothing_and_comes_back_after_its_session_is_lost(
     // stop owning at once, m1 takes everything once the session expires,
     // and m2 reports Failure.
     let mut states = m2.partitioner.states();
-    proxy.pause(true);
+    proxy.mute();
     proxy.cut();
     tokio::time::timeout(PHASE, states.wait_for(|s| *s != PartitionState::Acquired))
         .await
@@ -445,7 +446,7 @@ async fn a_member_cut_off_owns_nothing_and_comes_back_after_its_session_is_lost(
 
     // The line comes back: m2 gets a new session, joins again, and the
     // items are split again.
-    proxy.pause(false);
+    proxy.unmute();
     wait_settled(
         "2 members to split the items 5/5 again",
         &observer,

@@ -1,5 +1,5 @@
 //! Reconnection end to end: a real server killed and restarted, connections
-//! cut by a proxy (`warden_tests::Proxy`) while other clients write, a dead
+//! cut by a proxy (`warden_tests::proxy::Proxy`) while other clients write, a dead
 //! address in the connect string, a session lost while the server is down,
 //! protected creates and retried reads across a cut.
 //!
@@ -14,7 +14,8 @@ use parking_lot::Mutex;
 use warden_client::{
     AddWatchMode, Client, ConnectionState, CreateMode, ErrorCode, EventType, WatchedEvent,
 };
-use warden_tests::{connect, free_port, quick_retry, wait_until, within, Proxy, ServerProc, STEP};
+use warden_tests::proxy::{Direction, Proxy};
+use warden_tests::{connect, free_port, quick_retry, wait_until, within, ServerProc, STEP};
 
 /// A client with a quick back-off, so reconnects follow a restart closely.
 async fn client(servers: &str, timeout: Duration) -> Client {
@@ -113,9 +114,9 @@ async fn a_stalled_server_is_left_and_the_session_resumed_when_it_wakes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watches_fire_exactly_once_across_a_cut_connection() {
     let server = ServerProc::start();
-    let proxy = Proxy::start(server.port);
+    let proxy = Proxy::start(([127, 0, 0, 1], server.port).into());
     let writer = client(&server.addr(), Duration::from_secs(4)).await;
-    let a = client(&proxy.addr(), Duration::from_secs(4)).await;
+    let a = client(&proxy.addr().to_string(), Duration::from_secs(4)).await;
     writer
         .create("/w", "0", CreateMode::Persistent)
         .await
@@ -145,12 +146,12 @@ async fn watches_fire_exactly_once_across_a_cut_connection() {
     let id = a.session_id();
 
     // Cut a off and keep it off while the writer changes the watched node.
-    proxy.pause(true);
+    proxy.mute();
     proxy.cut();
     wait_for_state(&a, ConnectionState::Suspended).await;
     writer.set_data("/w", "1", None).await.unwrap();
     assert!(events.lock().is_empty());
-    proxy.pause(false);
+    proxy.unmute();
     wait_for_state(&a, ConnectionState::Reconnected).await;
     assert_eq!(a.session_id(), id);
 
@@ -202,7 +203,7 @@ async fn watches_fire_exactly_once_across_a_cut_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_address_in_the_connect_string_is_skipped() {
     let server = ServerProc::start();
-    let proxy = Proxy::start(server.port);
+    let proxy = Proxy::start(([127, 0, 0, 1], server.port).into());
     let dead = format!("127.0.0.1:{}", free_port());
 
     // Servers are tried in random order; whichever comes first, the live
@@ -292,9 +293,9 @@ async fn a_server_down_past_the_session_timeout_loses_the_session_and_a_new_one_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_protected_create_across_a_cut_makes_exactly_one_node() {
     let server = ServerProc::start();
-    let proxy = Proxy::start(server.port);
+    let proxy = Proxy::start(([127, 0, 0, 1], server.port).into());
     let observer = client(&server.addr(), Duration::from_secs(4)).await;
-    let a = client(&proxy.addr(), Duration::from_secs(4)).await;
+    let a = client(&proxy.addr().to_string(), Duration::from_secs(4)).await;
     observer
         .create("/locks", "", CreateMode::Persistent)
         .await
@@ -302,7 +303,7 @@ async fn a_protected_create_across_a_cut_makes_exactly_one_node() {
     let children = || async { observer.get_children("/locks").await.unwrap() };
 
     // The create reaches the server, its answer does not.
-    proxy.pause_replies(true);
+    proxy.mute_one_way(Direction::ToClient);
     let call = tokio::spawn({
         let a = a.clone();
         async move {
@@ -315,7 +316,7 @@ async fn a_protected_create_across_a_cut_makes_exactly_one_node() {
     })
     .await;
     proxy.cut();
-    proxy.pause_replies(false);
+    proxy.unmute();
     let path = within(STEP, "create_protected", call)
         .await
         .unwrap()
@@ -326,7 +327,7 @@ async fn a_protected_create_across_a_cut_makes_exactly_one_node() {
     assert!(kids[0].starts_with("_c_"), "{kids:?}");
 
     // The create never reaches the server: it is made again.
-    proxy.pause(true);
+    proxy.mute();
     let call = tokio::spawn({
         let a = a.clone();
         async move {
@@ -335,7 +336,7 @@ async fn a_protected_create_across_a_cut_makes_exactly_one_node() {
         }
     });
     proxy.cut();
-    proxy.pause(false);
+    proxy.unmute();
     within(STEP, "create_protected", call)
         .await
         .unwrap()
@@ -375,9 +376,9 @@ async fn a_protected_create_across_a_cut_makes_exactly_one_node() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idempotent_read_is_retried_across_a_cut_and_a_create_is_not() {
     let server = ServerProc::start();
-    let proxy = Proxy::start(server.port);
+    let proxy = Proxy::start(([127, 0, 0, 1], server.port).into());
     let observer = client(&server.addr(), Duration::from_secs(4)).await;
-    let a = client(&proxy.addr(), Duration::from_secs(4)).await;
+    let a = client(&proxy.addr().to_string(), Duration::from_secs(4)).await;
     observer
         .create("/g", "data", CreateMode::Persistent)
         .await
@@ -386,7 +387,7 @@ async fn an_idempotent_read_is_retried_across_a_cut_and_a_create_is_not() {
 
     // The read is answered by the server, but the answer is cut off.
     let before = gets();
-    proxy.pause_replies(true);
+    proxy.mute_one_way(Direction::ToClient);
     let call = tokio::spawn({
         let a = a.clone();
         async move { a.get_data("/g").await }
@@ -396,7 +397,7 @@ async fn an_idempotent_read_is_retried_across_a_cut_and_a_create_is_not() {
     })
     .await;
     proxy.cut();
-    proxy.pause_replies(false);
+    proxy.unmute();
     let (data, _) = within(STEP, "get_data", call).await.unwrap().unwrap();
     assert_eq!(data, b"data");
     let after = gets();
@@ -406,7 +407,7 @@ async fn an_idempotent_read_is_retried_across_a_cut_and_a_create_is_not() {
     );
 
     // The same for a create: it happened, but the caller cannot know.
-    proxy.pause_replies(true);
+    proxy.mute_one_way(Direction::ToClient);
     let call = tokio::spawn({
         let a = a.clone();
         async move { a.create("/c", "", CreateMode::Persistent).await }
@@ -416,7 +417,7 @@ async fn an_idempotent_read_is_retried_across_a_cut_and_a_create_is_not() {
     })
     .await;
     proxy.cut();
-    proxy.pause_replies(false);
+    proxy.unmute();
     let e = within(STEP, "create", call).await.unwrap().unwrap_err();
     assert_eq!(e.code(), ErrorCode::ConnectionLoss, "{e}");
     wait_for_state(&a, ConnectionState::Reconnected).await;

@@ -8,6 +8,7 @@
 
 use std::time::{Duration, Instant};
 
+use warden_tests::proxy::Proxy;
 use warden_tests::zookeeper::{unique_root, Target};
 use warden_tests::ServerOpts;
 use warden_tests::SLOW_STEP;
@@ -533,7 +534,7 @@ async fn session_and_watches_survive_a_dropped_connection() {
         .next()
         .and_then(|p| p.parse().ok())
         .expect("a port");
-    let proxy = warden_tests::Proxy::start(port);
+    let proxy = Proxy::start(([127, 0, 0, 1], port).into());
     let observer = connect(&target).await;
     let root = unique_root("rust-reconnect");
     observer
@@ -543,7 +544,7 @@ async fn session_and_watches_survive_a_dropped_connection() {
 
     let c = Client::connector()
         .with_session_timeout(Duration::from_secs(20))
-        .connect(&proxy.addr())
+        .connect(&proxy.addr().to_string())
         .await
         .expect("connect through the proxy");
     let session = c.session_id();
@@ -554,7 +555,7 @@ async fn session_and_watches_survive_a_dropped_connection() {
     let (_, _, changed) = c.get_and_watch_data(&root).await.expect("data watch");
     let mut states = c.state_watcher();
 
-    proxy.pause(true);
+    proxy.mute();
     proxy.cut();
     let state = tokio::time::timeout(SLOW_STEP, states.changed())
         .await
@@ -565,7 +566,7 @@ async fn session_and_watches_survive_a_dropped_connection() {
         .set_data(&root, b"1", None)
         .await
         .expect("set while away");
-    proxy.pause(false);
+    proxy.unmute();
 
     let ev = next_event("the watch after reconnecting", changed.changed()).await;
     assert_eq!(
