@@ -20,6 +20,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::stream::{FuturesUnordered, StreamExt};
 use openraft::LogId;
 use parking_lot::Mutex;
 use rand::Rng;
@@ -142,11 +143,17 @@ pub async fn drive(
                     Some(reply.granted)
                 }
             });
-        let grants = 1 + futures::future::join_all(asks)
-            .await
-            .into_iter()
-            .filter(|g| *g == Some(true))
-            .count();
+        // Counted as answers come: a dead peer's call must not hold up an
+        // election the others already agree to.
+        let mut answers: FuturesUnordered<_> = asks.collect();
+        let mut grants = 1;
+        while grants < majority {
+            match answers.next().await {
+                Some(Some(true)) => grants += 1,
+                Some(_) => {}
+                None => break,
+            }
+        }
         attempted = Some(Instant::now());
         if grants >= majority {
             tracing::info!(
