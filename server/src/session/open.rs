@@ -1,7 +1,7 @@
 //! Opening a session: a new one proposed to the log (with a fresh id and
 //! password), or a resumed one checked against the tree.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rand::RngCore;
 
@@ -9,6 +9,10 @@ use super::message::Connect;
 use super::Ctx;
 use crate::error::{Code, ZkError};
 use crate::txn::{Op, Outcome};
+
+/// How long a connect from a client that has seen more than this member
+/// has applied waits for this member to catch up.
+const CATCH_UP_WAIT: Duration = Duration::from_secs(1);
 
 /// A session ready to attach to a connection.
 pub struct Opened {
@@ -19,6 +23,13 @@ pub struct Opened {
 
 /// Creates a new session, or checks the id and password of one being resumed.
 pub async fn open_session(ctx: &Ctx, c: &Connect) -> Result<Opened, ZkError> {
+    // A member a little behind what the client has seen holds the connect
+    // until it has applied that far; one further behind refuses it, and
+    // the client tries another member.
+    if c.last_zxid > ctx.shared.state.read().tree.last_zxid() {
+        let index = (c.last_zxid as u64) >> crate::txn::BATCH_BITS;
+        ctx.shared.wait_applied(index, CATCH_UP_WAIT).await;
+    }
     let last_zxid = ctx.shared.state.read().tree.last_zxid();
     if c.last_zxid > last_zxid {
         return Err(ZkError::new(
