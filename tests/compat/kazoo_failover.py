@@ -44,27 +44,9 @@ except ImportError as e:  # pragma: no cover - the message is the point
     )
     sys.exit(2)
 
-TIMEOUT = 20.0
-
-
-class CheckFailed(Exception):
-    """The client saw something other than a session that survived."""
-
-
-def expect(cond, msg):
-    if not cond:
-        raise CheckFailed(msg)
-
-
-def wait_for(cond, what, timeout=TIMEOUT):
-    """Polls `cond` until true, or fails the check after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if cond():
-            return
-        if time.monotonic() > deadline:
-            raise CheckFailed("timed out after %.0f s waiting for %s" % (timeout, what))
-        time.sleep(0.02)
+# The checks' vocabulary is kazoo_compat's (this folder is on sys.path
+# when the script runs).
+from kazoo_compat import TIMEOUT, expect, wait_for  # noqa: E402
 
 
 def peer(client):
