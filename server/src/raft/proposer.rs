@@ -281,6 +281,10 @@ async fn batcher(
         match &forwarder {
             Some((me, f)) if raft.metrics().borrow().current_leader != Some(*me) => f.send(b),
             Some((me, _)) if !super::leads_with_quorum(&raft, *me, true) => {
+                tracing::debug!(
+                    millis_since_quorum_ack = ?raft.metrics().borrow().millis_since_quorum_ack,
+                    "refused a batch: leading without a majority's recent acknowledgement"
+                );
                 b.fail(ZkError::new(
                     Code::ConnectionLoss,
                     "this member leads but has lost contact with a majority; the write was not applied; try another member",

@@ -85,6 +85,18 @@ impl Shared {
         self.metrics.sessions.set(new.tree.session_count() as i64);
         let mut st = self.state.write();
         *st = new;
+        // Sessions the snapshot no longer has ended while this member was
+        // behind: their clients learn it. The others reconnect, so that
+        // their watches fire for what the snapshot changed.
+        for id in self.sessions.ids() {
+            if st.tree.session(id).is_none() {
+                self.sessions.closed(id);
+                self.watches.session_closed(id);
+            }
+        }
+        self.watches.reconnect_all(
+            "this member caught up from a snapshot; reconnect to re-register watches",
+        );
         self.note_applied(&st);
     }
 }
@@ -187,6 +199,45 @@ pub fn apply_entry(
     }
 }
 
+/// Applies committed entries to the shared state, firing their effects.
+fn apply_all<I>(shared: &Shared, entries: I) -> Result<Vec<Vec<TxnResponse>>, StorageError>
+where
+    I: IntoIterator<Item = Entry<TypeConfig>>,
+{
+    let mut st = shared.state.write();
+    let mut out = Vec::new();
+    let mut on_effects = |_: &SmState, zxid: i64, fx: Effects| {
+        let now = Instant::now();
+        for (id, timeout) in &fx.sessions_opened {
+            shared.sessions.opened(*id, *timeout, now);
+        }
+        shared.watches.trigger(zxid, &fx.events);
+        for id in &fx.sessions_closed {
+            shared.sessions.closed(*id);
+            shared.watches.session_closed(*id);
+        }
+    };
+    for e in entries {
+        out.push(apply_entry(&mut st, e, &mut on_effects));
+    }
+    shared.metrics.znodes.set(st.tree.node_count() as i64);
+    shared.metrics.sessions.set(st.tree.session_count() as i64);
+    shared.metrics.last_applied.set(st.tree.last_zxid());
+    shared.note_applied(&st);
+    Ok(out)
+}
+
+/// Runs `f`, which may block, without holding up the runtime's other tasks
+/// (on a multi-threaded runtime; inline on a single-threaded one, as in
+/// openraft's storage suite).
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 impl RaftStateMachine<TypeConfig> for StateMachine {
     type SnapshotBuilder = SnapshotBuilder;
 
@@ -203,27 +254,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I::IntoIter: OptionalSend,
     {
         let shared = &self.shared;
-        let mut st = shared.state.write();
-        let mut out = Vec::new();
-        let mut on_effects = |_: &SmState, zxid: i64, fx: Effects| {
-            let now = Instant::now();
-            for (id, timeout) in &fx.sessions_opened {
-                shared.sessions.opened(*id, *timeout, now);
-            }
-            shared.watches.trigger(zxid, &fx.events);
-            for id in &fx.sessions_closed {
-                shared.sessions.closed(*id);
-                shared.watches.session_closed(*id);
-            }
-        };
-        for e in entries {
-            out.push(apply_entry(&mut st, e, &mut on_effects));
-        }
-        shared.metrics.znodes.set(st.tree.node_count() as i64);
-        shared.metrics.sessions.set(st.tree.session_count() as i64);
-        shared.metrics.last_applied.set(st.tree.last_zxid());
-        shared.note_applied(&st);
-        Ok(out)
+        // Waiting for the tree's write lock (a snapshot may be serializing
+        // under its read lock) and applying a large batch both block: the
+        // runtime's other tasks (heartbeats among them) move elsewhere.
+        blocking(|| apply_all(shared, entries))
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {

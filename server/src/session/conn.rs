@@ -82,6 +82,10 @@ impl EventSink for Sink {
         }
         self.ended.notify_one();
     }
+
+    fn reconnect(&self, why: &str) {
+        self.out.cut(why);
+    }
 }
 
 /// Refuses a connection: the client is told why, and nothing follows.

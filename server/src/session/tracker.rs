@@ -45,6 +45,11 @@ impl SessionTracker {
         );
     }
 
+    /// Every session tracked.
+    pub fn ids(&self) -> Vec<u64> {
+        self.inner.lock().keys().copied().collect()
+    }
+
     pub fn closed(&self, id: u64) {
         self.inner.lock().remove(&id);
     }

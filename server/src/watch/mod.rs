@@ -25,6 +25,9 @@ pub trait EventSink: Send + Sync {
     fn event(&self, zxid: i64, kind: WatchEventType, path: &str);
     /// The session ended (closed, expired, or moved to another connection).
     fn session_ended(&self, code: Code);
+    /// Drop the connection but keep the session: its client reconnects and
+    /// re-registers its watches, which then fire for whatever changed.
+    fn reconnect(&self, why: &str);
 }
 
 /// Which kind of registration to add or remove.
@@ -115,6 +118,23 @@ impl WatchManager {
         if g.sinks.get(&session).map(|a| a.conn_id) == Some(conn_id) {
             g.sinks.remove(&session);
             Self::drop_watches(&mut g, session);
+        }
+    }
+
+    /// Every attached connection is dropped (sessions kept): the tree was
+    /// replaced wholesale (a snapshot installed), so no event was fired for
+    /// what changed; re-registered watches fire for it instead.
+    pub fn reconnect_all(&self, why: &str) {
+        let sinks: Vec<Arc<dyn EventSink>> = {
+            let mut g = self.inner.lock();
+            let sessions: Vec<u64> = g.sinks.keys().copied().collect();
+            for s in &sessions {
+                Self::drop_watches(&mut g, *s);
+            }
+            g.sinks.drain().map(|(_, a)| a.sink).collect()
+        };
+        for sink in sinks {
+            sink.reconnect(why);
         }
     }
 
@@ -342,6 +362,7 @@ mod tests {
             self.0.lock().push((kind, path.to_string()));
         }
         fn session_ended(&self, _code: Code) {}
+        fn reconnect(&self, _why: &str) {}
     }
 
     fn setup() -> (WatchManager, Arc<Rec>, Arc<Rec>) {

@@ -16,11 +16,14 @@ const ZNODES: usize = 200_000;
 const PER_MULTI: usize = 50;
 /// Concurrent writers.
 const WRITERS: usize = 4;
+/// The watcher's session timeout: longer than the follower is stopped.
+const WATCHER_SESSION: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// A follower stopped through 200 000 creates (the leader snapshots every
 /// 1 000 entries and keeps 1 000 behind it, so the follower's place in the
 /// log is long purged) catches up through a snapshot: it installs at least
-/// one, holds every znode and the same state hash as the others.
+/// one, holds every znode and the same state hash as the others, and a
+/// watch its client set before it fell behind fires.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_behind_the_purged_log_catches_up_from_a_snapshot() {
     let _one = super::ONE_AT_A_TIME.lock().await;
@@ -29,6 +32,8 @@ async fn a_follower_behind_the_purged_log_catches_up_from_a_snapshot() {
             3,
             ServerOpts {
                 snapshot_every: Some(1000),
+                // Lets the watcher's session outlive the follower's stop.
+                max_session_timeout_ms: Some(WATCHER_SESSION.as_millis() as u64),
                 ..opts()
             },
         )
@@ -46,6 +51,12 @@ async fn a_follower_behind_the_purged_log_catches_up_from_a_snapshot() {
         .create("/big", "", CreateMode::Persistent)
         .await
         .unwrap();
+    // A client of the follower watches /big's children: the snapshot that
+    // brings the follower up to date fires no event of its own, so the
+    // member drops its connections and the re-registered watch fires.
+    let watcher = connect(&c.member(behind).addr(), quick_retry(WATCHER_SESSION)).await;
+    watcher.sync("/big").await.unwrap();
+    let (_, children_changed) = watcher.get_children_w("/big").await.unwrap();
 
     c.stop(behind);
     // The writers use the members still running: under load a leader
@@ -62,7 +73,9 @@ async fn a_follower_behind_the_purged_log_catches_up_from_a_snapshot() {
         .map(|w| {
             let servers = running.clone();
             tokio::spawn(async move {
-                let client = connect(&servers, quick_retry(SESSION)).await;
+                let mut options = quick_retry(SESSION);
+                options.connect_timeout = PHASE;
+                let client = connect(&servers, options).await;
                 let batches = ZNODES / PER_MULTI / WRITERS;
                 for b in 0..batches {
                     let ops: Vec<Op> = (0..PER_MULTI)
@@ -110,6 +123,14 @@ async fn a_follower_behind_the_purged_log_catches_up_from_a_snapshot() {
         installed(&c) > installed_before,
         "member {behind} caught up without installing a snapshot"
     );
+    let event = within(
+        PHASE,
+        "the watch set before the follower fell behind",
+        children_changed,
+    )
+    .await;
+    assert!(event.is_ok(), "the watch: {event:?}");
+    watcher.close().await.unwrap();
     let follower = connect(&c.member(behind).addr(), quick_retry(SESSION)).await;
     let stat = follower.exists("/big").await.unwrap().expect("/big");
     assert_eq!(stat.num_children as usize, ZNODES);
