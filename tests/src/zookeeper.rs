@@ -177,6 +177,40 @@ pub fn zkcli() -> String {
     .clone()
 }
 
+/// A `java` command that runs a single-file program from `tests/compat/`
+/// against Apache ZooKeeper's own Java client (the jars of Debian's
+/// `zookeeper` package, which [`zkcli`] installs when missing), logging
+/// warnings only.
+pub fn java_client(program: &str) -> std::process::Command {
+    zkcli();
+    let jars = "/usr/share/java";
+    let mut cp: Vec<String> = Vec::new();
+    for name in [
+        "zookeeper.jar",
+        "zookeeper-jute.jar",
+        "slf4j-api.jar",
+        "slf4j-simple.jar",
+        "metrics-core.jar",
+        "commons-io.jar",
+    ] {
+        cp.push(format!("{jars}/{name}"));
+    }
+    if let Ok(dir) = std::fs::read_dir(jars) {
+        for e in dir.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.starts_with("netty-") && name.ends_with(".jar") {
+                cp.push(format!("{jars}/{name}"));
+            }
+        }
+    }
+    let mut c = std::process::Command::new("java");
+    c.arg("-Dorg.slf4j.simpleLogger.defaultLogLevel=warn")
+        .arg("-cp")
+        .arg(cp.join(":"))
+        .arg(compat_file(program));
+    c
+}
+
 /// An interactive zkCli session (`zkCli.sh -server ADDR`): commands go to
 /// its stdin, and its output (stdout and stderr, in order) collects in `out`.
 pub struct Shell {

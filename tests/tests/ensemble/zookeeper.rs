@@ -1,14 +1,15 @@
-//! ZooKeeper's own clients on the ensemble: kazoo (Python) across a leader
-//! kill, driving `tests/compat/kazoo_failover.py`, and Apache's `zkCli.sh`
-//! on every member (`warden_tests::zookeeper`).
+//! ZooKeeper's own clients on the ensemble: kazoo (Python) and Apache's
+//! Java client across the loss of their member, driving
+//! `tests/compat/kazoo_failover.py` and `JavaFailover.java`, and Apache's
+//! `zkCli.sh` on every member (`warden_tests::zookeeper`).
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 
 use warden_tests::cluster::Cluster;
-use warden_tests::zookeeper::{compat_file, python_with_kazoo, unique_root, Shell};
-use warden_tests::{PHASE, SLOW_STEP};
+use warden_tests::zookeeper::{compat_file, java_client, python_with_kazoo, unique_root, Shell};
+use warden_tests::PHASE;
 
 use super::recipes::member_logs;
 use super::{leader_among, opts};
@@ -20,6 +21,91 @@ fn zk_from(c: &Cluster, first: usize) -> String {
         .map(|k| c.member((first - 1 + k) % n + 1).zk_addr())
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// Runs a failover script (`kazoo_failover.py`, `JavaFailover.java`): it
+/// prints `READY SESSION HOST:PORT` once its client holds its session,
+/// ephemeral and watches on the member at `HOST:PORT`; that member is
+/// SIGKILLed, the others agree on a leader, the script is told `KILLED`,
+/// and every one of its `checks` checks must pass. `on`: the member the
+/// client must be on (checked). Returns the member killed.
+async fn fail_over(
+    c: &mut Cluster,
+    mut command: Command,
+    name: &str,
+    checks: usize,
+    on: Option<usize>,
+) -> usize {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("run {name}: {e}"));
+    let mut stdin = child.stdin.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let stderr = child.stderr.take().unwrap();
+    let errors = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut s);
+        s
+    });
+
+    let ready = lines
+        .recv_timeout(PHASE)
+        .unwrap_or_else(|e| panic!("{name} did not get ready ({e})"));
+    let words: Vec<&str> = ready.split(' ').collect();
+    assert!(
+        matches!(words[..], ["READY", _, _]),
+        "unexpected line from {name}: {ready:?}"
+    );
+    let victim = c
+        .ids()
+        .find(|&i| c.member(i).zk_addr() == words[2])
+        .unwrap_or_else(|| panic!("{name} is on {}, not a member", words[2]));
+    if let Some(expected) = on {
+        assert_eq!(victim, expected, "{name} is not on member {expected}");
+        let leader_now = leader_among(c, &[1, 2, 3]).await;
+        assert_eq!(leader_now, expected, "the leader changed before the kill");
+    }
+    tokio::task::block_in_place(|| c.kill(victim));
+    let rest: Vec<usize> = c.ids().filter(|&i| i != victim).collect();
+    leader_among(c, &rest).await;
+    writeln!(stdin, "KILLED").unwrap();
+    stdin.flush().unwrap();
+
+    let mut report = vec![ready];
+    let done = loop {
+        match lines.recv_timeout(PHASE) {
+            Ok(line) => {
+                let last = line.starts_with("all ") || line.contains(" checks failed");
+                report.push(line);
+                if last {
+                    break true;
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break false,
+            Err(e) => panic!("{name}: {e}; so far:\n{}", report.join("\n")),
+        }
+    };
+    let status = tokio::task::block_in_place(|| child.wait()).unwrap();
+    let report = report.join("\n");
+    let errors = errors.join().unwrap_or_default();
+    println!("{report}");
+    assert!(
+        done && status.success() && report.contains(&format!("all {checks} checks passed")),
+        "{name} across the failover ({status}):\n{report}\n{errors}\n{}",
+        member_logs(c, 60)
+    );
+    victim
 }
 
 /// kazoo with `hosts` naming the three members' ZooKeeper ports (the
@@ -36,76 +122,23 @@ async fn kazoo_keeps_session_lock_and_watch_across_a_leader_kill() {
     let _one = super::ONE_AT_A_TIME.lock().await;
     let mut c = tokio::task::block_in_place(|| Cluster::start(3, opts()));
     let leader = leader_among(&c, &[1, 2, 3]).await;
-    let mut py = python_with_kazoo()
-        .arg(compat_file("kazoo_failover.py"))
+    let mut py = python_with_kazoo();
+    py.arg(compat_file("kazoo_failover.py"))
         .arg("--hosts")
-        .arg(zk_from(&c, leader))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run kazoo_failover.py");
-    let mut stdin = py.stdin.take().unwrap();
-    let (tx, lines) = mpsc::channel();
-    let stdout = py.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let stderr = py.stderr.take().unwrap();
-    let errors = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut s);
-        s
-    });
+        .arg(zk_from(&c, leader));
+    fail_over(&mut c, py, "kazoo_failover.py", 3, Some(leader)).await;
+}
 
-    let ready = lines
-        .recv_timeout(SLOW_STEP)
-        .unwrap_or_else(|e| panic!("kazoo_failover.py did not get ready ({e})"));
-    let words: Vec<&str> = ready.split(' ').collect();
-    assert!(
-        matches!(words[..], ["READY", _, _]),
-        "unexpected line from kazoo_failover.py: {ready:?}"
-    );
-    assert_eq!(
-        words[2],
-        c.member(leader).zk_addr(),
-        "kazoo is not on the leader, member {leader}"
-    );
-    let leader_now = leader_among(&c, &[1, 2, 3]).await;
-    assert_eq!(leader_now, leader, "the leader changed before the kill");
-    tokio::task::block_in_place(|| c.kill(leader));
-    let rest: Vec<usize> = c.ids().filter(|&i| i != leader).collect();
-    leader_among(&c, &rest).await;
-    writeln!(stdin, "KILLED").unwrap();
-    stdin.flush().unwrap();
-
-    let mut report = vec![ready];
-    let done = loop {
-        match lines.recv_timeout(PHASE) {
-            Ok(line) => {
-                let last = line.starts_with("all ") || line.contains(" checks failed");
-                report.push(line);
-                if last {
-                    break true;
-                }
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => break false,
-            Err(e) => panic!("kazoo_failover.py: {e}; so far:\n{}", report.join("\n")),
-        }
-    };
-    let status = tokio::task::block_in_place(|| py.wait()).unwrap();
-    let report = report.join("\n");
-    let errors = errors.join().unwrap_or_default();
-    println!("{report}");
-    assert!(
-        done && status.success() && report.contains("all 3 checks passed"),
-        "kazoo across the failover ({status}):\n{report}\n{errors}\n{}",
-        member_logs(&c, 60)
-    );
+/// Apache ZooKeeper's own Java client (the one Curator is built on), given
+/// all three members, keeps its session, its ephemeral node and a data
+/// watch when the member it is on is SIGKILLed (`JavaFailover.java`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_java_client_keeps_its_session_across_the_loss_of_its_member() {
+    let _one = super::ONE_AT_A_TIME.lock().await;
+    let mut c = tokio::task::block_in_place(|| Cluster::start(3, opts()));
+    let mut java = java_client("JavaFailover.java");
+    java.arg(c.zk_connect_string());
+    fail_over(&mut c, java, "JavaFailover.java", 3, None).await;
 }
 
 /// zkCli.sh connected to each member in turn creates a node there; then on
