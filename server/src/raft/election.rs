@@ -155,7 +155,10 @@ pub async fn drive(
             }
         }
         attempted = Some(Instant::now());
-        if grants >= majority {
+        // A leader may have been heard while the peers were asked.
+        let still_quiet = contact.silence() >= Duration::from_millis(ELECTION_TIMEOUT_MIN_MS)
+            && raft.metrics().borrow().current_leader != Some(me);
+        if grants >= majority && still_quiet {
             tracing::info!(
                 grants,
                 silence_ms = contact.silence().as_millis() as u64,

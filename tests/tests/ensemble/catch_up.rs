@@ -20,7 +20,7 @@ const WRITERS: usize = 4;
 const WATCHER_SESSION: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// A follower stopped through 200 000 creates (the leader snapshots every
-/// 1 000 entries and keeps 1 000 behind it, so the follower's place in the
+/// 2 000 entries and keeps 1 000 behind it, so the follower's place in the
 /// log is long purged) catches up through a snapshot: it installs at least
 /// one, holds every znode and the same state hash as the others, and a
 /// watch its client set before it fell behind fires.
@@ -31,7 +31,7 @@ async fn a_follower_behind_the_purged_log_catches_up_from_a_snapshot() {
         Cluster::start(
             3,
             ServerOpts {
-                snapshot_every: Some(1000),
+                snapshot_every: Some(2000),
                 // Lets the watcher's session outlive the follower's stop.
                 max_session_timeout_ms: Some(WATCHER_SESSION.as_millis() as u64),
                 ..opts()
