@@ -53,9 +53,14 @@ pub struct Batch {
 
 impl Batch {
     pub fn fail(self, e: ZkError) {
-        for r in self.replies {
-            let _ = r.send(Err(e.clone()));
-        }
+        fail_all(self.replies, &e);
+    }
+}
+
+/// Answers every txn of a batch with the same error.
+pub fn fail_all(replies: Vec<Reply>, e: &ZkError) {
+    for r in replies {
+        let _ = r.send(Err(e.clone()));
     }
 }
 

@@ -77,6 +77,16 @@ fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, Status> {
     bincode::serialize(v).map_err(|e| Status::internal(format!("unencodable: {e}")))
 }
 
+/// Sends a forwarded batch's outcome back to the follower, by sequence.
+async fn send_result(
+    tx: &mpsc::Sender<Result<pb::ForwardResult, Status>>,
+    seq: u64,
+    out: Result<Vec<TxnResponse>, ForwardError>,
+) {
+    let results = bincode::serialize(&out).unwrap_or_default();
+    let _ = tx.send(Ok(pb::ForwardResult { seq, results })).await;
+}
+
 type ResultStream = Pin<Box<dyn Stream<Item = Result<pb::ForwardResult, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -141,10 +151,7 @@ impl pb::peer_server::Peer for PeerService {
                 // A leader cut off from its majority refuses, as for its
                 // own clients: the follower's writer is told at once.
                 if !super::leads_with_quorum(&raft, identity.me, true) {
-                    let out: Result<Vec<TxnResponse>, ForwardError> =
-                        Err(ForwardError::NotLeader(identity.me));
-                    let results = bincode::serialize(&out).unwrap_or_default();
-                    let _ = tx.send(Ok(pb::ForwardResult { seq, results })).await;
+                    send_result(&tx, seq, Err(ForwardError::NotLeader(identity.me))).await;
                     continue;
                 }
                 // The leader's clock goes into the log (ctime, mtime, TTLs).
@@ -169,8 +176,7 @@ impl pb::peer_server::Peer for PeerService {
                         },
                         Err(e) => Err(ForwardError::Failed(format!("consensus has stopped: {e}"))),
                     };
-                    let results = bincode::serialize(&out).unwrap_or_default();
-                    let _ = tx.send(Ok(pb::ForwardResult { seq, results })).await;
+                    send_result(&tx, seq, out).await;
                 });
             }
         });

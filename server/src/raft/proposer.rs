@@ -194,9 +194,7 @@ pub async fn write_local(raft: Raft, b: Batch, ensemble_me: Option<u64>) {
                                 Code::ConnectionLoss,
                                 "this member leads but lost contact with a majority; the write may or may not be applied once the partition heals",
                             );
-                            for s in replies {
-                                let _ = s.send(Err(e.clone()));
-                            }
+                            forward::fail_all(replies, &e);
                             return;
                         }
                     },
@@ -212,28 +210,17 @@ pub async fn write_local(raft: Raft, b: Batch, ensemble_me: Option<u64>) {
                             let _ = s.send(r);
                         }
                     }
-                    Ok(Err(e)) => {
-                        let e = write_error(e);
-                        for s in replies {
-                            let _ = s.send(Err(e.clone()));
-                        }
-                    }
-                    Err(_) => {
-                        for s in replies {
-                            let _ = s.send(Err(ZkError::new(
-                                Code::ConnectionLoss,
-                                "the server is shutting down",
-                            )));
-                        }
-                    }
+                    Ok(Err(e)) => forward::fail_all(replies, &write_error(e)),
+                    Err(_) => forward::fail_all(
+                        replies,
+                        &ZkError::new(Code::ConnectionLoss, "the server is shutting down"),
+                    ),
                 }
             });
         }
         Err(e) => {
             let e = ZkError::new(Code::SystemError, format!("consensus has stopped: {e}"));
-            for s in replies {
-                let _ = s.send(Err(e.clone()));
-            }
+            forward::fail_all(replies, &e);
         }
     }
 }

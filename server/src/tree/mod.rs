@@ -314,7 +314,6 @@ impl DataTree {
         TxnResponse { zxid, result }
     }
 
-    /// Advances the zxid for a log entry that carries no txn.
     /// Replaces `/zookeeper/config` (ZooKeeper's dynamic configuration,
     /// read by zkCli's `config` and Curator) when the ensemble's members
     /// change; a data watch on it fires.
@@ -334,6 +333,7 @@ impl DataTree {
             .push((EventKind::DataChanged, CONFIG_PATH.to_string()));
     }
 
+    /// Advances the zxid for a log entry that carries no txn.
     pub fn note_zxid(&mut self, zxid: i64) {
         if zxid > self.last_zxid {
             self.last_zxid = zxid;
