@@ -144,71 +144,110 @@ pub fn python_with_kazoo() -> std::process::Command {
     cmd
 }
 
-/// Debian's `zkCli.sh` (`ZKCLI` overrides the path). When it is missing and
-/// this runs as root with apt, the `zookeeper` package is installed once
-/// (about 15 s), so the test needs nothing installed by hand; otherwise the
-/// test fails saying how to install it.
+/// Installs a Debian package once when `marker` (a file it provides) is
+/// missing and this runs as root with apt, so a test needs nothing
+/// installed by hand; otherwise the test fails saying how to install it.
+fn debian_package(package: &str, marker: &str) {
+    let present = |p: &str| std::path::Path::new(p).exists();
+    let root = unsafe { libc::geteuid() } == 0;
+    if !present(marker) && root && present("/usr/bin/apt-get") {
+        eprintln!("{marker} is missing: apt-get install {package}");
+        let sh = format!(
+            "apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+             apt-get install -y -qq --no-install-recommends {package}"
+        );
+        let out = std::process::Command::new("sh")
+            .args(["-c", &sh])
+            .output()
+            .expect("run apt-get");
+        if !out.status.success() {
+            eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+    assert!(
+        present(marker),
+        "{marker} is missing: install it with \
+         `apt-get install -y --no-install-recommends {package}`"
+    );
+}
+
+/// Debian's `zkCli.sh` (`ZKCLI` overrides the path), from the `zookeeper`
+/// package, installed once (about 15 s) when missing.
 pub fn zkcli() -> String {
     static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    PATH.get_or_init(|| {
-        let path =
-            std::env::var("ZKCLI").unwrap_or_else(|_| "/usr/share/zookeeper/bin/zkCli.sh".into());
-        let present = |p: &str| std::path::Path::new(p).exists();
-        let root = unsafe { libc::geteuid() } == 0;
-        if !present(&path) && root && present("/usr/bin/apt-get") {
-            eprintln!("zkCli.sh is missing: apt-get install zookeeper");
-            let sh = "apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-                      apt-get install -y -qq --no-install-recommends zookeeper";
-            let out = std::process::Command::new("sh")
-                .args(["-c", sh])
-                .output()
-                .expect("run apt-get");
-            if !out.status.success() {
-                eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-            }
+    PATH.get_or_init(|| match std::env::var("ZKCLI") {
+        Ok(path) => path,
+        Err(_) => {
+            let path = "/usr/share/zookeeper/bin/zkCli.sh";
+            debian_package("zookeeper", path);
+            path.to_string()
         }
-        assert!(
-            present(&path),
-            "{path} is missing: install ZooKeeper's shell with \
-             `apt-get install -y --no-install-recommends zookeeper` (or set ZKCLI)"
-        );
-        path
     })
     .clone()
 }
 
-/// A `java` command that runs a single-file program from `tests/compat/`
-/// against Apache ZooKeeper's own Java client (the jars of Debian's
-/// `zookeeper` package, which [`zkcli`] installs when missing), logging
-/// warnings only.
-pub fn java_client(program: &str) -> std::process::Command {
-    zkcli();
+/// Jars of `/usr/share/java` on a class path: those named, and every one
+/// whose name starts with one of `prefixes`.
+fn class_path(names: &[&str], prefixes: &[&str]) -> String {
     let jars = "/usr/share/java";
-    let mut cp: Vec<String> = Vec::new();
-    for name in [
-        "zookeeper.jar",
-        "zookeeper-jute.jar",
-        "slf4j-api.jar",
-        "slf4j-simple.jar",
-        "metrics-core.jar",
-        "commons-io.jar",
-    ] {
-        cp.push(format!("{jars}/{name}"));
-    }
+    let mut cp: Vec<String> = names.iter().map(|n| format!("{jars}/{n}")).collect();
     if let Ok(dir) = std::fs::read_dir(jars) {
         for e in dir.flatten() {
             let name = e.file_name().to_string_lossy().to_string();
-            if name.starts_with("netty-") && name.ends_with(".jar") {
+            if prefixes.iter().any(|p| name.starts_with(p)) && name.ends_with(".jar") {
                 cp.push(format!("{jars}/{name}"));
             }
         }
     }
+    cp.join(":")
+}
+
+/// The jars of Apache ZooKeeper's Java client (Debian's `zookeeper`).
+const ZOOKEEPER_JARS: [&str; 6] = [
+    "zookeeper.jar",
+    "zookeeper-jute.jar",
+    "slf4j-api.jar",
+    "slf4j-simple.jar",
+    "metrics-core.jar",
+    "commons-io.jar",
+];
+
+/// A `java` command that runs a single-file program from `tests/compat/`
+/// on the class path `cp`, logging warnings only.
+fn java(program: &str, cp: String) -> std::process::Command {
     let mut c = std::process::Command::new("java");
     c.arg("-Dorg.slf4j.simpleLogger.defaultLogLevel=warn")
         .arg("-cp")
-        .arg(cp.join(":"))
+        .arg(cp)
         .arg(compat_file(program));
     c
+}
+
+/// A `java` command that runs a single-file program from `tests/compat/`
+/// against Apache ZooKeeper's own Java client (the jars of Debian's
+/// `zookeeper` package, which [`zkcli`] installs when missing).
+pub fn java_client(program: &str) -> std::process::Command {
+    zkcli();
+    java(program, class_path(&ZOOKEEPER_JARS, &["netty-"]))
+}
+
+/// A `java` command that runs a single-file program from `tests/compat/`
+/// against Apache Curator (Debian's `libcurator-recipes-java`, 5.4, with
+/// its Guava), over ZooKeeper's Java client; both installed when missing.
+pub fn curator_client(program: &str) -> std::process::Command {
+    zkcli();
+    debian_package(
+        "libcurator-recipes-java",
+        "/usr/share/java/curator-recipes.jar",
+    );
+    let mut names = ZOOKEEPER_JARS.to_vec();
+    names.extend([
+        "curator-client.jar",
+        "curator-framework.jar",
+        "curator-recipes.jar",
+        "guava.jar",
+    ]);
+    java(program, class_path(&names, &["netty-"]))
 }
 
 /// An interactive zkCli session (`zkCli.sh -server ADDR`): commands go to

@@ -1,6 +1,7 @@
 //! ZooKeeper's own clients on the ensemble: kazoo (Python) and Apache's
-//! Java client across the loss of their member, driving
-//! `tests/compat/kazoo_failover.py` and `JavaFailover.java`, and Apache's
+//! Java client and Curator across the loss of their member, driving
+//! `tests/compat/kazoo_failover.py`, `JavaFailover.java` and
+//! `CuratorFailover.java`, and Apache's
 //! `zkCli.sh` on every member (`warden_tests::zookeeper`).
 
 use std::io::{BufRead, BufReader, Write};
@@ -8,7 +9,9 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 
 use warden_tests::cluster::Cluster;
-use warden_tests::zookeeper::{compat_file, java_client, python_with_kazoo, unique_root, Shell};
+use warden_tests::zookeeper::{
+    compat_file, curator_client, java_client, python_with_kazoo, unique_root, Shell,
+};
 use warden_tests::PHASE;
 
 use super::recipes::member_logs;
@@ -59,9 +62,15 @@ async fn fail_over(
         s
     });
 
-    let ready = lines
-        .recv_timeout(PHASE)
-        .unwrap_or_else(|e| panic!("{name} did not get ready ({e})"));
+    let ready = match lines.recv_timeout(PHASE) {
+        Ok(line) => line,
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            let errors = errors.join().unwrap_or_default();
+            panic!("{name} did not get ready ({e}):\n{errors}");
+        }
+    };
     let words: Vec<&str> = ready.split(' ').collect();
     assert!(
         matches!(words[..], ["READY", _, _]),
@@ -139,6 +148,21 @@ async fn the_java_client_keeps_its_session_across_the_loss_of_its_member() {
     let mut java = java_client("JavaFailover.java");
     java.arg(c.zk_connect_string());
     fail_over(&mut c, java, "JavaFailover.java", 3, None).await;
+}
+
+/// Apache Curator 5.4 (Debian's jars), given all three members, keeps its
+/// session, an `InterProcessMutex`, a `LeaderLatch` and a `CuratorCache`
+/// when the member its client is on is SIGKILLed: the same session, never
+/// `LOST`; the lock still its own (another session cannot take it until it
+/// is released); leadership never given up; the cache sees a change made
+/// after the loss (`CuratorFailover.java` makes those checks).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curator_keeps_its_lock_leadership_and_cache_across_the_loss_of_its_member() {
+    let _one = super::ONE_AT_A_TIME.lock().await;
+    let mut c = tokio::task::block_in_place(|| Cluster::start(3, opts()));
+    let mut java = curator_client("CuratorFailover.java");
+    java.arg(c.zk_connect_string());
+    fail_over(&mut c, java, "CuratorFailover.java", 4, None).await;
 }
 
 /// zkCli.sh connected to each member in turn creates a node there; then on
