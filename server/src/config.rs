@@ -81,9 +81,19 @@ pub struct RunArgs {
     #[arg(long, value_name = "LIST")]
     pub peers: Option<String>,
     /// Address for traffic between members [default: this member's address
-    /// in --peers, else 127.0.0.1:7182]; used only with --peers.
+    /// in --peers, else 127.0.0.1:7182]; used only with --peers or --join.
     #[arg(long, value_name = "ADDR")]
     pub peer_listen: Option<SocketAddr>,
+    /// Join a running ensemble: HOST:PEER_PORT of one or more of its members.
+    /// Start the new member with an empty --data-dir after
+    /// `warden member add ID PEER_ADDR` named it; it catches up as a
+    /// learner. Ignored once its data folder holds the ensemble.
+    #[arg(long, value_name = "LIST", conflicts_with = "peers")]
+    pub join: Option<String>,
+    /// On SIGTERM or SIGINT, how long (ms) to hand leadership off and let
+    /// clients move to other members before stopping [default: 5000].
+    #[arg(long, value_name = "MS")]
+    pub drain_timeout_ms: Option<u64>,
     /// Tests only: acknowledge writes without waiting for fdatasync/fsync,
     /// so the power-loss test can show it notices the difference.
     #[arg(long, hide = true)]
@@ -113,6 +123,8 @@ struct FileConfig {
     server_id: Option<u64>,
     peers: Option<String>,
     peer_listen: Option<SocketAddr>,
+    join: Option<String>,
+    drain_timeout_ms: Option<u64>,
 }
 
 /// The resolved settings the server runs with.
@@ -133,6 +145,11 @@ pub struct Config {
     pub peers: BTreeMap<u64, String>,
     /// Where peers reach this member (bound only in an ensemble).
     pub peer_listen: SocketAddr,
+    /// Members of a running ensemble to join through (`--join`); empty
+    /// when founding one or alone.
+    pub join: Vec<String>,
+    /// How long a graceful stop may take (`--drain-timeout-ms`).
+    pub drain_timeout: Duration,
     /// Skip every durability barrier (`--unsafe-no-fsync`, tests only).
     pub unsafe_no_fsync: bool,
     /// Keep everything in memory (`--unsafe-in-memory`, tests only).
@@ -201,7 +218,29 @@ impl Config {
             Some(list) => parse_peers(list)?,
             None => BTreeMap::new(),
         };
-        if let Some(id) = peer_via.keys().find(|id| !peers.contains_key(id)) {
+        let join: Vec<String> = match args.join.as_ref().or(file.join.as_ref()) {
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(String::from)
+                .collect(),
+            None => Vec::new(),
+        };
+        if !join.is_empty() && !peers.is_empty() {
+            return Err(StartupError::Config(
+                "give either peers (to found an ensemble) or join (to join a running one), not both".into(),
+            ));
+        }
+        if let Some(bad) = join.iter().find(|a| a.rsplit_once(':').is_none()) {
+            return Err(StartupError::Config(format!(
+                "join address {bad:?} is not HOST:PORT; name the peer address of a running member, e.g. 127.0.0.1:7182"
+            )));
+        }
+        if let Some(id) = peer_via
+            .keys()
+            .find(|id| join.is_empty() && !peers.contains_key(id))
+        {
             return Err(StartupError::Config(format!(
                 "--peer-via names member {id}, which is not in --peers"
             )));
@@ -242,15 +281,22 @@ impl Config {
             server_id,
             peers,
             peer_listen,
+            join,
+            drain_timeout: Duration::from_millis(
+                args.drain_timeout_ms
+                    .or(file.drain_timeout_ms)
+                    .unwrap_or(5000),
+            ),
             unsafe_no_fsync: args.unsafe_no_fsync,
             unsafe_in_memory: args.unsafe_in_memory,
             peer_via,
         })
     }
 
-    /// Whether this server is one of several members.
+    /// Whether this server is one of several members (founding one with
+    /// `--peers`, or joining one with `--join`).
     pub fn is_ensemble(&self) -> bool {
-        self.peers.len() > 1
+        self.peers.len() > 1 || !self.join.is_empty()
     }
 
     /// Clamps a requested session timeout into [min, max].

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use openraft::error::{InitializeError, RaftError};
-use openraft::{BasicNode, SnapshotPolicy};
+use openraft::SnapshotPolicy;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -18,6 +18,8 @@ use crate::error::StartupError;
 use crate::metrics::Metrics;
 use crate::raft::election::{self, LeaderContact};
 use crate::raft::log_store::{recover, LogStore};
+use crate::raft::member::MemberNode;
+use crate::raft::membership::{self, Ensemble};
 use crate::raft::network::{Identity, PeerNetwork, Peers};
 use crate::raft::peer_service::PeerService;
 use crate::raft::proposer::{now_ms, Proposer};
@@ -138,7 +140,7 @@ pub async fn run_with(
 
     let metrics = Arc::new(Metrics::new());
     let shared = Shared::new(metrics.clone());
-    let identity = ensemble_identity(&config, &*engine, snap.is_none()).map_err(storage)?;
+    let identity = ensemble_identity(&config, &*engine, snap.is_none()).await?;
     let sm = StateMachine::open(engine.clone(), snap, shared.clone()).map_err(storage)?;
     let log_store = LogStore::new(engine, metrics.clone());
     let ensemble = config.is_ensemble();
@@ -146,8 +148,16 @@ pub async fn run_with(
     let raft_config = openraft::Config {
         cluster_name: "warden".into(),
         heartbeat_interval: crate::raft::HEARTBEAT_MS,
-        election_timeout_min: crate::raft::ELECTION_TIMEOUT_MIN_MS,
-        election_timeout_max: crate::raft::ELECTION_TIMEOUT_MAX_MS,
+        // In an ensemble openraft's election timer is off (our pre-vote
+        // decides) and its maximum is only the leader lease (raft::LEASE_MS).
+        election_timeout_min: match ensemble {
+            true => crate::raft::LEASE_MS - 30,
+            false => crate::raft::ELECTION_TIMEOUT_MIN_MS,
+        },
+        election_timeout_max: match ensemble {
+            true => crate::raft::LEASE_MS,
+            false => crate::raft::ELECTION_TIMEOUT_MAX_MS,
+        },
         snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every),
         // A follower a little behind catches up from the log, not a snapshot.
         max_in_snapshot_log_to_keep: if ensemble { 1000 } else { 0 },
@@ -180,6 +190,19 @@ pub async fn run_with(
     let started = Instant::now();
     let contact = LeaderContact::new();
     let (stop_tx, stop_rx) = watch::channel(false);
+    let ensemble_ctl = Ensemble::new(
+        raft.clone(),
+        peers.clone(),
+        shared.clone(),
+        contact.clone(),
+        MemberNode {
+            peer: config.peer_listen.to_string(),
+            client: Some(config.listen.to_string()),
+            zk: config.zk_listen.map(|a| a.to_string()),
+            admin: Some(config.admin_listen.to_string()),
+            observer: false,
+        },
+    );
     // Peers must reach this member before it can join an election.
     let peer_server = peer_listener.map(|l| {
         let mut stop = stop_rx.clone();
@@ -188,6 +211,7 @@ pub async fn run_with(
             identity: identity.clone(),
             shared: shared.clone(),
             contact: contact.clone(),
+            ensemble: ensemble_ctl.clone(),
         })
         .max_decoding_message_size(64 << 20)
         .max_encoding_message_size(64 << 20);
@@ -207,7 +231,7 @@ pub async fn run_with(
                 .effective()
                 .membership()
                 .nodes()
-                .map(|(id, n)| (*id, n.addr.clone()))
+                .map(|(id, n)| (*id, n.peer.clone()))
                 .collect()
         })
         .await
@@ -215,6 +239,8 @@ pub async fn run_with(
     let formed = !stored.is_empty();
     if formed {
         check_membership(&config, &stored)?;
+    } else if !config.join.is_empty() {
+        tracing::info!(data_dir = %dir, ensemble = %identity.cluster, via = ?config.join, "joining the ensemble as a learner: waiting for the leader to send the data");
     } else {
         match raft.initialize(founding_members(&config)).await {
             Ok(()) if ensemble => {
@@ -259,6 +285,7 @@ pub async fn run_with(
         shutdown: stop_rx.clone(),
         turns: Arc::default(),
         conns: Arc::default(),
+        ensemble: ensemble.then(|| ensemble_ctl.clone()),
     };
 
     let watcher = tokio::spawn(watch_consensus(
@@ -270,18 +297,14 @@ pub async fn run_with(
     let reaper = tokio::spawn(reap(ctx.clone()));
     let reporter = ensemble.then(|| tokio::spawn(report_sessions(ctx.clone(), peers.clone())));
     let elector = ensemble.then(|| {
-        let members = config
-            .peers
-            .iter()
-            .map(|(id, a)| (*id, a.clone()))
-            .collect();
         tokio::spawn(election::drive(
             raft.clone(),
             peers.clone(),
-            members,
             contact.clone(),
         ))
     });
+    let announcer = ensemble.then(|| tokio::spawn(ensemble_ctl.clone().announce()));
+    let promoter = ensemble.then(|| tokio::spawn(ensemble_ctl.clone().promote_caught_up()));
     let grpc = {
         let mut stop = stop_rx.clone();
         let svc =
@@ -333,8 +356,8 @@ pub async fn run_with(
     if let Some(e) = elector {
         e.abort();
     }
-    if let Some(r) = reporter {
-        r.abort();
+    for task in [reporter, announcer, promoter].into_iter().flatten() {
+        task.abort();
     }
     let _ = tokio::time::timeout(Duration::from_secs(10), grpc).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), admin).await;
@@ -357,27 +380,36 @@ pub async fn run_with(
 
 /// The members an empty data folder bootstraps with: `--peers`, or this
 /// server alone.
-fn founding_members(config: &Config) -> BTreeMap<u64, BasicNode> {
+fn founding_members(config: &Config) -> BTreeMap<u64, MemberNode> {
     if config.is_ensemble() {
         config
             .peers
             .iter()
-            .map(|(id, addr)| (*id, BasicNode::new(addr.clone())))
+            .map(|(id, addr)| (*id, MemberNode::new(addr.clone())))
             .collect()
     } else {
-        BTreeMap::from([(config.server_id, BasicNode::new(config.listen.to_string()))])
+        BTreeMap::from([(config.server_id, MemberNode::new(config.listen.to_string()))])
     }
 }
 
 /// This member's identity: its id and its ensemble's, which is stored in
-/// the data folder the first time (derived from the founding members).
-fn ensemble_identity(
+/// the data folder the first time (derived from the founding members, or
+/// learned from the running ensemble by a member started with `--join`).
+async fn ensemble_identity(
     config: &Config,
     engine: &dyn Engine,
     no_snapshot: bool,
-) -> Result<Identity, crate::storage::StorageError> {
-    let cluster = match cluster::stored(engine)? {
+) -> Result<Identity, StartupError> {
+    let dir = config.data_dir.display().to_string();
+    let storage = |e| StartupError::storage(&dir, e);
+    let cluster = match cluster::stored(engine).map_err(storage)? {
         Some(id) => id,
+        None if !config.join.is_empty() => {
+            let id = join_target(config).await?;
+            tracing::info!(ensemble = %id, "joining ensemble");
+            cluster::store(engine, &id).map_err(storage)?;
+            id
+        }
         None => {
             let founding: BTreeMap<u64, String> = if config.is_ensemble() {
                 config.peers.clone()
@@ -388,7 +420,7 @@ fn ensemble_identity(
             if engine.last_index().is_some() || !no_snapshot {
                 tracing::info!(ensemble = %id, "recorded the ensemble id of an existing data folder");
             }
-            cluster::store(engine, &id)?;
+            cluster::store(engine, &id).map_err(storage)?;
             id
         }
     };
@@ -398,8 +430,53 @@ fn ensemble_identity(
     })
 }
 
-/// Refuses to start when `--peers` contradicts the membership stored in
-/// the data folder (membership changes are a later feature).
+/// Asks the `--join` members which ensemble they form, and checks that it
+/// expects this member (`warden member add` named its id and peer address).
+async fn join_target(config: &Config) -> Result<String, StartupError> {
+    let me = config.server_id;
+    let asker = Peers::new(
+        Identity {
+            cluster: String::new(),
+            me,
+        },
+        Default::default(),
+    );
+    let mut why = Vec::new();
+    for addr in &config.join {
+        let d = match membership::describe_at(&asker, addr).await {
+            Ok(d) => d,
+            Err(e) => {
+                why.push(format!("{addr}: {e}"));
+                continue;
+            }
+        };
+        let Some(node) = d.membership.get_node(&me) else {
+            return Err(StartupError::Config(format!(
+                "the ensemble at {addr} has no member {me}; add it first with `warden member add {me} {}`, then start this member again",
+                config.peer_listen
+            )));
+        };
+        let mine = config.peer_listen.to_string();
+        if node.peer != mine {
+            return Err(StartupError::Config(format!(
+                "the ensemble at {addr} expects member {me} at peer address {}, but this member's --peer-listen is {mine}; start it with --peer-listen {}",
+                node.peer, node.peer
+            )));
+        }
+        return Ok(d.cluster);
+    }
+    Err(StartupError::Config(format!(
+        "no --join member answered ({}); name the peer address of a running member",
+        why.join("; ")
+    )))
+}
+
+/// Refuses to start when the flags contradict the membership stored in
+/// the data folder. After membership changes the stored membership rules
+/// and `--peers` (the founding list) may name members since removed or
+/// lack ones since added; but every id it shares with the stored
+/// membership must have the same peer address, and this member must
+/// still be a member.
 fn check_membership(config: &Config, stored: &BTreeMap<u64, String>) -> Result<(), StartupError> {
     let show = |m: &BTreeMap<u64, String>| {
         m.iter()
@@ -408,19 +485,36 @@ fn check_membership(config: &Config, stored: &BTreeMap<u64, String>) -> Result<(
             .join(",")
     };
     let dir = config.data_dir.display();
+    let me = config.server_id;
     if config.is_ensemble() {
-        if *stored != config.peers {
+        let contradicts = config
+            .peers
+            .iter()
+            .any(|(id, addr)| stored.get(id).is_some_and(|a| a != addr));
+        if contradicts {
             return Err(StartupError::Config(format!(
                 "--peers {} contradicts the members stored in {dir} ({}); start with the stored list, or use an empty --data-dir to found a new ensemble",
                 show(&config.peers),
                 show(stored)
             )));
         }
-    } else if stored.len() > 1 || !stored.contains_key(&config.server_id) {
+        if !stored.contains_key(&me) {
+            return Err(StartupError::Config(format!(
+                "member {me} is no longer in the ensemble stored in {dir} ({}): it was removed; to bring it back, empty its data folder, `warden member add` it and start it with --join",
+                show(stored)
+            )));
+        }
+        if stored != &config.peers && !config.peers.is_empty() {
+            tracing::info!(
+                peers = %show(&config.peers),
+                stored = %show(stored),
+                "the membership changed since the ensemble was founded: the stored membership is used"
+            );
+        }
+    } else if stored.len() > 1 || !stored.contains_key(&me) {
         return Err(StartupError::Config(format!(
-            "{dir} belongs to an ensemble ({}), but no --peers were given (or --server-id {} is not among them); start it with --server-id and the ensemble's --peers",
+            "{dir} belongs to an ensemble ({}), but no --peers or --join were given (or --server-id {me} is not among them); start it with --server-id and the flags it was started with",
             show(stored),
-            config.server_id
         )));
     }
     Ok(())

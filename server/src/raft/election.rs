@@ -90,15 +90,11 @@ pub fn answer(
 }
 
 /// Starts elections for this member when it stops hearing from a leader
-/// and a majority agrees (see the module). Runs until the process stops.
-pub async fn drive(
-    raft: Raft,
-    peers: Peers,
-    members: Vec<(u64, String)>,
-    contact: Arc<LeaderContact>,
-) {
+/// and a majority of the voters agrees (see the module); a learner never
+/// does. The voters are read from the membership in effect each time, so
+/// the driver follows membership changes. Runs until the process stops.
+pub async fn drive(raft: Raft, peers: Peers, contact: Arc<LeaderContact>) {
     let me = peers.identity.me;
-    let majority = members.len() / 2 + 1;
     let timeout = || {
         Duration::from_millis(
             rand::rng().random_range(ELECTION_TIMEOUT_MIN_MS..=ELECTION_TIMEOUT_MAX_MS),
@@ -112,6 +108,26 @@ pub async fn drive(
             .silence()
             .min(attempted.map_or(Duration::MAX, |t| t.elapsed()));
         if raft.metrics().borrow().current_leader == Some(me) || quiet < wait {
+            continue;
+        }
+        let (members, majority) = {
+            let m = raft.metrics().borrow().membership_config.clone();
+            let m = m.membership();
+            let voters: Vec<(u64, String)> = m
+                .voter_ids()
+                .filter_map(|id| Some((id, m.get_node(&id)?.peer.clone())))
+                .collect();
+            // During a change both configurations must agree; asking the
+            // larger one for a majority of its own is the closer guess.
+            let majority = m
+                .get_joint_config()
+                .iter()
+                .map(|c| c.len() / 2 + 1)
+                .max()
+                .unwrap_or(1);
+            (voters, majority)
+        };
+        if !members.iter().any(|(id, _)| *id == me) {
             continue;
         }
         let last = raft.data_metrics().borrow().last_log;

@@ -4,7 +4,9 @@
 //! only once this member has applied the entry, so a session reads its own
 //! writes and sees the write's watch events before its reply.
 //!
-//! A batch is never sent twice. One that was sent but whose result never
+//! A batch is never sent twice unless the leader said it appended nothing
+//! (it no longer led, as after a hand-off): such a batch goes to the next
+//! leader before any later one. One that was sent but whose result never
 //! came (the leader died, the link broke) fails with `ConnectionLoss`: it
 //! may or may not have been applied, as with ZooKeeper. One that was not
 //! sent yet waits (up to [`LEADER_WAIT`]) for a leader.
@@ -73,7 +75,7 @@ pub async fn leader(raft: &Raft, timeout: Duration) -> Option<(u64, String)> {
         .await
         .ok()?;
     let id = m.current_leader?;
-    let addr = m.membership_config.membership().get_node(&id)?.addr.clone();
+    let addr = m.membership_config.membership().get_node(&id)?.peer.clone();
     Some((id, addr))
 }
 
@@ -108,12 +110,29 @@ struct Link {
     leader: u64,
     tx: mpsc::Sender<pb::ForwardBatch>,
     pending: Pending,
+    /// Batches the leader refused because it no longer led (nothing was
+    /// appended), by sequence: sent again, first and in order, to the next
+    /// leader.
+    refused: Arc<Mutex<std::collections::BTreeMap<u64, Batch>>>,
     next_seq: u64,
 }
 
 impl Link {
     fn alive(&self) -> bool {
         !self.tx.is_closed()
+    }
+
+    /// Waits (until `deadline`) for every batch sent on this link to be
+    /// answered, then takes the refused ones, oldest first. Later batches
+    /// must not overtake them on the way to the next leader: a session's
+    /// writes stay in order across a change of leader.
+    async fn settle(&self, deadline: tokio::time::Instant) -> Vec<Batch> {
+        while !self.pending.lock().is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        std::mem::take(&mut *self.refused.lock())
+            .into_values()
+            .collect()
     }
 }
 
@@ -125,7 +144,16 @@ async fn run(
 ) {
     let me = peers.identity.me;
     let mut link: Option<Link> = None;
-    while let Some(batch) = rx.recv().await {
+    // Batches to send before the next one from `rx`: refused ones, in order.
+    let mut queue: std::collections::VecDeque<Batch> = Default::default();
+    loop {
+        let batch = match queue.pop_front() {
+            Some(b) => b,
+            None => match rx.recv().await {
+                Some(b) => b,
+                None => return,
+            },
+        };
         let deadline = tokio::time::Instant::now() + LEADER_WAIT;
         let mut batch = Some(batch);
         while let Some(b) = batch.take() {
@@ -137,12 +165,31 @@ async fn run(
                 ));
                 break;
             };
+            let current = link.as_ref().is_some_and(|l| l.leader == id && l.alive());
+            if !current {
+                if let Some(old) = link.take() {
+                    // What the old leader refused goes first, in order.
+                    let refused = old.settle(deadline).await;
+                    if !refused.is_empty() {
+                        tracing::debug!(
+                            batches = refused.len(),
+                            leader = id,
+                            "sending writes the previous leader refused to the new one"
+                        );
+                        queue.push_front(b);
+                        for r in refused.into_iter().rev() {
+                            queue.push_front(r);
+                        }
+                        break;
+                    }
+                }
+            }
             if id == me {
                 // Elected meanwhile: propose here.
                 super::proposer::write_local(raft.clone(), b, Some(me)).await;
                 break;
             }
-            if !link.as_ref().is_some_and(|l| l.leader == id && l.alive()) {
+            if !current {
                 link = match open(&peers, &shared, id, &addr).await {
                     Ok(l) => Some(l),
                     Err(e) => {
@@ -209,18 +256,28 @@ async fn open(
     .into_inner();
     tracing::info!(leader, %addr, "forwarding writes to the leader");
     let pending: Pending = Arc::default();
+    let refused: Arc<Mutex<std::collections::BTreeMap<u64, Batch>>> = Arc::default();
     let p = pending.clone();
+    let r_ = refused.clone();
     let shared = shared.clone();
     tokio::spawn(async move {
         let why = loop {
             match results.next().await {
                 Some(Ok(r)) => {
-                    let Some(b) = p.lock().remove(&r.seq) else {
-                        continue;
-                    };
                     let out: Result<Vec<TxnResponse>, ForwardError> =
                         bincode::deserialize(&r.results)
                             .unwrap_or_else(|e| Err(ForwardError::Failed(e.to_string())));
+                    // Moved under the pending lock, so that once pending is
+                    // empty every refused batch is in `refused`.
+                    let mut pending = p.lock();
+                    let Some(b) = pending.remove(&r.seq) else {
+                        continue;
+                    };
+                    if let Err(ForwardError::NotLeader(_)) = out {
+                        r_.lock().insert(r.seq, b);
+                        continue;
+                    }
+                    drop(pending);
                     tokio::spawn(deliver(shared.clone(), b, out));
                 }
                 Some(Err(s)) => break s.message().to_string(),
@@ -240,6 +297,7 @@ async fn open(
         leader,
         tx,
         pending,
+        refused,
         next_seq: 0,
     })
 }

@@ -15,7 +15,10 @@
 pub mod cluster;
 pub mod election;
 pub mod forward;
+pub mod hold;
 pub mod log_store;
+pub mod member;
+pub mod membership;
 pub mod network;
 pub mod peer_service;
 pub mod proposer;
@@ -33,7 +36,7 @@ openraft::declare_raft_types!(
         D = TxnBatch,
         R = Vec<TxnResponse>,
         NodeId = u64,
-        Node = openraft::BasicNode,
+        Node = member::MemberNode,
         Entry = openraft::Entry<TypeConfig>,
         SnapshotData = Cursor<Vec<u8>>,
         AsyncRuntime = openraft::TokioRuntime,
@@ -48,6 +51,13 @@ pub type Raft = openraft::Raft<TypeConfig>;
 pub const HEARTBEAT_MS: u64 = 100;
 pub const ELECTION_TIMEOUT_MIN_MS: u64 = 300;
 pub const ELECTION_TIMEOUT_MAX_MS: u64 = 600;
+
+/// openraft's leader lease in an ensemble (it is openraft's
+/// `election_timeout_max`): how long a member refuses to vote after hearing
+/// from a leader. Elections are decided by our pre-vote
+/// ([`election`]), which waits longer, so the lease is kept short: it is
+/// what a planned hand-off must wait out ([`membership`]).
+pub const LEASE_MS: u64 = 150;
 
 /// Whether this member leads and a majority has acknowledged it within an
 /// election timeout. openraft 0.9 keeps an isolated leader leading (it

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::member::MemberNode;
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
 };
@@ -18,7 +19,6 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use openraft::BasicNode;
 use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -106,10 +106,10 @@ pub struct PeerLink {
 
 impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
     type Network = PeerLink;
-    async fn new_client(&mut self, target: u64, node: &BasicNode) -> PeerLink {
+    async fn new_client(&mut self, target: u64, node: &MemberNode) -> PeerLink {
         PeerLink {
             target,
-            addr: node.addr.clone(),
+            addr: node.peer.clone(),
             peers: self.peers.clone(),
         }
     }
@@ -126,7 +126,7 @@ impl PeerLink {
         kind: pb::RaftKind,
         req: &Req,
         option: &RPCOption,
-    ) -> Result<Resp, RPCError<u64, BasicNode, RaftError<u64, E>>>
+    ) -> Result<Resp, RPCError<u64, MemberNode, RaftError<u64, E>>>
     where
         Req: Serialize,
         Resp: DeserializeOwned,
@@ -187,7 +187,7 @@ impl RaftNetwork<TypeConfig> for PeerLink {
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
-    ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
+    ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, MemberNode, RaftError<u64>>> {
         self.call(pb::RaftKind::AppendEntries, &rpc, &option).await
     }
 
@@ -197,7 +197,7 @@ impl RaftNetwork<TypeConfig> for PeerLink {
         option: RPCOption,
     ) -> Result<
         InstallSnapshotResponse<u64>,
-        RPCError<u64, BasicNode, RaftError<u64, InstallSnapshotError>>,
+        RPCError<u64, MemberNode, RaftError<u64, InstallSnapshotError>>,
     > {
         self.call(pb::RaftKind::InstallSnapshot, &rpc, &option)
             .await
@@ -207,7 +207,7 @@ impl RaftNetwork<TypeConfig> for PeerLink {
         &mut self,
         rpc: VoteRequest<u64>,
         option: RPCOption,
-    ) -> Result<VoteResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
+    ) -> Result<VoteResponse<u64>, RPCError<u64, MemberNode, RaftError<u64>>> {
         self.call(pb::RaftKind::Vote, &rpc, &option).await
     }
 }

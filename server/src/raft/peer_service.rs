@@ -21,6 +21,7 @@ use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest};
 
 use super::election::{self, LeaderContact};
 use super::forward::ForwardError;
+use super::membership::{self, Change, Ensemble, MembershipError};
 use super::network::Identity;
 use super::proposer::now_ms;
 use super::state_machine::Shared;
@@ -36,6 +37,7 @@ pub struct PeerService {
     pub identity: Identity,
     pub shared: Arc<Shared>,
     pub contact: Arc<LeaderContact>,
+    pub ensemble: Arc<Ensemble>,
 }
 
 impl PeerService {
@@ -129,6 +131,7 @@ impl pb::peer_server::Peer for PeerService {
             identity: self.identity.clone(),
             shared: self.shared.clone(),
             contact: self.contact.clone(),
+            ensemble: self.ensemble.clone(),
         };
         tokio::spawn(async move {
             let mut checked = false;
@@ -148,6 +151,9 @@ impl pb::peer_server::Peer for PeerService {
                         return;
                     }
                 };
+                // Held while leadership is handed off, then refused as
+                // below if it moved: the follower sends it to the new leader.
+                let pass = checker.shared.hold.pass().await;
                 // A leader cut off from its majority refuses, as for its
                 // own clients: the follower's writer is told at once.
                 if !super::leads_with_quorum(&raft, identity.me, true) {
@@ -161,6 +167,7 @@ impl pb::peer_server::Peer for PeerService {
                     .map(|t| Txn { time_ms: now, ..t })
                     .collect();
                 let result = raft.client_write_ff(TxnBatch(txns)).await;
+                drop(pass);
                 let tx = tx.clone();
                 let me = identity.me;
                 // Proposed in arrival order; answered as each commits.
@@ -237,6 +244,53 @@ impl pb::peer_server::Peer for PeerService {
         Ok(Response::new(pb::PreVoteReply {
             granted: answer.is_ok(),
             reason: answer.err().unwrap_or_default(),
+        }))
+    }
+
+    async fn describe(
+        &self,
+        request: Request<pb::PeerHeader>,
+    ) -> Result<Response<pb::DescribeReply>, Status> {
+        // A member started with --join does not know the ensemble's id yet.
+        if !request.get_ref().cluster.is_empty() {
+            self.check(Some(request.get_ref()))?;
+        }
+        let applied = self
+            .shared
+            .state
+            .read()
+            .last_applied
+            .map(|l| l.index)
+            .unwrap_or(0);
+        Ok(Response::new(membership::encode_described(
+            &self.ensemble.describe(),
+            applied,
+        )))
+    }
+
+    async fn change_membership(
+        &self,
+        request: Request<pb::MembershipRequest>,
+    ) -> Result<Response<pb::MembershipReply>, Status> {
+        let r = request.into_inner();
+        self.check(r.header.as_ref())?;
+        let change: Change = decode(&r.change)?;
+        let result: Result<(), MembershipError> = self.ensemble.lead_change(change).await;
+        Ok(Response::new(pb::MembershipReply {
+            result: encode(&result)?,
+        }))
+    }
+
+    async fn take_over(
+        &self,
+        request: Request<pb::TakeOverRequest>,
+    ) -> Result<Response<pb::TakeOverReply>, Status> {
+        let r = request.into_inner();
+        self.check(r.header.as_ref())?;
+        let result = self.ensemble.take_over(r.term).await;
+        Ok(Response::new(pb::TakeOverReply {
+            elected: result.is_ok(),
+            reason: result.err().unwrap_or_default(),
         }))
     }
 }

@@ -51,7 +51,7 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-fn write_error(e: ClientWriteError<u64, openraft::BasicNode>) -> ZkError {
+fn write_error(e: ClientWriteError<u64, super::member::MemberNode>) -> ZkError {
     match e {
         ClientWriteError::ForwardToLeader(f) => ZkError::new(
             Code::ConnectionLoss,
@@ -76,7 +76,7 @@ impl Proposer {
                 Forwarder::start(raft.clone(), p, shared.clone()),
             )
         });
-        tokio::spawn(batcher(raft.clone(), forwarder, rx));
+        tokio::spawn(batcher(raft.clone(), forwarder, rx, shared.clone()));
         Proposer {
             raft,
             tx,
@@ -241,6 +241,7 @@ async fn batcher(
     raft: Raft,
     forwarder: Option<(u64, Forwarder)>,
     mut rx: mpsc::UnboundedReceiver<Submission>,
+    shared: Arc<Shared>,
 ) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     while let Some(first) = rx.recv().await {
@@ -265,6 +266,9 @@ async fn batcher(
             replies,
             permit,
         };
+        // Held while leadership is handed off; kept until the batch is in
+        // the log (or forwarded).
+        let _pass = shared.hold.pass().await;
         match &forwarder {
             Some((me, f)) if raft.metrics().borrow().current_leader != Some(*me) => f.send(b),
             Some((me, _)) if !super::leads_with_quorum(&raft, *me, true) => {

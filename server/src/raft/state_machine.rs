@@ -8,11 +8,12 @@ use std::time::Instant;
 
 use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
 use openraft::{
-    BasicNode, Entry, EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder,
+    Entry, EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder,
     StoredMembership,
 };
 use parking_lot::RwLock;
 
+use super::member::MemberNode;
 use super::{storage_error, LogId, StorageError, TypeConfig};
 use crate::metrics::Metrics;
 use crate::session::SessionTracker;
@@ -26,7 +27,7 @@ use crate::watch::WatchManager;
 pub struct SmState {
     pub tree: DataTree,
     pub last_applied: Option<LogId>,
-    pub membership: StoredMembership<u64, BasicNode>,
+    pub membership: StoredMembership<u64, MemberNode>,
 }
 
 /// What the state machine shares with the request path: the tree (read by
@@ -39,6 +40,8 @@ pub struct Shared {
     /// The last log index applied, for waiters (a forwarded write's reply
     /// waits until this member has applied it).
     applied: tokio::sync::watch::Sender<u64>,
+    /// Holds new writes while leadership is handed off.
+    pub hold: super::hold::Hold,
 }
 
 impl Shared {
@@ -52,6 +55,7 @@ impl Shared {
             sessions: Arc::new(SessionTracker::new()),
             metrics,
             applied: tokio::sync::watch::channel(0).0,
+            hold: super::hold::Hold::default(),
         })
     }
 
@@ -117,14 +121,14 @@ fn undecodable(what: &str, e: bincode::Error) -> DiskError {
 }
 
 /// A stored snapshot: its meta and its bytes.
-pub type StoredSnapshot = (SnapshotMeta<u64, BasicNode>, Vec<u8>);
+pub type StoredSnapshot = (SnapshotMeta<u64, MemberNode>, Vec<u8>);
 
 /// Loads the stored snapshot, if any.
 pub fn load_snapshot(engine: &dyn Engine) -> Result<Option<StoredSnapshot>, DiskError> {
     let Some(stored) = engine.read_snapshot()? else {
         return Ok(None);
     };
-    let meta = bincode::deserialize::<SnapshotMeta<u64, BasicNode>>(&stored.meta)
+    let meta = bincode::deserialize::<SnapshotMeta<u64, MemberNode>>(&stored.meta)
         .map_err(|e| undecodable("snapshot meta", e))?;
     Ok(Some((meta, stored.data)))
 }
@@ -151,7 +155,7 @@ impl StateMachine {
     /// Stores a snapshot durably.
     fn save_snapshot(
         engine: &dyn Engine,
-        meta: &SnapshotMeta<u64, BasicNode>,
+        meta: &SnapshotMeta<u64, MemberNode>,
         bytes: &[u8],
     ) -> Result<(), StorageError> {
         let m = bincode::serialize(meta)
@@ -243,7 +247,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn applied_state(
         &mut self,
-    ) -> Result<(Option<LogId>, StoredMembership<u64, BasicNode>), StorageError> {
+    ) -> Result<(Option<LogId>, StoredMembership<u64, MemberNode>), StorageError> {
         let st = self.shared.state.read();
         Ok((st.last_applied, st.membership.clone()))
     }
@@ -273,7 +277,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn install_snapshot(
         &mut self,
-        meta: &SnapshotMeta<u64, BasicNode>,
+        meta: &SnapshotMeta<u64, MemberNode>,
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError> {
         let bytes = snapshot.into_inner();
@@ -329,7 +333,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
 fn build(
     shared: &Shared,
     engine: &dyn Engine,
-) -> Result<(SnapshotMeta<u64, BasicNode>, Vec<u8>), StorageError> {
+) -> Result<(SnapshotMeta<u64, MemberNode>, Vec<u8>), StorageError> {
     let started = Instant::now();
     let (bytes, meta) = {
         let st = shared.state.read();
@@ -361,25 +365,29 @@ fn build(
 }
 
 /// `/zookeeper/config` for a membership, in ZooKeeper's format: a
-/// `server.ID=HOST:PORT:PORT:participant` line per voter (the peer port
-/// stands for both of ZooKeeper's quorum and election ports), then
-/// `version=` the zxid in hex. Empty for a single server, as ZooKeeper's
-/// standalone mode has it.
-fn zookeeper_config(m: &openraft::Membership<u64, BasicNode>, zxid: i64) -> Vec<u8> {
-    let voters: Vec<(u64, String)> = m
-        .nodes()
-        .filter(|(id, _)| m.voter_ids().any(|v| v == **id))
-        .map(|(id, n)| (*id, n.addr.clone()))
-        .collect();
-    if voters.len() < 2 {
+/// `server.ID=HOST:PORT:PORT:ROLE[;ZK_CLIENT_ADDRESS]` line per member (the
+/// peer port stands for both of ZooKeeper's quorum and election ports; the
+/// role is `participant` for a voter and `observer` for a learner; the
+/// client address once the member has announced it), then `version=` the
+/// zxid in hex. Empty for a single server, as ZooKeeper's standalone mode
+/// has it.
+fn zookeeper_config(m: &openraft::Membership<u64, MemberNode>, zxid: i64) -> Vec<u8> {
+    if m.nodes().count() < 2 {
         return Vec::new();
     }
     let mut text = String::new();
-    for (id, addr) in voters {
-        text.push_str(&format!(
-            "server.{id}={addr}:{}:participant\n",
-            port_of(&addr)
-        ));
+    for (id, n) in m.nodes() {
+        let role = match m.voter_ids().any(|v| v == *id) {
+            true => "participant",
+            false => "observer",
+        };
+        let peer = &n.peer;
+        let port = port_of(peer);
+        text.push_str(&format!("server.{id}={peer}:{port}:{role}"));
+        if let Some(zk) = &n.zk {
+            text.push_str(&format!(";{zk}"));
+        }
+        text.push('\n');
     }
     text.push_str(&format!("version={zxid:x}"));
     text.into_bytes()
@@ -397,22 +405,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn zookeeper_config_lists_voters_in_zookeepers_format() {
-        let nodes: BTreeMap<u64, BasicNode> = (1..=3)
-            .map(|i| (i, BasicNode::new(format!("10.0.0.{i}:7182"))))
+    fn zookeeper_config_lists_members_in_zookeepers_format() {
+        let mut nodes: BTreeMap<u64, MemberNode> = (1..=3)
+            .map(|i| (i, MemberNode::new(format!("10.0.0.{i}:7182"))))
             .collect();
+        nodes.get_mut(&1).unwrap().zk = Some("10.0.0.1:2181".into());
+        nodes.insert(4, MemberNode::new("10.0.0.4:7182"));
         let m = openraft::Membership::new(vec![BTreeSet::from([1, 2, 3])], nodes);
         let text = String::from_utf8(zookeeper_config(&m, 0x1000)).unwrap();
         assert_eq!(
             text,
-            "server.1=10.0.0.1:7182:7182:participant\n\
+            "server.1=10.0.0.1:7182:7182:participant;10.0.0.1:2181\n\
              server.2=10.0.0.2:7182:7182:participant\n\
              server.3=10.0.0.3:7182:7182:participant\n\
+             server.4=10.0.0.4:7182:7182:observer\n\
              version=1000"
         );
         let single = openraft::Membership::new(
             vec![BTreeSet::from([1])],
-            BTreeMap::from([(1, BasicNode::new("127.0.0.1:7181"))]),
+            BTreeMap::from([(1, MemberNode::new("127.0.0.1:7181"))]),
         );
         assert!(zookeeper_config(&single, 1).is_empty());
     }

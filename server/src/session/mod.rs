@@ -48,6 +48,8 @@ pub struct Ctx {
     pub turns: Arc<SessionTurns>,
     /// Live connections of both protocols.
     pub conns: Arc<Registry>,
+    /// Membership changes and hand-offs; `None` for a single server.
+    pub ensemble: Option<Arc<crate::raft::membership::Ensemble>>,
 }
 
 /// One connection at a time per session: a resumed session's new

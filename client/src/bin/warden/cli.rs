@@ -72,6 +72,12 @@ pub enum Command {
     /// Ask every member in --servers for its view of the ensemble (role,
     /// term, leader, log, commit and apply indexes, lag); opens no session
     Status(StatusArgs),
+    /// List, add, remove or promote the ensemble's members
+    #[command(subcommand)]
+    Member(crate::member::MemberCommand),
+    /// Hand leadership to another member
+    #[command(subcommand)]
+    Leader(crate::member::LeaderCommand),
 }
 
 #[derive(Debug, Args)]
@@ -173,6 +179,8 @@ pub enum CliError {
     Exit(ExitCode),
     /// No member answered (exit 2).
     Unreachable(String),
+    /// A member refused an administrative request (exit 1).
+    Refused(String),
 }
 
 impl From<Error> for CliError {
@@ -207,6 +215,7 @@ impl CliError {
             CliError::Unreachable(why) => format!(
                 "no member answered ({why}); check --servers or WARDEN_SERVERS"
             ),
+            CliError::Refused(why) => why.clone(),
         }
     }
 
@@ -233,8 +242,11 @@ pub async fn run(cli: Cli) -> ExitCode {
 }
 
 async fn execute(cli: Cli) -> Result<(), CliError> {
-    if let Command::Status(args) = &cli.command {
-        return crate::status::run(&cli.servers, args.json).await;
+    match cli.command {
+        Command::Status(args) => return crate::status::run(&cli.servers, args.json).await,
+        Command::Member(c) => return crate::member::member(&cli.servers, c).await,
+        Command::Leader(c) => return crate::member::leader(&cli.servers, c).await,
+        _ => {}
     }
     let options = ConnectOptions {
         session_timeout: Duration::from_millis(cli.timeout_ms),
@@ -276,6 +288,8 @@ pub async fn dispatch(ctx: &Context, command: Command) -> Result<(), CliError> {
         Command::Lock(args) => Err(CliError::Exit(crate::exec::lock(&ctx.client, args).await?)),
         Command::Elect(args) => Err(CliError::Exit(crate::exec::elect(&ctx.client, args).await?)),
         Command::Status(args) => crate::status::run(&ctx.servers, args.json).await,
+        Command::Member(c) => crate::member::member(&ctx.servers, c).await,
+        Command::Leader(c) => crate::member::leader(&ctx.servers, c).await,
     }
 }
 

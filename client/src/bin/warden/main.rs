@@ -3,6 +3,7 @@
 mod bench;
 mod cli;
 mod exec;
+mod member;
 mod status;
 
 use std::io::Write;

@@ -12,7 +12,7 @@ use crate::cli::CliError;
 const ASK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The hosts of a connect string, without its chroot.
-fn hosts(servers: &str) -> Vec<String> {
+pub fn hosts(servers: &str) -> Vec<String> {
     let list = servers.split('/').next().unwrap_or_default();
     list.split(',')
         .map(str::trim)
@@ -21,13 +21,21 @@ fn hosts(servers: &str) -> Vec<String> {
         .collect()
 }
 
-async fn ask(host: &str) -> Result<pb::StatusResponse, String> {
+/// An admin client of one member, each call limited to `timeout`.
+pub async fn admin(
+    host: &str,
+    timeout: Duration,
+) -> Result<pb::warden_client::WardenClient<tonic::transport::Channel>, String> {
     let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{host}"))
         .map_err(|e| e.to_string())?
         .connect_timeout(ASK_TIMEOUT)
-        .timeout(ASK_TIMEOUT);
+        .timeout(timeout);
     let channel = endpoint.connect().await.map_err(|e| e.to_string())?;
-    let mut client = pb::warden_client::WardenClient::new(channel);
+    Ok(pb::warden_client::WardenClient::new(channel))
+}
+
+async fn ask(host: &str) -> Result<pb::StatusResponse, String> {
+    let mut client = admin(host, ASK_TIMEOUT).await?;
     client
         .status(pb::StatusRequest {})
         .await
