@@ -80,7 +80,7 @@ impl ConnectString {
     }
 }
 
-fn parse_server(entry: &str) -> Result<ServerAddr, String> {
+pub(crate) fn parse_server(entry: &str) -> Result<ServerAddr, String> {
     let (host, port) = if let Some(rest) = entry.strip_prefix('[') {
         let Some((host, after)) = rest.split_once(']') else {
             return Err("missing ] after an IPv6 address".into());

@@ -190,6 +190,7 @@ pub async fn run_with(
     let started = Instant::now();
     let contact = LeaderContact::new();
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (drain_tx, drain_rx) = watch::channel(None);
     let ensemble_ctl = Ensemble::new(
         raft.clone(),
         peers.clone(),
@@ -283,6 +284,7 @@ pub async fn run_with(
         proposer: proposer.clone(),
         config: config.clone(),
         shutdown: stop_rx.clone(),
+        drain: drain_rx,
         turns: Arc::default(),
         conns: Arc::default(),
         ensemble: ensemble.then(|| ensemble_ctl.clone()),
@@ -345,9 +347,13 @@ pub async fn run_with(
 
     let failed = tokio::select! {
         _ = shutdown => None,
+        _ = removed(ensemble.then_some(&*ensemble_ctl)) => None,
         why = log_store.failed() => Some(why),
         why = consensus_failed(&raft) => Some(why),
     };
+    if failed.is_none() && ensemble {
+        drain(&ctx, &ensemble_ctl, &drain_tx, config.drain_timeout).await;
+    }
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     expirer.abort();
@@ -558,6 +564,71 @@ async fn serve_ensemble_member(raft: &Raft, shared: &Shared, config: &Config) {
             peers = config.peers.len(),
             "no leader yet: a majority of the members must be running; serving reads meanwhile"
         ),
+    }
+}
+
+/// A graceful stop of an ensemble member: hands leadership off if it
+/// leads, tells its clients to move (gRPC: `GoAway` naming the other
+/// members; ZooKeeper protocol: the connection closes once it has answered
+/// what it read) and waits, up to `timeout` in all, for them to go.
+async fn drain(
+    ctx: &Ctx,
+    ensemble: &Ensemble,
+    drain_tx: &watch::Sender<Option<Arc<[String]>>>,
+    timeout: Duration,
+) {
+    let started = Instant::now();
+    let me = ctx.config.server_id;
+    let d = ensemble.describe();
+    if d.leader == Some(me) && d.membership.voter_ids().any(|v| v != me) {
+        tracing::info!("stopping: handing leadership off first");
+        let handed = tokio::time::timeout(
+            timeout / 2,
+            ensemble.change(membership::Change::Transfer { to: None }),
+        )
+        .await;
+        match handed {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "could not hand leadership off; stopping anyway (the others elect a leader)")
+            }
+            Err(_) => tracing::warn!("handing leadership off took too long; stopping anyway"),
+        }
+    }
+    let others: Vec<String> = d
+        .membership
+        .nodes()
+        .filter(|(id, _)| **id != me)
+        .filter_map(|(_, n)| n.client.clone())
+        .collect();
+    tracing::info!(connections = ctx.conns.len(), members = ?others, "stopping: asking clients to move to other members");
+    drain_tx.send_replace(Some(others.into()));
+    let deadline = started + timeout;
+    while !ctx.conns.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    match ctx.conns.len() {
+        0 => tracing::info!(
+            ms = started.elapsed().as_millis() as u64,
+            "every client has moved"
+        ),
+        left => tracing::warn!(
+            connections = left,
+            timeout_ms = timeout.as_millis() as u64,
+            "drain time is up; closing the connections left"
+        ),
+    }
+}
+
+/// Resolves once this ensemble member has been removed from the ensemble
+/// (never for a single server): it then stops as on SIGTERM.
+async fn removed(ensemble: Option<&Ensemble>) {
+    match ensemble {
+        Some(e) => {
+            e.removed().await;
+            tracing::info!("this member was removed from the ensemble; stopping");
+        }
+        None => futures::future::pending().await,
     }
 }
 

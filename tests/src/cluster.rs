@@ -45,6 +45,8 @@ pub struct Cluster {
     /// The proxy member `from` dials member `to` through, by `(from, to)`;
     /// empty unless started with links.
     links: BTreeMap<(usize, usize), Proxy>,
+    /// Member `i`'s peer port at index `i - 1`.
+    peer_ports: Vec<u16>,
 }
 
 impl Cluster {
@@ -120,7 +122,40 @@ impl Cluster {
                 m.start_on_fresh_ports(START_ATTEMPTS - 1);
             }
         }
-        Cluster { members, links }
+        Cluster {
+            members,
+            links,
+            peer_ports,
+        }
+    }
+
+    /// Member `i`'s peer address (its `--peer-listen`), as `warden member
+    /// add` takes it.
+    pub fn peer_addr(&self, i: usize) -> String {
+        self.member(i);
+        format!("127.0.0.1:{}", self.peer_ports[i - 1])
+    }
+
+    /// Prepares (does not start) member `n + 1`, to join the running
+    /// ensemble: `--server-id n+1`, its own peer port, and `--join` with
+    /// every other member's peer address. Returns its number; add it with
+    /// `warden member add`, then start it with [`restart`](Self::restart).
+    pub fn prepare_joiner(&mut self, opts: ServerOpts) -> usize {
+        let id = self.members.len() + 1;
+        let port = free_port();
+        let join: Vec<String> = self.ids().map(|i| self.peer_addr(i)).collect();
+        let mut opts = opts;
+        opts.extra_args.extend([
+            "--server-id".to_string(),
+            id.to_string(),
+            "--peer-listen".to_string(),
+            format!("127.0.0.1:{port}"),
+            "--join".to_string(),
+            join.join(","),
+        ]);
+        self.members.push(ServerProc::prepare(opts));
+        self.peer_ports.push(port);
+        id
     }
 
     /// The member numbers, `1..=n`.
@@ -167,13 +202,15 @@ impl Cluster {
     }
 
     /// Starts member `i` again, killed or terminated, on its own folder and
-    /// ports with the same flags; waits until it is healthy.
+    /// ports with the same flags (or for the first time, one made by
+    /// [`prepare_joiner`](Self::prepare_joiner)); waits until it is healthy.
     pub fn restart(&mut self, i: usize) {
         self.member_mut(i).restart();
     }
 
     /// Every member's client address, `127.0.0.1:P1,127.0.0.1:P2,...`: the
-    /// connect string of a Warden client.
+    /// connect string of a Warden client (members prepared to join
+    /// included).
     pub fn connect_string(&self) -> String {
         self.joined(ServerProc::addr)
     }

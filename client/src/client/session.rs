@@ -228,6 +228,9 @@ enum Served {
     Closed,
     /// Every `Client` handle was dropped.
     Dropped,
+    /// The server is stopping and said so (`GoAway`); it answered every
+    /// request sent, then ended the stream: the session moves elsewhere.
+    Moved,
     /// The stream broke; the session may be alive.
     Broken(Error),
     /// The server ended the session (expired, or taken over).
@@ -281,6 +284,9 @@ pub(crate) struct SessionTask {
     suspended_since: Instant,
     /// The session is gone: never resume it; the next connect opens a new one.
     lost: bool,
+    /// The server sent `GoAway` (with other members' addresses): nothing
+    /// more is sent on this stream, and the next connection goes elsewhere.
+    moving: Option<Vec<ServerAddr>>,
 }
 
 impl SessionTask {
@@ -309,6 +315,7 @@ impl SessionTask {
             last_received: now,
             suspended_since: now,
             lost: false,
+            moving: None,
         }
     }
 
@@ -331,6 +338,7 @@ impl SessionTask {
             match self.serve(start).await {
                 Served::Closed => break Stop::Closed,
                 Served::Dropped => break Stop::Dropped,
+                Served::Moved => self.move_on(),
                 Served::Broken(error) => self.suspend(error),
                 Served::Expired(error) => {
                     if let Some(stop) = self.lose(error) {
@@ -568,7 +576,7 @@ impl SessionTask {
                 }
             };
         }
-        if now >= self.last_sent + self.ping_interval() {
+        if self.moving.is_none() && now >= self.last_sent + self.ping_interval() {
             self.send(proto::client_frame::Frame::Ping(proto::Ping {}))?;
         }
         Ok(())
@@ -605,6 +613,7 @@ impl SessionTask {
                 self.last_received = Instant::now();
                 self.on_frame(frame)
             }
+            Ok(None) if self.moving.is_some() => Some(Served::Moved),
             Ok(None) => Some(Served::Broken(Error::connection_loss(format!(
                 "{server} ended the session stream"
             )))),
@@ -654,6 +663,23 @@ impl SessionTask {
                 tracing::warn!(server = %self.shared.server(), "ignoring a second Connected frame");
                 None
             }
+            Frame::GoAway(g) => {
+                tracing::debug!(server = %self.shared.server(), members = ?g.members, reason = %g.reason, "the server is stopping; the session moves");
+                let members = g
+                    .members
+                    .iter()
+                    .filter_map(|m| crate::connect_string::parse_server(m).ok())
+                    .collect();
+                self.moving = Some(members);
+                // New requests wait for the next connection; ending the
+                // request stream tells the server nothing more comes, so
+                // it answers what it has and ends the stream.
+                self.ready = false;
+                if let Some(conn) = &mut self.conn {
+                    conn.out = mpsc::unbounded_channel().0;
+                }
+                None
+            }
         }
     }
 
@@ -670,6 +696,10 @@ impl SessionTask {
                     code,
                     format!("re-registering watches failed: {}", response.message),
                 ));
+            }
+            if self.moving.is_some() {
+                // Sent before the GoAway; the queue goes to the next server.
+                return None;
             }
             return self.become_ready(Some(ConnectionState::Reconnected)).err();
         }
@@ -766,6 +796,29 @@ impl SessionTask {
         }
     }
 
+    /// The server that said `GoAway` answered everything and ended the
+    /// stream: look for another server without failing anything or
+    /// announcing a suspension (requests made meanwhile are queued).
+    fn move_on(&mut self) {
+        tracing::debug!(
+            session = format_args!("{:#x}", self.shared.session_id()),
+            server = %self.shared.server(),
+            "moving the session to another server"
+        );
+        self.conn = None;
+        self.ready = false;
+        self.set_watches_xid = None;
+        self.suspended_since = Instant::now();
+        let error = Error::connection_loss("the server stopped before answering");
+        for (_, pending) in self.pending.drain() {
+            let _ = pending.reply.send(Err(error.clone()));
+        }
+        if let Some(closing) = &mut self.closing {
+            closing.xid = None;
+            closing.deadline = Instant::now() + self.settings.connect_timeout;
+        }
+    }
+
     /// The session is gone. Everything that depended on it fails with
     /// `SessionExpired`. Returns how the task stops, unless it goes on to
     /// open a new session.
@@ -845,7 +898,14 @@ impl SessionTask {
                 0 => Duration::ZERO,
                 n => self.settings.retry.delay(n - 1),
             };
-            let servers = self.settings.servers.clone();
+            let mut servers = self.settings.servers.clone();
+            // Members a stopping server named, after those of the connect
+            // string (the stopping one is tried last, as `last`).
+            for m in self.moving.iter().flatten() {
+                if !servers.contains(m) {
+                    servers.push(m.clone());
+                }
+            }
             let per_attempt = self.per_attempt();
             let last = self.shared.server();
             let attempt = async move {
@@ -908,6 +968,7 @@ impl SessionTask {
             match outcome {
                 None => round = 0,
                 Some(Ok(conn)) => {
+                    self.moving = None;
                     if renewing {
                         self.shared.adopt(&conn, self.settings.requested_timeout_ms);
                         self.shared.saw_zxid(conn.connected.last_zxid);

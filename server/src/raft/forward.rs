@@ -146,12 +146,29 @@ async fn run(
     let mut link: Option<Link> = None;
     // Batches to send before the next one from `rx`: refused ones, in order.
     let mut queue: std::collections::VecDeque<Batch> = Default::default();
+    // Rung when a leader refuses a batch, which must not wait for the next
+    // write to be sent again.
+    let refusal = Arc::new(tokio::sync::Notify::new());
     loop {
         let batch = match queue.pop_front() {
             Some(b) => b,
-            None => match rx.recv().await {
-                Some(b) => b,
-                None => return,
+            None => tokio::select! {
+                b = rx.recv() => match b {
+                    Some(b) => b,
+                    None => return,
+                },
+                () = refusal.notified() => {
+                    if let Some(old) = link.take() {
+                        // Sent again once this member knows the next leader.
+                        let _ = raft
+                            .wait(Some(Duration::from_secs(1)))
+                            .metrics(|m| m.current_leader != Some(old.leader), "another leader")
+                            .await;
+                        let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+                        queue.extend(old.settle(deadline).await);
+                    }
+                    continue;
+                }
             },
         };
         let deadline = tokio::time::Instant::now() + LEADER_WAIT;
@@ -190,7 +207,7 @@ async fn run(
                 break;
             }
             if !current {
-                link = match open(&peers, &shared, id, &addr).await {
+                link = match open(&peers, &shared, id, &addr, refusal.clone()).await {
                     Ok(l) => Some(l),
                     Err(e) => {
                         tracing::debug!(leader = id, %addr, error = %e, "cannot reach the leader; retrying");
@@ -243,6 +260,7 @@ async fn open(
     shared: &Arc<Shared>,
     leader: u64,
     addr: &str,
+    refusal: Arc<tokio::sync::Notify>,
 ) -> Result<Link, String> {
     let mut client = peers.client(addr).map_err(|e| e.to_string())?;
     let (tx, rx) = mpsc::channel(64);
@@ -275,6 +293,7 @@ async fn open(
                     };
                     if let Err(ForwardError::NotLeader(_)) = out {
                         r_.lock().insert(r.seq, b);
+                        refusal.notify_one();
                         continue;
                     }
                     drop(pending);

@@ -574,6 +574,44 @@ impl Ensemble {
         }
     }
 
+    /// Resolves once this member is no longer in the ensemble. A removed
+    /// member may never see the entry that removed it (the leader stops
+    /// sending to it once the change is appended), so when it stops
+    /// hearing from a leader it asks the others which member leads, and
+    /// that leader's membership decides.
+    pub async fn removed(&self) {
+        let me = self.me();
+        let mut was_member = false;
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let d = self.describe();
+            let member = d.membership.get_node(&me).is_some();
+            if was_member && !member {
+                return;
+            }
+            was_member |= member;
+            if !was_member
+                || d.leader == Some(me)
+                || self.contact.silence() < super::election::QUIET
+            {
+                continue;
+            }
+            for (id, n) in d.membership.nodes().filter(|(id, _)| **id != me) {
+                let Ok(other) = describe_at(&self.peers, &n.peer).await else {
+                    continue;
+                };
+                if other.leader == Some(*id) {
+                    if other.membership.get_node(&me).is_none() {
+                        return;
+                    }
+                    break;
+                }
+            }
+        }
+    }
+
     /// On the leader, every second: promotes learners (not observers) that
     /// are within [`PROMOTE_LAG`] entries.
     pub async fn promote_caught_up(self: Arc<Self>) {

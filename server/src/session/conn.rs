@@ -202,6 +202,13 @@ where
         out,
     };
     let mut shutdown = ctx.shutdown.clone();
+    let mut drain = ctx.drain.clone();
+    if drain.borrow().is_some() {
+        drain.mark_changed();
+    }
+    // GoAway sent: the client ends the stream once it has sent its last
+    // request, so everything it sent is read and answered here.
+    let mut told_to_move = false;
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let mut reading = true;
     loop {
@@ -232,6 +239,19 @@ where
             },
             _ = sink.ended.notified(), if reading => reading = false,
             _ = shutdown.changed(), if reading => reading = false,
+            _ = drain.changed(), if reading && !told_to_move => {
+                let members = drain.borrow().clone();
+                if let Some(members) = members {
+                    if s.conn.protocol == "grpc" {
+                        tracing::debug!(session = %s.sid, "this member is stopping: telling the client to move");
+                        let _ = s.out.send(Outbound::GoAway { members: members.to_vec() });
+                        told_to_move = true;
+                    } else {
+                        // A ZooKeeper client moves when its connection closes.
+                        reading = false;
+                    }
+                }
+            }
             _ = tick.tick() => {
                 if s.out.stalled_for().is_some_and(|d| d >= stall) {
                     tracing::info!(session = %s.sid, stalled_ms = stall.as_millis() as u64, "the client has not read for a session timeout; closing the connection (the session is kept)");

@@ -248,4 +248,11 @@ pub enum Outbound {
         kind: WatchEventType,
         path: String,
     },
+    /// This member is stopping: the client should end the connection once
+    /// it has sent its last request, and resume elsewhere (`members`:
+    /// other members' client addresses). gRPC only; a ZooKeeper-protocol
+    /// connection is closed instead.
+    GoAway {
+        members: Vec<String>,
+    },
 }

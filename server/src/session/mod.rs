@@ -45,6 +45,9 @@ pub struct Ctx {
     pub proposer: Proposer,
     pub config: Arc<Config>,
     pub shutdown: watch::Receiver<bool>,
+    /// Set when a graceful stop begins: connections move elsewhere (gRPC
+    /// clients are told the other members' client addresses, here).
+    pub drain: watch::Receiver<Option<Arc<[String]>>>,
     pub turns: Arc<SessionTurns>,
     /// Live connections of both protocols.
     pub conns: Arc<Registry>,

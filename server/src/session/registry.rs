@@ -120,6 +120,10 @@ impl Registry {
         self.conns.lock().len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.conns.lock().is_empty()
+    }
+
     /// Counts an answered request on a connection and server-wide.
     pub fn answered(&self, conn: &ConnInfo, op: &'static str, took: Option<Duration>) {
         conn.sent.fetch_add(1, Ordering::Relaxed);

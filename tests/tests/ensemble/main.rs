@@ -7,6 +7,9 @@ mod catch_up;
 /// Reads, writes and CAS checked for linearizability under faults; a
 /// minority leader acknowledges nothing.
 mod linearizable;
+/// Members added, promoted and removed under load; learners; a rolling
+/// restart.
+mod membership;
 /// The flash sale and a scheduler cluster across leader kills.
 mod recipes;
 /// kazoo across a leader kill, and zkCli on every member.
@@ -93,11 +96,17 @@ async fn converged(c: &Cluster) {
 
 /// [`converged`] with a deadline of `within`.
 async fn converged_within(c: &Cluster, within: Duration) {
+    let all: Vec<usize> = c.ids().collect();
+    converged_among(c, &all, within).await
+}
+
+/// [`converged`] for the members in `among` (the others may be gone).
+async fn converged_among(c: &Cluster, among: &[usize], within: Duration) {
     let deadline = tokio::time::Instant::now() + within;
     loop {
-        let views: BTreeSet<(u64, String)> = c
-            .ids()
-            .map(|i| {
+        let views: BTreeSet<(u64, String)> = among
+            .iter()
+            .map(|&i| {
                 status(c, i)
                     .map(|s| {
                         (
@@ -114,7 +123,7 @@ async fn converged_within(c: &Cluster, within: Duration) {
         if tokio::time::Instant::now() >= deadline {
             let logs = c.save_logs("ensemble-not-converged");
             panic!(
-                "members did not converge: {views:?} (member logs: {})",
+                "members {among:?} did not converge: {views:?} (member logs: {})",
                 logs.display()
             );
         }

@@ -220,6 +220,10 @@ pub fn outbound(o: Result<Outbound, Cut>) -> Result<pb::ServerFrame, tonic::Stat
             r#type: kind.number(),
             path,
         }),
+        Outbound::GoAway { members } => F::GoAway(pb::GoAway {
+            members,
+            reason: "this member is stopping".into(),
+        }),
     }))
 }
 

@@ -352,7 +352,7 @@ impl Writer {
                 self.close = true;
                 return;
             }
-            Outbound::Connected { .. } => return,
+            Outbound::Connected { .. } | Outbound::GoAway { .. } => return,
         };
         let bytes = jute::encode_reply(&header, &body);
         self.push(&bytes);
