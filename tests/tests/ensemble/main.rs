@@ -12,6 +12,8 @@ mod linearizable;
 mod membership;
 /// The flash sale and a scheduler cluster across leader kills.
 mod recipes;
+/// Every member stopped with SIGTERM and restarted in turn under load.
+mod rolling;
 /// kazoo across a leader kill, and zkCli on every member.
 mod zookeeper;
 
