@@ -401,3 +401,83 @@ async fn leader_transfer_moves_leadership_without_failing_writes() {
     }
     client.close().await.unwrap();
 }
+
+/// A member restarted with another ensemble's `--peers`, or on another
+/// ensemble's data folder, refuses to start with a one-line reason, and
+/// the two members left go on serving writes meanwhile; started again as
+/// it was, it rejoins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_with_another_ensembles_peers_or_data_is_refused() {
+    let _one = super::ONE_AT_A_TIME.lock().await;
+    let mut other = tokio::task::block_in_place(|| Cluster::start(3, opts()));
+    let other_peers = (1..=3)
+        .map(|i| format!("{i}={}", other.peer_addr(i)))
+        .collect::<Vec<_>>()
+        .join(",");
+    for i in 1..=3 {
+        tokio::task::block_in_place(|| other.terminate(i));
+    }
+    let mut c = tokio::task::block_in_place(|| Cluster::start(3, opts()));
+    let client = connect(&c.connect_string(), quick_retry(SESSION)).await;
+    client
+        .create("/x", "", CreateMode::Persistent)
+        .await
+        .unwrap();
+    tokio::task::block_in_place(|| c.terminate(3));
+    let own = c.member(3).opts.extra_args.clone();
+
+    // Another ensemble's --peers.
+    let mut foreign = own.clone();
+    let at = foreign.iter().position(|a| a == "--peers").unwrap() + 1;
+    foreign[at] = other_peers;
+    c.member_mut(3).opts.extra_args = foreign;
+    let e = tokio::task::block_in_place(|| c.member_mut(3).try_restart())
+        .expect_err("started with another ensemble's --peers");
+    assert!(
+        c.member(3).log().contains("contradicts the members stored"),
+        "{e}: {}",
+        c.member(3).log()
+    );
+    client
+        .create("/x/a", "", CreateMode::Persistent)
+        .await
+        .unwrap();
+
+    // Another ensemble's data folder, with its own flags.
+    c.member_mut(3).opts.extra_args = own;
+    let mine = c.member(3).data_dir();
+    let saved = mine.with_extension("saved");
+    std::fs::rename(&mine, &saved).unwrap();
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(other.member(3).data_dir())
+        .arg(&mine)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let before = c
+        .member(3)
+        .log()
+        .matches("contradicts the members stored")
+        .count();
+    let e = tokio::task::block_in_place(|| c.member_mut(3).try_restart())
+        .expect_err("started on another ensemble's data folder");
+    assert_eq!(
+        c.member(3)
+            .log()
+            .matches("contradicts the members stored")
+            .count(),
+        before + 1,
+        "{e}"
+    );
+    client
+        .create("/x/b", "", CreateMode::Persistent)
+        .await
+        .unwrap();
+
+    std::fs::remove_dir_all(&mine).unwrap();
+    std::fs::rename(&saved, &mine).unwrap();
+    tokio::task::block_in_place(|| c.restart(3));
+    converged_among(&c, &[1, 2, 3], STEP).await;
+    client.close().await.unwrap();
+}

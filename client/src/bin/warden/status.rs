@@ -65,7 +65,12 @@ pub async fn run(servers: &str, json: bool) -> Result<(), CliError> {
             .and_then(|l| l.members.iter().find(|m| m.id == id))
             .and_then(|m| m.lag)
     };
+    let safe = safe_to_stop_one(&answers);
     if json {
+        let (ok, why) = match &safe {
+            Ok(why) => (true, why),
+            Err(why) => (false, why),
+        };
         for (h, a) in hosts.iter().zip(&answers) {
             let line = match a {
                 Ok(s) => serde_json::json!({
@@ -79,7 +84,8 @@ pub async fn run(servers: &str, json: bool) -> Result<(), CliError> {
             };
             crate::cli::print_lines(&[line.to_string()])?;
         }
-        return Ok(());
+        let line = serde_json::json!({"safe_to_stop_one_member": ok, "why": why});
+        return crate::cli::print_lines(&[line.to_string()]);
     }
     let mut t = Table::new();
     t.load_preset(presets::NOTHING);
@@ -119,11 +125,127 @@ pub async fn run(servers: &str, json: bool) -> Result<(), CliError> {
             Err(e) => t.add_row(["?".to_string(), h.clone(), format!("unreachable: {e}")]),
         };
     }
-    crate::cli::print_lines(&[t.to_string()])
+    let verdict = match safe {
+        Ok(why) => format!("safe to stop one member: yes ({why})"),
+        Err(why) => format!("safe to stop one member: no ({why})"),
+    };
+    crate::cli::print_lines(&[t.to_string(), verdict])
+}
+
+/// Log entries a voter may trail the leader by and still count as caught
+/// up (a restarted member is past its catch-up).
+const CAUGHT_UP: u64 = 100;
+
+/// Whether one member may be taken down now (the next step of a rolling
+/// restart): every member asked answered and has applied what it knows is
+/// committed, they agree on a leader, and without any one voter the
+/// caught-up voters left are still a majority. `Ok`: why it is safe; `Err`:
+/// why not.
+fn safe_to_stop_one(answers: &[Result<pb::StatusResponse, String>]) -> Result<String, String> {
+    let mut up = Vec::new();
+    for a in answers {
+        match a {
+            Ok(s) => up.push(s),
+            Err(e) => return Err(format!("a member did not answer: {e}")),
+        }
+    }
+    let Some(leader) = up.iter().find(|s| s.role == "leader") else {
+        return Err("no member says it leads".into());
+    };
+    if leader.members.len() <= 1 {
+        return Err("a single server: stopping it stops the service".into());
+    }
+    if let Some(s) = up.iter().find(|s| s.leader_id != leader.server_id) {
+        return Err(format!(
+            "member {} does not follow leader {}",
+            s.server_id, leader.server_id
+        ));
+    }
+    if let Some(s) = up.iter().find(|s| s.last_applied < s.committed) {
+        return Err(format!(
+            "member {} is still applying ({} of {})",
+            s.server_id, s.last_applied, s.committed
+        ));
+    }
+    let voters: Vec<&pb::Member> = leader.members.iter().filter(|m| m.voter).collect();
+    let caught_up = voters
+        .iter()
+        .filter(|m| m.lag.is_some_and(|l| l <= CAUGHT_UP))
+        .count();
+    let majority = voters.len() / 2 + 1;
+    if caught_up < majority + 1 {
+        let behind: Vec<String> = voters
+            .iter()
+            .filter(|m| m.lag.is_none_or(|l| l > CAUGHT_UP))
+            .map(|m| m.id.to_string())
+            .collect();
+        return Err(format!(
+            "{caught_up} of {} voters are caught up (behind or down: {}); without one more the rest would not be a majority of {majority}",
+            voters.len(),
+            behind.join(", ")
+        ));
+    }
+    Ok(format!(
+        "{caught_up} of {} voters caught up, a majority is {majority}",
+        voters.len()
+    ))
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn member(id: u64, lag: Option<u64>) -> pb::Member {
+        pb::Member {
+            id,
+            lag,
+            voter: true,
+            ..Default::default()
+        }
+    }
+
+    fn status(id: u64, leader: u64, lags: &[Option<u64>]) -> pb::StatusResponse {
+        pb::StatusResponse {
+            server_id: id,
+            leader_id: leader,
+            role: if id == leader { "leader" } else { "follower" }.into(),
+            committed: 10,
+            last_applied: 10,
+            members: if id == leader {
+                lags.iter()
+                    .enumerate()
+                    .map(|(i, l)| member(i as u64 + 1, *l))
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn safe_to_stop_one_only_when_the_rest_stay_a_caught_up_majority() {
+        let all = |lags: &[Option<u64>]| -> Vec<Result<pb::StatusResponse, String>> {
+            (1..=lags.len() as u64)
+                .map(|i| Ok(status(i, 1, lags)))
+                .collect()
+        };
+        assert!(safe_to_stop_one(&all(&[Some(0), Some(0), Some(3)])).is_ok());
+        let e = safe_to_stop_one(&all(&[Some(0), Some(0), Some(5000)])).unwrap_err();
+        assert!(e.contains("behind or down: 3"), "{e}");
+        assert!(safe_to_stop_one(&all(&[Some(0), Some(0), Some(0), Some(0), Some(9999)])).is_ok());
+        let mut one_down = all(&[Some(0), Some(0), Some(0)]);
+        one_down[2] = Err("connection refused".into());
+        assert!(safe_to_stop_one(&one_down).is_err());
+        let mut applying = all(&[Some(0), Some(0), Some(0)]);
+        if let Ok(s) = &mut applying[1] {
+            s.last_applied = 5;
+        }
+        assert!(safe_to_stop_one(&applying)
+            .unwrap_err()
+            .contains("still applying"));
+    }
+
     #[test]
     fn hosts_drop_the_chroot_and_blanks() {
         assert_eq!(
