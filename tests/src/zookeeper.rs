@@ -334,3 +334,119 @@ impl Drop for Shell {
         let _ = self.child.wait();
     }
 }
+
+/// A compatibility script or program that talks over its stdin and stdout
+/// (`kazoo_failover.py`, `JavaFailover.java`, …): its stdout lines arrive
+/// one by one, its stderr (the client library's own logging) is kept for
+/// failure messages.
+pub struct Script {
+    pub name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: std::sync::mpsc::Receiver<String>,
+    errors: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Script {
+    /// Starts `command` with its three streams piped.
+    pub fn spawn(mut command: Command, name: &str) -> Script {
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("run {name}: {e}"));
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = child.stderr.take().expect("piped");
+        let errors = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut s);
+            s
+        });
+        Script {
+            name: name.to_string(),
+            stdin: child.stdin.take(),
+            child,
+            lines,
+            errors: Some(errors),
+        }
+    }
+
+    /// Its next stdout line, or why none came within `timeout` (then the
+    /// script is killed, and the reason ends with its stderr).
+    pub fn line(&mut self, timeout: Duration) -> Result<String, String> {
+        match self.lines.recv_timeout(timeout) {
+            Ok(line) => Ok(line),
+            Err(e) => {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                let errors = self.errors();
+                Err(format!(
+                    "{}: no line within {timeout:?} ({e})\n{errors}",
+                    self.name
+                ))
+            }
+        }
+    }
+
+    /// Writes `line` to its stdin.
+    pub fn say(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin still open");
+        writeln!(stdin, "{line}").expect("write to the script");
+        stdin.flush().expect("flush the script's stdin");
+    }
+
+    /// Reads its report up to its verdict (`all N checks passed` or
+    /// `… checks failed`) and waits for it to exit; panics unless it
+    /// passed all `checks`. The report.
+    pub fn expect_passed(mut self, checks: usize, timeout: Duration, context: &str) -> String {
+        let mut report = Vec::new();
+        let done = loop {
+            match self.lines.recv_timeout(timeout) {
+                Ok(line) => {
+                    let last = line.starts_with("all ") || line.contains("checks failed");
+                    report.push(line);
+                    if last {
+                        break true;
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break false,
+                Err(e) => {
+                    let _ = self.child.kill();
+                    break {
+                        report.push(format!("(no verdict: {e})"));
+                        false
+                    };
+                }
+            }
+        };
+        let status = self.child.wait().expect("wait for the script");
+        let report = report.join("\n");
+        let errors = self.errors();
+        assert!(
+            done && status.success() && report.contains(&format!("all {checks} checks passed")),
+            "{} ({status}):\n{report}\n{errors}\n{context}",
+            self.name,
+        );
+        report
+    }
+
+    /// The tail of what it wrote to stderr (once it has exited).
+    pub fn errors(&mut self) -> String {
+        let all = self
+            .errors
+            .take()
+            .and_then(|e| e.join().ok())
+            .unwrap_or_default();
+        let lines: Vec<&str> = all.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}

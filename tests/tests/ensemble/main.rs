@@ -27,7 +27,7 @@ use parking_lot::Mutex;
 use warden_client::{ConnectionState, CreateMode};
 use warden_tests::cluster::Cluster;
 use warden_tests::{
-    connect, free_port, quick_retry, wait_until, within, ServerOpts, ServerProc, STEP,
+    connect, free_port, quick_retry, wait_until, within, ServerOpts, ServerProc, PHASE, STEP,
 };
 
 /// One ensemble test at a time: three members (and their proxies) under
@@ -151,6 +151,110 @@ struct Record {
     uncertain: Vec<String>,
 }
 
+/// Writers creating unique nodes `ROOT/W-N`, each through its own connect
+/// string, recording what each create was told, until stopped.
+struct Writers {
+    stop: Arc<AtomicBool>,
+    record: Arc<Mutex<Record>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Writers {
+    /// Creates `root` and starts `n` writers; writer `w` connects to
+    /// `servers(w)`.
+    async fn start(
+        c: &Cluster,
+        root: &str,
+        n: usize,
+        servers: impl Fn(usize) -> String,
+    ) -> Writers {
+        let setup = connect(&c.connect_string(), quick_retry(SESSION)).await;
+        setup
+            .create(root, "", CreateMode::Persistent)
+            .await
+            .unwrap();
+        setup.close().await.unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let record = Arc::new(Mutex::new(Record::default()));
+        let tasks = (0..n)
+            .map(|w| {
+                let (servers, stop, record) = (servers(w), stop.clone(), record.clone());
+                let root = root.to_string();
+                tokio::spawn(async move {
+                    let client = connect(&servers, quick_retry(SESSION)).await;
+                    let mut k = 0u32;
+                    while !stop.load(Ordering::SeqCst) {
+                        let path = format!("{root}/{w}-{k}");
+                        k += 1;
+                        let r = tokio::time::timeout(
+                            STEP,
+                            client.create(&path, "v", CreateMode::Persistent),
+                        )
+                        .await;
+                        let mut rec = record.lock();
+                        match r {
+                            Ok(Ok(_)) => rec.acked.push(path),
+                            _ => rec.uncertain.push(path),
+                        }
+                    }
+                })
+            })
+            .collect();
+        Writers {
+            stop,
+            record,
+            tasks,
+        }
+    }
+
+    /// Waits until `n` more creates have been acknowledged.
+    async fn progress(&self, what: &str, n: usize) {
+        let start = self.record.lock().acked.len();
+        let record = self.record.clone();
+        wait_until(what, PHASE, || {
+            let done = record.lock().acked.len();
+            async move { done >= start + n }
+        })
+        .await;
+    }
+
+    /// Stops the writers; what they were told.
+    async fn finish(self) -> Record {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.tasks {
+            within(STEP * 2, "a writer stops", t).await.unwrap();
+        }
+        std::mem::take(&mut *self.record.lock())
+    }
+}
+
+/// Every acknowledged create under `root` is on member `i`, and nothing
+/// that was never written.
+async fn holds_exactly(c: &Cluster, i: usize, root: &str, rec: &Record) {
+    let client = connect(&c.member(i).addr(), quick_retry(SESSION)).await;
+    let held: BTreeSet<String> = client
+        .get_children(root)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| format!("{root}/{k}"))
+        .collect();
+    let lost: Vec<&String> = rec.acked.iter().filter(|p| !held.contains(*p)).collect();
+    assert!(
+        lost.is_empty(),
+        "member {i} lost {} acknowledged creates, e.g. {:?}",
+        lost.len(),
+        &lost[..lost.len().min(5)]
+    );
+    let allowed: BTreeSet<&String> = rec.acked.iter().chain(&rec.uncertain).collect();
+    let invented: Vec<&String> = held.iter().filter(|p| !allowed.contains(p)).collect();
+    assert!(
+        invented.is_empty(),
+        "member {i} holds {invented:?}, never written"
+    );
+    client.close().await.unwrap();
+}
+
 /// Clients on every member create unique nodes while the leader (and, each
 /// third round, a follower) is SIGKILLed and restarted: every create that
 /// was acknowledged is on every member at the end, nothing else is, and the
@@ -159,50 +263,9 @@ struct Record {
 async fn acknowledged_writes_survive_leader_and_follower_kills() {
     let _one = ONE_AT_A_TIME.lock().await;
     let mut c = tokio::task::block_in_place(|| Cluster::start(3, opts()));
-    let setup = connect(&c.connect_string(), quick_retry(SESSION)).await;
-    setup
-        .create("/w", "", CreateMode::Persistent)
-        .await
-        .unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let record = Arc::new(Mutex::new(Record::default()));
-    let writers: Vec<_> = (0..3)
-        .map(|w| {
-            let (conn, stop, record) = (from(&c, w + 1), stop.clone(), record.clone());
-            tokio::spawn(async move {
-                let client = connect(&conn, quick_retry(SESSION)).await;
-                let mut n = 0u32;
-                while !stop.load(Ordering::SeqCst) {
-                    let path = format!("/w/{w}-{n}");
-                    n += 1;
-                    let r = tokio::time::timeout(
-                        STEP,
-                        client.create(&path, "v", CreateMode::Persistent),
-                    )
-                    .await;
-                    let mut rec = record.lock();
-                    match r {
-                        Ok(Ok(_)) => rec.acked.push(path),
-                        _ => rec.uncertain.push(path),
-                    }
-                }
-            })
-        })
-        .collect();
-    let acked = || record.lock().acked.len();
-    let progress = |what: &'static str| {
-        let start = acked();
-        let record = record.clone();
-        async move {
-            wait_until(what, STEP, || {
-                let n = record.lock().acked.len();
-                async move { n >= start + 30 }
-            })
-            .await;
-        }
-    };
+    let writers = Writers::start(&c, "/w", 3, |w| from(&c, w + 1)).await;
     for round in 0..rounds() {
-        progress("writes before the kill").await;
+        writers.progress("writes before the kill", 30).await;
         let leader = leader_among(&c, &[1, 2, 3]).await;
         let victim = if round % 3 == 2 {
             leader % 3 + 1
@@ -212,39 +275,16 @@ async fn acknowledged_writes_survive_leader_and_follower_kills() {
         tokio::task::block_in_place(|| c.kill(victim));
         let rest: Vec<usize> = c.ids().filter(|&i| i != victim).collect();
         leader_among(&c, &rest).await;
-        progress("writes without the killed member").await;
+        writers
+            .progress("writes without the killed member", 30)
+            .await;
         tokio::task::block_in_place(|| c.restart(victim));
     }
-    progress("writes after the last restart").await;
-    stop.store(true, Ordering::SeqCst);
-    for w in writers {
-        within(STEP * 2, "a writer stops", w).await.unwrap();
-    }
+    writers.progress("writes after the last restart", 30).await;
+    let rec = writers.finish().await;
     converged(&c).await;
-    let rec = std::mem::take(&mut *record.lock());
-    let allowed: BTreeSet<&String> = rec.acked.iter().chain(&rec.uncertain).collect();
     for i in c.ids() {
-        let client = connect(&c.member(i).addr(), quick_retry(SESSION)).await;
-        let held: BTreeSet<String> = client
-            .get_children("/w")
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|k| format!("/w/{k}"))
-            .collect();
-        let lost: Vec<&String> = rec.acked.iter().filter(|p| !held.contains(*p)).collect();
-        assert!(
-            lost.is_empty(),
-            "member {i} lost {} acknowledged creates, e.g. {:?}",
-            lost.len(),
-            &lost[..lost.len().min(5)]
-        );
-        let invented: Vec<&String> = held.iter().filter(|p| !allowed.contains(p)).collect();
-        assert!(
-            invented.is_empty(),
-            "member {i} holds {invented:?}, never written"
-        );
-        client.close().await.unwrap();
+        holds_exactly(&c, i, "/w", &rec).await;
     }
     eprintln!(
         "{} rounds: {} creates acknowledged, {} uncertain",

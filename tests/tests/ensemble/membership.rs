@@ -5,16 +5,13 @@
 
 use std::collections::BTreeSet;
 use std::process::Output;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
-use parking_lot::Mutex;
 use warden_client::CreateMode;
 use warden_tests::cluster::Cluster;
 use warden_tests::{bin, connect, quick_retry, wait_until, within, PHASE, STEP};
 
 use super::recipes::member_logs;
-use super::{converged_among, leader_among, opts, Record, SESSION};
+use super::{converged_among, holds_exactly, leader_among, opts, Writers, SESSION};
 
 /// `warden --servers <member via> ARGS`.
 fn warden(c: &Cluster, via: usize, args: &[&str]) -> Output {
@@ -79,108 +76,6 @@ async fn until_listed(
     .await;
 }
 
-/// Writers creating `/g/W-N` through every member, recording what each was
-/// told, until stopped.
-struct Writers {
-    stop: Arc<AtomicBool>,
-    record: Arc<Mutex<Record>>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Writers {
-    async fn start(c: &Cluster, n: usize) -> Writers {
-        let setup = connect(&c.member(1).addr(), quick_retry(SESSION)).await;
-        setup
-            .create("/g", "", CreateMode::Persistent)
-            .await
-            .unwrap();
-        setup.close().await.unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let record = Arc::new(Mutex::new(Record::default()));
-        let mut tasks = Vec::new();
-        for w in 0..n {
-            // Starting on the original members; the connect string also
-            // names the members that join later, to move to.
-            let first = c.member(w % 3 + 1).addr();
-            let rest: Vec<String> = c
-                .ids()
-                .filter(|&i| i != w % 3 + 1)
-                .map(|i| c.member(i).addr())
-                .collect();
-            let servers = format!("{first},{}", rest.join(","));
-            let (stop, record) = (stop.clone(), record.clone());
-            tasks.push(tokio::spawn(async move {
-                let client = connect(&servers, quick_retry(SESSION)).await;
-                let mut k = 0u32;
-                while !stop.load(Ordering::SeqCst) {
-                    let path = format!("/g/{w}-{k}");
-                    k += 1;
-                    let r = tokio::time::timeout(
-                        STEP,
-                        client.create(&path, "v", CreateMode::Persistent),
-                    )
-                    .await;
-                    let mut rec = record.lock();
-                    match r {
-                        Ok(Ok(_)) => rec.acked.push(path),
-                        _ => rec.uncertain.push(path),
-                    }
-                }
-            }));
-        }
-        Writers {
-            stop,
-            record,
-            tasks,
-        }
-    }
-
-    /// Waits until `n` more creates have been acknowledged.
-    async fn progress(&self, what: &str, n: usize) {
-        let start = self.record.lock().acked.len();
-        let record = self.record.clone();
-        wait_until(what, PHASE, || {
-            let done = record.lock().acked.len();
-            async move { done >= start + n }
-        })
-        .await;
-    }
-
-    async fn finish(self) -> Record {
-        self.stop.store(true, Ordering::SeqCst);
-        for t in self.tasks {
-            within(STEP * 2, "a writer stops", t).await.unwrap();
-        }
-        std::mem::take(&mut *self.record.lock())
-    }
-}
-
-/// Every acknowledged create is on member `i`, and nothing never written.
-async fn holds_exactly(c: &Cluster, i: usize, rec: &Record) {
-    let client = connect(&c.member(i).addr(), quick_retry(SESSION)).await;
-    let held: BTreeSet<String> = client
-        .get_children("/g")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|k| format!("/g/{k}"))
-        .collect();
-    let lost: Vec<&String> = rec.acked.iter().filter(|p| !held.contains(*p)).collect();
-    assert!(
-        lost.is_empty(),
-        "member {i} lost {} acknowledged creates, e.g. {:?}",
-        lost.len(),
-        &lost[..lost.len().min(5)]
-    );
-    let allowed: BTreeSet<&String> = rec.acked.iter().chain(&rec.uncertain).collect();
-    let invented: Vec<&String> = held.iter().filter(|p| !allowed.contains(p)).collect();
-    assert!(
-        invented.is_empty(),
-        "member {i} holds {invented:?}, never written"
-    );
-    client.close().await.unwrap();
-}
-
 /// Three voters grow to five under write load — member 4 added as a
 /// learner and promoted by hand once caught up, member 5 added to be
 /// promoted on its own — then two of the original three are removed, the
@@ -194,7 +89,17 @@ async fn grows_to_five_and_shrinks_to_three_under_write_load() {
     let mut c = tokio::task::block_in_place(|| Cluster::start(3, opts()));
     let four = c.prepare_joiner(opts());
     let five = c.prepare_joiner(opts());
-    let writers = Writers::start(&c, 3).await;
+    // Starting on the original members; each connect string also names
+    // the members that join later, to move to.
+    let writers = Writers::start(&c, "/g", 3, |w| {
+        let first = w % 3 + 1;
+        std::iter::once(first)
+            .chain(c.ids().filter(|&i| i != first))
+            .map(|i| c.member(i).addr())
+            .collect::<Vec<_>>()
+            .join(",")
+    })
+    .await;
     writers.progress("writes on three members", 30).await;
 
     let peer4 = c.peer_addr(four);
@@ -268,7 +173,7 @@ async fn grows_to_five_and_shrinks_to_three_under_write_load() {
     let rec = writers.finish().await;
     converged_among(&c, &left, STEP).await;
     for i in left {
-        holds_exactly(&c, i, &rec).await;
+        holds_exactly(&c, i, "/g", &rec).await;
     }
     eprintln!(
         "{} creates acknowledged, {} uncertain",

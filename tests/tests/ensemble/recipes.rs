@@ -150,6 +150,40 @@ const RESUME: Duration = Duration::from_secs(15);
 /// second) fits inside.
 const SCHEDULER_SESSION_MS: u64 = 4000;
 
+/// A `warden-scheduler` cluster `name` of three members (m1–m3, sessions
+/// of [`SCHEDULER_SESSION_MS`]) on every member of `c`, with a job `tick`
+/// on a 1-second cron trigger that records its runs; the record's path.
+pub(super) async fn ticking_scheduler(
+    c: &Cluster,
+    name: &str,
+) -> (SchedulerCluster, std::path::PathBuf) {
+    let mut s = SchedulerCluster::on(&c.connect_string(), name).await;
+    s.session_ms = SCHEDULER_SESSION_MS;
+    let mut add = vec!["add", "--name", "tick", "--cron", EVERY_SECOND, "--"];
+    let argv = s.recorder("record", "0");
+    add.extend(argv.iter().map(String::as_str));
+    s.cli_ok(&add);
+    for i in 1..=3 {
+        s.start_member(&format!("m{i}"), None);
+    }
+    let record = s.path("record");
+    (s, record)
+}
+
+/// A condition for `wait_until`: at least `n` runs in `record` with a fire
+/// time after `ms`.
+pub(super) fn runs_after(
+    record: &std::path::Path,
+    ms: i64,
+    n: usize,
+) -> impl FnMut() -> std::future::Ready<bool> {
+    let record = record.to_path_buf();
+    move || {
+        let runs = read_record(&record);
+        std::future::ready(runs.iter().filter(|r| r.fire > ms).count() >= n)
+    }
+}
+
 /// A `warden-scheduler` cluster of three `run` members connected to all
 /// three Warden members, with a command job on a 1-second cron trigger;
 /// the Warden leader is SIGKILLed twice (and restarted after each). Proves
@@ -169,23 +203,8 @@ async fn scheduler_cron_fires_once_each_across_two_leader_kills() {
             },
         )
     });
-    let mut s = SchedulerCluster::on(&c.connect_string(), "ensemble").await;
-    s.session_ms = SCHEDULER_SESSION_MS;
-    let mut add = vec!["add", "--name", "tick", "--cron", EVERY_SECOND, "--"];
-    let argv = s.recorder("record", "0");
-    add.extend(argv.iter().map(String::as_str));
-    s.cli_ok(&add);
-    for i in 1..=3 {
-        s.start_member(&format!("m{i}"), None);
-    }
-    let record = s.path("record");
-    let runs_after = |ms: i64, n: usize| {
-        let record = record.clone();
-        move || {
-            let runs = read_record(&record);
-            async move { runs.iter().filter(|r| r.fire > ms).count() >= n }
-        }
-    };
+    let (mut s, record) = ticking_scheduler(&c, "ensemble").await;
+    let runs_after = |ms: i64, n: usize| runs_after(&record, ms, n);
     wait_until("the first fires", SLOW_STEP, runs_after(0, 3)).await;
 
     let mut windows = Vec::new();

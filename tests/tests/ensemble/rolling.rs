@@ -5,25 +5,22 @@
 //! and an election run on it.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use parking_lot::Mutex;
 use warden_client::{AddWatchMode, ConnectOptions, ConnectionState, CreateMode, EventType};
 use warden_tests::cluster::Cluster;
-use warden_tests::scheduler::{
-    doubled, fmt_runs, now_ms, read_record, SchedulerCluster, EVERY_SECOND,
-};
-use warden_tests::zookeeper::{compat_file, python_with_kazoo};
+use warden_tests::scheduler::{doubled, fmt_runs, now_ms, read_record};
+use warden_tests::zookeeper::{compat_file, python_with_kazoo, Script};
 use warden_tests::{
     bin, connect, quick_retry, wait_until, within, ServerOpts, PHASE, SLOW_STEP, STEP,
 };
 
-use super::recipes::member_logs;
+use super::recipes::{member_logs, runs_after, ticking_scheduler};
 use super::{converged, from, leader_among, opts, SESSION};
 
 /// Warden sessions held through the restarts.
@@ -122,79 +119,18 @@ async fn worker(c: &Cluster, i: usize, stop: Arc<AtomicBool>) -> Worker {
     }
 }
 
-/// kazoo_rolling.py at work, driven over its stdin and stdout.
-struct Kazoo {
-    child: std::process::Child,
-    lines: mpsc::Receiver<String>,
-    /// Its stderr (kazoo's own logging), shown if it fails.
-    errors: std::thread::JoinHandle<String>,
-}
-
-impl Kazoo {
-    fn start(c: &Cluster) -> Kazoo {
-        let mut py = python_with_kazoo();
-        let mut child = py
-            .arg(compat_file("kazoo_rolling.py"))
-            .arg("--hosts")
-            .arg(c.zk_connect_string())
-            .arg("--sessions")
-            .arg(KAZOO_SESSIONS.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run kazoo_rolling.py");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = child.stderr.take().unwrap();
-        let errors = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut s);
-            s
-        });
-        let ready = lines.recv_timeout(PHASE);
-        assert!(
-            ready.as_ref().is_ok_and(|r| r.starts_with("READY")),
-            "kazoo_rolling.py did not get ready: {ready:?}"
-        );
-        Kazoo {
-            child,
-            lines,
-            errors,
-        }
-    }
-
-    /// Tells it the restarts are over; its report, which must pass.
-    fn finish(mut self) -> String {
-        let mut stdin = self.child.stdin.take().unwrap();
-        writeln!(stdin, "DONE").unwrap();
-        stdin.flush().unwrap();
-        let mut report = Vec::new();
-        while let Ok(line) = self.lines.recv_timeout(PHASE) {
-            let last = line.starts_with("all ") || line.contains("checks failed");
-            report.push(line);
-            if last {
-                break;
-            }
-        }
-        let status = self.child.wait().unwrap();
-        let report = report.join("\n");
-        let errors = self.errors.join().unwrap_or_default();
-        let tail: Vec<&str> = errors.lines().rev().take(30).collect();
-        assert!(
-            status.success() && report.contains("all 4 checks passed"),
-            "kazoo through the rolling restart ({status}):\n{report}\n{}",
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-        );
-        report
-    }
+/// kazoo_rolling.py at work: its sessions are up once it says `READY`.
+fn start_kazoo(c: &Cluster) -> Script {
+    let mut py = python_with_kazoo();
+    py.arg(compat_file("kazoo_rolling.py"))
+        .arg("--hosts")
+        .arg(c.zk_connect_string())
+        .arg("--sessions")
+        .arg(KAZOO_SESSIONS.to_string());
+    let mut script = Script::spawn(py, "kazoo_rolling.py");
+    let ready = script.line(PHASE).unwrap_or_else(|e| panic!("{e}"));
+    assert!(ready.starts_with("READY"), "kazoo_rolling.py: {ready}");
+    script
 }
 
 /// Every member in turn, the leader last, is stopped with SIGTERM and
@@ -215,7 +151,7 @@ async fn a_rolling_restart_loses_nothing_and_fails_no_request() {
     for p in ["/r", "/r/e", "/r/w"] {
         admin.create(p, "", CreateMode::Persistent).await.unwrap();
     }
-    let kazoo = tokio::task::block_in_place(|| Kazoo::start(&c));
+    let kazoo = tokio::task::block_in_place(|| start_kazoo(&c));
     let stop = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();
     for i in 0..SESSIONS {
@@ -307,7 +243,11 @@ async fn a_rolling_restart_loses_nothing_and_fails_no_request() {
             "session {i}: one watch event per write"
         );
     }
-    let report = tokio::task::block_in_place(|| kazoo.finish());
+    let report = tokio::task::block_in_place(|| {
+        let mut kazoo = kazoo;
+        kazoo.say("DONE");
+        kazoo.expect_passed(4, PHASE, "kazoo through the rolling restart")
+    });
     eprintln!(
         "{} Warden writes by {SESSIONS} sessions; kazoo: {report}",
         total(&workers)
@@ -337,15 +277,7 @@ async fn the_scheduler_and_an_election_keep_one_leader_through_a_rolling_restart
             },
         )
     });
-    let mut s = SchedulerCluster::on(&c.connect_string(), "rolling").await;
-    s.session_ms = 4000;
-    let mut add = vec!["add", "--name", "tick", "--cron", EVERY_SECOND, "--"];
-    let argv = s.recorder("record", "0");
-    add.extend(argv.iter().map(String::as_str));
-    s.cli_ok(&add);
-    for i in 1..=3 {
-        s.start_member(&format!("m{i}"), None);
-    }
+    let (mut s, record) = ticking_scheduler(&c, "rolling").await;
     let leaders = s.path("leaders");
     let script = format!(
         "echo start $WARDEN_FENCING_TOKEN >> {0}; \
@@ -364,14 +296,7 @@ async fn the_scheduler_and_an_election_keep_one_leader_through_a_rolling_restart
                 .expect("run warden elect")
         })
         .collect();
-    let record = s.path("record");
-    let runs_after = |ms: i64, n: usize| {
-        let record = record.clone();
-        move || {
-            let runs = read_record(&record);
-            async move { runs.iter().filter(|r| r.fire > ms).count() >= n }
-        }
-    };
+    let runs_after = |ms: i64, n: usize| runs_after(&record, ms, n);
     wait_until("the first fires", SLOW_STEP, runs_after(0, 3)).await;
     wait_until("an election leader", SLOW_STEP, || {
         let started = std::fs::read_to_string(&leaders).unwrap_or_default();

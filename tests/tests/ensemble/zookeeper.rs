@@ -4,13 +4,11 @@
 //! `CuratorFailover.java`, and Apache's
 //! `zkCli.sh` on every member (`warden_tests::zookeeper`).
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 
 use warden_tests::cluster::Cluster;
 use warden_tests::zookeeper::{
-    compat_file, curator_client, java_client, python_with_kazoo, unique_root, Shell,
+    compat_file, curator_client, java_client, python_with_kazoo, unique_root, Script, Shell,
 };
 use warden_tests::PHASE;
 
@@ -34,43 +32,14 @@ fn zk_from(c: &Cluster, first: usize) -> String {
 /// client must be on (checked). Returns the member killed.
 async fn fail_over(
     c: &mut Cluster,
-    mut command: Command,
+    command: Command,
     name: &str,
     checks: usize,
     on: Option<usize>,
 ) -> usize {
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("run {name}: {e}"));
-    let mut stdin = child.stdin.take().unwrap();
-    let (tx, lines) = mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let stderr = child.stderr.take().unwrap();
-    let errors = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut s);
-        s
-    });
-
-    let ready = match lines.recv_timeout(PHASE) {
-        Ok(line) => line,
-        Err(e) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            let errors = errors.join().unwrap_or_default();
-            panic!("{name} did not get ready ({e}):\n{errors}");
-        }
-    };
+    let mut script = Script::spawn(command, name);
+    let ready = tokio::task::block_in_place(|| script.line(PHASE))
+        .unwrap_or_else(|e| panic!("{name} did not get ready: {e}"));
     let words: Vec<&str> = ready.split(' ').collect();
     assert!(
         matches!(words[..], ["READY", _, _]),
@@ -88,32 +57,10 @@ async fn fail_over(
     tokio::task::block_in_place(|| c.kill(victim));
     let rest: Vec<usize> = c.ids().filter(|&i| i != victim).collect();
     leader_among(c, &rest).await;
-    writeln!(stdin, "KILLED").unwrap();
-    stdin.flush().unwrap();
-
-    let mut report = vec![ready];
-    let done = loop {
-        match lines.recv_timeout(PHASE) {
-            Ok(line) => {
-                let last = line.starts_with("all ") || line.contains(" checks failed");
-                report.push(line);
-                if last {
-                    break true;
-                }
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => break false,
-            Err(e) => panic!("{name}: {e}; so far:\n{}", report.join("\n")),
-        }
-    };
-    let status = tokio::task::block_in_place(|| child.wait()).unwrap();
-    let report = report.join("\n");
-    let errors = errors.join().unwrap_or_default();
-    println!("{report}");
-    assert!(
-        done && status.success() && report.contains(&format!("all {checks} checks passed")),
-        "{name} across the failover ({status}):\n{report}\n{errors}\n{}",
-        member_logs(c, 60)
-    );
+    script.say("KILLED");
+    let logs = member_logs(c, 60);
+    let report = tokio::task::block_in_place(|| script.expect_passed(checks, PHASE, &logs));
+    println!("{ready}\n{report}");
     victim
 }
 
