@@ -67,6 +67,41 @@ def expect_raises(exc, fn, what):
     raise CheckFailed("%s: expected %s, got no error" % (what, exc.__name__))
 
 
+class CheckList:
+    """Named checks run in order by the failover scripts: register with
+    `@check("name")`, then `check.run(say)` prints `PASS name` or
+    `FAIL name: …` for each and returns how many failed; `checks.verdict`
+    prints the last line (`all N checks passed` / `F of N checks failed`)
+    and exits 1 if any failed."""
+
+    def __init__(self):
+        self.list = []
+
+    def __call__(self, name):
+        def register(fn):
+            self.list.append((name, fn))
+            return fn
+
+        return register
+
+    def run(self, say):
+        failed = 0
+        for name, fn in self.list:
+            try:
+                fn()
+                say("PASS %s" % name)
+            except Exception as e:  # noqa: BLE001 - reported
+                failed += 1
+                say("FAIL %s: %s: %s" % (name, type(e).__name__, e))
+        return failed
+
+    def verdict(self, failed, say):
+        if failed:
+            say("%d of %d checks failed" % (failed, len(self.list)))
+            sys.exit(1)
+        say("all %d checks passed" % len(self.list))
+
+
 def wait_for(cond, what, timeout=TIMEOUT):
     """Polls `cond` until true, or fails the check after `timeout` seconds."""
     deadline = time.monotonic() + timeout

@@ -46,7 +46,7 @@ except ImportError as e:  # pragma: no cover - the message is the point
 
 # The checks' vocabulary is kazoo_compat's (this folder is on sys.path
 # when the script runs).
-from kazoo_compat import TIMEOUT, expect, wait_for  # noqa: E402
+from kazoo_compat import TIMEOUT, CheckList, expect, wait_for  # noqa: E402
 
 
 def peer(client):
@@ -94,14 +94,7 @@ def main():
     if line != "KILLED":
         sys.exit("kazoo_failover.py: expected KILLED on stdin, got %r" % line)
 
-    checks = []
-
-    def check(name):
-        def register(fn):
-            checks.append((name, fn))
-            return fn
-
-        return register
+    check = CheckList()
 
     @check("session")
     def _session():
@@ -143,22 +136,12 @@ def main():
         wait_for(lambda: called[-1:] == [b"1"], "the DataWatch to see B's change (%r)" % called)
         expect(called == [b"0", b"1"], "the DataWatch was called with %r" % called)
 
-    failed = 0
-    for name, fn in checks:
-        try:
-            fn()
-            say("PASS %s" % name)
-        except Exception as e:  # noqa: BLE001 - reported
-            failed += 1
-            say("FAIL %s: %s: %s" % (name, type(e).__name__, e))
+    failed = check.run(say)
     a.delete(root, recursive=True)
     for c in (a, b):
         c.stop()
         c.close()
-    if failed:
-        say("%d of %d checks failed" % (failed, len(checks)))
-        sys.exit(1)
-    say("all %d checks passed" % len(checks))
+    check.verdict(failed, say)
 
 
 if __name__ == "__main__":

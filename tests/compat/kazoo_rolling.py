@@ -39,7 +39,7 @@ except ImportError as e:  # pragma: no cover - the message is the point
     )
     sys.exit(2)
 
-from kazoo_compat import TIMEOUT, expect, wait_for  # noqa: E402
+from kazoo_compat import TIMEOUT, CheckList, expect, wait_for  # noqa: E402
 
 
 def say(line):
@@ -109,14 +109,7 @@ def main():
     for s in sessions:
         s.thread.join(TIMEOUT)
 
-    checks = []
-
-    def check(name):
-        def register(fn):
-            checks.append((name, fn))
-            return fn
-
-        return register
+    check = CheckList()
 
     @check("session")
     def _session():
@@ -157,24 +150,14 @@ def main():
                 "session %d's DataWatch went back: %r" % (i, s.seen),
             )
 
-    failed = 0
-    for name, fn in checks:
-        try:
-            fn()
-            say("PASS %s" % name)
-        except Exception as e:  # noqa: BLE001 - reported
-            failed += 1
-            say("FAIL %s: %s: %s" % (name, type(e).__name__, e))
+    failed = check.run(say)
     total = sum(s.written for s in sessions)
     say("%d writes by %d sessions" % (total, len(sessions)))
     setup.delete(root, recursive=True)
     for c in [s.client for s in sessions] + [setup]:
         c.stop()
         c.close()
-    if failed:
-        say("%d of %d checks failed" % (failed, len(checks)))
-        sys.exit(1)
-    say("all %d checks passed" % len(checks))
+    check.verdict(failed, say)
 
 
 if __name__ == "__main__":
