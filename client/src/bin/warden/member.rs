@@ -147,7 +147,7 @@ pub async fn leader(servers: &str, command: LeaderCommand) -> Result<(), CliErro
 fn lag_text(m: &pb::Member) -> String {
     match m.lag {
         None => "-".into(),
-        Some(lag) if !m.voter && lag <= 1000 => format!("{lag} (caught up)"),
+        Some(lag) if !m.voter && m.caught_up => format!("{lag} (caught up)"),
         Some(lag) if !m.voter => format!("{lag} (catching up)"),
         Some(lag) => lag.to_string(),
     }
@@ -171,6 +171,7 @@ fn print_members(reply: &pb::MembersReply, json: bool) -> Result<(), CliError> {
                     "client_address": m.client_address, "zk_address": m.zk_address,
                     "admin_address": m.admin_address, "voter": m.voter,
                     "observer": m.observer, "role": m.role, "lag": m.lag,
+                    "caught_up": m.caught_up,
                 })
                 .to_string()
             })

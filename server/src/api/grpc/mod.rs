@@ -190,6 +190,7 @@ fn member(
     pb::Member {
         id,
         peer_address: n.peer.clone(),
+        caught_up: lag.is_some_and(|l| l <= crate::raft::membership::PROMOTE_LAG),
         lag,
         client_address: n.client.clone().unwrap_or_default(),
         zk_address: n.zk.clone().unwrap_or_default(),
