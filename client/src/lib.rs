@@ -114,7 +114,7 @@ pub use error::{Error, ErrorCode, MultiError};
 pub use retry::RetryPolicy;
 pub use state::{ConnectionState, StateStream};
 pub use types::{
-    Acl, AddWatchMode, CreateMode, CreateOptions, EventType, Op, OpResult, Stat, WatchedEvent,
-    WatcherType,
+    Acl, AddWatchMode, ClientInfo, CreateMode, CreateOptions, EventType, Op, OpResult, Stat,
+    WatchedEvent, WatcherType,
 };
 pub use watch::{OneshotWatch, WatchStream};

@@ -187,6 +187,15 @@ pub enum OpResult {
     Check,
 }
 
+/// One identity of this connection, as `who_am_i` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClientInfo {
+    /// `ip`, `digest`, `super`, `x509`.
+    pub scheme: String,
+    /// The client's address, the digest user's name, …
+    pub user: String,
+}
+
 /// One watch notification: what happened, where, and at which zxid.
 ///
 /// The path is the client's (chroot stripped). Like ZooKeeper's, an event

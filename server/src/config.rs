@@ -40,6 +40,12 @@ pub enum Command {
         #[arg(long)]
         upto: Option<u64>,
     },
+    /// Print the digest ACL id of USER:PASSWORD (`user:BASE64(SHA1(...))`),
+    /// as ZooKeeper makes it: for a `digest` ACL entry, or --super-digest.
+    Digest {
+        /// The user and password, joined by a colon.
+        user_password: String,
+    },
 }
 
 /// Flags for running the server. Each overrides the config file.
@@ -94,6 +100,11 @@ pub struct RunArgs {
     /// clients move to other members before stopping [default: 5000].
     #[arg(long, value_name = "MS")]
     pub drain_timeout_ms: Option<u64>,
+    /// The super user's digest, `super:BASE64(SHA1(super:PASSWORD))` (as
+    /// ZooKeeper's `zookeeper.DigestAuthenticationProvider.superDigest`): a
+    /// connection that runs `addauth digest super:PASSWORD` may do anything.
+    #[arg(long, value_name = "USER:HASH")]
+    pub super_digest: Option<String>,
     /// Tests only: acknowledge writes without waiting for fdatasync/fsync,
     /// so the power-loss test can show it notices the difference.
     #[arg(long, hide = true)]
@@ -125,6 +136,7 @@ struct FileConfig {
     peer_listen: Option<SocketAddr>,
     join: Option<String>,
     drain_timeout_ms: Option<u64>,
+    super_digest: Option<String>,
 }
 
 /// The resolved settings the server runs with.
@@ -150,6 +162,8 @@ pub struct Config {
     pub join: Vec<String>,
     /// How long a graceful stop may take (`--drain-timeout-ms`).
     pub drain_timeout: Duration,
+    /// The super user's `user:hash` digest (`--super-digest`).
+    pub super_digest: Option<String>,
     /// Skip every durability barrier (`--unsafe-no-fsync`, tests only).
     pub unsafe_no_fsync: bool,
     /// Keep everything in memory (`--unsafe-in-memory`, tests only).
@@ -287,6 +301,14 @@ impl Config {
                     .or(file.drain_timeout_ms)
                     .unwrap_or(5000),
             ),
+            super_digest: match args.super_digest.clone().or(file.super_digest) {
+                Some(d) if d.split(':').count() != 2 => {
+                    return Err(StartupError::Config(format!(
+                        "super_digest {d:?} is not USER:HASH; make one with `warden-server digest super:PASSWORD`"
+                    )))
+                }
+                other => other,
+            },
             unsafe_no_fsync: args.unsafe_no_fsync,
             unsafe_in_memory: args.unsafe_in_memory,
             peer_via,

@@ -11,6 +11,7 @@
 //!
 //! The parts:
 //! - [`tree`] — the in-memory tree and its pure, deterministic `apply`.
+//! - [`acl`] — ACL checks, schemes and the digest, as ZooKeeper has them.
 //! - [`txn`] — the log entry and its result.
 //! - [`session`] — the session core: one task per connection keeping the
 //!   session's order, its own request and reply types, reads, expiry.
@@ -27,9 +28,10 @@
 //! - [`replay`] — rebuilds a data folder's tree offline, for checks.
 //!
 //! Other crates use [`server::run`] (or [`server::run_with`] on bound
-//! listeners, as the tests' in-process server does), [`config`] and
-//! [`replay`]; everything else is internal.
+//! listeners, as the tests' in-process server does), [`config`],
+//! [`replay`] and [`digest`]; everything else is internal.
 
+pub(crate) mod acl;
 pub(crate) mod admin;
 pub(crate) mod api;
 pub mod config;
@@ -43,3 +45,5 @@ pub(crate) mod storage;
 pub(crate) mod tree;
 pub(crate) mod txn;
 pub(crate) mod watch;
+
+pub use acl::digest;

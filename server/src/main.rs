@@ -15,6 +15,10 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    if let Some(Command::Digest { user_password }) = &cli.command {
+        println!("{}", warden_server::digest(user_password));
+        return std::process::ExitCode::SUCCESS;
+    }
     if let Some(Command::Replay { data_dir, upto }) = cli.command {
         return match warden_server::replay::replay(&data_dir, upto) {
             Ok(r) => {

@@ -59,6 +59,14 @@ pub enum Op {
     Reap {
         paths: Vec<String>,
     },
+    /// A client's write (a single op or a multi) with the identities its
+    /// connection had: applied only where the nodes' ACLs let them
+    /// (`acl::check`, at apply time, so in the log's order). The ops the
+    /// server proposes itself come without one, unchecked.
+    Authorized {
+        auth: Vec<crate::acl::AuthId>,
+        op: Box<Op>,
+    },
 }
 
 impl Op {
@@ -74,6 +82,7 @@ impl Op {
             Op::CreateSession { .. } => "create_session",
             Op::CloseSession { .. } => "close_session",
             Op::Reap { .. } => "reap",
+            Op::Authorized { op, .. } => op.name(),
         }
     }
 
@@ -135,6 +144,10 @@ impl Op {
                 Ok(())
             }
             Op::CreateSession { .. } | Op::CloseSession { .. } | Op::Reap { .. } => Ok(()),
+            Op::Authorized { op, .. } => match **op {
+                Op::Authorized { .. } => Err(ZkError::bad_arguments("an authorized op in another")),
+                ref op => op.validate(),
+            },
         }
     }
 }

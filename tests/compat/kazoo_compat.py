@@ -24,7 +24,10 @@ try:
     import kazoo
     from kazoo.client import KazooClient
     from kazoo.exceptions import (
+        AuthFailedError,
         BadVersionError,
+        InvalidACLError,
+        NoAuthError,
         NoChildrenForEphemeralsError,
         NodeExistsError,
         NoNodeError,
@@ -32,6 +35,7 @@ try:
         RolledBackError,
     )
     from kazoo.protocol.states import EventType
+    from kazoo.security import ACL, Id, make_digest_acl
     from kazoo.recipe.cache import TreeCache, TreeEvent
 except ImportError as e:  # pragma: no cover - the message is the point
     sys.stderr.write(
@@ -597,13 +601,60 @@ class Checks:
             cache.close()
 
 
+    def check_auth(self):
+        """Digest auth (addauth, and connect-time auth_data, unicode
+        credentials): a node only alice may use is refused to bob and to an
+        anonymous client, exists() still answers them; an unknown scheme fails
+        with AuthFailedError."""
+        alice = self.client(auth_data=[("digest", "alice:s\u00e9cret")])
+        bob = self.client()
+        bob.add_auth("digest", "bob:secret")
+        anon = self.client()
+        r = self.root(anon, "auth")
+        p = r + "/alices"
+        alice.create(p, b"x", acl=[make_digest_acl("alice", "s\u00e9cret", all=True)])
+        expect_eq(alice.get(p)[0], b"x", "alice reads her node")
+        for who, c in (("bob", bob), ("anonymous", anon)):
+            expect_raises(NoAuthError, lambda c=c: c.get(p), "%s reads alice's node" % who)
+            expect_raises(NoAuthError, lambda c=c: c.set(p, b"y"), "%s writes alice's node" % who)
+            expect_raises(NoAuthError, lambda c=c: c.create(p + "/kid", b""), "%s creates under it" % who)
+            expect(c.exists(p) is not None, "exists needs no permission (%s)" % who)
+        alice.set(p, b"y")
+        bad = KazooClient(hosts=self.hosts, timeout=10.0)
+        self.clients.append(bad)
+        bad.start(timeout=15)
+        expect_raises(AuthFailedError, lambda: bad.add_auth("nosuchscheme", "x"), "addauth with an unknown scheme")
+
+
+    def check_acl_rules(self):
+        """ACLs as ZooKeeper > 3.4 treats them: duplicate entries removed, an
+        `auth` entry without authentication refused (InvalidACL), CREATOR_ALL
+        after addauth stored as the creator's digest, and getACL hiding digest
+        hashes from a client without ADMIN."""
+        c = self.client()
+        r = self.root(c, "acl-rules")
+        dup = [ACL(31, Id("world", "anyone")), ACL(31, Id("world", "anyone"))]
+        c.create(r + "/dup", b"", acl=dup)
+        acl, _ = c.get_acls(r + "/dup")
+        expect_eq(len(acl), 1, "duplicate ACL entries kept")
+        expect_raises(InvalidACLError, lambda: c.create(r + "/creator", b"", acl=[ACL(31, Id("auth", ""))]),
+                      "CREATOR_ALL without addauth")
+        owner = self.client(auth_data=[("digest", "carol:pw")])
+        owner.create(r + "/carols", b"", acl=[ACL(31, Id("auth", "")), ACL(1, Id("world", "anyone"))])
+        acl, _ = owner.get_acls(r + "/carols")
+        expect_eq([(a.perms, a.id.scheme, a.id.id.split(":")[0]) for a in acl],
+                  [(31, "digest", "carol"), (1, "world", "anyone")], "CREATOR_ALL stored as the creator's digest")
+        expect(acl[0].id.id != "carol:x", "the owner sees the hash")
+        acl, _ = c.get_acls(r + "/carols")
+        expect_eq(acl[0].id.id, "carol:x", "getACL without ADMIN hides the hash")
+
+
 def settle_one(p):
     if p.release:
         p.release_set()
     elif p.allocating:
         p.wait_for_acquire(timeout=0.1)
     return p.acquired
-
 
 ORDER = [
     "connect",
@@ -619,6 +670,8 @@ ORDER = [
     "counter",
     "queue",
     "tree_cache",
+    "auth",
+    "acl_rules",
 ]
 
 

@@ -53,6 +53,7 @@ impl InProcServer {
             min_session_timeout_ms: opts.min_session_timeout_ms,
             max_session_timeout_ms: opts.max_session_timeout_ms,
             snapshot_every: opts.snapshot_every,
+            super_digest: opts.super_digest.clone(),
             unsafe_in_memory: true,
             ..Default::default()
         };

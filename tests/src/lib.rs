@@ -111,6 +111,8 @@ pub struct ServerOpts {
     pub data_dir: Option<PathBuf>,
     /// Appended to the command line.
     pub extra_args: Vec<String>,
+    /// `--super-digest`: the super user's `user:hash`.
+    pub super_digest: Option<String>,
 }
 
 impl Default for ServerOpts {
@@ -122,6 +124,7 @@ impl Default for ServerOpts {
             max_session_timeout_ms: None,
             data_dir: None,
             extra_args: Vec::new(),
+            super_digest: None,
         }
     }
 }
@@ -247,6 +250,9 @@ impl ServerProc {
         }
         if let Some(n) = self.opts.max_session_timeout_ms {
             c.arg("--max-session-timeout-ms").arg(n.to_string());
+        }
+        if let Some(d) = &self.opts.super_digest {
+            c.arg("--super-digest").arg(d);
         }
         c.args(&self.opts.extra_args);
         c.env("RUST_LOG", "info,warden_server=debug,openraft=warn");

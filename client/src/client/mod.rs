@@ -27,7 +27,8 @@ use crate::path::{validate_path, Chroot};
 use crate::retry::RetryPolicy;
 use crate::state::{ConnectionState, StateStream};
 use crate::types::{
-    required_stat, Acl, AddWatchMode, CreateMode, CreateOptions, Op, OpResult, Stat, WatcherType,
+    required_stat, Acl, AddWatchMode, ClientInfo, CreateMode, CreateOptions, Op, OpResult, Stat,
+    WatcherType,
 };
 use crate::watch::{OneshotKind, OneshotWatch, WatchStream};
 
@@ -57,6 +58,10 @@ pub struct ConnectOptions {
     /// (`Lost`, then `Reconnected`). When false, a lost client stays lost:
     /// every call fails with `SessionExpired`. Default true.
     pub renew_expired_session: bool,
+    /// Credentials to authenticate with as soon as connected (scheme and
+    /// credentials, e.g. `("digest", "user:password")`), as kazoo's
+    /// `auth_data`: `connect` fails with `AuthFailed` if one is refused.
+    pub auth: Vec<(String, Vec<u8>)>,
 }
 
 impl Default for ConnectOptions {
@@ -69,6 +74,7 @@ impl Default for ConnectOptions {
             client_name: format!("warden-client/{}", env!("CARGO_PKG_VERSION")),
             retry: RetryPolicy::default(),
             renew_expired_session: true,
+            auth: Vec::new(),
         }
     }
 }
@@ -188,7 +194,7 @@ impl Client {
         };
         let task = SessionTask::new(shared.clone(), parsed.chroot.clone(), rx, conn, settings);
         tokio::spawn(task.run());
-        Ok(Client {
+        let client = Client {
             inner: Arc::new(Inner {
                 commands,
                 shared,
@@ -196,7 +202,55 @@ impl Client {
                 servers: parsed.servers,
                 retry: opts.retry,
             }),
-        })
+        };
+        for (scheme, credentials) in opts.auth {
+            if let Err(e) = client.add_auth(&scheme, credentials).await {
+                let _ = client.close().await;
+                return Err(e);
+            }
+        }
+        Ok(client)
+    }
+
+    /// Authenticates this connection (ZooKeeper's `addauth`): scheme
+    /// `digest` with credentials `user:password`. The identity counts for
+    /// the nodes' ACLs from now on, and is sent again after every
+    /// reconnect before anything else. An unknown scheme fails with
+    /// `AuthFailed` (the server then drops the connection; the client
+    /// reconnects without it).
+    pub async fn add_auth(
+        &self,
+        scheme: &str,
+        credentials: impl Into<Vec<u8>>,
+    ) -> Result<(), Error> {
+        let credentials = credentials.into();
+        let op = ReqOp::AddAuth(proto::AddAuth {
+            scheme: scheme.to_string(),
+            credentials: credentials.clone(),
+        });
+        self.call("/", op, None).await?;
+        self.inner.shared.remember_auth(scheme, credentials);
+        Ok(())
+    }
+
+    /// Who this connection is (ZooKeeper's `whoAmI`): each identity's
+    /// scheme and user (`ip` and the client's address; `digest` and the
+    /// user name; `super`).
+    pub async fn who_am_i(&self) -> Result<Vec<ClientInfo>, Error> {
+        match self
+            .call("/", ReqOp::WhoAmI(proto::WhoAmI {}), None)
+            .await?
+        {
+            Some(Res::WhoAmI(w)) => Ok(w
+                .ids
+                .into_iter()
+                .map(|i| ClientInfo {
+                    scheme: i.scheme,
+                    user: i.user,
+                })
+                .collect()),
+            other => Err(unexpected("who_am_i", &other)),
+        }
     }
 
     /// The session's id (ZooKeeper's `sessionId`). It changes when a lost
@@ -435,7 +489,7 @@ impl Client {
         }
     }
 
-    /// Replaces a node's ACL (stored, not enforced). Returns the new stat.
+    /// Replaces a node's ACL (needs ADMIN on it). Returns the new stat.
     /// Retried after a `ConnectionLoss`.
     pub async fn set_acl(
         &self,
@@ -1004,6 +1058,7 @@ fn unexpected(what: &str, got: &Option<Res>) -> Error {
         Some(Res::Paths(_)) => "a paths result",
         Some(Res::Count(_)) => "a count result",
         Some(Res::MultiRead(_)) => "a multi-read result",
+        Some(Res::WhoAmI(_)) => "a whoAmI result",
     };
     Error::protocol(format!("server answered {what} with {kind}"))
 }

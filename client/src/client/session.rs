@@ -80,6 +80,9 @@ pub(crate) struct Shared {
     closed_by_client: AtomicBool,
     /// Why the session task stopped, once it has.
     terminal: Mutex<Option<Error>>,
+    /// What `add_auth` authenticated with, sent again on every new
+    /// connection before anything else.
+    auth: Mutex<Vec<(String, Vec<u8>)>>,
     pub state: StateCell,
 }
 
@@ -94,6 +97,7 @@ impl Shared {
             last_zxid: AtomicI64::new(0),
             closed_by_client: AtomicBool::new(false),
             terminal: Mutex::new(None),
+            auth: Mutex::new(Vec::new()),
             state: StateCell::new(ConnectionState::Connected),
         };
         shared.adopt(conn, fallback_timeout_ms);
@@ -117,6 +121,15 @@ impl Shared {
         self.timeout_ms.store(timeout_ms.max(1), Ordering::Relaxed);
         self.server_id.store(c.server_id, Ordering::Relaxed);
         *self.server.lock() = conn.server.clone();
+    }
+
+    /// Remembers credentials that authenticated, to send on reconnects.
+    pub fn remember_auth(&self, scheme: &str, credentials: Vec<u8>) {
+        let entry = (scheme.to_string(), credentials);
+        let mut auth = self.auth.lock();
+        if !auth.contains(&entry) {
+            auth.push(entry);
+        }
     }
 
     pub fn session_id(&self) -> u64 {
@@ -366,6 +379,9 @@ impl SessionTask {
         self.last_sent = now;
         self.last_received = now;
         self.ready = false;
+        if let Err(end) = self.replay_auth(start) {
+            return end;
+        }
         let started = match start {
             Start::Initial => self.become_ready(None),
             Start::Renewed => self.become_ready(Some(ConnectionState::Reconnected)),
@@ -405,6 +421,29 @@ impl SessionTask {
                 }
             }
         }
+    }
+
+    /// On a new connection: authenticate again with what `add_auth`
+    /// authenticated with, before anything else (as ZooKeeper's client
+    /// does). The answers are only logged: a refusal ends the connection.
+    fn replay_auth(&mut self, start: Start) -> Result<(), Served> {
+        if start == Start::Initial {
+            return Ok(());
+        }
+        let auth = self.shared.auth.lock().clone();
+        for (scheme, credentials) in auth {
+            let xid = self.take_xid();
+            let (reply, _) = oneshot::channel();
+            self.pending.insert(xid, Pending { reply, watch: None });
+            self.send(proto::client_frame::Frame::Request(proto::Request {
+                xid,
+                op: Some(proto::request::Op::AddAuth(proto::AddAuth {
+                    scheme,
+                    credentials,
+                })),
+            }))?;
+        }
+        Ok(())
     }
 
     /// After resuming: re-register every watch before anything else goes

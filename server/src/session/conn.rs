@@ -29,13 +29,14 @@ use std::time::{Duration, Instant};
 use futures::{Stream, StreamExt};
 use tokio::sync::Notify;
 
-use super::message::{Answer, Connect, Identity, Inbound, Outbound, Reply, Request};
+use super::message::{Answer, Connect, Inbound, Outbound, Reply, Request};
 use super::open::{open_session, Opened};
 use super::order::{Item, Queue, Shape, Write};
 use super::outq::Out;
 use super::read::{self, View};
 use super::registry::{ConnInfo, Registered};
 use super::{write, Ctx};
+use crate::acl::{self, AuthId};
 use crate::error::{Code, ZkError};
 use crate::metrics::Metrics;
 use crate::raft::proposer::{Proposer, WriteReceiver};
@@ -131,7 +132,10 @@ struct Session<'a> {
     /// The head request whose answer is awaited (it has left `queue`).
     waiting: Option<(Waiting, &'static str, Instant)>,
     /// Who the connection has authenticated as (whoAmI).
-    identities: Vec<Identity>,
+    identities: Vec<AuthId>,
+    /// `addauth` failed: the connection takes no more requests and closes
+    /// once it has answered (as ZooKeeper does).
+    auth_failed: bool,
     /// The client sent closeSession: the writes queued before it still go
     /// in, although the session is already marked closing.
     client_closed: bool,
@@ -184,10 +188,7 @@ where
     let stall = Duration::from_millis(u64::from(timeout_ms)).max(MIN_STALL);
     let identities = conn
         .peer
-        .map(|p| Identity {
-            scheme: "ip".into(),
-            id: p.ip().to_string(),
-        })
+        .map(|p| AuthId::new("ip", &p.ip().to_string()))
         .into_iter()
         .collect();
     let mut s = Session {
@@ -198,6 +199,7 @@ where
         queue: Queue::default(),
         waiting: None,
         identities,
+        auth_failed: false,
         client_closed: false,
         out,
     };
@@ -301,7 +303,7 @@ impl Session<'_> {
             }
             Inbound::Request { xid, request } => self.request(xid, request, now),
         }
-        true
+        !self.auth_failed
     }
 
     fn request(&mut self, xid: i64, request: Request, started: Instant) {
@@ -327,18 +329,23 @@ impl Session<'_> {
                 scheme,
                 credentials,
             } => {
-                let id = String::from_utf8_lossy(&credentials).to_string();
-                // digest "user:password" authenticates as "user".
-                let id = match scheme.as_str() {
-                    "digest" => id.split(':').next().unwrap_or_default().to_string(),
-                    _ => id,
-                };
-                tracing::info!(session = %self.sid, %scheme, %id, "auth accepted (ACLs are stored, not enforced)");
-                let identity = Identity { scheme, id };
-                if !self.identities.contains(&identity) {
-                    self.identities.push(identity);
+                let super_digest = self.ctx.config.super_digest.as_deref();
+                match acl::authenticate(&scheme, &credentials, super_digest) {
+                    Ok(ids) => {
+                        for id in ids {
+                            tracing::info!(session = %self.sid, scheme = %id.scheme, user = %id.user(), "authenticated");
+                            if !self.identities.contains(&id) {
+                                self.identities.push(id);
+                            }
+                        }
+                        self.ready(xid, Ok(Reply::Authenticated), "auth");
+                    }
+                    Err(e) => {
+                        tracing::info!(session = %self.sid, %scheme, error = %e, "authentication failed; closing the connection");
+                        self.auth_failed = true;
+                        self.ready(xid, Err(e.into()), "auth");
+                    }
                 }
-                self.ready(xid, Ok(Reply::Authenticated), "auth");
                 return;
             }
             Request::WhoAmI => {
@@ -351,7 +358,10 @@ impl Session<'_> {
                 return;
             }
         };
-        match checked {
+        let (checked, name) = checked;
+        let checked = checked
+            .and_then(|(op, shape)| write::authorize(op, &self.identities).map(|op| (op, shape)));
+        match (checked, name) {
             (Ok((op, shape)), name) => {
                 if self.ctx.shared.sessions.is_live(self.id) {
                     self.push_write(Write {
@@ -415,6 +425,7 @@ impl Session<'_> {
                         tree: &st.tree,
                         watches: &shared.watches,
                         session: self.id,
+                        auth: &self.identities,
                     };
                     let answer = Answer {
                         xid,

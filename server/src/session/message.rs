@@ -184,7 +184,7 @@ pub enum Reply {
     },
     WatchAdded,
     Authenticated,
-    WhoAmI(Vec<Identity>),
+    WhoAmI(Vec<crate::acl::AuthId>),
 }
 
 /// The result of one op of a successful multi.
@@ -194,13 +194,6 @@ pub enum OpReply {
     Deleted,
     SetData(Stat),
     Checked,
-}
-
-/// An identity a connection has authenticated as.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
-    pub scheme: String,
-    pub id: String,
 }
 
 /// The answer to request `xid`. `zxid` is the state it reflects; 0 for a

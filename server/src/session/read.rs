@@ -1,14 +1,18 @@
 //! Reads: one function per read op over the tree and the watch manager.
 //!
-//! Each is called with the tree's read lock held, and registers its watch
+//! Each checks the node's ACL as ZooKeeper does (after `NoNode`, before
+//! setting a watch; `exists` needs no permission). Each is called with the
+//! tree's read lock held, and registers its watch
 //! under that same lock, so no change can slip between a read and its
 //! watch (the change's event is queued by apply under the write lock, after
 //! the reply).
 
 use super::message::{Read, Reply, SetWatches};
+use crate::acl::{self, AuthId};
 use crate::error::{Code, ZkError};
 use crate::tree::path::validate_path;
 use crate::tree::DataTree;
+use crate::txn::Acl;
 use crate::watch::{RemoveKind, Rewatch, WatchKind, WatchManager};
 
 /// What a read sees: the tree, the watches, and whose read it is.
@@ -16,6 +20,8 @@ pub struct View<'a> {
     pub tree: &'a DataTree,
     pub watches: &'a WatchManager,
     pub session: u64,
+    /// Who the connection is, for the nodes' ACLs.
+    pub auth: &'a [AuthId],
 }
 
 /// The op's name for metrics and logs.
@@ -61,6 +67,7 @@ pub fn serve(v: &View<'_>, r: &Read) -> Result<Reply, ZkError> {
 pub fn get_data(v: &View<'_>, path: &str, watch: bool) -> Result<Reply, ZkError> {
     validate_path(path)?;
     let n = v.tree.node(path).ok_or_else(|| ZkError::no_node(path))?;
+    acl::check(path, &n.acl, v.auth, Acl::READ)?;
     if watch {
         v.watches.add(v.session, WatchKind::Data, path);
     }
@@ -78,6 +85,7 @@ pub fn get_children(
 ) -> Result<Reply, ZkError> {
     validate_path(path)?;
     let n = v.tree.node(path).ok_or_else(|| ZkError::no_node(path))?;
+    acl::check(path, &n.acl, v.auth, Acl::READ)?;
     if watch {
         v.watches.add(v.session, WatchKind::Child, path);
     }
@@ -96,11 +104,18 @@ pub fn exists(v: &View<'_>, path: &str, watch: bool) -> Result<Reply, ZkError> {
     Ok(Reply::Exists(v.tree.node(path).map(|n| n.stat)))
 }
 
+/// Needs READ or ADMIN; without ADMIN, digest hashes are hidden (as in
+/// ZooKeeper).
 pub fn get_acl(v: &View<'_>, path: &str) -> Result<Reply, ZkError> {
     validate_path(path)?;
     let n = v.tree.node(path).ok_or_else(|| ZkError::no_node(path))?;
+    acl::check(path, &n.acl, v.auth, Acl::READ | Acl::ADMIN)?;
+    let shown = match acl::check(path, &n.acl, v.auth, Acl::ADMIN) {
+        Ok(()) => n.acl.clone(),
+        Err(_) => acl::redacted(&n.acl),
+    };
     Ok(Reply::Acl {
-        acl: n.acl.clone(),
+        acl: shown,
         stat: n.stat,
     })
 }
@@ -117,12 +132,15 @@ pub fn get_ephemerals(v: &View<'_>, prefix: &str) -> Reply {
 
 pub fn count_descendants(v: &View<'_>, path: &str) -> Result<Reply, ZkError> {
     validate_path(path)?;
+    let n = v.tree.node(path).ok_or_else(|| ZkError::no_node(path))?;
+    acl::check(path, &n.acl, v.auth, Acl::READ)?;
     Ok(Reply::Count(v.tree.count_descendants(path)? as i32))
 }
 
 pub fn check(v: &View<'_>, path: &str, version: Option<i32>) -> Result<Reply, ZkError> {
     validate_path(path)?;
     let n = v.tree.node(path).ok_or_else(|| ZkError::no_node(path))?;
+    acl::check(path, &n.acl, v.auth, Acl::READ)?;
     match version {
         Some(want) if want != -1 && want != n.stat.version => {
             Err(ZkError::bad_version(path, want, n.stat.version))

@@ -3,7 +3,8 @@
 
 use super::message::{MultiOp, OpReply, Reply};
 use super::order::Shape;
-use crate::error::Code;
+use crate::acl::{self, AuthId};
+use crate::error::{Code, ZkError};
 use crate::txn::{Op, Outcome, TxnError};
 
 /// A single write, validated. `create_stat`: a create answers its Stat.
@@ -24,7 +25,7 @@ pub fn multi(ops: Vec<MultiOp>) -> Result<(Op, Shape), TxnError> {
             match op {
                 Op::Create { .. } | Op::Delete { .. } | Op::SetData { .. } | Op::Check { .. } => {}
                 other => {
-                    return Err(crate::error::ZkError::bad_arguments(format!(
+                    return Err(ZkError::bad_arguments(format!(
                         "a multi may not contain {}",
                         other.name()
                     )))
@@ -38,15 +39,65 @@ pub fn multi(ops: Vec<MultiOp>) -> Result<(Op, Shape), TxnError> {
                 checked.push(op);
                 shape.push(m.create_stat);
             }
-            Err(error) => {
-                let mut multi = vec![Code::Ok; i];
-                multi.push(error.code);
-                multi.resize(n, Code::RuntimeInconsistency);
-                return Err(TxnError { error, multi });
-            }
+            Err(error) => return Err(multi_failed(i, n, error)),
         }
     }
     Ok((Op::Multi(checked), Shape(shape)))
+}
+
+/// A multi of `n` ops whose op `i` failed with `error`: `Ok` before it,
+/// its error, `RuntimeInconsistency` after (ZooKeeper's answer).
+fn multi_failed(i: usize, n: usize, error: ZkError) -> TxnError {
+    let mut multi = vec![Code::Ok; i];
+    multi.push(error.code);
+    multi.resize(n, Code::RuntimeInconsistency);
+    TxnError { error, multi }
+}
+
+/// A client's checked write as the log takes it: the ACLs it sets made
+/// final for this connection (`acl::fixup`: `auth` entries replaced,
+/// entries validated, duplicates removed; `InvalidACL` otherwise), and the
+/// connection's identities attached, for the permission checks at apply.
+pub fn authorize(op: Op, auth: &[AuthId]) -> Result<Op, TxnError> {
+    let fixed = match op {
+        Op::Multi(ops) => {
+            let n = ops.len();
+            let mut out = Vec::with_capacity(n);
+            for (i, op) in ops.into_iter().enumerate() {
+                out.push(fix_acl(op, auth).map_err(|e| multi_failed(i, n, e))?);
+            }
+            Op::Multi(out)
+        }
+        op => fix_acl(op, auth)?,
+    };
+    Ok(Op::Authorized {
+        auth: auth.to_vec(),
+        op: Box::new(fixed),
+    })
+}
+
+fn fix_acl(op: Op, auth: &[AuthId]) -> Result<Op, ZkError> {
+    Ok(match op {
+        Op::Create {
+            path,
+            data,
+            acl,
+            mode,
+            ttl_ms,
+        } => Op::Create {
+            acl: acl::fixup(&path, &acl, auth)?,
+            path,
+            data,
+            mode,
+            ttl_ms,
+        },
+        Op::SetAcl { path, acl, version } => Op::SetAcl {
+            acl: acl::fixup(&path, &acl, auth)?,
+            path,
+            version,
+        },
+        other => other,
+    })
 }
 
 /// The reply to a committed write.

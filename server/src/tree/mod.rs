@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 pub use node::{Node, NodeKind, Stat};
 
+use crate::acl::AuthId;
 use crate::error::{Code, ZkError};
 use crate::txn::{Acl, CreateMode, Op, Outcome, Txn, TxnError, TxnResponse};
 
@@ -302,11 +303,18 @@ impl DataTree {
         if zxid > self.last_zxid {
             self.last_zxid = zxid;
         }
-        let result = match &txn.op {
-            Op::Multi(ops) => self.apply_multi(zxid, txn, ops, fx),
+        let (op, auth) = match &txn.op {
+            Op::Authorized { auth, op } => (&**op, Some(auth.as_slice())),
+            op => (op, None),
+        };
+        let result = match op {
+            Op::Multi(ops) => self.apply_multi(zxid, txn, ops, auth, fx),
+            Op::Authorized { .. } => Err(TxnError::from(ZkError::bad_arguments(
+                "an authorized op in another",
+            ))),
             op => {
                 let mut events = Vec::new();
-                let r = self.apply_op(zxid, txn, op, &mut events, fx, None);
+                let r = self.apply_op(zxid, txn, op, auth, &mut events, fx, None);
                 fx.events.extend(events);
                 r.map_err(TxnError::from)
             }
@@ -345,6 +353,7 @@ impl DataTree {
         zxid: i64,
         txn: &Txn,
         ops: &[Op],
+        auth: Option<&[AuthId]>,
         fx: &mut Effects,
     ) -> Result<Outcome, TxnError> {
         let mut undo = Vec::new();
@@ -353,7 +362,7 @@ impl DataTree {
         for (i, op) in ops.iter().enumerate() {
             let r = match op {
                 Op::Create { .. } | Op::Delete { .. } | Op::SetData { .. } | Op::Check { .. } => {
-                    self.apply_op(zxid, txn, op, &mut events, fx, Some(&mut undo))
+                    self.apply_op(zxid, txn, op, auth, &mut events, fx, Some(&mut undo))
                 }
                 other => Err(ZkError::bad_arguments(format!(
                     "a multi may not contain {}",
@@ -463,11 +472,16 @@ impl DataTree {
         });
     }
 
+    /// Applies one op. `auth`: the writer's identities, whose permissions
+    /// are checked (in ZooKeeper's order among the other checks); `None`
+    /// for the server's own ops.
+    #[allow(clippy::too_many_arguments)]
     fn apply_op(
         &mut self,
         zxid: i64,
         txn: &Txn,
         op: &Op,
+        auth: Option<&[AuthId]>,
         events: &mut Vec<(EventKind, String)>,
         fx: &mut Effects,
         mut undo: Option<&mut Vec<Undo>>,
@@ -482,7 +496,7 @@ impl DataTree {
             } => {
                 op.validate()?;
                 let (created, stat) = self.create(
-                    zxid, txn, path, data, acl, *mode, *ttl_ms, events, &mut undo,
+                    zxid, txn, path, data, acl, *mode, *ttl_ms, auth, events, &mut undo,
                 )?;
                 Ok(Outcome::Created {
                     path: created,
@@ -493,6 +507,7 @@ impl DataTree {
                 path::validate_path(path)?;
                 path::check_not_special(path)?;
                 let n = self.nodes.get(path).ok_or_else(|| ZkError::no_node(path))?;
+                self.permit(auth, path::parent(path).unwrap_or("/"), path, Acl::DELETE)?;
                 check_version(path, *version, n.stat.version)?;
                 if !n.children.is_empty() {
                     return Err(ZkError::new(Code::NotEmpty, path.clone()));
@@ -506,6 +521,7 @@ impl DataTree {
                 version,
             } => {
                 op.validate()?;
+                self.permit(auth, path, path, Acl::WRITE)?;
                 self.save_fields(&mut undo, path, true, false, None);
                 let n = self
                     .nodes
@@ -526,6 +542,7 @@ impl DataTree {
                 if acl.is_empty() {
                     return Err(ZkError::new(Code::InvalidAcl, format!("{path}: empty ACL")));
                 }
+                self.permit(auth, path, path, Acl::ADMIN)?;
                 self.save_fields(&mut undo, path, false, true, None);
                 let n = self
                     .nodes
@@ -539,10 +556,12 @@ impl DataTree {
             Op::Check { path, version } => {
                 path::validate_path(path)?;
                 let n = self.nodes.get(path).ok_or_else(|| ZkError::no_node(path))?;
+                self.permit(auth, path, path, Acl::READ)?;
                 check_version(path, *version, n.stat.version)?;
                 Ok(Outcome::Checked)
             }
             Op::Multi(_) => Err(ZkError::bad_arguments("a multi may not contain a multi")),
+            Op::Authorized { .. } => Err(ZkError::bad_arguments("an authorized op in another")),
             Op::CreateSession {
                 session_id,
                 password,
@@ -605,6 +624,7 @@ impl DataTree {
         acl: &[Acl],
         mode: CreateMode,
         ttl_ms: i64,
+        auth: Option<&[AuthId]>,
         events: &mut Vec<(EventKind, String)>,
         undo: &mut Option<&mut Vec<Undo>>,
     ) -> Result<(String, Stat), ZkError> {
@@ -617,6 +637,7 @@ impl DataTree {
             .nodes
             .get(&parent_path)
             .ok_or_else(|| ZkError::no_node(raw_path))?;
+        self.permit(auth, &parent_path, raw_path, Acl::CREATE)?;
         let path = if mode.is_sequential() {
             format!("{raw_path}{:010}", parent.seq)
         } else {
@@ -729,6 +750,23 @@ impl DataTree {
         }
         events.push((EventKind::Deleted, path.to_string()));
         events.push((EventKind::ChildrenChanged, parent_path));
+    }
+}
+
+impl DataTree {
+    /// Whether `auth` (none: the server itself) may do `perm` on the node
+    /// at `on` (existing: checked by the caller), for an op on `path`.
+    fn permit(
+        &self,
+        auth: Option<&[AuthId]>,
+        on: &str,
+        path: &str,
+        perm: i32,
+    ) -> Result<(), ZkError> {
+        match (auth, self.nodes.get(on)) {
+            (Some(auth), Some(n)) => crate::acl::check(path, &n.acl, auth, perm),
+            _ => Ok(()),
+        }
     }
 }
 

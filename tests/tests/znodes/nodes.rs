@@ -891,6 +891,7 @@ async fn sync_children_count_and_ephemerals() {
 async fn acls_are_stored_and_versioned() {
     let server = InProcServer::start();
     let c = connect(&server.addr(), Default::default()).await;
+    c.add_auth("digest", "bob:secret").await.unwrap();
     c.create("/acl", "", CreateMode::Persistent).await.unwrap();
     let (acl, stat) = c.get_acl("/acl").await.unwrap();
     assert_eq!(acl, Acl::open_unsafe());
@@ -905,7 +906,7 @@ async fn acls_are_stored_and_versioned() {
         Acl {
             perms: Acl::ALL,
             scheme: "digest".into(),
-            id: "bob:abc=".into(),
+            id: warden_server::digest("bob:secret"),
         },
     ];
     let s = c.set_acl("/acl", custom.clone(), Some(0)).await.unwrap();

@@ -250,6 +250,7 @@ fn stat_of(r: Response) -> jute::Stat {
 }
 
 const NO_NODE: i32 = -101;
+const NO_AUTH: i32 = -102;
 const NODE_EXISTS: i32 = -110;
 const BAD_VERSION: i32 = -103;
 const BAD_ARGUMENTS: i32 = -8;
@@ -328,30 +329,39 @@ async fn connect_and_crud() {
     assert_eq!(z.ok(&Request::Delete(pv("/a/b", 0))).await, Response::Empty);
     assert_eq!(z.err(&Request::Delete(pv("/a/b", -1))).await, NO_NODE);
 
-    // ACLs are stored and returned, not enforced.
-    let Response::Acl(acl, _) = z.ok(&Request::GetAcl("/a".into())).await else {
+    // ACLs are returned and enforced: READ for anyone, everything for a
+    // digest user this connection is not.
+    z.ok(&Request::Create(create("/z", b"", 0))).await;
+    let Response::Acl(acl, _) = z.ok(&Request::GetAcl("/z".into())).await else {
         panic!("getACL answers ACLs and stat")
     };
     assert_eq!(acl[0].scheme, "world");
-    let locked = vec![jute::Acl {
-        perms: 1,
-        scheme: "digest".into(),
-        id: "u:hash".into(),
-    }];
+    let locked = vec![
+        jute::Acl {
+            perms: 1,
+            scheme: "world".into(),
+            id: "anyone".into(),
+        },
+        jute::Acl {
+            perms: 31,
+            scheme: "digest".into(),
+            id: "u:hash".into(),
+        },
+    ];
     let s = stat_of(
         z.ok(&Request::SetAcl(jute::SetAclRequest {
-            path: "/a".into(),
+            path: "/z".into(),
             acl: locked.clone(),
             version: -1,
         }))
         .await,
     );
     assert_eq!(s.aversion, 1);
-    let Response::Acl(acl, _) = z.ok(&Request::GetAcl("/a".into())).await else {
+    let Response::Acl(acl, _) = z.ok(&Request::GetAcl("/z".into())).await else {
         panic!()
     };
-    assert_eq!(acl, locked);
-    z.ok(&set("/a", b"still writable", -1)).await;
+    assert_eq!(acl[1].id, "u:x", "without ADMIN the digest is hidden");
+    assert_eq!(z.err(&set("/z", b"not writable", -1)).await, NO_AUTH);
 
     assert_eq!(
         z.ok(&Request::Sync("/a".into())).await,

@@ -52,10 +52,17 @@ fn acl(a: Vec<pb::Acl>) -> Vec<Acl> {
 fn create(c: pb::Create) -> Result<Op, ZkError> {
     let mode = CreateMode::from_number(c.mode)
         .ok_or_else(|| ZkError::bad_arguments(format!("unknown create mode {}", c.mode)))?;
+    // The gRPC API's default ACL: none given means world:anyone, all
+    // permissions (ZooKeeper's protocol has no default: an empty ACL is
+    // InvalidACL there).
+    let acl = match c.acl.is_empty() {
+        true => Acl::open(),
+        false => acl(c.acl),
+    };
     Ok(Op::Create {
         path: c.path,
         data: c.data,
-        acl: acl(c.acl),
+        acl,
         mode,
         ttl_ms: c.ttl_ms,
     })
@@ -182,6 +189,11 @@ pub fn request(op: pb::request::Op) -> Request {
             persistent: s.persistent_watches,
             persistent_recursive: s.persistent_recursive_watches,
         })),
+        R::AddAuth(a) => Request::Auth {
+            scheme: a.scheme,
+            credentials: a.credentials,
+        },
+        R::WhoAmI(_) => Request::WhoAmI,
     }
 }
 
@@ -322,11 +334,18 @@ fn result_of(reply: Reply) -> pb::response::Result {
                 })
                 .collect(),
         }),
-        Reply::Empty
-        | Reply::Synced { .. }
-        | Reply::WatchAdded
-        | Reply::Authenticated
-        | Reply::WhoAmI(_) => Res::Empty(pb::Empty {}),
+        Reply::WhoAmI(ids) => Res::WhoAmI(pb::WhoAmIResult {
+            ids: ids
+                .iter()
+                .map(|i| pb::ClientInfo {
+                    scheme: i.scheme.clone(),
+                    user: i.user().to_string(),
+                })
+                .collect(),
+        }),
+        Reply::Empty | Reply::Synced { .. } | Reply::WatchAdded | Reply::Authenticated => {
+            Res::Empty(pb::Empty {})
+        }
     }
 }
 

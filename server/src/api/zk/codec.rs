@@ -365,8 +365,8 @@ pub fn reply(result: Result<Reply, TxnError>) -> (i32, Response) {
         Reply::WhoAmI(ids) => Response::WhoAmI(
             ids.into_iter()
                 .map(|i| jute::ClientInfo {
+                    user: i.user().to_string(),
                     auth_scheme: i.scheme,
-                    user: i.id,
                 })
                 .collect(),
         ),
