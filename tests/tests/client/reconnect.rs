@@ -665,3 +665,46 @@ async fn failover_resumes_the_session_on_another_server() {
     c.close().await.unwrap();
     other.close().await.unwrap();
 }
+
+/// Credentials given to `add_auth` are sent again on the new connection
+/// before anything queued: a read of a node only that user may read,
+/// made while the connection was down, succeeds after the reconnect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authentication_is_replayed_after_a_reconnect() {
+    let server = start();
+    let proxy = proxy_for(&server);
+    let c = connect(proxy.addr(), ConnectOptions::default()).await;
+    c.add_auth("digest", "alice:secret").await.unwrap();
+    let only_alice = vec![warden_client::Acl {
+        perms: warden_client::Acl::ALL,
+        scheme: "digest".into(),
+        id: warden_server::digest("alice:secret"),
+    }];
+    c.create_with(
+        "/alices",
+        "x",
+        warden_client::CreateOptions::new(CreateMode::Persistent).with_acl(only_alice),
+    )
+    .await
+    .unwrap();
+    let mut states = c.state_changes();
+    proxy.refuse(true);
+    proxy.cut();
+    expect_state(&mut states, ConnectionState::Suspended).await;
+    let read = tokio::spawn(on(&c, |c| async move { c.get_data("/alices").await }));
+    proxy.refuse(false);
+    let (data, _) = within(STEP, "the read after the reconnect", read)
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("the read after the reconnect failed: {e}"));
+    assert_eq!(data, b"x");
+    let who: Vec<String> = c
+        .who_am_i()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| format!("{}:{}", i.scheme, i.user))
+        .collect();
+    assert!(who.contains(&"digest:alice".to_string()), "{who:?}");
+    c.close().await.unwrap();
+}
