@@ -159,3 +159,48 @@ fn zkcli_stat_counts_ephemerals_sync_persistent_watch_and_auth() {
         assert!(!out.contains(bad), "zkCli reported {bad:?}:\n{out}");
     }
 }
+
+/// ACLs through zkCli: alice (`addauth digest`) locks a node to herself
+/// with `setAcl … auth::cdrwa`; `getAcl` shows her digest; another shell,
+/// anonymous and then as bob, is refused (`Insufficient permission`),
+/// while alice still reads it.
+#[test]
+fn zkcli_acls_keep_other_users_out() {
+    let target = Target::start();
+    let addr = target.zk_addr();
+    let root = unique_root("zkcli-acl");
+    let mut alice = Shell::start(&addr);
+    alice.expect("WatchedEvent state:SyncConnected type:None path:null");
+    alice.send("addauth digest alice:pw");
+    alice.run(
+        &format!("create {root} secret"),
+        &format!("Created {root}\n"),
+    );
+    alice.send(&format!("setAcl {root} auth::cdrwa"));
+    let hash = warden_server::digest("alice:pw");
+    alice.run(
+        &format!("getAcl {root}"),
+        &format!("'digest,'{hash}\n: cdrwa\n"),
+    );
+    let mut other = Shell::start(&addr);
+    other.expect("WatchedEvent state:SyncConnected type:None path:null");
+    other.run(
+        &format!("get {root}"),
+        &format!("Insufficient permission : {root}\n"),
+    );
+    other.send("addauth digest bob:pw");
+    other.run(
+        &format!("set {root} mine"),
+        &format!("Insufficient permission : {root}\n"),
+    );
+    alice.run(&format!("get {root}"), "secret\n");
+    alice.send(&format!("delete {root}"));
+    alice.run(
+        &format!("ls {root}"),
+        &format!("Node does not exist: {root}\n"),
+    );
+    for sh in [&mut alice, &mut other] {
+        sh.send("quit");
+        sh.expect("WatchedEvent state:Closed type:None path:null");
+    }
+}
