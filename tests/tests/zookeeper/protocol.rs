@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use warden_client::{Client, ConnectOptions, CreateMode};
 use warden_proto::jute::{self, op, MultiResult, Request, Response};
+use warden_tests::zookeeper::{unique_root, Target};
 use warden_tests::{wait_until, ServerProc, STEP};
 
 mod zk {
@@ -1313,4 +1314,113 @@ async fn requests_the_adapter_answers_itself_keep_the_session_alive() {
     }
     let s = stat_of(z.ok(&Request::Exists(pw("/alive", false))).await);
     assert_eq!(s.ephemeral_owner, z.session_id, "the session is still open");
+}
+
+/// The permission each operation needs, as Apache ZooKeeper 3.8 answers:
+/// for every operation × what a node's ACL grants to `world:anyone` (one
+/// permission bit, or nothing: the node then belongs to a digest user),
+/// the code an unauthenticated client gets. The expected table was
+/// recorded once from Debian's ZooKeeper 3.8 (`testdata/acl_table.txt`;
+/// `WARDEN_ACL_TABLE_RECORD=FILE` writes what the target answers), and the
+/// same test run with `WARDEN_ZK_REFERENCE` checks ZooKeeper against it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_acl_table_matches_zookeepers() {
+    let target = Target::start();
+    let addr = target.zk_addr();
+    let root = unique_root("acl-table");
+    let mut admin = Zk::open(&addr).await;
+    admin.ok(&Request::Create(create(&root, b"", 0))).await;
+    let grants: [(&str, i32); 6] = [
+        ("none", 0),
+        ("read", 1),
+        ("write", 2),
+        ("create", 4),
+        ("delete", 8),
+        ("admin", 16),
+    ];
+    let mut table = String::new();
+    for (grant, bit) in grants {
+        let n = format!("{root}/{grant}");
+        admin.ok(&Request::Create(create(&n, b"x", 0))).await;
+        admin
+            .ok(&Request::Create(create(&format!("{n}/kid"), b"", 0)))
+            .await;
+        let acl = match bit {
+            0 => vec![jute::Acl {
+                perms: 31,
+                scheme: "digest".into(),
+                id: warden_server::digest("nobody:pw"),
+            }],
+            bit => vec![jute::Acl {
+                perms: bit,
+                scheme: "world".into(),
+                id: "anyone".into(),
+            }],
+        };
+        admin
+            .ok(&Request::SetAcl(jute::SetAclRequest {
+                path: n.clone(),
+                acl: acl.clone(),
+                version: -1,
+            }))
+            .await;
+        let mut z = Zk::open(&addr).await;
+        let ops: Vec<(&str, Request)> = vec![
+            ("exists", Request::Exists(pw(&n, false))),
+            ("getData", Request::GetData(pw(&n, false))),
+            ("getChildren", Request::GetChildren(pw(&n, false))),
+            ("getChildren2", Request::GetChildren2(pw(&n, false))),
+            (
+                "getAllChildrenNumber",
+                Request::GetAllChildrenNumber(n.clone()),
+            ),
+            ("getACL", Request::GetAcl(n.clone())),
+            ("sync", Request::Sync(n.clone())),
+            (
+                "addWatch",
+                Request::AddWatch(jute::AddWatchRequest {
+                    path: n.clone(),
+                    mode: 0,
+                }),
+            ),
+            ("setData", set(&n, b"y", -1)),
+            (
+                "create child",
+                Request::Create(create(&format!("{n}/new"), b"", 0)),
+            ),
+            (
+                "multi check",
+                Request::Multi(vec![Request::Check(pv(&n, -1))]),
+            ),
+            ("multi setData", Request::Multi(vec![set(&n, b"z", -1)])),
+            (
+                "setACL",
+                Request::SetAcl(jute::SetAclRequest {
+                    path: n.clone(),
+                    acl: acl.clone(),
+                    version: -1,
+                }),
+            ),
+            ("delete child", Request::Delete(pv(&format!("{n}/kid"), -1))),
+        ];
+        for (name, req) in ops {
+            let (h, body) = z.call(&req).await;
+            let code = match body {
+                Some(Response::Multi(results)) => match results.first() {
+                    Some(MultiResult::Error(c)) => *c,
+                    _ => h.err,
+                },
+                _ => h.err,
+            };
+            table.push_str(&format!("{name:<22} {grant:<7} {code}\n"));
+        }
+    }
+    if let Ok(path) = std::env::var("WARDEN_ACL_TABLE_RECORD") {
+        std::fs::write(&path, &table).expect("write the recorded table");
+    }
+    let expected = include_str!("testdata/acl_table.txt");
+    assert_eq!(
+        table, expected,
+        "the ACL table differs from ZooKeeper 3.8's (left: this target)"
+    );
 }
