@@ -252,6 +252,51 @@ fn create_modes() {
     assert!(err.contains("NodeExists: /a"), "{err}");
 }
 
+/// `--auth`, `setacl` and `getacl`: alice locks a node to herself (and
+/// lets anyone read it); `getacl` prints zkCli's `scheme:id:perms`, with
+/// the hash hidden from others; another user's write is refused with
+/// NoAuth; an unknown scheme is AuthFailed, exit 1, pointing at --auth.
+#[test]
+fn auth_setacl_and_getacl() {
+    let server = ServerProc::start();
+    let alice = ["--auth", "digest:alice:pw"];
+    let with = |args: &[&str]| -> Vec<String> {
+        alice.iter().chain(args).map(|s| s.to_string()).collect()
+    };
+    let run = |args: Vec<String>| {
+        ok(
+            &server,
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+    };
+    run(with(&["create", "/locked", "v"]));
+    assert_eq!(
+        run(with(&["setacl", "/locked", "auth::cdrwa,world:anyone:r"])),
+        "aclVersion = 1\n"
+    );
+    let hash = warden_server::digest("alice:pw");
+    assert_eq!(
+        run(with(&["getacl", "/locked"])),
+        format!("digest:{hash}:cdrwa\nworld:anyone:r\n")
+    );
+    assert_eq!(
+        ok(&server, &["getacl", "/locked"]),
+        "digest:alice:x:cdrwa\nworld:anyone:r\n"
+    );
+    assert_eq!(ok(&server, &["get", "/locked"]), "v\n");
+    let (code, err) = fails(&server, &["--auth", "digest:bob:pw", "set", "/locked", "x"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("NoAuth"), "{err}");
+    let (code, err) = fails(&server, &["--auth", "kerberos:x", "ls", "/"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("AuthFailed") && err.contains("--auth"),
+        "{err}"
+    );
+    let (_, err) = fails(&server, &["setacl", "/locked", "world:anyone:q"]);
+    assert!(err.contains("not one of c, d, r, w, a"), "{err}");
+}
+
 #[test]
 fn ls_and_delete() {
     let server = ServerProc::start();

@@ -1,7 +1,8 @@
 //! Warden's ZooKeeper listener driven by kazoo, Python's ZooKeeper client:
 //! runs `tests/compat/kazoo_compat.py` (connection and server version,
 //! CRUD, sequential and ephemeral nodes, watches, a dropped connection,
-//! transactions, and kazoo's recipes) against a fresh server and fails
+//! transactions, kazoo's recipes, digest authentication and ACL rules)
+//! against a fresh server and fails
 //! with its report if any check fails. Without kazoo on the system Python,
 //! the pinned requirements are pip-installed into the build folder first
 //! (`warden_tests::zookeeper::python_with_kazoo`); the test never passes by skipping.
@@ -27,7 +28,7 @@ fn kazoo_client_and_recipes() {
         target.log()
     );
     assert!(
-        stdout.contains("all 13 checks passed"),
+        stdout.contains("all 15 checks passed"),
         "unexpected report:\n{stdout}"
     );
 }

@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use futures::{StreamExt, TryStreamExt};
 use warden_client::path::join;
 use warden_client::{
-    AddWatchMode, Client, ConnectOptions, CreateMode, CreateOptions, Error, ErrorCode, Stat,
+    Acl, AddWatchMode, Client, ConnectOptions, CreateMode, CreateOptions, Error, ErrorCode, Stat,
 };
 
 /// How many requests `ls -R` and `delete -r` keep in flight.
@@ -42,6 +42,12 @@ pub struct Cli {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout_ms: u64,
 
+    /// Authenticate the session, as zkCli's addauth: SCHEME:CREDENTIALS,
+    /// e.g. digest:alice:secret (repeatable)
+    #[arg(long, global = true, env = "WARDEN_AUTH", value_name = "SCHEME:CREDENTIALS",
+          value_parser = parse_auth)]
+    pub auth: Vec<(String, Vec<u8>)>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -55,6 +61,12 @@ pub enum Command {
     Get(PathArg),
     /// Print a node's stat, one `name = value` per line
     Stat(PathArg),
+    /// Print a node's ACL, one `scheme:id:perms` entry per line (perms as
+    /// zkCli writes them: cdrwa)
+    Getacl(PathArg),
+    /// Replace a node's ACL: entries scheme:id:perms separated by commas,
+    /// e.g. world:anyone:r,digest:alice:HASH:cdrwa, or auth::cdrwa
+    Setacl(SetaclArgs),
     /// Create a node and print its path
     Create(CreateArgs),
     /// Replace a node's data
@@ -85,6 +97,80 @@ pub struct StatusArgs {
     /// One JSON object per member instead of a table
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SetaclArgs {
+    /// The node's path
+    pub path: String,
+    /// The new ACL
+    #[arg(value_parser = parse_acl)]
+    pub acl: AclList,
+    /// Only if the node's ACL version is this
+    #[arg(long)]
+    pub version: Option<i32>,
+}
+
+/// An ACL as given on the command line.
+#[derive(Debug, Clone)]
+pub struct AclList(pub Vec<Acl>);
+
+/// `SCHEME:CREDENTIALS` for `--auth`.
+fn parse_auth(s: &str) -> Result<(String, Vec<u8>), String> {
+    match s.split_once(':') {
+        Some((scheme, credentials)) if !scheme.is_empty() => {
+            Ok((scheme.to_string(), credentials.as_bytes().to_vec()))
+        }
+        _ => Err("write SCHEME:CREDENTIALS, e.g. digest:alice:secret".into()),
+    }
+}
+
+const PERM_LETTERS: [(char, i32); 5] = [
+    ('c', Acl::CREATE),
+    ('d', Acl::DELETE),
+    ('r', Acl::READ),
+    ('w', Acl::WRITE),
+    ('a', Acl::ADMIN),
+];
+
+/// zkCli's ACL syntax: `scheme:id:perms[,…]`; the id may hold colons (a
+/// digest's `user:hash`), the perms are the last field.
+fn parse_acl(s: &str) -> Result<AclList, String> {
+    let mut out = Vec::new();
+    for entry in s.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (head, perms) = entry
+            .rsplit_once(':')
+            .ok_or_else(|| format!("{entry:?}: write scheme:id:perms, e.g. world:anyone:cdrwa"))?;
+        let (scheme, id) = head
+            .split_once(':')
+            .ok_or_else(|| format!("{entry:?}: write scheme:id:perms, e.g. world:anyone:cdrwa"))?;
+        let mut bits = 0;
+        for ch in perms.chars() {
+            let (_, bit) = PERM_LETTERS
+                .iter()
+                .find(|(c, _)| *c == ch)
+                .ok_or_else(|| format!("{entry:?}: {ch:?} is not one of c, d, r, w, a"))?;
+            bits |= bit;
+        }
+        out.push(Acl {
+            perms: bits,
+            scheme: scheme.to_string(),
+            id: id.to_string(),
+        });
+    }
+    if out.is_empty() {
+        return Err("an empty ACL".into());
+    }
+    Ok(AclList(out))
+}
+
+/// Permission bits as zkCli prints them (`cdrwa` order).
+fn perm_letters(bits: i32) -> String {
+    PERM_LETTERS
+        .iter()
+        .filter(|(_, b)| bits & b != 0)
+        .map(|(c, _)| *c)
+        .collect()
 }
 
 #[derive(Debug, Args)]
@@ -206,6 +292,9 @@ impl CliError {
                  check --servers or WARDEN_SERVERS",
                 tried.join(",")
             ),
+            CliError::Connect { error, .. } if error.code() == ErrorCode::AuthFailed => {
+                format!("{error}; check --auth or WARDEN_AUTH")
+            }
             CliError::Connect { servers, error } => format!(
                 "could not open a session with {servers:?}: {error}; check --servers or WARDEN_SERVERS"
             ),
@@ -221,6 +310,9 @@ impl CliError {
 
     fn exit_code(&self) -> ExitCode {
         match self {
+            CliError::Connect { error, .. } if error.code() == ErrorCode::AuthFailed => {
+                ExitCode::from(1)
+            }
             CliError::Connect { .. } | CliError::Unreachable(_) => ExitCode::from(2),
             CliError::Exit(code) => *code,
             _ => ExitCode::from(1),
@@ -251,6 +343,7 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
     let options = ConnectOptions {
         session_timeout: Duration::from_millis(cli.timeout_ms),
         client_name: format!("warden-cli/{}", env!("CARGO_PKG_VERSION")),
+        auth: cli.auth.clone(),
         ..ConnectOptions::default()
     };
     let client = Client::connect(&cli.servers, options.clone())
@@ -280,6 +373,14 @@ pub async fn dispatch(ctx: &Context, command: Command) -> Result<(), CliError> {
         Command::Ls(args) => ls(ctx, args).await,
         Command::Get(args) => get(ctx, args).await,
         Command::Stat(args) => stat(ctx, args).await,
+        Command::Getacl(args) => getacl(ctx, args).await,
+        Command::Setacl(args) => {
+            let stat = ctx
+                .client
+                .set_acl(&args.path, args.acl.0, args.version)
+                .await?;
+            print_lines(&[format!("aclVersion = {}", stat.aversion)])
+        }
         Command::Create(args) => create(ctx, args).await,
         Command::Set(args) => set(ctx, args).await,
         Command::Delete(args) => delete(ctx, args).await,
@@ -353,6 +454,15 @@ async fn get(ctx: &Context, args: PathArg) -> Result<(), CliError> {
     out.write_all(&data)?;
     out.write_all(b"\n")?;
     Ok(out.flush()?)
+}
+
+async fn getacl(ctx: &Context, args: PathArg) -> Result<(), CliError> {
+    let (acl, _) = ctx.client.get_acl(&args.path).await?;
+    let lines: Vec<String> = acl
+        .iter()
+        .map(|a| format!("{}:{}:{}", a.scheme, a.id, perm_letters(a.perms)))
+        .collect();
+    print_lines(&lines)
 }
 
 async fn stat(ctx: &Context, args: PathArg) -> Result<(), CliError> {
@@ -527,6 +637,33 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("warden").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn acls_and_auth_parse_as_zkcli_writes_them() {
+        let AclList(acl) = parse_acl("world:anyone:r, digest:alice:abc=:cdrwa,auth::cd").unwrap();
+        assert_eq!(
+            acl.iter()
+                .map(|a| (a.scheme.as_str(), a.id.as_str(), a.perms))
+                .collect::<Vec<_>>(),
+            vec![
+                ("world", "anyone", Acl::READ),
+                ("digest", "alice:abc=", Acl::ALL),
+                ("auth", "", Acl::CREATE | Acl::DELETE)
+            ]
+        );
+        assert_eq!(perm_letters(Acl::ALL), "cdrwa");
+        assert_eq!(perm_letters(Acl::READ | Acl::ADMIN), "ra");
+        for bad in ["", "world", "world:anyone:x", "nocolon"] {
+            assert!(parse_acl(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            parse_auth("digest:alice:pw").unwrap(),
+            ("digest".to_string(), b"alice:pw".to_vec())
+        );
+        assert!(parse_auth("nocolon").is_err());
+        let cli = parse(&["--auth", "digest:a:b", "getacl", "/x"]).unwrap();
+        assert_eq!(cli.auth.len(), 1);
     }
 
     fn create_args(args: &[&str]) -> CreateArgs {
