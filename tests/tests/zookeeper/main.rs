@@ -1,9 +1,11 @@
 //! Warden's ZooKeeper listener against ZooKeeper's own clients: a raw jute
-//! client, the `zookeeper-client` crate, Python's kazoo and Apache's
-//! `zkCli.sh`. With `WARDEN_ZK_REFERENCE=HOST:PORT` the third-party client
+//! client, the `zookeeper-client` crate, Python's kazoo, Apache Curator and
+//! Apache's `zkCli.sh`. With `WARDEN_ZK_REFERENCE=HOST:PORT` the third-party client
 //! tests run against that server instead (see `warden_tests::zookeeper`
 //! and tests/compat/README.md).
 
+/// Apache Curator's ACL handling (`tests/compat/CuratorAcl.java`).
+mod curator;
 /// kazoo's own checks (`tests/compat/kazoo_compat.py`).
 mod kazoo;
 /// One lock taken in turns by kazoo and by a Warden client.
