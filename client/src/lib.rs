@@ -108,7 +108,7 @@ pub mod state;
 pub mod types;
 pub mod watch;
 
-pub use client::{Client, ConnectOptions};
+pub use client::{parse_auth, Client, ConnectOptions};
 pub use connect_string::{ConnectString, ServerAddr, DEFAULT_PORT};
 pub use error::{Error, ErrorCode, MultiError};
 pub use retry::RetryPolicy;

@@ -64,6 +64,17 @@ pub struct ConnectOptions {
     pub auth: Vec<(String, Vec<u8>)>,
 }
 
+/// Parses `SCHEME:CREDENTIALS` (e.g. `digest:alice:secret`) into an entry
+/// of [`ConnectOptions::auth`]: what the tools' `--auth` flag takes.
+pub fn parse_auth(s: &str) -> Result<(String, Vec<u8>), String> {
+    match s.split_once(':') {
+        Some((scheme, credentials)) if !scheme.is_empty() => {
+            Ok((scheme.to_string(), credentials.as_bytes().to_vec()))
+        }
+        _ => Err("write SCHEME:CREDENTIALS, e.g. digest:alice:secret".into()),
+    }
+}
+
 impl Default for ConnectOptions {
     fn default() -> Self {
         ConnectOptions {

@@ -45,7 +45,7 @@ pub struct Cli {
     /// Authenticate the session, as zkCli's addauth: SCHEME:CREDENTIALS,
     /// e.g. digest:alice:secret (repeatable)
     #[arg(long, global = true, env = "WARDEN_AUTH", value_name = "SCHEME:CREDENTIALS",
-          value_parser = parse_auth)]
+          value_parser = warden_client::parse_auth)]
     pub auth: Vec<(String, Vec<u8>)>,
 
     #[command(subcommand)]
@@ -114,16 +114,6 @@ pub struct SetaclArgs {
 /// An ACL as given on the command line.
 #[derive(Debug, Clone)]
 pub struct AclList(pub Vec<Acl>);
-
-/// `SCHEME:CREDENTIALS` for `--auth`.
-fn parse_auth(s: &str) -> Result<(String, Vec<u8>), String> {
-    match s.split_once(':') {
-        Some((scheme, credentials)) if !scheme.is_empty() => {
-            Ok((scheme.to_string(), credentials.as_bytes().to_vec()))
-        }
-        _ => Err("write SCHEME:CREDENTIALS, e.g. digest:alice:secret".into()),
-    }
-}
 
 const PERM_LETTERS: [(char, i32); 5] = [
     ('c', Acl::CREATE),
@@ -658,10 +648,10 @@ mod tests {
             assert!(parse_acl(bad).is_err(), "{bad:?}");
         }
         assert_eq!(
-            parse_auth("digest:alice:pw").unwrap(),
+            warden_client::parse_auth("digest:alice:pw").unwrap(),
             ("digest".to_string(), b"alice:pw".to_vec())
         );
-        assert!(parse_auth("nocolon").is_err());
+        assert!(warden_client::parse_auth("nocolon").is_err());
         let cli = parse(&["--auth", "digest:a:b", "getacl", "/x"]).unwrap();
         assert_eq!(cli.auth.len(), 1);
     }

@@ -97,6 +97,11 @@ pub struct ConnArgs {
         default_value = "default"
     )]
     cluster: String,
+    /// Authenticate the session: SCHEME:CREDENTIALS, e.g.
+    /// digest:scheduler:secret (repeatable)
+    #[arg(long, global = true, env = "WARDEN_AUTH", value_name = "SCHEME:CREDENTIALS",
+          value_parser = warden_client::parse_auth)]
+    auth: Vec<(String, Vec<u8>)>,
 }
 
 /// `warden-scheduler job ...`.
@@ -336,6 +341,7 @@ pub async fn run(args: JobArgs) -> Result<(), CliError> {
     let options = ConnectOptions {
         session_timeout: Duration::from_secs(10),
         client_name: format!("warden-scheduler-cli/{}", env!("CARGO_PKG_VERSION")),
+        auth: args.conn.auth.clone(),
         ..ConnectOptions::default()
     };
     let client = Client::connect(&args.conn.servers, options)

@@ -57,6 +57,12 @@ struct RunArgs {
     /// answering the cluster treats it as gone and re-runs or records its jobs.
     #[arg(long, default_value_t = 10_000, value_name = "MS")]
     session_timeout_ms: u64,
+    /// Authenticate the session: SCHEME:CREDENTIALS, e.g.
+    /// digest:scheduler:secret (repeatable), for a cluster folder whose
+    /// ACL admits only that user
+    #[arg(long, env = "WARDEN_AUTH", value_name = "SCHEME:CREDENTIALS",
+          value_parser = warden_client::parse_auth)]
+    auth: Vec<(String, Vec<u8>)>,
 }
 
 fn main() {
@@ -104,6 +110,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let opts = ConnectOptions {
         session_timeout: Duration::from_millis(args.session_timeout_ms),
         client_name: format!("warden-scheduler/{id}"),
+        auth: args.auth.clone(),
         ..ConnectOptions::default()
     };
     let client = Client::connect(&args.servers, opts)
