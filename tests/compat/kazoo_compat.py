@@ -629,8 +629,8 @@ class Checks:
     def check_acl_rules(self):
         """ACLs as ZooKeeper > 3.4 treats them: duplicate entries removed, an
         `auth` entry without authentication refused (InvalidACL), CREATOR_ALL
-        after addauth stored as the creator's digest, and getACL hiding digest
-        hashes from a client without ADMIN."""
+        after addauth stored as the creator's digest, getACL hiding digest
+        hashes from a client without ADMIN, and /zookeeper/config read-only."""
         c = self.client()
         r = self.root(c, "acl-rules")
         dup = [ACL(31, Id("world", "anyone")), ACL(31, Id("world", "anyone"))]
@@ -647,6 +647,10 @@ class Checks:
         expect(acl[0].id.id != "carol:x", "the owner sees the hash")
         acl, _ = c.get_acls(r + "/carols")
         expect_eq(acl[0].id.id, "carol:x", "getACL without ADMIN hides the hash")
+        acl, _ = c.get_acls("/zookeeper/config")
+        expect_eq([(a.perms, a.id.scheme, a.id.id) for a in acl], [(1, "world", "anyone")],
+                  "/zookeeper/config's ACL")
+        expect_raises(NoAuthError, lambda: c.set("/zookeeper/config", b"x"), "a client writes /zookeeper/config")
 
 
 def settle_one(p):

@@ -11,7 +11,7 @@ use super::message::{Read, Reply, SetWatches};
 use crate::acl::{self, AuthId};
 use crate::error::{Code, ZkError};
 use crate::tree::path::validate_path;
-use crate::tree::DataTree;
+use crate::tree::{effective_acl, DataTree};
 use crate::txn::Acl;
 use crate::watch::{RemoveKind, Rewatch, WatchKind, WatchManager};
 
@@ -67,7 +67,7 @@ pub fn serve(v: &View<'_>, r: &Read) -> Result<Reply, ZkError> {
 pub fn get_data(v: &View<'_>, path: &str, watch: bool) -> Result<Reply, ZkError> {
     validate_path(path)?;
     let n = v.tree.node(path).ok_or_else(|| ZkError::no_node(path))?;
-    acl::check(path, &n.acl, v.auth, Acl::READ)?;
+    acl::check(path, effective_acl(path, n), v.auth, Acl::READ)?;
     if watch {
         v.watches.add(v.session, WatchKind::Data, path);
     }
@@ -85,7 +85,7 @@ pub fn get_children(
 ) -> Result<Reply, ZkError> {
     validate_path(path)?;
     let n = v.tree.node(path).ok_or_else(|| ZkError::no_node(path))?;
-    acl::check(path, &n.acl, v.auth, Acl::READ)?;
+    acl::check(path, effective_acl(path, n), v.auth, Acl::READ)?;
     if watch {
         v.watches.add(v.session, WatchKind::Child, path);
     }
@@ -109,10 +109,10 @@ pub fn exists(v: &View<'_>, path: &str, watch: bool) -> Result<Reply, ZkError> {
 pub fn get_acl(v: &View<'_>, path: &str) -> Result<Reply, ZkError> {
     validate_path(path)?;
     let n = v.tree.node(path).ok_or_else(|| ZkError::no_node(path))?;
-    acl::check(path, &n.acl, v.auth, Acl::READ | Acl::ADMIN)?;
-    let shown = match acl::check(path, &n.acl, v.auth, Acl::ADMIN) {
-        Ok(()) => n.acl.clone(),
-        Err(_) => acl::redacted(&n.acl),
+    acl::check(path, effective_acl(path, n), v.auth, Acl::READ | Acl::ADMIN)?;
+    let shown = match acl::check(path, effective_acl(path, n), v.auth, Acl::ADMIN) {
+        Ok(()) => effective_acl(path, n).to_vec(),
+        Err(_) => acl::redacted(effective_acl(path, n)),
     };
     Ok(Reply::Acl {
         acl: shown,
@@ -133,14 +133,14 @@ pub fn get_ephemerals(v: &View<'_>, prefix: &str) -> Reply {
 pub fn count_descendants(v: &View<'_>, path: &str) -> Result<Reply, ZkError> {
     validate_path(path)?;
     let n = v.tree.node(path).ok_or_else(|| ZkError::no_node(path))?;
-    acl::check(path, &n.acl, v.auth, Acl::READ)?;
+    acl::check(path, effective_acl(path, n), v.auth, Acl::READ)?;
     Ok(Reply::Count(v.tree.count_descendants(path)? as i32))
 }
 
 pub fn check(v: &View<'_>, path: &str, version: Option<i32>) -> Result<Reply, ZkError> {
     validate_path(path)?;
     let n = v.tree.node(path).ok_or_else(|| ZkError::no_node(path))?;
-    acl::check(path, &n.acl, v.auth, Acl::READ)?;
+    acl::check(path, effective_acl(path, n), v.auth, Acl::READ)?;
     match version {
         Some(want) if want != -1 && want != n.stat.version => {
             Err(ZkError::bad_version(path, want, n.stat.version))

@@ -753,6 +753,27 @@ impl DataTree {
     }
 }
 
+/// `/zookeeper/config`'s ACL as clients see and are held to it: readable by
+/// anyone, changed only by the ensemble itself (ZooKeeper's
+/// `READ_ACL_UNSAFE` there). Applied when checking rather than stored, so
+/// trees built by earlier versions, whose node holds the open ACL, keep
+/// the same state hash.
+static CONFIG_ACL: std::sync::LazyLock<Vec<Acl>> = std::sync::LazyLock::new(|| {
+    vec![Acl {
+        perms: Acl::READ,
+        scheme: "world".into(),
+        id: "anyone".into(),
+    }]
+});
+
+/// The ACL that governs node `n` at `path` (see [`CONFIG_ACL`]).
+pub fn effective_acl<'a>(path: &str, n: &'a Node) -> &'a [Acl] {
+    match path {
+        CONFIG_PATH => &CONFIG_ACL,
+        _ => &n.acl,
+    }
+}
+
 impl DataTree {
     /// Whether `auth` (none: the server itself) may do `perm` on the node
     /// at `on` (existing: checked by the caller), for an op on `path`.
@@ -764,7 +785,7 @@ impl DataTree {
         perm: i32,
     ) -> Result<(), ZkError> {
         match (auth, self.nodes.get(on)) {
-            (Some(auth), Some(n)) => crate::acl::check(path, &n.acl, auth, perm),
+            (Some(auth), Some(n)) => crate::acl::check(path, effective_acl(on, n), auth, perm),
             _ => Ok(()),
         }
     }
