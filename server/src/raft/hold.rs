@@ -54,9 +54,21 @@ impl Hold {
     /// Waits for the gate to be open (at most [`MAX_HOLD`]); the guard is
     /// to be kept until the batch has been handed to consensus.
     pub async fn pass(&self) -> MutexGuard<'_, ()> {
-        let mut rx = self.held.subscribe();
-        let _ = tokio::time::timeout(MAX_HOLD, rx.wait_for(|held| !held)).await;
-        self.proposing.lock().await
+        let deadline = tokio::time::Instant::now() + MAX_HOLD;
+        loop {
+            // Every batch passes here: only a closed gate costs a
+            // subscription and a timer.
+            if *self.held.borrow() {
+                let mut rx = self.held.subscribe();
+                let _ = tokio::time::timeout_at(deadline, rx.wait_for(|held| !held)).await;
+            }
+            let guard = self.proposing.lock().await;
+            // Closed between the look and the lock: `close` has already
+            // taken the lock and returned, so this batch must wait too.
+            if !*self.held.borrow() || tokio::time::Instant::now() >= deadline {
+                return guard;
+            }
+        }
     }
 }
 
