@@ -775,15 +775,14 @@ async fn watch_consensus(raft: Raft, metrics: Arc<Metrics>, me: u64) {
             }
             term = Some(m.current_term);
             metrics.replication_lag.reset();
-            if let Some(rep) = &m.replication {
-                let last = m.last_log_index.unwrap_or(0);
-                for (id, matched) in rep.iter().filter(|(id, _)| **id != me) {
-                    let lag = last.saturating_sub(matched.map(|l| l.index).unwrap_or(0));
-                    metrics
-                        .replication_lag
-                        .with_label_values(&[&id.to_string()])
-                        .set(lag as i64);
-                }
+            for (id, lag) in membership::lags(&m, me)
+                .into_iter()
+                .filter(|(id, _)| *id != me)
+            {
+                metrics
+                    .replication_lag
+                    .with_label_values(&[&id.to_string()])
+                    .set(lag as i64);
             }
         }
         if rx.changed().await.is_err() {

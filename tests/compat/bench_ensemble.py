@@ -144,6 +144,17 @@ class Ensemble:
             time.sleep(0.1)
         raise RuntimeError("%s ensemble not healthy within %d s" % (self.side, timeout))
 
+    def wait_leader(self, timeout=30):
+        """The member all agree leads, once there is one (within timeout s)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            leader = self.leader()
+            if leader is not None:
+                return leader
+            if time.monotonic() > deadline:
+                raise RuntimeError("%s: no leader" % self.side)
+            time.sleep(0.05)
+
     def log_path(self, i):
         return os.path.join(self.dir, "member%d.log" % i)
 
@@ -483,14 +494,7 @@ def ensure_probe_node(ens):
 
 def failover_trial(ens, args):
     ens.wait_healthy(120)
-    leader = None
-    deadline = time.monotonic() + 30
-    while leader is None:
-        leader = ens.leader()
-        if leader is None:
-            if time.monotonic() > deadline:
-                raise RuntimeError("%s: no leader" % ens.side)
-            time.sleep(0.1)
+    leader = ens.wait_leader()
     survivors = [i for i in (1, 2, 3) if i != leader]
     go, stop_ev, done = threading.Event(), threading.Event(), threading.Event()
     probes = {i: Probe(ens.client_port(i), args.probe_timeout, args.probe_connect_timeout, go, stop_ev, done) for i in survivors}

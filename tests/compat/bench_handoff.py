@@ -66,14 +66,7 @@ class Writer(threading.Thread):
 
 def trial(ens, sig):
     ens.wait_healthy(120)
-    leader = None
-    deadline = time.monotonic() + 30
-    while leader is None:
-        leader = ens.leader()
-        if leader is None:
-            if time.monotonic() > deadline:
-                raise RuntimeError("no leader")
-            time.sleep(0.05)
+    leader = ens.wait_leader()
     via = next(i for i in (1, 2, 3) if i != leader)
     w = Writer(ens.client_port(via))
     w.start()

@@ -26,8 +26,10 @@ const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 pub(crate) struct Connection {
     /// The server this stream is open to.
     pub server: ServerAddr,
-    /// Frames to the server, in order. Dropping it half-closes the stream.
-    pub out: mpsc::UnboundedSender<proto::ClientFrame>,
+    /// Frames to the server, in order. Taking it (dropping the sender)
+    /// half-closes the stream: `None` once the server asked the client to
+    /// move (GoAway).
+    pub out: Option<mpsc::UnboundedSender<proto::ClientFrame>>,
     /// Frames from the server, in order.
     pub inbound: tonic::Streaming<proto::ServerFrame>,
     /// The server's `Connected` frame.
@@ -201,7 +203,7 @@ async fn connect_one(
             frame: Some(Frame::Connected(connected)),
         })) => Ok(Connection {
             server: server.clone(),
-            out,
+            out: Some(out),
             inbound,
             connected,
             _grpc: grpc,

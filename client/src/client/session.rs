@@ -510,8 +510,13 @@ impl SessionTask {
             return Err(Served::Broken(Error::connection_loss("no connection")));
         };
         conn.out
-            .send(proto::ClientFrame { frame: Some(frame) })
-            .map_err(|_| {
+            .as_ref()
+            .ok_or(())
+            .and_then(|out| {
+                out.send(proto::ClientFrame { frame: Some(frame) })
+                    .map_err(|_| ())
+            })
+            .map_err(|()| {
                 Served::Broken(Error::connection_loss(format!(
                     "the stream to {} is closed",
                     conn.server
@@ -715,7 +720,7 @@ impl SessionTask {
                 // it answers what it has and ends the stream.
                 self.ready = false;
                 if let Some(conn) = &mut self.conn {
-                    conn.out = mpsc::unbounded_channel().0;
+                    conn.out = None;
                 }
                 None
             }
@@ -819,20 +824,8 @@ impl SessionTask {
             %error,
             "connection lost; the session is suspended"
         );
-        let now = Instant::now();
-        self.conn = None;
-        self.ready = false;
-        self.set_watches_xid = None;
-        self.suspended_since = now;
         self.set_state(ConnectionState::Suspended);
-        for (_, pending) in self.pending.drain() {
-            let _ = pending.reply.send(Err(error.clone()));
-        }
-        if let Some(closing) = &mut self.closing {
-            // Its outcome is unknown: send it again once connected.
-            closing.xid = None;
-            closing.deadline = now + self.settings.connect_timeout;
-        }
+        self.disconnect(&error);
     }
 
     /// The server that said `GoAway` answered everything and ended the
@@ -844,17 +837,26 @@ impl SessionTask {
             server = %self.shared.server(),
             "moving the session to another server"
         );
+        self.disconnect(&Error::connection_loss(
+            "the server stopped before answering",
+        ));
+    }
+
+    /// Drops the connection, keeping the session: what was in flight fails
+    /// with `error` (after a GoAway nothing is), and a pending `close()`
+    /// goes again once connected (its outcome is unknown).
+    fn disconnect(&mut self, error: &Error) {
+        let now = Instant::now();
         self.conn = None;
         self.ready = false;
         self.set_watches_xid = None;
-        self.suspended_since = Instant::now();
-        let error = Error::connection_loss("the server stopped before answering");
+        self.suspended_since = now;
         for (_, pending) in self.pending.drain() {
             let _ = pending.reply.send(Err(error.clone()));
         }
         if let Some(closing) = &mut self.closing {
             closing.xid = None;
-            closing.deadline = Instant::now() + self.settings.connect_timeout;
+            closing.deadline = now + self.settings.connect_timeout;
         }
     }
 

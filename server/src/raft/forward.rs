@@ -105,6 +105,9 @@ impl Forwarder {
 
 type Pending = Arc<Mutex<HashMap<u64, Batch>>>;
 
+/// Batches a leader refused (it no longer led), by sequence number.
+type Refused = Arc<Mutex<std::collections::BTreeMap<u64, Batch>>>;
+
 /// The stream to one leader.
 struct Link {
     leader: u64,
@@ -113,7 +116,7 @@ struct Link {
     /// Batches the leader refused because it no longer led (nothing was
     /// appended), by sequence: sent again, first and in order, to the next
     /// leader.
-    refused: Arc<Mutex<std::collections::BTreeMap<u64, Batch>>>,
+    refused: Refused,
     next_seq: u64,
 }
 
@@ -274,7 +277,7 @@ async fn open(
     .into_inner();
     tracing::info!(leader, %addr, "forwarding writes to the leader");
     let pending: Pending = Arc::default();
-    let refused: Arc<Mutex<std::collections::BTreeMap<u64, Batch>>> = Arc::default();
+    let refused: Refused = Arc::default();
     let p = pending.clone();
     let r_ = refused.clone();
     let shared = shared.clone();

@@ -149,21 +149,7 @@ impl Ensemble {
     pub fn describe(&self) -> Described {
         let m = self.raft.metrics().borrow().clone();
         let membership = m.membership_config.membership().clone();
-        let last = m.last_log_index.unwrap_or(0);
-        let lags = match &m.replication {
-            Some(r) => membership
-                .nodes()
-                .map(|(id, _)| {
-                    let lag = match r.get(id) {
-                        _ if *id == self.me() => 0,
-                        Some(Some(matched)) => last.saturating_sub(matched.index),
-                        _ => last,
-                    };
-                    (*id, lag)
-                })
-                .collect(),
-            None => BTreeMap::new(),
-        };
+        let lags = lags(&m, self.me());
         Described {
             cluster: self.peers.identity.cluster.clone(),
             id: self.me(),
@@ -636,6 +622,28 @@ impl Ensemble {
             }
         }
     }
+}
+
+/// On the leader, each member's lag in log entries behind the leader's
+/// last entry (0 for the leader itself; the whole log for a member it has
+/// not matched yet); empty on any other member, which does not know.
+pub fn lags(m: &openraft::RaftMetrics<u64, MemberNode>, me: u64) -> BTreeMap<u64, u64> {
+    let Some(r) = &m.replication else {
+        return BTreeMap::new();
+    };
+    let last = m.last_log_index.unwrap_or(0);
+    m.membership_config
+        .membership()
+        .nodes()
+        .map(|(id, _)| {
+            let lag = match r.get(id) {
+                _ if *id == me => 0,
+                Some(Some(matched)) => last.saturating_sub(matched.index),
+                _ => last,
+            };
+            (*id, lag)
+        })
+        .collect()
 }
 
 /// Asks the member at `addr` to describe itself.

@@ -150,6 +150,18 @@ const RESUME: Duration = Duration::from_secs(15);
 /// second) fits inside.
 const SCHEDULER_SESSION_MS: u64 = 4000;
 
+/// Three Warden members for a scheduler cluster: sessions may last up to
+/// 10 s (the scheduler asks for [`SCHEDULER_SESSION_MS`]).
+pub(super) fn scheduler_ensemble() -> Cluster {
+    Cluster::start(
+        3,
+        ServerOpts {
+            max_session_timeout_ms: Some(10_000),
+            ..opts()
+        },
+    )
+}
+
 /// A `warden-scheduler` cluster `name` of three members (m1–m3, sessions
 /// of [`SCHEDULER_SESSION_MS`]) on every member of `c`, with a job `tick`
 /// on a 1-second cron trigger that records its runs; the record's path.
@@ -194,15 +206,7 @@ pub(super) fn runs_after(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scheduler_cron_fires_once_each_across_two_leader_kills() {
     let _one = super::ONE_AT_A_TIME.lock().await;
-    let mut c = tokio::task::block_in_place(|| {
-        Cluster::start(
-            3,
-            ServerOpts {
-                max_session_timeout_ms: Some(10_000),
-                ..opts()
-            },
-        )
-    });
+    let mut c = tokio::task::block_in_place(scheduler_ensemble);
     let (mut s, record) = ticking_scheduler(&c, "ensemble").await;
     let runs_after = |ms: i64, n: usize| runs_after(&record, ms, n);
     wait_until("the first fires", SLOW_STEP, runs_after(0, 3)).await;

@@ -16,11 +16,9 @@ use warden_client::{AddWatchMode, ConnectOptions, ConnectionState, CreateMode, E
 use warden_tests::cluster::Cluster;
 use warden_tests::scheduler::{doubled, fmt_runs, now_ms, read_record};
 use warden_tests::zookeeper::{compat_file, python_with_kazoo, Script};
-use warden_tests::{
-    bin, connect, quick_retry, wait_until, within, ServerOpts, PHASE, SLOW_STEP, STEP,
-};
+use warden_tests::{bin, connect, quick_retry, wait_until, within, PHASE, SLOW_STEP, STEP};
 
-use super::recipes::{member_logs, runs_after, ticking_scheduler};
+use super::recipes::{member_logs, runs_after, scheduler_ensemble, ticking_scheduler};
 use super::{converged, from, leader_among, opts, SESSION};
 
 /// Warden sessions held through the restarts.
@@ -268,15 +266,7 @@ async fn a_rolling_restart_loses_nothing_and_fails_no_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_scheduler_and_an_election_keep_one_leader_through_a_rolling_restart() {
     let _one = super::ONE_AT_A_TIME.lock().await;
-    let mut c = tokio::task::block_in_place(|| {
-        Cluster::start(
-            3,
-            ServerOpts {
-                max_session_timeout_ms: Some(10_000),
-                ..opts()
-            },
-        )
-    });
+    let mut c = tokio::task::block_in_place(scheduler_ensemble);
     let (mut s, record) = ticking_scheduler(&c, "rolling").await;
     let leaders = s.path("leaders");
     let script = format!(

@@ -245,22 +245,13 @@ pub fn status(ctx: &Ctx) -> pb::StatusResponse {
         openraft::ServerState::Shutdown => "stopped",
     };
     let last_log = m.last_log_index.unwrap_or(0);
-    let members = m
-        .membership_config
-        .membership()
+    let lags = crate::raft::membership::lags(&m, me);
+    let membership = m.membership_config.membership();
+    let members = membership
         .nodes()
         .map(|(id, n)| {
-            let voter = m
-                .membership_config
-                .membership()
-                .voter_ids()
-                .any(|v| v == *id);
-            let lag = m.replication.as_ref().map(|r| match r.get(id) {
-                Some(Some(matched)) => last_log.saturating_sub(matched.index),
-                _ if *id == me => 0,
-                _ => last_log,
-            });
-            member(*id, n, voter, m.current_leader, lag)
+            let voter = membership.voter_ids().any(|v| v == *id);
+            member(*id, n, voter, m.current_leader, lags.get(id).copied())
         })
         .collect();
     let st = ctx.shared.state.read();
