@@ -19,13 +19,6 @@ pub struct ServerAddr {
     pub port: u16,
 }
 
-impl ServerAddr {
-    /// The `http://` URI tonic connects to.
-    pub fn uri(&self) -> String {
-        format!("http://{self}")
-    }
-}
-
 impl fmt::Display for ServerAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.host.contains(':') {
@@ -155,7 +148,7 @@ mod tests {
             vec![addr("::1", 8000), addr("fe80::1", DEFAULT_PORT)]
         );
         assert_eq!(cs.servers[0].to_string(), "[::1]:8000");
-        assert_eq!(cs.servers[0].uri(), "http://[::1]:8000");
+        assert_eq!(cs.servers[0].to_string(), "[::1]:8000");
         assert_eq!(cs.chroot.prefix(), Some("/c"));
     }
 

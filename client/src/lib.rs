@@ -42,6 +42,8 @@
 //!   ZooKeeper's routing rules.
 //! - [`path`] — path validation (`BadArguments` before anything is sent)
 //!   and the [`Chroot`](path::Chroot) that prefixes/strips paths.
+//! - [`tls`] — [`TlsOptions`]: the CA, and this client's certificate for
+//!   mutual TLS, for servers that speak TLS.
 //! - [`connect_string`] — parsing `host:port[,host:port...][/chroot]`.
 //!
 //! The `warden` command-line tool (`src/bin/warden/`) is built on this
@@ -105,6 +107,7 @@ pub mod path;
 pub mod recipes;
 pub mod retry;
 pub mod state;
+pub mod tls;
 pub mod types;
 pub mod watch;
 
@@ -113,6 +116,7 @@ pub use connect_string::{ConnectString, ServerAddr, DEFAULT_PORT};
 pub use error::{Error, ErrorCode, MultiError};
 pub use retry::RetryPolicy;
 pub use state::{ConnectionState, StateStream};
+pub use tls::TlsOptions;
 pub use types::{
     Acl, AddWatchMode, ClientInfo, CreateMode, CreateOptions, EventType, Op, OpResult, Stat,
     WatchedEvent, WatcherType,

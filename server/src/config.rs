@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
 use crate::error::StartupError;
+use crate::net::tls::{ClientAuth, TlsFiles};
 
 /// The `warden-server` command line.
 #[derive(Parser, Debug)]
@@ -105,6 +106,34 @@ pub struct RunArgs {
     /// connection that runs `addauth digest super:PASSWORD` may do anything.
     #[arg(long, value_name = "USER:HASH")]
     pub super_digest: Option<String>,
+    /// A PEM certificate (chain) to serve TLS with. With it (and --tls-key)
+    /// every listener speaks TLS on its usual port; members also use it to
+    /// prove who they are to each other. Re-read on SIGHUP.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates that client and member certificates must chain
+    /// to. Needed for mutual TLS between members and to check clients.
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// Whether clients must present a certificate signed by --tls-ca: none,
+    /// optional or required [default: optional with --tls-ca, else none].
+    /// A client's certificate subject is its `x509` identity.
+    #[arg(long, value_name = "MODE")]
+    pub tls_client_auth: Option<String>,
+    /// With TLS on, also serve the gRPC client API in plain text here.
+    #[arg(long, value_name = "ADDR")]
+    pub plain_listen: Option<SocketAddr>,
+    /// With TLS on, also serve the ZooKeeper protocol in plain text here
+    /// (ZooKeeper's clientPort beside its secureClientPort).
+    #[arg(long, value_name = "ADDR")]
+    pub plain_zk_listen: Option<SocketAddr>,
+    /// Most connections one client address may hold open, over both client
+    /// protocols (ZooKeeper's maxClientCnxns); 0 for no limit [default: 60].
+    #[arg(long, value_name = "N")]
+    pub max_connections_per_ip: Option<usize>,
     /// Tests only: acknowledge writes without waiting for fdatasync/fsync,
     /// so the power-loss test can show it notices the difference.
     #[arg(long, hide = true)]
@@ -137,6 +166,13 @@ struct FileConfig {
     join: Option<String>,
     drain_timeout_ms: Option<u64>,
     super_digest: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_ca: Option<PathBuf>,
+    tls_client_auth: Option<String>,
+    plain_listen: Option<SocketAddr>,
+    plain_zk_listen: Option<SocketAddr>,
+    max_connections_per_ip: Option<usize>,
 }
 
 /// The resolved settings the server runs with.
@@ -164,6 +200,13 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// The super user's `user:hash` digest (`--super-digest`).
     pub super_digest: Option<String>,
+    /// TLS on every listener, when a certificate is given.
+    pub tls: Option<TlsFiles>,
+    /// Plain-text gRPC and ZooKeeper listeners kept beside TLS ones.
+    pub plain_listen: Option<SocketAddr>,
+    pub plain_zk_listen: Option<SocketAddr>,
+    /// `--max-connections-per-ip`; 0 for no limit.
+    pub max_connections_per_ip: usize,
     /// Skip every durability barrier (`--unsafe-no-fsync`, tests only).
     pub unsafe_no_fsync: bool,
     /// Keep everything in memory (`--unsafe-in-memory`, tests only).
@@ -273,7 +316,9 @@ impl Config {
                 ))
             })?),
         };
-        Ok(Config {
+        let tls = tls_files(args, &file)?;
+        let config = Config {
+            tls,
             data_dir: args
                 .data_dir
                 .clone()
@@ -309,10 +354,22 @@ impl Config {
                 }
                 other => other,
             },
+            plain_listen: args.plain_listen.or(file.plain_listen),
+            plain_zk_listen: args.plain_zk_listen.or(file.plain_zk_listen),
+            max_connections_per_ip: args
+                .max_connections_per_ip
+                .or(file.max_connections_per_ip)
+                .unwrap_or(60),
             unsafe_no_fsync: args.unsafe_no_fsync,
             unsafe_in_memory: args.unsafe_in_memory,
             peer_via,
-        })
+        };
+        if config.is_ensemble() && config.tls.as_ref().is_some_and(|t| t.ca.is_none()) {
+            return Err(StartupError::Config(
+                "members of a TLS ensemble check each other's certificates: give tls_ca (the CA that signed every member's certificate)".into(),
+            ));
+        }
+        Ok(config)
     }
 
     /// Whether this server is one of several members (founding one with
@@ -327,6 +384,50 @@ impl Config {
         let max = self.max_session_timeout.as_millis() as u32;
         requested_ms.clamp(min, max)
     }
+}
+
+/// The TLS files, if a certificate is given (flags over the file).
+fn tls_files(args: &RunArgs, file: &FileConfig) -> Result<Option<TlsFiles>, StartupError> {
+    let cert = args.tls_cert.clone().or(file.tls_cert.clone());
+    let key = args.tls_key.clone().or(file.tls_key.clone());
+    let ca = args.tls_ca.clone().or(file.tls_ca.clone());
+    let auth = args
+        .tls_client_auth
+        .clone()
+        .or(file.tls_client_auth.clone());
+    let (cert, key) = match (cert, key) {
+        (Some(c), Some(k)) => (c, k),
+        (None, None) => {
+            if ca.is_some() || auth.is_some() {
+                return Err(StartupError::Config(
+                    "tls_ca and tls_client_auth need a certificate: give tls_cert and tls_key too"
+                        .into(),
+                ));
+            }
+            if args.plain_listen.is_some() || args.plain_zk_listen.is_some() {
+                return Err(StartupError::Config(
+                    "plain_listen and plain_zk_listen are for a server with TLS on; without tls_cert, listen and zk_listen are plain text already".into(),
+                ));
+            }
+            return Ok(None);
+        }
+        _ => {
+            return Err(StartupError::Config(
+                "give both tls_cert and tls_key, or neither".into(),
+            ))
+        }
+    };
+    let client_auth = match auth {
+        Some(a) => a.parse().map_err(StartupError::Config)?,
+        None if ca.is_some() => ClientAuth::Optional,
+        None => ClientAuth::None,
+    };
+    Ok(Some(TlsFiles {
+        cert,
+        key,
+        ca,
+        client_auth,
+    }))
 }
 
 /// Parses `1=host:port,2=host:port,...`.

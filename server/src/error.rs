@@ -64,6 +64,8 @@ pub enum StartupError {
         dir: String,
         source: crate::storage::StorageError,
     },
+    #[error("TLS: {0}")]
+    Tls(crate::net::tls::TlsError),
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error("consensus failed to start: {0}")]

@@ -22,6 +22,8 @@
 //! - [`api`] — codecs at the edge: the gRPC service and the ZooKeeper wire
 //!   protocol listener (`api::zk`, with the four-letter words), both mapped
 //!   onto the session core's messages.
+//! - [`net`] — accepting connections: TLS, client certificates, the
+//!   per-address connection limit.
 //! - [`admin`] — HTTP `/metrics`, `/health`, `/status`.
 //! - [`config`] — flags, config file and defaults.
 //! - [`server`] — wiring it all together, startup and shutdown.
@@ -37,6 +39,7 @@ pub(crate) mod api;
 pub mod config;
 pub mod error;
 pub(crate) mod metrics;
+pub mod net;
 pub(crate) mod raft;
 pub mod replay;
 pub mod server;

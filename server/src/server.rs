@@ -9,13 +9,14 @@ use openraft::error::{InitializeError, RaftError};
 use openraft::SnapshotPolicy;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
 use warden_proto::peer::peer_server::PeerServer;
 
 use crate::api::grpc::WardenService;
 use crate::config::Config;
 use crate::error::StartupError;
 use crate::metrics::Metrics;
+use crate::net::accept::{self, AxumListener, Gate, PerAddress};
+use crate::net::tls::{Role, Tls};
 use crate::raft::election::{self, LeaderContact};
 use crate::raft::log_store::{recover, LogStore};
 use crate::raft::member::MemberNode;
@@ -54,6 +55,10 @@ pub struct Listeners {
     pub zk: Option<TcpListener>,
     /// The peer listener, in an ensemble.
     pub peer: Option<TcpListener>,
+    /// Plain-text client listeners kept beside TLS ones
+    /// (`--plain-listen`, `--plain-zk-listen`).
+    pub plain_client: Option<TcpListener>,
+    pub plain_zk: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -76,11 +81,23 @@ impl Listeners {
             true => Some(bind(config.peer_listen, "peer traffic", "--peer-listen").await?),
             false => None,
         };
+        let plain_client = match config.plain_listen {
+            Some(a) => Some(bind(a, "the plain-text client API", "--plain-listen").await?),
+            None => None,
+        };
+        let plain_zk = match config.plain_zk_listen {
+            Some(a) => {
+                Some(bind(a, "the plain-text ZooKeeper protocol", "--plain-zk-listen").await?)
+            }
+            None => None,
+        };
         Ok(Listeners {
             client,
             admin,
             zk,
             peer,
+            plain_client,
+            plain_zk,
         })
     }
 }
@@ -105,12 +122,20 @@ pub async fn run_with(
     if let Some(l) = &listeners.peer {
         config.peer_listen = local(l)?;
     }
+    config.plain_listen = listeners.plain_client.as_ref().map(local).transpose()?;
+    config.plain_zk_listen = listeners.plain_zk.as_ref().map(local).transpose()?;
     let Listeners {
         client: client_listener,
         admin: admin_listener,
         zk: zk_listener,
         peer: peer_listener,
+        plain_client,
+        plain_zk,
     } = listeners;
+    let tls = match &config.tls {
+        Some(files) => Some(Tls::load(files.clone()).map_err(StartupError::Tls)?),
+        None => None,
+    };
     let config = Arc::new(config);
     let dir = config.data_dir.display().to_string();
     let durability = Durability {
@@ -175,7 +200,7 @@ pub async fn run_with(
         .iter()
         .filter_map(|(id, via)| Some((config.peers.get(id)?.clone(), via.clone())))
         .collect();
-    let peers = Peers::new(identity.clone(), routes);
+    let peers = Peers::new(identity.clone(), routes, tls.clone());
     let raft = Raft::new(
         config.server_id,
         Arc::new(raft_config),
@@ -189,7 +214,6 @@ pub async fn run_with(
     .map_err(|e| StartupError::Raft(e.to_string()))?;
     let started = Instant::now();
     let contact = LeaderContact::new();
-    let (stop_tx, stop_rx) = watch::channel(false);
     let (drain_tx, drain_rx) = watch::channel(None);
     let ensemble_ctl = Ensemble::new(
         raft.clone(),
@@ -204,8 +228,15 @@ pub async fn run_with(
             observer: false,
         },
     );
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let gate = |name, role, limit| Gate {
+        name,
+        tls: tls.clone().map(|t| (t, role)),
+        limit,
+    };
     // Peers must reach this member before it can join an election.
     let peer_server = peer_listener.map(|l| {
+        let conns = accept::incoming(l, gate("peer", Role::Peer, None), stop_rx.clone());
         let mut stop = stop_rx.clone();
         let svc = PeerServer::new(PeerService {
             raft: raft.clone(),
@@ -219,7 +250,7 @@ pub async fn run_with(
         tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(svc)
-                .serve_with_incoming_shutdown(TcpListenerStream::new(l), async move {
+                .serve_with_incoming_shutdown(accept::stream(conns), async move {
                     let _ = stop.changed().await;
                 }),
         )
@@ -307,7 +338,13 @@ pub async fn run_with(
     });
     let announcer = ensemble.then(|| tokio::spawn(ensemble_ctl.clone().announce()));
     let promoter = ensemble.then(|| tokio::spawn(ensemble_ctl.clone().promote_caught_up()));
-    let grpc = {
+    let limit = Some(PerAddress::new(config.max_connections_per_ip));
+    let plain = |name| Gate {
+        name,
+        tls: None,
+        limit: limit.clone(),
+    };
+    let serve_grpc = |conns| {
         let mut stop = stop_rx.clone();
         let svc =
             warden_proto::warden_server::WardenServer::new(WardenService { ctx: ctx.clone() })
@@ -315,35 +352,83 @@ pub async fn run_with(
         tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(svc)
-                .serve_with_incoming_shutdown(
-                    TcpListenerStream::new(client_listener),
-                    async move {
-                        let _ = stop.changed().await;
-                    },
-                ),
+                .serve_with_incoming_shutdown(accept::stream(conns), async move {
+                    let _ = stop.changed().await;
+                }),
         )
     };
+    let mut grpc = vec![serve_grpc(accept::incoming(
+        client_listener,
+        gate("gRPC", Role::Grpc, limit.clone()),
+        stop_rx.clone(),
+    ))];
+    if let Some(l) = plain_client {
+        grpc.push(serve_grpc(accept::incoming(
+            l,
+            plain("plain gRPC"),
+            stop_rx.clone(),
+        )));
+    }
     let admin = {
         let mut stop = stop_rx.clone();
         let router = crate::admin::router(ctx.clone());
+        let listener = AxumListener {
+            rx: accept::incoming(
+                admin_listener,
+                gate("admin", Role::Admin, None),
+                stop_rx.clone(),
+            ),
+            local: config.admin_listen,
+        };
         tokio::spawn(async move {
-            axum::serve(admin_listener, router)
+            axum::serve(listener, router)
                 .with_graceful_shutdown(async move {
                     let _ = stop.changed().await;
                 })
                 .await
         })
     };
-    let zk = zk_listener
-        .map(|l| tokio::spawn(crate::api::zk::accept_loop(ctx.clone(), l, stop_rx.clone())));
+    let mut zk = Vec::new();
+    if let Some(l) = zk_listener {
+        let conns = accept::incoming(
+            l,
+            gate("ZooKeeper", Role::Zk, limit.clone()),
+            stop_rx.clone(),
+        );
+        zk.push(tokio::spawn(crate::api::zk::accept_loop(
+            ctx.clone(),
+            conns,
+        )));
+    }
+    if let Some(l) = plain_zk {
+        let conns = accept::incoming(l, plain("plain ZooKeeper"), stop_rx.clone());
+        zk.push(tokio::spawn(crate::api::zk::accept_loop(
+            ctx.clone(),
+            conns,
+        )));
+    }
+    let reloader = tls
+        .clone()
+        .map(|t| tokio::spawn(reload_on_sighup(t, peers.clone())));
     tracing::info!(
         client_api = %config.listen,
         zk = %config.zk_listen.map(|a| a.to_string()).unwrap_or_else(|| "disabled".into()),
         admin = %config.admin_listen,
+        tls = match &config.tls {
+            Some(t) if t.ca.is_some() => "on (clients and members checked against --tls-ca)",
+            Some(_) => "on",
+            None => "off",
+        },
         data_dir = %dir,
         tick_ms = config.tick.as_millis() as u64,
         "warden-server is serving"
     );
+    if let Some(a) = config.plain_listen {
+        tracing::info!(plain_client_api = %a, "also serving the client API in plain text");
+    }
+    if let Some(a) = config.plain_zk_listen {
+        tracing::info!(plain_zk = %a, "also serving the ZooKeeper protocol in plain text");
+    }
 
     let failed = tokio::select! {
         _ = shutdown => None,
@@ -362,13 +447,18 @@ pub async fn run_with(
     if let Some(e) = elector {
         e.abort();
     }
-    for task in [reporter, announcer, promoter].into_iter().flatten() {
+    for task in [reporter, announcer, promoter, reloader]
+        .into_iter()
+        .flatten()
+    {
         task.abort();
     }
-    let _ = tokio::time::timeout(Duration::from_secs(10), grpc).await;
+    for g in grpc {
+        let _ = tokio::time::timeout(Duration::from_secs(10), g).await;
+    }
     let _ = tokio::time::timeout(Duration::from_secs(5), admin).await;
-    if let Some(zk) = zk {
-        let _ = tokio::time::timeout(Duration::from_secs(10), zk).await;
+    for z in zk {
+        let _ = tokio::time::timeout(Duration::from_secs(10), z).await;
     }
     if let Err(e) = raft.shutdown().await {
         tracing::warn!(error = %e, "consensus did not stop cleanly");
@@ -382,6 +472,27 @@ pub async fn run_with(
     log_store.finish();
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// Reads the TLS files again on each SIGHUP: new connections (and new
+/// links to peers) use the new certificates; open ones keep theirs.
+async fn reload_on_sighup(tls: Arc<Tls>, peers: Peers) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot watch for SIGHUP: TLS certificates are read only at start");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        match tls.reload() {
+            Ok(()) => {
+                peers.forget_connections();
+                tracing::info!("SIGHUP: read the TLS certificates again; new connections use them")
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "SIGHUP: cannot read the TLS certificates; still using the old ones")
+            }
+        }
+    }
 }
 
 /// The members an empty data folder bootstraps with: `--peers`, or this
@@ -440,12 +551,17 @@ async fn ensemble_identity(
 /// expects this member (`warden member add` named its id and peer address).
 async fn join_target(config: &Config) -> Result<String, StartupError> {
     let me = config.server_id;
+    let tls = match &config.tls {
+        Some(files) => Some(Tls::load(files.clone()).map_err(StartupError::Tls)?),
+        None => None,
+    };
     let asker = Peers::new(
         Identity {
             cluster: String::new(),
             me,
         },
         Default::default(),
+        tls,
     );
     let mut why = Vec::new();
     for addr in &config.join {

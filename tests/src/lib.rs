@@ -40,6 +40,7 @@ pub mod proxy;
 pub mod raw;
 pub mod scheduler;
 pub mod timing;
+pub mod tls;
 pub mod workers;
 pub mod zookeeper;
 
@@ -113,6 +114,8 @@ pub struct ServerOpts {
     pub extra_args: Vec<String>,
     /// `--super-digest`: the super user's `user:hash`.
     pub super_digest: Option<String>,
+    /// TLS on every listener (the harness then speaks HTTPS to admin).
+    pub tls: Option<tls::ServerTls>,
 }
 
 impl Default for ServerOpts {
@@ -125,6 +128,7 @@ impl Default for ServerOpts {
             data_dir: None,
             extra_args: Vec::new(),
             super_digest: None,
+            tls: None,
         }
     }
 }
@@ -253,6 +257,9 @@ impl ServerProc {
         }
         if let Some(d) = &self.opts.super_digest {
             c.arg("--super-digest").arg(d);
+        }
+        if let Some(t) = &self.opts.tls {
+            c.args(t.args());
         }
         c.args(&self.opts.extra_args);
         c.env("RUST_LOG", "info,warden_server=debug,openraft=warn");
@@ -406,7 +413,10 @@ impl ServerProc {
 
     /// A plain HTTP GET on the admin port: (status code, body).
     pub fn http_get(&self, path: &str) -> std::io::Result<(u16, String)> {
-        http_get(self.admin_port, path)
+        match &self.opts.tls {
+            Some(t) => t.certs.https_get(self.admin_port, path),
+            None => http_get(self.admin_port, path),
+        }
     }
 
     /// `/status` as JSON.
@@ -417,7 +427,8 @@ impl ServerProc {
 
     /// One metric's value (sum over label sets matching `labels`, e.g. `op="create"`).
     pub fn metric(&self, name: &str, labels: &str) -> f64 {
-        metric(self.admin_port, name, labels)
+        let (_, text) = self.http_get("/metrics").expect("GET /metrics");
+        metric_in(&text, name, labels)
     }
 
     /// Runs `warden-server replay` on this (stopped) server's folder.
@@ -452,6 +463,11 @@ pub fn signal(pid: u32, sig: i32) {
 /// over the label sets matching `labels` (e.g. `op="create"`; empty: all).
 pub fn metric(port: u16, name: &str, labels: &str) -> f64 {
     let (_, body) = http_get(port, "/metrics").expect("GET /metrics");
+    metric_in(&body, name, labels)
+}
+
+/// One metric's value in a `/metrics` text (summed as [`metric`] does).
+pub fn metric_in(body: &str, name: &str, labels: &str) -> f64 {
     body.lines()
         .filter(|l| !l.starts_with('#'))
         .filter(|l| {
@@ -470,6 +486,11 @@ pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
     write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
     let mut buf = String::new();
     s.read_to_string(&mut buf)?;
+    Ok(parse_http_reply(&buf))
+}
+
+/// An HTTP/1 reply's status code and body.
+pub fn parse_http_reply(buf: &str) -> (u16, String) {
     let code = buf
         .split_whitespace()
         .nth(1)
@@ -479,7 +500,7 @@ pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
-    Ok((code, body))
+    (code, body)
 }
 
 /// Runs the `warden` CLI against a server.

@@ -10,12 +10,13 @@ use rand::seq::SliceRandom;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_stream::wrappers::UnboundedReceiverStream;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use warden_proto::v1 as proto;
 use warden_proto::v1::warden_client::WardenClient;
 
 use crate::connect_string::ServerAddr;
 use crate::error::{Error, ErrorCode};
+use crate::tls::TlsOptions;
 
 /// Largest message the client accepts: well above the 1 MiB data limit, so
 /// big child lists and multi results fit.
@@ -59,6 +60,7 @@ pub(crate) async fn connect_any(
     servers: &[ServerAddr],
     connect: &proto::Connect,
     timeout: Duration,
+    tls: Option<&TlsOptions>,
 ) -> Result<Connection, Error> {
     let deadline = Instant::now() + timeout;
     let mut tried = Vec::new();
@@ -78,7 +80,7 @@ pub(crate) async fn connect_any(
             if !tried.contains(&server.to_string()) {
                 tried.push(server.to_string());
             }
-            match tokio::time::timeout(budget, connect_one(&server, connect, budget)).await {
+            match tokio::time::timeout(budget, connect_one(&server, connect, budget, tls)).await {
                 Ok(Ok(conn)) => return Ok(conn),
                 Ok(Err(AttemptError::Fatal(e))) => return Err(e),
                 Ok(Err(AttemptError::Retry(why))) => {
@@ -127,6 +129,7 @@ pub(crate) async fn connect_round(
     connect: &proto::Connect,
     per_attempt: Duration,
     last: Option<&ServerAddr>,
+    tls: Option<&TlsOptions>,
 ) -> Result<Connection, RoundError> {
     let order = round_order(servers, last);
     let mut tried = Vec::new();
@@ -139,7 +142,9 @@ pub(crate) async fn connect_round(
             "reconnect attempt"
         );
         tried.push(server.to_string());
-        match tokio::time::timeout(per_attempt, connect_one(&server, connect, per_attempt)).await {
+        match tokio::time::timeout(per_attempt, connect_one(&server, connect, per_attempt, tls))
+            .await
+        {
             Ok(Ok(conn)) => return Ok(conn),
             Ok(Err(AttemptError::Fatal(e))) => return Err(RoundError::Refused(e)),
             Ok(Err(AttemptError::Retry(why) | AttemptError::Busy(why))) => {
@@ -175,8 +180,9 @@ async fn connect_one(
     server: &ServerAddr,
     connect: &proto::Connect,
     budget: Duration,
+    tls: Option<&TlsOptions>,
 ) -> Result<Connection, AttemptError> {
-    let endpoint = Endpoint::from_shared(server.uri())
+    let endpoint = crate::tls::endpoint(&server.to_string(), tls)
         .map_err(|e| AttemptError::Retry(describe(&e)))?
         .connect_timeout(budget)
         .tcp_nodelay(true);

@@ -26,6 +26,7 @@ use crate::error::{Error, ErrorCode, MultiError};
 use crate::path::{validate_path, Chroot};
 use crate::retry::RetryPolicy;
 use crate::state::{ConnectionState, StateStream};
+use crate::tls::TlsOptions;
 use crate::types::{
     required_stat, Acl, AddWatchMode, ClientInfo, CreateMode, CreateOptions, Op, OpResult, Stat,
     WatcherType,
@@ -62,6 +63,9 @@ pub struct ConnectOptions {
     /// credentials, e.g. `("digest", "user:password")`), as kazoo's
     /// `auth_data`: `connect` fails with `AuthFailed` if one is refused.
     pub auth: Vec<(String, Vec<u8>)>,
+    /// Speak TLS to the servers (which must run with `--tls-cert`).
+    /// Default: plain text.
+    pub tls: Option<TlsOptions>,
 }
 
 /// Parses `SCHEME:CREDENTIALS` (e.g. `digest:alice:secret`) into an entry
@@ -86,6 +90,7 @@ impl Default for ConnectOptions {
             retry: RetryPolicy::default(),
             renew_expired_session: true,
             auth: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -100,6 +105,11 @@ impl fmt::Debug for ConnectOptions {
             .field("client_name", &self.client_name)
             .field("retry", &self.retry)
             .field("renew_expired_session", &self.renew_expired_session)
+            .field(
+                "auth",
+                &self.auth.iter().map(|(s, _)| s).collect::<Vec<_>>(),
+            )
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -174,7 +184,13 @@ impl Client {
             last_zxid: 0,
             client_name: opts.client_name.clone(),
         };
-        let conn = connect::connect_any(&parsed.servers, &request, opts.connect_timeout).await?;
+        let conn = connect::connect_any(
+            &parsed.servers,
+            &request,
+            opts.connect_timeout,
+            opts.tls.as_ref(),
+        )
+        .await?;
         if let Some(wanted) = opts.session_id {
             if conn.connected.session_id != wanted {
                 return Err(Error::new(
@@ -202,6 +218,7 @@ impl Client {
             retry: opts.retry,
             renew_expired_session: opts.renew_expired_session,
             client_name: opts.client_name.clone(),
+            tls: opts.tls.clone(),
         };
         let task = SessionTask::new(shared.clone(), parsed.chroot.clone(), rx, conn, settings);
         tokio::spawn(task.run());

@@ -33,6 +33,7 @@ use crate::error::{Error, ErrorCode};
 use crate::path::Chroot;
 use crate::retry::RetryPolicy;
 use crate::state::{ConnectionState, StateCell};
+use crate::tls::TlsOptions;
 use crate::types::{AddWatchMode, EventType, WatchedEvent, WatcherType};
 use crate::watch::{OneshotKind, OneshotSender, StreamSender, WatchRegistry};
 
@@ -200,6 +201,7 @@ pub(crate) struct Settings {
     pub retry: RetryPolicy,
     pub renew_expired_session: bool,
     pub client_name: String,
+    pub tls: Option<TlsOptions>,
 }
 
 /// The error every call gets after `close()`.
@@ -949,9 +951,11 @@ impl SessionTask {
             }
             let per_attempt = self.per_attempt();
             let last = self.shared.server();
+            let tls = self.settings.tls.clone();
             let attempt = async move {
                 tokio::time::sleep(pause).await;
-                connect::connect_round(&servers, &request, per_attempt, Some(&last)).await
+                connect::connect_round(&servers, &request, per_attempt, Some(&last), tls.as_ref())
+                    .await
             };
             tokio::pin!(attempt);
             let outcome = loop {

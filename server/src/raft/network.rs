@@ -26,6 +26,7 @@ use tonic::transport::{Channel, Endpoint};
 use warden_proto::peer as pb;
 
 use super::TypeConfig;
+use crate::net::tls::Tls;
 
 /// How long connecting to a peer may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
@@ -53,15 +54,28 @@ pub struct Peers {
     channels: Arc<Mutex<HashMap<String, Channel>>>,
     /// Peer address → where to dial it instead (tests' per-link proxies).
     routes: Arc<HashMap<String, String>>,
+    /// Mutual TLS with peers, when the server has a certificate.
+    tls: Option<Arc<Tls>>,
 }
 
 impl Peers {
-    pub fn new(identity: Identity, routes: HashMap<String, String>) -> Peers {
+    pub fn new(
+        identity: Identity,
+        routes: HashMap<String, String>,
+        tls: Option<Arc<Tls>>,
+    ) -> Peers {
         Peers {
             identity,
             channels: Arc::default(),
             routes: Arc::new(routes),
+            tls,
         }
+    }
+
+    /// Drops every cached link, so the next calls dial again (with newly
+    /// read certificates).
+    pub fn forget_connections(&self) {
+        self.channels.lock().clear();
     }
 
     /// The (lazily connected) channel to a peer address.
@@ -70,7 +84,13 @@ impl Peers {
             return Ok(c.clone());
         }
         let dial = self.routes.get(addr).map_or(addr, String::as_str);
-        let c = Endpoint::from_shared(format!("http://{dial}"))?
+        let tls = self.tls.as_ref().and_then(|t| t.peer_client());
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{dial}"))?;
+        if let Some(tls) = tls {
+            endpoint = endpoint.tls_config(tls)?;
+        }
+        let c = endpoint
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(5))

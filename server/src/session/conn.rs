@@ -186,10 +186,13 @@ where
         last_zxid,
     });
     let stall = Duration::from_millis(u64::from(timeout_ms)).max(MIN_STALL);
+    // What the connection proves by itself: its address and, over TLS,
+    // its certificate (ZooKeeper's X509AuthenticationProvider).
     let identities = conn
         .peer
         .map(|p| AuthId::new("ip", &p.ip().to_string()))
         .into_iter()
+        .chain(conn.x509.as_deref().map(|s| AuthId::new("x509", s)))
         .collect();
     let mut s = Session {
         ctx,

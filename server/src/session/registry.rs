@@ -52,6 +52,8 @@ pub struct ConnInfo {
     /// "zk" or "grpc".
     pub protocol: &'static str,
     pub peer: Option<SocketAddr>,
+    /// The subject of the client's TLS certificate: its `x509` identity.
+    pub x509: Option<String>,
     pub established: SystemTime,
     pub session: AtomicU64,
     pub timeout_ms: AtomicU32,
@@ -91,12 +93,14 @@ impl Registry {
         self: &Arc<Self>,
         protocol: &'static str,
         peer: Option<SocketAddr>,
+        x509: Option<String>,
     ) -> Registered {
         let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
         let info = Arc::new(ConnInfo {
             id,
             protocol,
             peer,
+            x509,
             established: SystemTime::now(),
             session: AtomicU64::new(0),
             timeout_ms: AtomicU32::new(0),
@@ -149,8 +153,8 @@ mod tests {
     #[test]
     fn lists_live_connections_and_latency() {
         let r = Arc::new(Registry::default());
-        let a = r.register("zk", None);
-        let b = r.register("grpc", None);
+        let a = r.register("zk", None, None);
+        let b = r.register("grpc", None, None);
         assert_eq!(r.len(), 2);
         r.answered(&a.info, "get_data", Some(Duration::from_millis(2)));
         r.answered(&a.info, "get_data", Some(Duration::from_millis(4)));

@@ -4,3 +4,6 @@
 mod admin;
 /// The `warden` command-line tool.
 mod cli;
+/// TLS on every listener, client certificates, SIGHUP rotation, mutual
+/// TLS between members.
+mod tls;

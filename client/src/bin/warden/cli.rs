@@ -12,6 +12,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use futures::{StreamExt, TryStreamExt};
 use warden_client::path::join;
+use warden_client::tls::TlsArgs;
 use warden_client::{
     Acl, AddWatchMode, Client, ConnectOptions, CreateMode, CreateOptions, Error, ErrorCode, Stat,
 };
@@ -47,6 +48,9 @@ pub struct Cli {
     #[arg(long, global = true, env = "WARDEN_AUTH", value_name = "SCHEME:CREDENTIALS",
           value_parser = warden_client::parse_auth)]
     pub auth: Vec<(String, Vec<u8>)>,
+
+    #[command(flatten)]
+    pub tls: TlsArgs,
 
     #[command(subcommand)]
     pub command: Command,
@@ -279,7 +283,7 @@ impl CliError {
                 ..
             } => format!(
                 "could not connect to any of {} (last error: {last_error}); \
-                 check --servers or WARDEN_SERVERS",
+                 check --servers or WARDEN_SERVERS (and --tls-ca if the servers speak TLS)",
                 tried.join(",")
             ),
             CliError::Connect { error, .. } if error.code() == ErrorCode::AuthFailed => {
@@ -324,16 +328,20 @@ pub async fn run(cli: Cli) -> ExitCode {
 }
 
 async fn execute(cli: Cli) -> Result<(), CliError> {
+    let tls = cli.tls.options()?;
     match cli.command {
-        Command::Status(args) => return crate::status::run(&cli.servers, args.json).await,
-        Command::Member(c) => return crate::member::member(&cli.servers, c).await,
-        Command::Leader(c) => return crate::member::leader(&cli.servers, c).await,
+        Command::Status(args) => {
+            return crate::status::run(&cli.servers, tls.as_ref(), args.json).await
+        }
+        Command::Member(c) => return crate::member::member(&cli.servers, tls.as_ref(), c).await,
+        Command::Leader(c) => return crate::member::leader(&cli.servers, tls.as_ref(), c).await,
         _ => {}
     }
     let options = ConnectOptions {
         session_timeout: Duration::from_millis(cli.timeout_ms),
         client_name: format!("warden-cli/{}", env!("CARGO_PKG_VERSION")),
         auth: cli.auth.clone(),
+        tls,
         ..ConnectOptions::default()
     };
     let client = Client::connect(&cli.servers, options.clone())
@@ -378,9 +386,15 @@ pub async fn dispatch(ctx: &Context, command: Command) -> Result<(), CliError> {
         Command::Bench(args) => Ok(crate::bench::run(&ctx.servers, &ctx.options, args).await?),
         Command::Lock(args) => Err(CliError::Exit(crate::exec::lock(&ctx.client, args).await?)),
         Command::Elect(args) => Err(CliError::Exit(crate::exec::elect(&ctx.client, args).await?)),
-        Command::Status(args) => crate::status::run(&ctx.servers, args.json).await,
-        Command::Member(c) => crate::member::member(&ctx.servers, c).await,
-        Command::Leader(c) => crate::member::leader(&ctx.servers, c).await,
+        Command::Status(args) => {
+            crate::status::run(&ctx.servers, ctx.options.tls.as_ref(), args.json).await
+        }
+        Command::Member(c) => {
+            crate::member::member(&ctx.servers, ctx.options.tls.as_ref(), c).await
+        }
+        Command::Leader(c) => {
+            crate::member::leader(&ctx.servers, ctx.options.tls.as_ref(), c).await
+        }
     }
 }
 

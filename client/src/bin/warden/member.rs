@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use comfy_table::{presets, Table};
+use warden_client::TlsOptions;
 use warden_proto as pb;
 
 use crate::cli::{print_lines, CliError};
@@ -75,10 +76,14 @@ pub struct TransferArgs {
 type AdminClient = pb::warden_client::WardenClient<tonic::transport::Channel>;
 
 /// The first member of --servers that accepts a connection.
-async fn first_member(servers: &str, timeout: Duration) -> Result<AdminClient, CliError> {
+async fn first_member(
+    servers: &str,
+    tls: Option<&TlsOptions>,
+    timeout: Duration,
+) -> Result<AdminClient, CliError> {
     let mut why = Vec::new();
     for h in hosts(servers) {
-        match admin(&h, timeout).await {
+        match admin(&h, timeout, tls).await {
             Ok(c) => return Ok(c),
             Err(e) => why.push(format!("{h}: {e}")),
         }
@@ -95,8 +100,12 @@ fn refused(s: tonic::Status) -> CliError {
     }
 }
 
-pub async fn member(servers: &str, command: MemberCommand) -> Result<(), CliError> {
-    let mut client = first_member(servers, CHANGE_TIMEOUT).await?;
+pub async fn member(
+    servers: &str,
+    tls: Option<&TlsOptions>,
+    command: MemberCommand,
+) -> Result<(), CliError> {
+    let mut client = first_member(servers, tls, CHANGE_TIMEOUT).await?;
     let change = |c| pb::MembershipChange { change: Some(c) };
     use pb::membership_change::Change;
     let (reply, json) = match command {
@@ -126,9 +135,13 @@ pub async fn member(servers: &str, command: MemberCommand) -> Result<(), CliErro
     print_members(&reply, json)
 }
 
-pub async fn leader(servers: &str, command: LeaderCommand) -> Result<(), CliError> {
+pub async fn leader(
+    servers: &str,
+    tls: Option<&TlsOptions>,
+    command: LeaderCommand,
+) -> Result<(), CliError> {
     let LeaderCommand::Transfer(args) = command;
-    let mut client = first_member(servers, CHANGE_TIMEOUT).await?;
+    let mut client = first_member(servers, tls, CHANGE_TIMEOUT).await?;
     let reply = client
         .transfer_leader(pb::TransferLeaderRequest {
             to: args.to.unwrap_or(0),

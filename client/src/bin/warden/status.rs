@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use comfy_table::{presets, Table};
+use warden_client::TlsOptions;
 use warden_proto as pb;
 
 use crate::cli::CliError;
@@ -25,8 +26,9 @@ pub fn hosts(servers: &str) -> Vec<String> {
 pub async fn admin(
     host: &str,
     timeout: Duration,
+    tls: Option<&TlsOptions>,
 ) -> Result<pb::warden_client::WardenClient<tonic::transport::Channel>, String> {
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{host}"))
+    let endpoint = warden_client::tls::endpoint(host, tls)
         .map_err(|e| e.to_string())?
         .connect_timeout(ASK_TIMEOUT)
         .timeout(timeout);
@@ -34,8 +36,8 @@ pub async fn admin(
     Ok(pb::warden_client::WardenClient::new(channel))
 }
 
-async fn ask(host: &str) -> Result<pb::StatusResponse, String> {
-    let mut client = admin(host, ASK_TIMEOUT).await?;
+async fn ask(host: &str, tls: Option<&TlsOptions>) -> Result<pb::StatusResponse, String> {
+    let mut client = admin(host, ASK_TIMEOUT, tls).await?;
     client
         .status(pb::StatusRequest {})
         .await
@@ -44,9 +46,9 @@ async fn ask(host: &str) -> Result<pb::StatusResponse, String> {
 }
 
 /// Prints one row per member asked; fails (exit 2) if none answered.
-pub async fn run(servers: &str, json: bool) -> Result<(), CliError> {
+pub async fn run(servers: &str, tls: Option<&TlsOptions>, json: bool) -> Result<(), CliError> {
     let hosts = hosts(servers);
-    let answers = futures::future::join_all(hosts.iter().map(|h| ask(h))).await;
+    let answers = futures::future::join_all(hosts.iter().map(|h| ask(h, tls))).await;
     if answers.iter().all(Result::is_err) {
         let why = answers
             .iter()
@@ -148,6 +150,9 @@ fn safe_to_stop_one(answers: &[Result<pb::StatusResponse, String>]) -> Result<St
             Ok(s) => up.push(s),
             Err(e) => return Err(format!("a member did not answer: {e}")),
         }
+    }
+    if up.len() == 1 && up[0].role == "standalone" {
+        return Err("a single server: stopping it stops the service".into());
     }
     let Some(leader) = up.iter().find(|s| s.role == "leader") else {
         return Err("no member says it leads".into());

@@ -102,6 +102,8 @@ pub struct ConnArgs {
     #[arg(long, global = true, env = "WARDEN_AUTH", value_name = "SCHEME:CREDENTIALS",
           value_parser = warden_client::parse_auth)]
     auth: Vec<(String, Vec<u8>)>,
+    #[command(flatten)]
+    tls: warden_client::tls::TlsArgs,
 }
 
 /// `warden-scheduler job ...`.
@@ -342,6 +344,10 @@ pub async fn run(args: JobArgs) -> Result<(), CliError> {
         session_timeout: Duration::from_secs(10),
         client_name: format!("warden-scheduler-cli/{}", env!("CARGO_PKG_VERSION")),
         auth: args.conn.auth.clone(),
+        tls: args.conn.tls.options().map_err(|error| CliError::Connect {
+            servers: args.conn.servers.clone(),
+            error,
+        })?,
         ..ConnectOptions::default()
     };
     let client = Client::connect(&args.conn.servers, options)

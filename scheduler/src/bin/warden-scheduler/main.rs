@@ -63,6 +63,8 @@ struct RunArgs {
     #[arg(long, env = "WARDEN_AUTH", value_name = "SCHEME:CREDENTIALS",
           value_parser = warden_client::parse_auth)]
     auth: Vec<(String, Vec<u8>)>,
+    #[command(flatten)]
+    tls: warden_client::tls::TlsArgs,
 }
 
 fn main() {
@@ -111,6 +113,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         session_timeout: Duration::from_millis(args.session_timeout_ms),
         client_name: format!("warden-scheduler/{id}"),
         auth: args.auth.clone(),
+        tls: args.tls.options()?,
         ..ConnectOptions::default()
     };
     let client = Client::connect(&args.servers, opts)

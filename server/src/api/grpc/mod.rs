@@ -33,7 +33,15 @@ impl pb::warden_server::Warden for WardenService {
     ) -> Result<Response<Self::SessionStream>, Status> {
         let (tx, rx) = outq::channel(outq::CAPACITY);
         let ctx = self.ctx.clone();
-        let conn = ctx.conns.register("grpc", request.remote_addr());
+        let remote = request
+            .extensions()
+            .get::<crate::net::accept::Remote>()
+            .cloned();
+        let conn = ctx.conns.register(
+            "grpc",
+            remote.as_ref().map(|r| r.addr),
+            remote.and_then(|r| r.x509),
+        );
         let mut inbound = request.into_inner();
         tokio::spawn(async move {
             let connect = match tokio::time::timeout(HANDSHAKE, inbound.next()).await {

@@ -11,9 +11,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use warden_proto::jute::{self, frame::split_frame, op, xid, DecodeError};
@@ -22,6 +20,7 @@ use warden_proto::vocab::KeeperState;
 use super::codec::{self, Decoded};
 use super::four_letter;
 use crate::error::{Code, ZkError};
+use crate::net::accept::Conn;
 use crate::session::message::{Inbound, Outbound, Reply};
 use crate::session::outq::{self, OutRx};
 use crate::session::{self, Ctx};
@@ -31,6 +30,9 @@ const HANDSHAKE: Duration = Duration::from_secs(30);
 
 /// Requests decoded and not yet taken by the session core.
 const INBOUND: usize = 64;
+
+type OwnedReadHalf = ReadHalf<Conn>;
+type OwnedWriteHalf = WriteHalf<Conn>;
 
 /// Why reading a frame stopped.
 #[derive(Debug, thiserror::Error)]
@@ -84,9 +86,10 @@ fn looks_like_http(head: &[u8]) -> bool {
 }
 
 /// Serves one accepted connection: a four-letter word, or a session.
-pub async fn serve(ctx: Ctx, sock: TcpStream, peer: SocketAddr) {
-    let _ = sock.set_nodelay(true);
-    let (mut rd, mut wr) = sock.into_split();
+pub async fn serve(ctx: Ctx, sock: Conn) {
+    let peer = sock.remote.addr;
+    let x509 = sock.remote.x509.clone();
+    let (mut rd, mut wr) = tokio::io::split(sock);
     let mut buf = BytesMut::with_capacity(8 * 1024);
     match tokio::time::timeout(HANDSHAKE, fill(&mut rd, &mut buf, 4)).await {
         Ok(Ok(())) => {}
@@ -131,7 +134,7 @@ pub async fn serve(ctx: Ctx, sock: TcpStream, peer: SocketAddr) {
     };
     let (in_tx, in_rx) = mpsc::channel(INBOUND);
     let (out_tx, out_rx) = outq::channel(outq::CAPACITY);
-    let reg = ctx.conns.register("zk", Some(peer));
+    let reg = ctx.conns.register("zk", Some(peer), x509);
     tokio::spawn(session::serve(
         ctx.clone(),
         reg,

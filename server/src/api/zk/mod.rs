@@ -14,29 +14,17 @@ pub mod codec;
 pub mod connection;
 pub mod four_letter;
 
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::mpsc;
 
+use crate::net::accept::Conn;
 use crate::session::Ctx;
 
-/// Accepts ZooKeeper-protocol connections until shutdown; each is served
-/// by its own task, so one bad connection never stops the others.
-pub async fn accept_loop(ctx: Ctx, listener: TcpListener, mut stop: watch::Receiver<bool>) {
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = stop.changed() => break,
-        };
-        match accepted {
-            Ok((sock, peer)) => {
-                tracing::debug!(%peer, "zk: connection accepted");
-                tokio::spawn(connection::serve(ctx.clone(), sock, peer));
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "zk: could not accept a connection");
-                // e.g. out of file descriptors: do not spin.
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-        }
+/// Serves accepted ZooKeeper-protocol connections (handshake done, see
+/// `net::accept`) until the accept loop stops; each is served by its own
+/// task, so one bad connection never stops the others.
+pub async fn accept_loop(ctx: Ctx, mut accepted: mpsc::Receiver<Conn>) {
+    while let Some(conn) = accepted.recv().await {
+        tracing::debug!(peer = %conn.remote.addr, "zk: connection accepted");
+        tokio::spawn(connection::serve(ctx.clone(), conn));
     }
 }
