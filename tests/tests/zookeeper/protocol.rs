@@ -4,12 +4,12 @@
 //! protocols, bad input (each case followed by a check that a healthy
 //! session still works), and the four-letter words.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use warden_client::{Client, ConnectOptions, CreateMode};
 use warden_proto::jute::{self, op, MultiResult, Request, Response};
 use warden_tests::zookeeper::{unique_root, Target};
-use warden_tests::{wait_until, ServerProc, STEP};
+use warden_tests::{wait_until, ServerOpts, ServerProc, STEP};
 
 mod zk {
     //! A minimal ZooKeeper client: one TCP connection, requests with
@@ -73,7 +73,15 @@ mod zk {
         addr: &str,
         req: &jute::ConnectRequest,
     ) -> (TcpStream, Option<jute::ConnectResponse>) {
-        let mut s = TcpStream::connect(addr).await.expect("tcp connect");
+        let s = TcpStream::connect(addr).await.expect("tcp connect");
+        handshake_on(s, req).await
+    }
+
+    /// [`handshake`] on a connected socket.
+    pub async fn handshake_on(
+        mut s: TcpStream,
+        req: &jute::ConnectRequest,
+    ) -> (TcpStream, Option<jute::ConnectResponse>) {
         s.write_all(&jute::frame(&req.encode()))
             .await
             .expect("send connect");
@@ -109,7 +117,14 @@ mod zk {
         }
 
         pub async fn open_with(addr: &str, req: &jute::ConnectRequest) -> Zk {
-            let (stream, resp) = handshake(addr, req).await;
+            let s = TcpStream::connect(addr).await.expect("tcp connect");
+            Self::open_on(s, req).await
+        }
+
+        /// A session on a socket already connected (from another local
+        /// address, say).
+        pub async fn open_on(s: TcpStream, req: &jute::ConnectRequest) -> Zk {
+            let (stream, resp) = handshake_on(s, req).await;
             let resp = resp.expect("the server answered the connect request");
             assert!(resp.timeout_ms > 0, "session refused: {resp:?}");
             Zk {
@@ -1423,4 +1438,53 @@ async fn the_acl_table_matches_zookeepers() {
         table, expected,
         "the ACL table differs from ZooKeeper 3.8's (left: this target)"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_per_address_limit_are_refused_and_others_carry_on() {
+    let server = ServerProc::start_with(ServerOpts {
+        extra_args: vec!["--max-connections-per-ip".into(), "3".into()],
+        ..Default::default()
+    });
+    let addr = server.zk_addr();
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        held.push(Zk::open(&addr).await);
+    }
+    // The limit counts both client protocols together.
+    let grpc = warden_tests::connect(&server.addr(), Default::default()).await;
+    let short = ConnectOptions {
+        connect_timeout: Duration::from_secs(2),
+        ..Default::default()
+    };
+    // A fourth connection from the same address is closed at once, on
+    // either protocol.
+    let mut fourth = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    assert!(zk::closed(&mut fourth).await, "the fourth connection stayed open");
+    let refused = Client::connect(&server.addr(), short.clone()).await;
+    assert!(refused.is_err(), "a fourth (gRPC) session");
+    // Another client address is not held back.
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let from_other = sock.connect(addr.parse().unwrap()).await.unwrap();
+    let mut other = Zk::open_on(from_other, &zk::new_session()).await;
+    other.ok(&Request::Ping).await;
+    // The held sessions carry on, and a closed one makes room.
+    for z in &mut held {
+        z.ok(&Request::Exists(pw("/", false))).await;
+    }
+    grpc.create("/still", "", CreateMode::Persistent).await.unwrap();
+    drop(held.pop());
+    let deadline = Instant::now() + STEP;
+    let again = loop {
+        match Client::connect(&server.addr(), short.clone()).await {
+            Ok(c) => break c,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "no room after a close: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    assert!(again.exists("/still").await.unwrap().is_some());
+    assert!(server.log().contains("too many connections from one address"));
 }
