@@ -18,7 +18,7 @@ fn main() -> std::io::Result<()> {
     }];
     let create = CreateRequest {
         path: "/a".into(),
-        data: b"v".to_vec(),
+        data: Some(b"v".to_vec()),
         acl: acl.clone(),
         flags: 0,
         ttl: 0,
@@ -51,7 +51,7 @@ fn main() -> std::io::Result<()> {
         Request::GetData(pw.clone()),
         Request::SetData(SetDataRequest {
             path: "/a".into(),
-            data: b"w".to_vec(),
+            data: Some(b"w".to_vec()),
             version: 0,
         }),
         Request::GetAcl("/a".into()),
@@ -70,7 +70,7 @@ fn main() -> std::io::Result<()> {
             Request::Check(pv.clone()),
             Request::SetData(SetDataRequest {
                 path: "/a".into(),
-                data: vec![],
+                data: None,
                 version: -1,
             }),
             Request::Delete(pv),

@@ -404,7 +404,9 @@ fn tls_files(args: &RunArgs, file: &FileConfig) -> Result<Option<TlsFiles>, Star
                         .into(),
                 ));
             }
-            if args.plain_listen.is_some() || args.plain_zk_listen.is_some() {
+            let plain = args.plain_listen.or(file.plain_listen).is_some()
+                || args.plain_zk_listen.or(file.plain_zk_listen).is_some();
+            if plain {
                 return Err(StartupError::Config(
                     "plain_listen and plain_zk_listen are for a server with TLS on; without tls_cert, listen and zk_listen are plain text already".into(),
                 ));

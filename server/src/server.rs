@@ -407,9 +407,7 @@ pub async fn run_with(
             conns,
         )));
     }
-    let reloader = tls
-        .clone()
-        .map(|t| tokio::spawn(reload_on_sighup(t, peers.clone())));
+    let reloader = Some(tokio::spawn(reload_on_sighup(tls.clone(), peers.clone())));
     tracing::info!(
         client_api = %config.listen,
         zk = %config.zk_listen.map(|a| a.to_string()).unwrap_or_else(|| "disabled".into()),
@@ -476,13 +474,19 @@ pub async fn run_with(
 
 /// Reads the TLS files again on each SIGHUP: new connections (and new
 /// links to peers) use the new certificates; open ones keep theirs.
-async fn reload_on_sighup(tls: Arc<Tls>, peers: Peers) {
+/// Without TLS a SIGHUP is logged and ignored (it does not stop the
+/// server, as it would by default).
+async fn reload_on_sighup(tls: Option<Arc<Tls>>, peers: Peers) {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         tracing::warn!("cannot watch for SIGHUP: TLS certificates are read only at start");
         return;
     };
     while hup.recv().await.is_some() {
+        let Some(tls) = &tls else {
+            tracing::info!("SIGHUP: no TLS certificates to read again; ignored");
+            continue;
+        };
         match tls.reload() {
             Ok(()) => {
                 peers.forget_connections();

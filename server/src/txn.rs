@@ -67,9 +67,22 @@ pub enum Op {
         auth: Vec<crate::acl::AuthId>,
         op: Box<Op>,
     },
+    /// The `Create` or `SetData` inside, with null data (ZooKeeper keeps
+    /// `create(path, null)` apart from empty data; the inner op's data is
+    /// empty). A wrapper, so that log entries written before it still
+    /// decode.
+    NullData(Box<Op>),
 }
 
 impl Op {
+    /// `op` (a `Create` or `SetData`) with null data when `data` is `None`.
+    pub fn with_data(op: impl FnOnce(Vec<u8>) -> Op, data: Option<Vec<u8>>) -> Op {
+        match data {
+            Some(d) => op(d),
+            None => Op::NullData(Box::new(op(Vec::new()))),
+        }
+    }
+
     /// A short name for logs and metrics.
     pub fn name(&self) -> &'static str {
         match self {
@@ -83,6 +96,7 @@ impl Op {
             Op::CloseSession { .. } => "close_session",
             Op::Reap { .. } => "reap",
             Op::Authorized { op, .. } => op.name(),
+            Op::NullData(op) => op.name(),
         }
     }
 
@@ -132,7 +146,8 @@ impl Op {
                         Op::Create { .. }
                         | Op::Delete { .. }
                         | Op::SetData { .. }
-                        | Op::Check { .. } => op.validate()?,
+                        | Op::Check { .. }
+                        | Op::NullData(_) => op.validate()?,
                         other => {
                             return Err(ZkError::bad_arguments(format!(
                                 "a multi may not contain {}",
@@ -147,6 +162,14 @@ impl Op {
             Op::Authorized { op, .. } => match **op {
                 Op::Authorized { .. } => Err(ZkError::bad_arguments("an authorized op in another")),
                 ref op => op.validate(),
+            },
+            Op::NullData(op) => match &**op {
+                Op::Create { data, .. } | Op::SetData { data, .. } if data.is_empty() => {
+                    op.validate()
+                }
+                _ => Err(ZkError::bad_arguments(
+                    "null data goes with one create or setData of no data",
+                )),
             },
         }
     }

@@ -652,6 +652,29 @@ class Checks:
                   "/zookeeper/config's ACL")
         expect_raises(NoAuthError, lambda: c.set("/zookeeper/config", b"x"), "a client writes /zookeeper/config")
 
+    def check_null_data(self):
+        """Null data apart from empty data, as ZooKeeper keeps it:
+        `create(path, None)` and `set(path, None)` read back as None, empty
+        bytes as b"", and a watcher sees None (kazoo's transactions take
+        bytes only)."""
+        c = self.client()
+        r = self.root(c, "null-data")
+        c.create(r + "/null", None)
+        c.create(r + "/empty", b"")
+        expect_eq(c.get(r + "/null")[0], None, "create(path, None) reads back")
+        expect_eq(c.get(r + "/empty")[0], b"", "create(path, b'') reads back")
+        expect_eq(c.get(r + "/null")[1].data_length, 0, "null data's length")
+        c.set(r + "/empty", None)
+        c.set(r + "/null", b"")
+        expect_eq(c.get(r + "/empty")[0], None, "set(path, None) reads back")
+        expect_eq(c.get(r + "/null")[0], b"", "set(path, b'') reads back")
+        c.create(r + "/t-null", None)
+        seen = []
+        c.DataWatch(r + "/t-null", lambda data, stat: seen.append(data))
+        wait_for(lambda: seen == [None], "a DataWatch on null data")
+        c.set(r + "/t-null", b"x")
+        wait_for(lambda: seen == [None, b"x"], "a DataWatch seeing data after null")
+
 
 def settle_one(p):
     if p.release:
@@ -676,6 +699,7 @@ ORDER = [
     "tree_cache",
     "auth",
     "acl_rules",
+    "null_data",
 ]
 
 

@@ -41,6 +41,7 @@ pub fn create_op(path: &str, data: Vec<u8>, mode: i32, ttl_ms: i64) -> pb::reque
         mode,
         ttl_ms,
         acl: vec![],
+        null_data: false,
     })
 }
 

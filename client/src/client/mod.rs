@@ -348,9 +348,22 @@ impl Client {
         mode: CreateMode,
     ) -> Result<String, Error> {
         let (created, _) = self
-            .create_inner(path, data.into(), CreateOptions::new(mode))
+            .create_inner(path, Some(data.into()), CreateOptions::new(mode))
             .await?;
         Ok(created)
+    }
+
+    /// Creates a node whose data is null, not empty (ZooKeeper's
+    /// `create(path, null, ...)`): [`get_data_nullable`](Self::get_data_nullable)
+    /// reads it back as `None`. Returns its path and stat.
+    pub async fn create_null(
+        &self,
+        path: &str,
+        options: CreateOptions,
+    ) -> Result<(String, Stat), Error> {
+        let (created, stat) = self.create_inner(path, None, options).await?;
+        let stat = required_stat(stat, "create")?;
+        Ok((created, stat))
     }
 
     /// Creates a node with a TTL and/or an ACL; returns its path and stat.
@@ -360,7 +373,7 @@ impl Client {
         data: impl Into<Vec<u8>>,
         options: CreateOptions,
     ) -> Result<(String, Stat), Error> {
-        let (created, stat) = self.create_inner(path, data.into(), options).await?;
+        let (created, stat) = self.create_inner(path, Some(data.into()), options).await?;
         let stat = required_stat(stat, "create")?;
         Ok((created, stat))
     }
@@ -401,7 +414,7 @@ impl Client {
                 }
             }
             match self
-                .create_inner(&protected.path, data.clone(), options.clone())
+                .create_inner(&protected.path, Some(data.clone()), options.clone())
                 .await
             {
                 Ok((created, _)) => return Ok(created),
@@ -455,7 +468,7 @@ impl Client {
     async fn create_inner(
         &self,
         path: &str,
-        data: Vec<u8>,
+        data: Option<Vec<u8>>,
         options: CreateOptions,
     ) -> Result<(String, Option<proto::Stat>), Error> {
         if options.mode.is_sequential() {
@@ -474,10 +487,16 @@ impl Client {
         }
     }
 
-    fn create_proto(&self, path: &str, data: Vec<u8>, options: &CreateOptions) -> proto::Create {
+    fn create_proto(
+        &self,
+        path: &str,
+        data: Option<Vec<u8>>,
+        options: &CreateOptions,
+    ) -> proto::Create {
         proto::Create {
             path: self.inner.chroot.to_server(path),
-            data,
+            null_data: data.is_none(),
+            data: data.unwrap_or_default(),
             mode: options.mode.to_proto() as i32,
             ttl_ms: options.ttl_ms(),
             acl: options.acl.iter().cloned().map(proto::Acl::from).collect(),
@@ -505,10 +524,26 @@ impl Client {
         data: impl Into<Vec<u8>>,
         version: Option<i32>,
     ) -> Result<Stat, Error> {
+        self.set_data_inner(path, Some(data.into()), version).await
+    }
+
+    /// Sets a node's data to null, not empty (ZooKeeper's
+    /// `setData(path, null, version)`); otherwise as [`set_data`](Self::set_data).
+    pub async fn set_data_null(&self, path: &str, version: Option<i32>) -> Result<Stat, Error> {
+        self.set_data_inner(path, None, version).await
+    }
+
+    async fn set_data_inner(
+        &self,
+        path: &str,
+        data: Option<Vec<u8>>,
+        version: Option<i32>,
+    ) -> Result<Stat, Error> {
         validate_path(path)?;
         let op = ReqOp::SetData(proto::SetData {
             path: self.inner.chroot.to_server(path),
-            data: data.into(),
+            null_data: data.is_none(),
+            data: data.unwrap_or_default(),
             version,
         });
         match self.call_retrying(path, op).await? {
@@ -574,7 +609,7 @@ impl Client {
                 path,
                 data,
                 options,
-            } => W::Create(self.create_proto(path, data.clone(), options)),
+            } => W::Create(self.create_proto(path, Some(data.clone()), options)),
             Op::Delete { path, version } => W::Delete(proto::Delete {
                 path: chroot.to_server(path),
                 version: *version,
@@ -587,6 +622,7 @@ impl Client {
                 path: chroot.to_server(path),
                 data: data.clone(),
                 version: *version,
+                null_data: false,
             }),
             Op::Check { path, version } => W::Check(proto::Check {
                 path: chroot.to_server(path),
@@ -601,21 +637,31 @@ impl Client {
     /// A node's data and stat.
     pub async fn get_data(&self, path: &str) -> Result<(Vec<u8>, Stat), Error> {
         let (data, stat, ()) = self.get_data_inner(path, || (None, ())).await?;
+        Ok((data.unwrap_or_default(), stat))
+    }
+
+    /// Like [`Client::get_data`], but null data (written by
+    /// [`create_null`](Self::create_null), [`set_data_null`](Self::set_data_null)
+    /// or a ZooKeeper client's `null`) reads as `None`, apart from empty.
+    pub async fn get_data_nullable(&self, path: &str) -> Result<(Option<Vec<u8>>, Stat), Error> {
+        let (data, stat, ()) = self.get_data_inner(path, || (None, ())).await?;
         Ok((data, stat))
     }
 
     /// Like [`Client::get_data`], and sets a one-shot data watch (fires on
     /// `NodeDataChanged` or `NodeDeleted`). No watch is set if the read fails.
     pub async fn get_data_w(&self, path: &str) -> Result<(Vec<u8>, Stat, OneshotWatch), Error> {
-        self.get_data_inner(path, || oneshot_request(OneshotKind::Data, path))
-            .await
+        let (data, stat, watch) = self
+            .get_data_inner(path, || oneshot_request(OneshotKind::Data, path))
+            .await?;
+        Ok((data.unwrap_or_default(), stat, watch))
     }
 
     async fn get_data_inner<T>(
         &self,
         path: &str,
         mut watch: impl FnMut() -> (Option<WatchRequest>, T),
-    ) -> Result<(Vec<u8>, Stat, T), Error> {
+    ) -> Result<(Option<Vec<u8>>, Stat, T), Error> {
         validate_path(path)?;
         let server_path = self.inner.chroot.to_server(path);
         let (result, handle) = self
@@ -629,7 +675,10 @@ impl Client {
             })
             .await?;
         match result {
-            Some(Res::Data(d)) => Ok((d.data, required_stat(d.stat, "get_data")?, handle)),
+            Some(Res::Data(d)) => {
+                let data = (!d.null_data).then_some(d.data);
+                Ok((data, required_stat(d.stat, "get_data")?, handle))
+            }
             other => Err(unexpected("get_data", &other)),
         }
     }

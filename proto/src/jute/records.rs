@@ -115,6 +115,7 @@ primitive_fields! {
     i64 => long(*), long, 8;
     bool => bool(*), bool, 1;
     Vec<u8> => buffer(), buffer, 4;
+    Option<Vec<u8>> => nullable_buffer(), nullable_buffer, 4;
     String => ustring(), ustring, 4;
     Vec<String> => strings(), strings, 4;
 }
@@ -361,7 +362,8 @@ jute_record! {
     #[derive(Debug, Clone, Default, PartialEq, Eq)]
     pub struct CreateRequest {
         pub path: String = "path",
-        pub data: Vec<u8> = "data",
+        /// `None`: null data, which ZooKeeper keeps apart from empty.
+        pub data: Option<Vec<u8>> = "data",
         pub acl: Vec<Acl> = "acl",
         pub flags: i32 = "flags",
         ;
@@ -392,7 +394,7 @@ jute_record! {
     #[derive(Debug, Clone, Default, PartialEq, Eq)]
     pub struct SetDataRequest {
         pub path: String = "path",
-        pub data: Vec<u8> = "data",
+        pub data: Option<Vec<u8>> = "data",
         pub version: i32 = "version",
     }
 }
@@ -697,7 +699,7 @@ pub enum MultiResult {
     Delete,
     SetData(Stat),
     Check,
-    GetData(Vec<u8>, Stat),
+    GetData(Option<Vec<u8>>, Stat),
     GetChildren(Vec<String>),
     /// A failed op (or, in a failed multi, any op): its error code.
     Error(i32),
@@ -727,7 +729,7 @@ pub enum Response {
     Create2(String, Stat),
     /// exists, setData, setACL.
     Stat(Stat),
-    Data(Vec<u8>, Stat),
+    Data(Option<Vec<u8>>, Stat),
     Acl(Vec<Acl>, Stat),
     Children(Vec<String>),
     Children2(Vec<String>, Stat),
@@ -754,7 +756,7 @@ impl Response {
             }
             Response::Stat(s) => s.write(w),
             Response::Data(d, s) => {
-                w.buffer(d);
+                w.nullable_buffer(d);
                 s.write(w);
             }
             Response::Acl(a, s) => {
@@ -785,7 +787,7 @@ impl Response {
                         }
                         MultiResult::SetData(s) => s.write(w),
                         MultiResult::GetData(d, s) => {
-                            w.buffer(d);
+                            w.nullable_buffer(d);
                             s.write(w);
                         }
                         MultiResult::GetChildren(c) => {
@@ -817,7 +819,7 @@ impl Response {
                 Response::Create2(r.ustring("path")?, Stat::read(r)?)
             }
             op::EXISTS | op::SET_DATA | op::SET_ACL => Response::Stat(Stat::read(r)?),
-            op::GET_DATA => Response::Data(r.buffer("data")?, Stat::read(r)?),
+            op::GET_DATA => Response::Data(r.nullable_buffer("data")?, Stat::read(r)?),
             op::GET_ACL => Response::Acl(Field::get(r, "acl")?, Stat::read(r)?),
             op::GET_CHILDREN => Response::Children(r.strings("children")?),
             op::GET_CHILDREN2 => Response::Children2(r.strings("children")?, Stat::read(r)?),
@@ -835,7 +837,9 @@ impl Response {
                         op::DELETE => MultiResult::Delete,
                         op::SET_DATA => MultiResult::SetData(Stat::read(r)?),
                         op::CHECK => MultiResult::Check,
-                        op::GET_DATA => MultiResult::GetData(r.buffer("data")?, Stat::read(r)?),
+                        op::GET_DATA => {
+                            MultiResult::GetData(r.nullable_buffer("data")?, Stat::read(r)?)
+                        }
                         op::GET_CHILDREN => MultiResult::GetChildren(r.strings("children")?),
                         op::ERROR => {
                             let e = r.int("err")?;

@@ -61,7 +61,7 @@ fn connect_request_with_and_without_read_only() {
 fn create_request_bytes_match_zookeeper_layout() {
     let req = Request::Create(CreateRequest {
         path: "/a".into(),
-        data: b"x".to_vec(),
+        data: Some(b"x".to_vec()),
         acl: vec![Acl {
             perms: 31,
             scheme: "world".into(),
@@ -127,7 +127,7 @@ fn replies_round_trip_by_opcode() {
         (op::CREATE, Response::Create("/a".into())),
         (op::CREATE2, Response::Create2("/a".into(), stat(1))),
         (op::EXISTS, Response::Stat(stat(2))),
-        (op::GET_DATA, Response::Data(b"d".to_vec(), stat(3))),
+        (op::GET_DATA, Response::Data(Some(b"d".to_vec()), stat(3))),
         (op::GET_CHILDREN, Response::Children(vec!["a".into()])),
         (op::GET_CHILDREN2, Response::Children2(vec![], stat(4))),
         (op::SYNC, Response::Sync("/".into())),
@@ -145,7 +145,7 @@ fn replies_round_trip_by_opcode() {
         (
             op::MULTI_READ,
             Response::Multi(vec![
-                MultiResult::GetData(vec![1], stat(7)),
+                MultiResult::GetData(Some(vec![1]), stat(7)),
                 MultiResult::GetChildren(vec!["c".into()]),
             ]),
         ),
@@ -205,7 +205,7 @@ fn acl() -> impl Strategy<Value = Acl> {
 fn create() -> impl Strategy<Value = CreateRequest> {
     (
         path(),
-        prop::collection::vec(any::<u8>(), 0..16),
+        prop::option::of(prop::collection::vec(any::<u8>(), 0..16)),
         prop::collection::vec(acl(), 0..3),
         any::<i32>(),
     )
@@ -243,7 +243,7 @@ fn write_op() -> impl Strategy<Value = Request> {
         path_version().prop_map(Request::Check),
         (
             path(),
-            prop::collection::vec(any::<u8>(), 0..16),
+            prop::option::of(prop::collection::vec(any::<u8>(), 0..16)),
             any::<i32>()
         )
             .prop_map(|(path, data, version)| Request::SetData(SetDataRequest {

@@ -98,6 +98,15 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A `buffer` that may be null (znode data: ZooKeeper keeps null
+    /// apart from empty).
+    pub fn nullable_buffer(&mut self, what: &'static str) -> Result<Option<Vec<u8>>, DecodeError> {
+        match self.len(what, 1)? {
+            None => Ok(None),
+            Some(n) => Ok(Some(self.take(n, what)?.to_vec())),
+        }
+    }
+
     /// A `ustring`; null reads as empty.
     pub fn ustring(&mut self, what: &'static str) -> Result<String, DecodeError> {
         match self.len(what, 1)? {
@@ -175,6 +184,14 @@ impl Writer {
         self.len(v.len());
         self.buf.extend_from_slice(v);
         self
+    }
+
+    /// A `buffer`, or null (length -1) for `None`.
+    pub fn nullable_buffer(&mut self, v: &Option<Vec<u8>>) -> &mut Self {
+        match v {
+            Some(b) => self.buffer(b),
+            None => self.int(-1),
+        }
     }
 
     pub fn ustring(&mut self, v: &str) -> &mut Self {

@@ -133,9 +133,40 @@ pub fn load_snapshot(engine: &dyn Engine) -> Result<Option<StoredSnapshot>, Disk
     Ok(Some((meta, stored.data)))
 }
 
-/// The applied state a snapshot holds.
+/// Opens a snapshot's data in the current layout (which keeps null data
+/// apart from empty). Snapshots written before have no marker: their
+/// first bytes are the node count, which is never this.
+const STATE_V2: &[u8; 8] = b"WRDNST02";
+
+/// The applied state as a snapshot holds it.
+pub fn encode_state(st: &SmState) -> Result<Vec<u8>, bincode::Error> {
+    let mut bytes = STATE_V2.to_vec();
+    bincode::serialize_into(&mut bytes, st)?;
+    Ok(bytes)
+}
+
+/// The applied state a snapshot holds, in this layout or the one before.
 pub fn decode_state(bytes: &[u8]) -> Result<SmState, DiskError> {
-    bincode::deserialize(bytes).map_err(|e| undecodable("snapshot data", e))
+    match bytes.strip_prefix(STATE_V2) {
+        Some(v2) => bincode::deserialize(v2).map_err(|e| undecodable("snapshot data", e)),
+        None => {
+            let v1: SmStateV1 =
+                bincode::deserialize(bytes).map_err(|e| undecodable("snapshot data", e))?;
+            Ok(SmState {
+                tree: v1.tree.into(),
+                last_applied: v1.last_applied,
+                membership: v1.membership,
+            })
+        }
+    }
+}
+
+/// [`SmState`] as snapshots before null data were laid out.
+#[derive(serde::Deserialize)]
+struct SmStateV1 {
+    tree: crate::tree::v1::DataTree,
+    last_applied: Option<LogId>,
+    membership: StoredMembership<u64, MemberNode>,
 }
 
 impl StateMachine {
@@ -337,7 +368,7 @@ fn build(
     let started = Instant::now();
     let (bytes, meta) = {
         let st = shared.state.read();
-        let bytes = bincode::serialize(&*st)
+        let bytes = encode_state(&st)
             .map_err(|e| snapshot_err(ErrorVerb::Write, &DiskError::Encode(e.to_string())))?;
         let meta = SnapshotMeta {
             last_log_id: st.last_applied,

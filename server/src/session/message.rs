@@ -159,7 +159,8 @@ pub enum Reply {
     /// The node's Stat, or none if it does not exist.
     Exists(Option<Stat>),
     Data {
-        data: Vec<u8>,
+        /// `None`: the data is null.
+        data: Option<Vec<u8>>,
         stat: Stat,
     },
     Children {

@@ -72,7 +72,7 @@ pub fn get_data(v: &View<'_>, path: &str, watch: bool) -> Result<Reply, ZkError>
         v.watches.add(v.session, WatchKind::Data, path);
     }
     Ok(Reply::Data {
-        data: n.data.clone(),
+        data: (!n.null).then(|| n.data.clone()),
         stat: n.stat,
     })
 }

@@ -23,7 +23,11 @@ pub fn multi(ops: Vec<MultiOp>) -> Result<(Op, Shape), TxnError> {
     for (i, m) in ops.into_iter().enumerate() {
         let op = m.op.and_then(|op| {
             match op {
-                Op::Create { .. } | Op::Delete { .. } | Op::SetData { .. } | Op::Check { .. } => {}
+                Op::Create { .. }
+                | Op::Delete { .. }
+                | Op::SetData { .. }
+                | Op::Check { .. }
+                | Op::NullData(_) => {}
                 other => {
                     return Err(ZkError::bad_arguments(format!(
                         "a multi may not contain {}",
@@ -96,6 +100,7 @@ fn fix_acl(op: Op, auth: &[AuthId]) -> Result<Op, ZkError> {
             path,
             version,
         },
+        Op::NullData(op) => Op::NullData(Box::new(fix_acl(*op, auth)?)),
         other => other,
     })
 }

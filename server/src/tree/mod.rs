@@ -54,7 +54,8 @@ enum Undo {
         path: String,
         stat: Stat,
         seq: i32,
-        data: Option<Vec<u8>>,
+        /// The data and whether it was null.
+        data: Option<(Vec<u8>, bool)>,
         acl: Option<Vec<Acl>>,
         child: Option<ChildChange>,
     },
@@ -68,6 +69,92 @@ enum ChildChange {
 
 /// ZooKeeper's dynamic configuration node.
 pub const CONFIG_PATH: &str = "/zookeeper/config";
+
+/// The tree as snapshots laid it out before null data were kept apart
+/// from empty: read, never written.
+pub mod v1 {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use serde::Deserialize;
+
+    use super::{NodeKind, SessionInfo, Stat};
+    use crate::txn::Acl;
+
+    #[derive(Deserialize)]
+    #[cfg_attr(test, derive(serde::Serialize))]
+    struct Node {
+        data: Vec<u8>,
+        acl: Vec<Acl>,
+        stat: Stat,
+        kind: NodeKind,
+        children: BTreeSet<String>,
+        seq: i32,
+    }
+
+    #[derive(Deserialize)]
+    #[cfg_attr(test, derive(serde::Serialize))]
+    pub struct DataTree {
+        nodes: BTreeMap<String, Node>,
+        sessions: BTreeMap<u64, SessionInfo>,
+        last_zxid: i64,
+    }
+
+    impl From<DataTree> for super::DataTree {
+        fn from(old: DataTree) -> super::DataTree {
+            let mut t = super::DataTree {
+                nodes: old
+                    .nodes
+                    .into_iter()
+                    .map(|(p, n)| {
+                        let node = super::Node {
+                            data: n.data,
+                            acl: n.acl,
+                            stat: n.stat,
+                            kind: n.kind,
+                            children: n.children,
+                            seq: n.seq,
+                            null: false,
+                        };
+                        (p, node)
+                    })
+                    .collect(),
+                sessions: old.sessions,
+                last_zxid: old.last_zxid,
+                ephemerals: BTreeMap::new(),
+                reapable: BTreeSet::new(),
+            };
+            t.rebuild_indexes();
+            t
+        }
+    }
+
+    /// The old layout of a tree with no null data (tests write it).
+    #[cfg(test)]
+    pub fn from_current(t: &super::DataTree) -> DataTree {
+        DataTree {
+            nodes: t
+                .nodes
+                .iter()
+                .map(|(p, n)| {
+                    let node = Node {
+                        data: n.data.clone(),
+                        acl: n.acl.clone(),
+                        stat: n.stat,
+                        kind: n.kind,
+                        children: n.children.clone(),
+                        seq: n.seq,
+                    };
+                    (p.clone(), node)
+                })
+                .collect(),
+            sessions: t.sessions.clone(),
+            last_zxid: t.last_zxid,
+        }
+    }
+}
+
+/// Mixed into the state hash for a node whose data is null.
+const NULL_DATA_MARK: u64 = 0x6e75_6c6c_6461_7461;
 
 /// The replicated state: every znode and every live session.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -111,6 +198,7 @@ impl DataTree {
             kind: NodeKind::Persistent,
             children: children.iter().map(|s| s.to_string()).collect(),
             seq: children.len() as i32,
+            null: false,
         };
         t.nodes.insert("/".into(), mk(&["zookeeper"]));
         t.nodes
@@ -283,6 +371,11 @@ impl DataTree {
             h.u64(kind);
             h.u64(arg);
             h.u64(n.seq as u32 as u64);
+            // Only null data adds to the hash, so histories without any
+            // keep the hash they had before null data was kept apart.
+            if n.null {
+                h.u64(NULL_DATA_MARK);
+            }
             for a in &n.acl {
                 h.u64(a.perms as u64);
                 h.bytes(a.scheme.as_bytes());
@@ -335,6 +428,7 @@ impl DataTree {
         }
         n.stat.data_length = data.len() as i32;
         n.data = data;
+        n.null = false;
         n.stat.version = n.stat.version.wrapping_add(1);
         n.stat.mzxid = zxid;
         fx.events
@@ -361,7 +455,11 @@ impl DataTree {
         let mut outcomes = Vec::with_capacity(ops.len());
         for (i, op) in ops.iter().enumerate() {
             let r = match op {
-                Op::Create { .. } | Op::Delete { .. } | Op::SetData { .. } | Op::Check { .. } => {
+                Op::Create { .. }
+                | Op::Delete { .. }
+                | Op::SetData { .. }
+                | Op::Check { .. }
+                | Op::NullData(_) => {
                     self.apply_op(zxid, txn, op, auth, &mut events, fx, Some(&mut undo))
                 }
                 other => Err(ZkError::bad_arguments(format!(
@@ -419,8 +517,9 @@ impl DataTree {
                 };
                 n.stat = stat;
                 n.seq = seq;
-                if let Some(d) = data {
+                if let Some((d, null)) = data {
                     n.data = d;
+                    n.null = null;
                 }
                 if let Some(a) = acl {
                     n.acl = a;
@@ -466,7 +565,7 @@ impl DataTree {
             path: path.to_string(),
             stat: n.stat,
             seq: n.seq,
-            data: data.then(|| n.data.clone()),
+            data: data.then(|| (n.data.clone(), n.null)),
             acl: acl.then(|| n.acl.clone()),
             child,
         });
@@ -529,6 +628,7 @@ impl DataTree {
                     .ok_or_else(|| ZkError::no_node(path))?;
                 check_version(path, *version, n.stat.version)?;
                 n.data = data.clone();
+                n.null = false;
                 n.stat.version = n.stat.version.wrapping_add(1);
                 n.stat.mzxid = zxid;
                 n.stat.mtime = txn.time_ms;
@@ -559,6 +659,19 @@ impl DataTree {
                 self.permit(auth, path, path, Acl::READ)?;
                 check_version(path, *version, n.stat.version)?;
                 Ok(Outcome::Checked)
+            }
+            Op::NullData(inner) => {
+                op.validate()?;
+                let outcome = self.apply_op(zxid, txn, inner, auth, events, fx, undo)?;
+                let path = match (&**inner, &outcome) {
+                    (Op::Create { .. }, Outcome::Created { path, .. }) => path,
+                    (Op::SetData { path, .. }, _) => path,
+                    _ => return Ok(outcome),
+                };
+                if let Some(n) = self.nodes.get_mut(path) {
+                    n.null = true;
+                }
+                Ok(outcome)
             }
             Op::Multi(_) => Err(ZkError::bad_arguments("a multi may not contain a multi")),
             Op::Authorized { .. } => Err(ZkError::bad_arguments("an authorized op in another")),
@@ -710,6 +823,7 @@ impl DataTree {
                 kind,
                 children: BTreeSet::new(),
                 seq: 0,
+                null: false,
             },
         );
         self.index_add(&path, kind);

@@ -48,4 +48,7 @@ pub struct Node {
     /// children by creations (`n-3` follows `n-0..2` and a delete of `n-2`)
     /// while its Stat's cversion counts creations and deletions.
     pub seq: i32,
+    /// The data is null (ZooKeeper's `create(path, null)` and
+    /// `setData(path, null)`), not empty; `data` is then empty.
+    pub null: bool,
 }

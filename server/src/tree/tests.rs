@@ -308,6 +308,84 @@ fn snapshot_round_trip_keeps_hash_and_indexes() {
     assert_eq!(back.ephemerals_of(9), vec!["/e".to_string()]);
 }
 
+#[test]
+fn a_snapshot_from_before_null_data_reads_back_the_same() {
+    let mut t = T::new();
+    t.open_session(9);
+    t.run(9, 100, create("/e", CreateMode::Ephemeral))
+        .0
+        .unwrap();
+    t.ok(create("/a", CreateMode::Persistent));
+    let old = bincode::serialize(&v1::from_current(&t.tree)).unwrap();
+    let back: DataTree = bincode::deserialize::<v1::DataTree>(&old).unwrap().into();
+    assert_eq!(back.state_hash(), t.tree.state_hash());
+    assert_eq!(back.ephemerals_of(9), vec!["/e".to_string()]);
+}
+
+#[test]
+fn null_data_is_kept_apart_from_empty_data() {
+    let mut t = T::new();
+    let null = |op: Op| Op::NullData(Box::new(op));
+    let empty = |path: &str| Op::Create {
+        path: path.into(),
+        data: vec![],
+        acl: vec![],
+        mode: CreateMode::Persistent,
+        ttl_ms: 0,
+    };
+    let set = |path: &str, data: &[u8]| Op::SetData {
+        path: path.into(),
+        data: data.to_vec(),
+        version: None,
+    };
+    t.ok(empty("/e"));
+    let before = t.tree.state_hash();
+    t.ok(null(empty("/n")));
+    assert!(t.tree.node("/n").unwrap().null);
+    assert!(!t.tree.node("/e").unwrap().null);
+    let mut twin = T::new();
+    twin.ok(empty("/e"));
+    assert_eq!(twin.tree.state_hash(), before);
+    twin.ok(empty("/n"));
+    assert_ne!(
+        twin.tree.state_hash(),
+        t.tree.state_hash(),
+        "null hashes apart"
+    );
+    // setData with data clears it; with null data sets it.
+    t.ok(set("/n", b"x"));
+    assert!(!t.tree.node("/n").unwrap().null);
+    t.ok(null(set("/e", b"")));
+    assert!(t.tree.node("/e").unwrap().null);
+    // A failed multi puts the flag back.
+    let multi = Op::Multi(vec![
+        null(set("/n", b"")),
+        Op::Check {
+            path: "/missing".into(),
+            version: None,
+        },
+    ]);
+    assert_eq!(t.err(0, multi), Code::NoNode);
+    assert!(!t.tree.node("/n").unwrap().null);
+    // Null data must come with no data, around a create or setData only.
+    assert_eq!(t.err(0, null(set("/n", b"x"))), Code::BadArguments);
+    assert_eq!(
+        t.err(
+            0,
+            null(Op::Delete {
+                path: "/n".into(),
+                version: None
+            })
+        ),
+        Code::BadArguments
+    );
+    // Snapshots keep it.
+    let bytes = bincode::serialize(&t.tree).unwrap();
+    let back: DataTree = bincode::deserialize(&bytes).unwrap();
+    assert!(back.node("/e").unwrap().null);
+    assert_eq!(back.state_hash(), t.tree.state_hash());
+}
+
 fn arb_path() -> impl Strategy<Value = String> {
     prop::collection::vec(prop::sample::select(vec!["a", "b", "c"]), 1..4)
         .prop_map(|segs| format!("/{}", segs.join("/")))

@@ -402,6 +402,7 @@ async fn invalid_paths_and_arguments_are_bad_arguments_and_the_session_carries_o
                     path: p(),
                     data: vec![],
                     version: None,
+                    null_data: false,
                 }),
             ),
             (
@@ -493,6 +494,7 @@ async fn invalid_paths_and_arguments_are_bad_arguments_and_the_session_carries_o
                 path: "/ok".into(),
                 data: vec![7; limit + 1],
                 version: None,
+                null_data: false,
             }),
         ),
         (
@@ -503,6 +505,7 @@ async fn invalid_paths_and_arguments_are_bad_arguments_and_the_session_carries_o
                         path: "/ok".into(),
                         data: vec![7; limit + 1],
                         version: None,
+                        null_data: false,
                     })),
                 }],
             }),

@@ -31,6 +31,7 @@ fn raw_create(path: &str, data: Vec<u8>) -> ReqOp {
         mode: pb::CreateMode::Persistent as i32,
         ttl_ms: 0,
         acl: vec![],
+        null_data: false,
     })
 }
 
@@ -252,6 +253,7 @@ async fn ttl_nodes_go_when_unmodified_and_childless() {
             mode: pb::CreateMode::PersistentWithTtl as i32,
             ttl_ms: 0,
             acl: vec![],
+            null_data: false,
         }))
         .await;
     assert_eq!(code_of(&r), ErrorCode::BadArguments);
@@ -525,6 +527,7 @@ async fn invalid_paths_are_refused_by_the_server() {
                 mode: pb::CreateMode::Ephemeral as i32,
                 ttl_ms: 0,
                 acl: vec![],
+                null_data: false,
             }),
             ReqOp::GetData(pb::GetData {
                 path: p.into(),
@@ -534,6 +537,7 @@ async fn invalid_paths_are_refused_by_the_server() {
                 path: p.into(),
                 data: vec![],
                 version: None,
+                null_data: false,
             }),
             ReqOp::Delete(pb::Delete {
                 path: p.into(),
@@ -565,6 +569,7 @@ async fn invalid_paths_are_refused_by_the_server() {
                         mode: pb::CreateMode::Persistent as i32,
                         ttl_ms: 0,
                         acl: vec![],
+                        null_data: false,
                     })),
                 }],
             }),
@@ -606,6 +611,7 @@ async fn data_is_limited_to_one_mebibyte() {
             path: "/big".into(),
             data: vec![8; MIB + 1],
             version: None,
+            null_data: false,
         }))
         .await;
     assert_eq!(code_of(&r), ErrorCode::BadArguments, "{}", r.message);
@@ -616,6 +622,7 @@ async fn data_is_limited_to_one_mebibyte() {
                     path: "/big".into(),
                     data: vec![8; MIB + 1],
                     version: None,
+                    null_data: false,
                 })),
             }],
         }))
@@ -702,6 +709,7 @@ async fn failed_multi_applies_nothing() {
                         mode: pb::CreateMode::Persistent as i32,
                         ttl_ms: 0,
                         acl: vec![],
+                        null_data: false,
                     })),
                 },
                 pb::Op {
@@ -1023,6 +1031,7 @@ async fn a_session_sees_its_own_unanswered_writes() {
         mode: pb::CreateMode::Ephemeral as i32,
         ttl_ms: 0,
         acl: vec![],
+        null_data: false,
     }));
     let mut got = Vec::new();
     while got.len() < 5 {

@@ -54,6 +54,7 @@ fn set_data(path: &str, data: &[u8]) -> ReqOp {
         path: path.into(),
         data: data.to_vec(),
         version: None,
+        null_data: false,
     })
 }
 
@@ -64,6 +65,7 @@ fn create(path: &str) -> ReqOp {
         mode: pb::CreateMode::Persistent as i32,
         ttl_ms: 0,
         acl: vec![],
+        null_data: false,
     })
 }
 

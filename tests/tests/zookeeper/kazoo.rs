@@ -28,7 +28,7 @@ fn kazoo_client_and_recipes() {
         target.log()
     );
     assert!(
-        stdout.contains("all 15 checks passed"),
+        stdout.contains("all 16 checks passed"),
         "unexpected report:\n{stdout}"
     );
 }

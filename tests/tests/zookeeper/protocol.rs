@@ -225,7 +225,7 @@ use zk::Zk;
 fn create(path: &str, data: &[u8], flags: i32) -> jute::CreateRequest {
     jute::CreateRequest {
         path: path.into(),
-        data: data.to_vec(),
+        data: Some(data.to_vec()),
         acl: vec![jute::Acl {
             perms: 31,
             scheme: "world".into(),
@@ -253,7 +253,7 @@ fn pv(path: &str, version: i32) -> jute::PathVersion {
 fn set(path: &str, data: &[u8], version: i32) -> Request {
     Request::SetData(jute::SetDataRequest {
         path: path.into(),
-        data: data.to_vec(),
+        data: Some(data.to_vec()),
         version,
     })
 }
@@ -321,7 +321,7 @@ async fn connect_and_crud() {
     );
     assert_eq!(
         z.ok(&Request::GetData(pw("/a", false))).await,
-        Response::Data(b"one".to_vec(), s)
+        Response::Data(Some(b"one".to_vec()), s)
     );
     let s2 = stat_of(z.ok(&set("/a", b"uno", 0)).await);
     assert_eq!(s2.version, 1);
@@ -396,7 +396,10 @@ async fn connect_and_crud() {
     else {
         panic!("/zookeeper/config exists")
     };
-    assert!(config.is_empty(), "no dynamic configuration");
+    assert!(
+        config.is_some_and(|c| c.is_empty()),
+        "no dynamic configuration"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -506,7 +509,7 @@ async fn multi_and_multi_read() {
     else {
         panic!()
     };
-    assert!(matches!(&reads[0], MultiResult::GetData(d, _) if d == b"2"));
+    assert!(matches!(&reads[0], MultiResult::GetData(d, _) if d.as_deref() == Some(b"2")));
     assert_eq!(reads[1], MultiResult::GetChildren(vec!["x".into()]));
     assert_eq!(reads[2], MultiResult::Error(NO_NODE));
 }
@@ -795,7 +798,7 @@ async fn both_protocols_share_nodes_watches_and_sessions() {
     let Response::Data(d, _) = z.ok(&Request::GetData(pw("/x", true))).await else {
         panic!()
     };
-    assert_eq!(d, b"from grpc");
+    assert_eq!(d.as_deref(), Some(&b"from grpc"[..]));
     g.set_data("/x", "again", None).await.unwrap();
     let e = z.event().await;
     assert_eq!((e.event_type, e.path.as_str()), (3, "/x"));
@@ -855,7 +858,7 @@ async fn healthy(z: &mut Zk, what: &str) {
     let Response::Data(d, _) = z.ok(&Request::GetData(pw(&path, false))).await else {
         panic!("after {what}")
     };
-    assert_eq!(d, what.as_bytes());
+    assert_eq!(d.as_deref(), Some(what.as_bytes()));
 }
 
 async fn raw(addr: &str, bytes: &[u8]) -> tokio::net::TcpStream {
@@ -1205,8 +1208,8 @@ async fn thousands_of_pipelined_requests_are_answered_in_order() {
         last_zxid = header.zxid;
         if let Some(Response::Data(d, _)) = body {
             assert_eq!(
-                d,
-                format!("{}", i - i % 3).as_bytes(),
+                d.as_deref(),
+                Some(format!("{}", i - i % 3).as_bytes()),
                 "reads see earlier writes"
             );
         }
@@ -1293,8 +1296,8 @@ async fn writes_and_close_pipelined_behind_reads_are_answered_in_order() {
         vec![100, 101, 102, 103, 104],
         "every request answered, in order"
     );
-    assert!(matches!(&replies[0].1, Some(Response::Data(d, _)) if d == b"old"));
-    assert!(matches!(&replies[2].1, Some(Response::Data(d, _)) if d == b"new"));
+    assert!(matches!(&replies[0].1, Some(Response::Data(d, _)) if d.as_deref() == Some(b"old")));
+    assert!(matches!(&replies[2].1, Some(Response::Data(d, _)) if d.as_deref() == Some(b"new")));
     assert_eq!(
         replies[3].1,
         Some(Response::Children(vec!["eph".into()])),
@@ -1304,7 +1307,7 @@ async fn writes_and_close_pipelined_behind_reads_are_answered_in_order() {
     let Response::Data(d, _) = c.ok(&Request::GetData(pw("/q", false))).await else {
         panic!()
     };
-    assert_eq!(d, b"new");
+    assert_eq!(d.as_deref(), Some(&b"new"[..]));
     assert_eq!(c.err(&Request::Exists(pw("/q/eph", false))).await, NO_NODE);
 }
 
@@ -1460,7 +1463,10 @@ async fn connections_over_the_per_address_limit_are_refused_and_others_carry_on(
     // A fourth connection from the same address is closed at once, on
     // either protocol.
     let mut fourth = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    assert!(zk::closed(&mut fourth).await, "the fourth connection stayed open");
+    assert!(
+        zk::closed(&mut fourth).await,
+        "the fourth connection stayed open"
+    );
     let refused = Client::connect(&server.addr(), short.clone()).await;
     assert!(refused.is_err(), "a fourth (gRPC) session");
     // Another client address is not held back.
@@ -1473,7 +1479,9 @@ async fn connections_over_the_per_address_limit_are_refused_and_others_carry_on(
     for z in &mut held {
         z.ok(&Request::Exists(pw("/", false))).await;
     }
-    grpc.create("/still", "", CreateMode::Persistent).await.unwrap();
+    grpc.create("/still", "", CreateMode::Persistent)
+        .await
+        .unwrap();
     drop(held.pop());
     let deadline = Instant::now() + STEP;
     let again = loop {
@@ -1486,5 +1494,108 @@ async fn connections_over_the_per_address_limit_are_refused_and_others_carry_on(
         }
     };
     assert!(again.exists("/still").await.unwrap().is_some());
-    assert!(server.log().contains("too many connections from one address"));
+    assert!(server
+        .log()
+        .contains("too many connections from one address"));
+}
+
+/// Null data on the wire: a create and a setData with a null buffer
+/// (length -1), in a multi too, read back as null (not an empty buffer),
+/// through getData and multiRead; empty data stays empty. Same against
+/// ZooKeeper 3.8 (`WARDEN_ZK_REFERENCE`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn null_data_stays_null_on_the_wire() {
+    let target = Target::start();
+    let root = unique_root("null");
+    let mut z = Zk::open(&target.zk_addr()).await;
+    let null = |path: &str| jute::CreateRequest {
+        data: None,
+        ..create(path, b"", 0)
+    };
+    z.ok(&Request::Create(create(&root, b"", 0))).await;
+    z.ok(&Request::Create(null(&format!("{root}/a")))).await;
+    z.ok(&Request::Create(create(&format!("{root}/b"), b"", 0)))
+        .await;
+    z.ok(&Request::Multi(vec![
+        Request::Create(null(&format!("{root}/c"))),
+        Request::SetData(jute::SetDataRequest {
+            path: format!("{root}/b"),
+            data: None,
+            version: -1,
+        }),
+        set(&format!("{root}/a"), b"", -1),
+    ]))
+    .await;
+    let get = |p: &str| Request::GetData(pw(&format!("{root}/{p}"), false));
+    for (node, want) in [("a", Some(vec![])), ("b", None), ("c", None)] {
+        let Response::Data(d, stat) = z.ok(&get(node)).await else {
+            panic!("getData answers data")
+        };
+        assert_eq!(d, want, "{node}");
+        assert_eq!(stat.data_length, 0, "{node}");
+    }
+    let Response::Multi(reads) = z.ok(&Request::MultiRead(vec![get("a"), get("b")])).await else {
+        panic!("multiRead answers a multi")
+    };
+    assert!(matches!(&reads[0], MultiResult::GetData(Some(d), _) if d.is_empty()));
+    assert!(matches!(&reads[1], MultiResult::GetData(None, _)));
+}
+
+/// Null data crosses protocols: written null over either, it reads as
+/// `None` through warden-client's `get_data_nullable` (and as empty
+/// through `get_data`) and as a null buffer over the ZooKeeper protocol;
+/// the `warden` tool prints it as zkCli does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn null_data_reads_the_same_through_every_client() {
+    // Snapshots every few entries: the restart below reads one back.
+    let mut server = ServerProc::start_with(ServerOpts {
+        snapshot_every: Some(4),
+        ..Default::default()
+    });
+    let mut z = Zk::open(&server.zk_addr()).await;
+    let c = warden_tests::connect(&server.addr(), Default::default()).await;
+    z.ok(&Request::Create(jute::CreateRequest {
+        data: None,
+        ..create("/from-zk", b"", 0)
+    }))
+    .await;
+    c.create_null("/from-grpc", Default::default())
+        .await
+        .unwrap();
+    c.create("/empty", "", CreateMode::Persistent)
+        .await
+        .unwrap();
+    for p in ["/from-zk", "/from-grpc"] {
+        assert_eq!(c.get_data_nullable(p).await.unwrap().0, None, "{p}");
+        assert_eq!(c.get_data(p).await.unwrap().0, b"", "{p}");
+        let Response::Data(d, _) = z.ok(&Request::GetData(pw(p, false))).await else {
+            panic!()
+        };
+        assert_eq!(d, None, "{p} over the ZooKeeper protocol");
+    }
+    assert_eq!(c.get_data_nullable("/empty").await.unwrap().0, Some(vec![]));
+    c.set_data_null("/empty", Some(0)).await.unwrap();
+    assert_eq!(c.get_data_nullable("/empty").await.unwrap().0, None);
+    c.set_data("/empty", "", None).await.unwrap();
+    assert_eq!(c.get_data_nullable("/empty").await.unwrap().0, Some(vec![]));
+    let cli = |args: &[&str]| {
+        let out = warden_tests::warden(&server, args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(cli(&["get", "/from-zk"]), "null\n");
+    assert_eq!(cli(&["get", "/empty"]), "\n");
+    cli(&["create", "--null", "/cli-null"]);
+    cli(&["set", "--null", "/empty"]);
+    assert_eq!(c.get_data_nullable("/cli-null").await.unwrap().0, None);
+    assert_eq!(c.get_data_nullable("/empty").await.unwrap().0, None);
+    // Kept by the log and the snapshot across a restart.
+    drop((c, z));
+    server.kill9();
+    server.restart();
+    let c = warden_tests::connect(&server.addr(), Default::default()).await;
+    for p in ["/from-zk", "/from-grpc", "/cli-null", "/empty"] {
+        assert_eq!(c.get_data_nullable(p).await.unwrap().0, None, "{p}");
+    }
+    assert!(server.log().contains("snapshot"), "no snapshot was taken");
 }

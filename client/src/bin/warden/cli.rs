@@ -196,6 +196,9 @@ pub struct CreateArgs {
     /// Time to live in milliseconds: deleted when unmodified and childless that long
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
     pub ttl: Option<u64>,
+    /// Null data, not empty (ZooKeeper's create(path, null); `get` prints `null`)
+    #[arg(long, conflicts_with = "data")]
+    pub null: bool,
     /// The new node's path
     pub path: String,
     /// The new node's data (default: empty)
@@ -205,11 +208,14 @@ pub struct CreateArgs {
 
 #[derive(Debug, Args)]
 pub struct SetArgs {
+    /// Set null data, not empty (ZooKeeper's setData(path, null))
+    #[arg(long, conflicts_with = "data")]
+    pub null: bool,
     /// The node's path
     pub path: String,
     /// The new data
-    #[arg(allow_hyphen_values = true)]
-    pub data: String,
+    #[arg(allow_hyphen_values = true, required_unless_present = "null")]
+    pub data: Option<String>,
     /// Only if the node is at this data version
     #[arg(long, value_name = "V", allow_hyphen_values = true)]
     pub version: Option<i32>,
@@ -453,9 +459,10 @@ async fn next_level(client: &Client, level: Vec<String>) -> Result<Vec<String>, 
 }
 
 async fn get(ctx: &Context, args: PathArg) -> Result<(), CliError> {
-    let (data, _) = ctx.client.get_data(&args.path).await?;
+    let (data, _) = ctx.client.get_data_nullable(&args.path).await?;
     let mut out = io::stdout().lock();
-    out.write_all(&data)?;
+    // Null data prints as zkCli prints it.
+    out.write_all(data.as_deref().unwrap_or(b"null"))?;
     out.write_all(b"\n")?;
     Ok(out.flush()?)
 }
@@ -521,7 +528,9 @@ pub fn create_options(args: &CreateArgs) -> CreateOptions {
 async fn create(ctx: &Context, args: CreateArgs) -> Result<(), CliError> {
     let options = create_options(&args);
     let data = args.data.unwrap_or_default().into_bytes();
-    let created = if options.ttl.is_some() {
+    let created = if args.null {
+        ctx.client.create_null(&args.path, options).await?.0
+    } else if options.ttl.is_some() {
         ctx.client.create_with(&args.path, data, options).await?.0
     } else {
         ctx.client.create(&args.path, data, options.mode).await?
@@ -532,9 +541,14 @@ async fn create(ctx: &Context, args: CreateArgs) -> Result<(), CliError> {
 }
 
 async fn set(ctx: &Context, args: SetArgs) -> Result<(), CliError> {
-    ctx.client
-        .set_data(&args.path, args.data.into_bytes(), args.version)
-        .await?;
+    match args.data {
+        Some(data) if !args.null => {
+            ctx.client
+                .set_data(&args.path, data.into_bytes(), args.version)
+                .await?
+        }
+        _ => ctx.client.set_data_null(&args.path, args.version).await?,
+    };
     Ok(())
 }
 

@@ -59,13 +59,40 @@ fn create(c: pb::Create) -> Result<Op, ZkError> {
         true => Acl::open(),
         false => acl(c.acl),
     };
-    Ok(Op::Create {
-        path: c.path,
-        data: c.data,
-        acl,
-        mode,
-        ttl_ms: c.ttl_ms,
-    })
+    let data = nullable(c.data, c.null_data, &c.path)?;
+    Ok(Op::with_data(
+        |data| Op::Create {
+            path: c.path,
+            data,
+            acl,
+            mode,
+            ttl_ms: c.ttl_ms,
+        },
+        data,
+    ))
+}
+
+/// The data a request carries: `None` when it asks for null data.
+fn nullable(data: Vec<u8>, null: bool, path: &str) -> Result<Option<Vec<u8>>, ZkError> {
+    match (null, data.is_empty()) {
+        (false, _) => Ok(Some(data)),
+        (true, true) => Ok(None),
+        (true, false) => Err(ZkError::bad_arguments(format!(
+            "{path}: null_data with data; send one or the other"
+        ))),
+    }
+}
+
+fn set_data(s: pb::SetData) -> Result<Op, ZkError> {
+    let data = nullable(s.data, s.null_data, &s.path)?;
+    Ok(Op::with_data(
+        |data| Op::SetData {
+            path: s.path,
+            data,
+            version: s.version,
+        },
+        data,
+    ))
 }
 
 fn multi_op(o: pb::Op) -> Result<Op, ZkError> {
@@ -75,11 +102,7 @@ fn multi_op(o: pb::Op) -> Result<Op, ZkError> {
             path: d.path,
             version: d.version,
         }),
-        Some(pb::op::Op::SetData(s)) => Ok(Op::SetData {
-            path: s.path,
-            data: s.data,
-            version: s.version,
-        }),
+        Some(pb::op::Op::SetData(s)) => set_data(s),
         Some(pb::op::Op::Check(c)) => Ok(Op::Check {
             path: c.path,
             version: c.version,
@@ -125,11 +148,7 @@ pub fn request(op: pb::request::Op) -> Request {
             path: d.path,
             version: d.version,
         })),
-        R::SetData(s) => write(Ok(Op::SetData {
-            path: s.path,
-            data: s.data,
-            version: s.version,
-        })),
+        R::SetData(s) => write(set_data(s)),
         R::SetAcl(s) => write(Ok(Op::SetAcl {
             path: s.path,
             acl: acl(s.acl),
@@ -288,10 +307,7 @@ fn result_of(reply: Reply) -> pb::response::Result {
         Reply::Exists(s) => Res::Exists(pb::ExistsResult {
             stat: s.map(pb::Stat::from),
         }),
-        Reply::Data { data, stat: s } => Res::Data(pb::DataResult {
-            data,
-            stat: stat(s),
-        }),
+        Reply::Data { data, stat: s } => Res::Data(data_result(data, s)),
         Reply::Children { children, stat } => Res::Children(pb::ChildrenResult {
             children,
             stat: stat.map(pb::Stat::from),
@@ -349,13 +365,18 @@ fn result_of(reply: Reply) -> pb::response::Result {
     }
 }
 
+fn data_result(data: Option<Vec<u8>>, s: crate::tree::Stat) -> pb::DataResult {
+    pb::DataResult {
+        null_data: data.is_none(),
+        data: data.unwrap_or_default(),
+        stat: stat(s),
+    }
+}
+
 fn read_result(r: Reply) -> Option<pb::read_op_result::Result> {
     use pb::read_op_result::Result as R;
     match r {
-        Reply::Data { data, stat: s } => Some(R::Data(pb::DataResult {
-            data,
-            stat: stat(s),
-        })),
+        Reply::Data { data, stat: s } => Some(R::Data(data_result(data, s))),
         Reply::Children { children, stat } => Some(R::Children(pb::ChildrenResult {
             children,
             stat: stat.map(pb::Stat::from),

@@ -78,15 +78,29 @@ fn create(req: jute::Request) -> Result<(Op, bool), ZkError> {
             .ok_or_else(|| ZkError::bad_arguments(format!("unknown create mode {}", c.flags)))?,
     };
     Ok((
-        Op::Create {
-            path: c.path,
-            data: c.data,
-            acl: c.acl,
-            mode,
-            ttl_ms: c.ttl,
-        },
+        Op::with_data(
+            |data| Op::Create {
+                path: c.path,
+                data,
+                acl: c.acl,
+                mode,
+                ttl_ms: c.ttl,
+            },
+            c.data,
+        ),
         create_stat,
     ))
+}
+
+fn set_data(s: jute::SetDataRequest) -> Op {
+    Op::with_data(
+        |data| Op::SetData {
+            path: s.path,
+            data,
+            version: version(s.version),
+        },
+        s.data,
+    )
 }
 
 /// A write op of a multi.
@@ -104,14 +118,7 @@ fn multi_op(r: jute::Request) -> MultiOp {
             }),
             false,
         ),
-        J::SetData(s) => (
-            Ok(Op::SetData {
-                path: s.path,
-                data: s.data,
-                version: version(s.version),
-            }),
-            false,
-        ),
+        J::SetData(s) => (Ok(set_data(s)), false),
         J::Check(c) => (
             Ok(Op::Check {
                 path: c.path,
@@ -152,11 +159,7 @@ pub fn inbound(xid: i32, req: jute::Request) -> Decoded {
             create_stat: false,
         },
         J::SetData(s) => Request::Write {
-            op: Op::SetData {
-                path: s.path,
-                data: s.data,
-                version: version(s.version),
-            },
+            op: set_data(s),
             create_stat: false,
         },
         J::SetAcl(s) => Request::Write {
