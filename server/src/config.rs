@@ -134,6 +134,11 @@ pub struct RunArgs {
     /// protocols (ZooKeeper's maxClientCnxns); 0 for no limit [default: 60].
     #[arg(long, value_name = "N")]
     pub max_connections_per_ip: Option<usize>,
+    /// Refuse a create or setData that would pass a hard quota limit
+    /// (`setquota -N/-B`) with QuotaExceeded, as ZooKeeper's
+    /// zookeeper.enforceQuota=true; give it to every member.
+    #[arg(long)]
+    pub enforce_quota: bool,
     /// Tests only: acknowledge writes without waiting for fdatasync/fsync,
     /// so the power-loss test can show it notices the difference.
     #[arg(long, hide = true)]
@@ -173,6 +178,7 @@ struct FileConfig {
     plain_listen: Option<SocketAddr>,
     plain_zk_listen: Option<SocketAddr>,
     max_connections_per_ip: Option<usize>,
+    enforce_quota: Option<bool>,
 }
 
 /// The resolved settings the server runs with.
@@ -207,6 +213,8 @@ pub struct Config {
     pub plain_zk_listen: Option<SocketAddr>,
     /// `--max-connections-per-ip`; 0 for no limit.
     pub max_connections_per_ip: usize,
+    /// `--enforce-quota`.
+    pub enforce_quota: bool,
     /// Skip every durability barrier (`--unsafe-no-fsync`, tests only).
     pub unsafe_no_fsync: bool,
     /// Keep everything in memory (`--unsafe-in-memory`, tests only).
@@ -360,6 +368,7 @@ impl Config {
                 .max_connections_per_ip
                 .or(file.max_connections_per_ip)
                 .unwrap_or(60),
+            enforce_quota: args.enforce_quota || file.enforce_quota.unwrap_or(false),
             unsafe_no_fsync: args.unsafe_no_fsync,
             unsafe_in_memory: args.unsafe_in_memory,
             peer_via,

@@ -72,6 +72,11 @@ pub enum Op {
     /// empty). A wrapper, so that log entries written before it still
     /// decode.
     NullData(Box<Op>),
+    /// A client's write (an `Authorized` op) from a member running with
+    /// `--enforce-quota`: hard quota limits refuse it with `QuotaExceeded`
+    /// (ZooKeeper's `zookeeper.enforceQuota`). In the txn, so every member
+    /// decides alike.
+    EnforceQuota(Box<Op>),
 }
 
 impl Op {
@@ -96,7 +101,7 @@ impl Op {
             Op::CloseSession { .. } => "close_session",
             Op::Reap { .. } => "reap",
             Op::Authorized { op, .. } => op.name(),
-            Op::NullData(op) => op.name(),
+            Op::NullData(op) | Op::EnforceQuota(op) => op.name(),
         }
     }
 
@@ -162,6 +167,12 @@ impl Op {
             Op::Authorized { op, .. } => match **op {
                 Op::Authorized { .. } => Err(ZkError::bad_arguments("an authorized op in another")),
                 ref op => op.validate(),
+            },
+            Op::EnforceQuota(op) => match &**op {
+                Op::Authorized { .. } => op.validate(),
+                _ => Err(ZkError::bad_arguments(
+                    "quota enforcement goes around an authorized op",
+                )),
             },
             Op::NullData(op) => match &**op {
                 Op::Create { data, .. } | Op::SetData { data, .. } if data.is_empty() => {

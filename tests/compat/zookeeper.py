@@ -3,7 +3,7 @@
 loopback with its own temporary data folder, for validating the
 compatibility tests and for the benchmark.
 
-    python3 tests/compat/zookeeper.py [--port N] [--data-dir DIR] [--tick-ms MS]
+    python3 tests/compat/zookeeper.py [--port N] [--data-dir DIR] [--tick-ms MS] [--enforce-quota]
 
 Prints `READY 127.0.0.1:PORT DATADIR` once the server answers `ruok`, then
 stays in the foreground until SIGINT/SIGTERM, when it stops the server and
@@ -64,13 +64,15 @@ def classpath(conf_dir):
     return ":".join([conf_dir] + jars + extra)
 
 
-def server_command(conf_dir, cfg, main_class="org.apache.zookeeper.server.ZooKeeperServerMain"):
+def server_command(conf_dir, cfg, main_class="org.apache.zookeeper.server.ZooKeeperServerMain",
+                   props=()):
     """The java command line of a server reading `cfg` (512 MiB heap,
-    warnings only); QuorumPeerMain for an ensemble member."""
+    warnings only, and any extra `-D` properties); QuorumPeerMain for an
+    ensemble member."""
     java = shutil.which("java") or "/usr/bin/java"
-    return [java, "-Xmx512m", "-Dzookeeper.jmx.log4j.disable=true",
-            "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
-            "-cp", classpath(conf_dir), main_class, cfg]
+    return ([java, "-Xmx512m", "-Dzookeeper.jmx.log4j.disable=true",
+             "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn"] + list(props)
+            + ["-cp", classpath(conf_dir), main_class, cfg])
 
 
 def main():
@@ -79,6 +81,8 @@ def main():
     ap.add_argument("--data-dir", help="data folder (default: a new temporary one, removed at exit)")
     ap.add_argument("--tick-ms", type=int, default=2000, help="tickTime (ZooKeeper's default 2000)")
     ap.add_argument("--print-config", action="store_true", help="print zoo.cfg to stderr")
+    ap.add_argument("--enforce-quota", action="store_true",
+                    help="refuse writes past hard quotas (zookeeper.enforceQuota=true), as warden-server --enforce-quota")
     args = ap.parse_args()
 
     port = args.port or free_port()
@@ -101,7 +105,9 @@ def main():
     if args.print_config:
         sys.stderr.write(open(cfg).read())
     log = open(os.path.join(conf_dir, "server.log"), "w")
-    proc = subprocess.Popen(server_command(conf_dir, cfg), stdout=log, stderr=subprocess.STDOUT)
+    props = ["-Dzookeeper.enforceQuota=true"] if args.enforce_quota else []
+    proc = subprocess.Popen(server_command(conf_dir, cfg, props=props), stdout=log,
+                            stderr=subprocess.STDOUT)
 
     def stop(*_):
         proc.terminate()

@@ -362,8 +362,10 @@ impl Session<'_> {
             }
         };
         let (checked, name) = checked;
-        let checked = checked
-            .and_then(|(op, shape)| write::authorize(op, &self.identities).map(|op| (op, shape)));
+        let checked = checked.and_then(|(op, shape)| {
+            write::authorize(op, &self.identities, self.ctx.config.enforce_quota)
+                .map(|op| (op, shape))
+        });
         match (checked, name) {
             (Ok((op, shape)), name) => {
                 if self.ctx.shared.sessions.is_live(self.id) {

@@ -62,7 +62,8 @@ fn multi_failed(i: usize, n: usize, error: ZkError) -> TxnError {
 /// final for this connection (`acl::fixup`: `auth` entries replaced,
 /// entries validated, duplicates removed; `InvalidACL` otherwise), and the
 /// connection's identities attached, for the permission checks at apply.
-pub fn authorize(op: Op, auth: &[AuthId]) -> Result<Op, TxnError> {
+/// With `enforce_quota` (`--enforce-quota`), hard quota limits apply to it.
+pub fn authorize(op: Op, auth: &[AuthId], enforce_quota: bool) -> Result<Op, TxnError> {
     let fixed = match op {
         Op::Multi(ops) => {
             let n = ops.len();
@@ -74,9 +75,13 @@ pub fn authorize(op: Op, auth: &[AuthId]) -> Result<Op, TxnError> {
         }
         op => fix_acl(op, auth)?,
     };
-    Ok(Op::Authorized {
+    let op = Op::Authorized {
         auth: auth.to_vec(),
         op: Box::new(fixed),
+    };
+    Ok(match enforce_quota {
+        true => Op::EnforceQuota(Box::new(op)),
+        false => op,
     })
 }
 

@@ -6,6 +6,7 @@
 
 mod node;
 pub mod path;
+pub mod quota;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -122,6 +123,7 @@ pub mod v1 {
                 last_zxid: old.last_zxid,
                 ephemerals: BTreeMap::new(),
                 reapable: BTreeSet::new(),
+                quotas: BTreeSet::new(),
             };
             t.rebuild_indexes();
             t
@@ -166,6 +168,18 @@ pub struct DataTree {
     ephemerals: BTreeMap<u64, BTreeSet<String>>,
     #[serde(skip)]
     reapable: BTreeSet<String>,
+    /// Subtrees with a quota (`quota`), from their limits nodes.
+    #[serde(skip)]
+    quotas: BTreeSet<String>,
+}
+
+/// Who a write is applied for: the identities whose permissions are
+/// checked (`None`: the server's own ops, unchecked), and whether hard
+/// quota limits refuse it (`--enforce-quota` on the member it came to).
+#[derive(Clone, Copy, Default)]
+struct Who<'a> {
+    auth: Option<&'a [AuthId]>,
+    enforce_quota: bool,
 }
 
 impl Default for DataTree {
@@ -186,6 +200,7 @@ impl DataTree {
             last_zxid: 0,
             ephemerals: BTreeMap::new(),
             reapable: BTreeSet::new(),
+            quotas: BTreeSet::new(),
         };
         let mk = |children: &[&str]| Node {
             data: Vec::new(),
@@ -220,6 +235,7 @@ impl DataTree {
         for (p, k) in entries {
             self.index_add(&p, k);
         }
+        self.rebuild_quotas();
     }
 
     fn index_add(&mut self, path: &str, kind: NodeKind) {
@@ -396,18 +412,26 @@ impl DataTree {
         if zxid > self.last_zxid {
             self.last_zxid = zxid;
         }
-        let (op, auth) = match &txn.op {
+        let (op, enforce_quota) = match &txn.op {
+            Op::EnforceQuota(op) => (&**op, true),
+            op => (op, false),
+        };
+        let (op, auth) = match op {
             Op::Authorized { auth, op } => (&**op, Some(auth.as_slice())),
             op => (op, None),
         };
+        let who = Who {
+            auth,
+            enforce_quota,
+        };
         let result = match op {
-            Op::Multi(ops) => self.apply_multi(zxid, txn, ops, auth, fx),
+            Op::Multi(ops) => self.apply_multi(zxid, txn, ops, who, fx),
             Op::Authorized { .. } => Err(TxnError::from(ZkError::bad_arguments(
                 "an authorized op in another",
             ))),
             op => {
                 let mut events = Vec::new();
-                let r = self.apply_op(zxid, txn, op, auth, &mut events, fx, None);
+                let r = self.apply_op(zxid, txn, op, who, &mut events, fx, None);
                 fx.events.extend(events);
                 r.map_err(TxnError::from)
             }
@@ -447,7 +471,7 @@ impl DataTree {
         zxid: i64,
         txn: &Txn,
         ops: &[Op],
-        auth: Option<&[AuthId]>,
+        who: Who<'_>,
         fx: &mut Effects,
     ) -> Result<Outcome, TxnError> {
         let mut undo = Vec::new();
@@ -460,7 +484,7 @@ impl DataTree {
                 | Op::SetData { .. }
                 | Op::Check { .. }
                 | Op::NullData(_) => {
-                    self.apply_op(zxid, txn, op, auth, &mut events, fx, Some(&mut undo))
+                    self.apply_op(zxid, txn, op, who, &mut events, fx, Some(&mut undo))
                 }
                 other => Err(ZkError::bad_arguments(format!(
                     "a multi may not contain {}",
@@ -473,6 +497,7 @@ impl DataTree {
                     for u in undo.into_iter().rev() {
                         self.restore(u);
                     }
+                    self.rebuild_quotas();
                     let multi = (0..ops.len())
                         .map(|j| match j.cmp(&i) {
                             std::cmp::Ordering::Less => Code::Ok,
@@ -580,11 +605,12 @@ impl DataTree {
         zxid: i64,
         txn: &Txn,
         op: &Op,
-        auth: Option<&[AuthId]>,
+        who: Who<'_>,
         events: &mut Vec<(EventKind, String)>,
         fx: &mut Effects,
         mut undo: Option<&mut Vec<Undo>>,
     ) -> Result<Outcome, ZkError> {
+        let auth = who.auth;
         match op {
             Op::Create {
                 path,
@@ -595,7 +621,7 @@ impl DataTree {
             } => {
                 op.validate()?;
                 let (created, stat) = self.create(
-                    zxid, txn, path, data, acl, *mode, *ttl_ms, auth, events, &mut undo,
+                    zxid, txn, path, data, acl, *mode, *ttl_ms, who, events, &mut undo,
                 )?;
                 Ok(Outcome::Created {
                     path: created,
@@ -621,6 +647,16 @@ impl DataTree {
             } => {
                 op.validate()?;
                 self.permit(auth, path, path, Acl::WRITE)?;
+                let old = self
+                    .nodes
+                    .get(path)
+                    .ok_or_else(|| ZkError::no_node(path))?
+                    .data
+                    .len();
+                let grows = data.len() as i64 - old as i64;
+                if who.enforce_quota {
+                    self.check_quota(path, grows, 0)?;
+                }
                 self.save_fields(&mut undo, path, true, false, None);
                 let n = self
                     .nodes
@@ -635,6 +671,7 @@ impl DataTree {
                 n.stat.data_length = data.len() as i32;
                 let stat = n.stat;
                 events.push((EventKind::DataChanged, path.clone()));
+                self.charge_quota(path, grows, 0, &mut undo);
                 Ok(Outcome::Stat(stat))
             }
             Op::SetAcl { path, acl, version } => {
@@ -662,7 +699,7 @@ impl DataTree {
             }
             Op::NullData(inner) => {
                 op.validate()?;
-                let outcome = self.apply_op(zxid, txn, inner, auth, events, fx, undo)?;
+                let outcome = self.apply_op(zxid, txn, inner, who, events, fx, undo)?;
                 let path = match (&**inner, &outcome) {
                     (Op::Create { .. }, Outcome::Created { path, .. }) => path,
                     (Op::SetData { path, .. }, _) => path,
@@ -674,7 +711,9 @@ impl DataTree {
                 Ok(outcome)
             }
             Op::Multi(_) => Err(ZkError::bad_arguments("a multi may not contain a multi")),
-            Op::Authorized { .. } => Err(ZkError::bad_arguments("an authorized op in another")),
+            Op::Authorized { .. } | Op::EnforceQuota(_) => Err(ZkError::bad_arguments(
+                "an authorized or quota-checked op in another",
+            )),
             Op::CreateSession {
                 session_id,
                 password,
@@ -737,7 +776,7 @@ impl DataTree {
         acl: &[Acl],
         mode: CreateMode,
         ttl_ms: i64,
-        auth: Option<&[AuthId]>,
+        who: Who<'_>,
         events: &mut Vec<(EventKind, String)>,
         undo: &mut Option<&mut Vec<Undo>>,
     ) -> Result<(String, Stat), ZkError> {
@@ -750,7 +789,7 @@ impl DataTree {
             .nodes
             .get(&parent_path)
             .ok_or_else(|| ZkError::no_node(raw_path))?;
-        self.permit(auth, &parent_path, raw_path, Acl::CREATE)?;
+        self.permit(who.auth, &parent_path, raw_path, Acl::CREATE)?;
         let path = if mode.is_sequential() {
             format!("{raw_path}{:010}", parent.seq)
         } else {
@@ -781,6 +820,9 @@ impl DataTree {
         } else {
             NodeKind::Persistent
         };
+        if who.enforce_quota {
+            self.check_quota(&path, data.len() as i64, 1)?;
+        }
         let name = path::name(&path).to_string();
         self.save_fields(
             undo,
@@ -827,6 +869,8 @@ impl DataTree {
             },
         );
         self.index_add(&path, kind);
+        self.quota_node_created(&path, undo);
+        self.charge_quota(&path, data.len() as i64, 1, undo);
         events.push((EventKind::Created, path.clone()));
         events.push((EventKind::ChildrenChanged, parent_path));
         Ok((path, stat))
@@ -851,9 +895,13 @@ impl DataTree {
             Some(ChildChange::Removed(path::name(path).to_string())),
         );
         self.save_node(undo, path);
+        let mut bytes = 0;
         if let Some(n) = self.nodes.remove(path) {
             self.index_remove(path, n.kind);
+            bytes = n.data.len() as i64;
         }
+        self.quota_node_deleted(path);
+        self.charge_quota(path, -bytes, -1, undo);
         if let Some(p) = self.nodes.get_mut(&parent_path) {
             // As ZooKeeper: a delete is a change to the children, so it
             // moves cversion and pzxid (but not `seq`, which counts creations).

@@ -450,3 +450,103 @@ proptest! {
         prop_assert_eq!(replay.tree.state_hash(), t.tree.state_hash());
     }
 }
+
+#[test]
+fn quotas_count_what_a_subtree_holds_and_hard_limits_refuse_when_enforced() {
+    let mut t = T::new();
+    let mk = |path: &str, data: &[u8]| Op::Create {
+        path: path.into(),
+        data: data.to_vec(),
+        acl: vec![],
+        mode: CreateMode::Persistent,
+        ttl_ms: 0,
+    };
+    let enforced = |op: Op| {
+        Op::EnforceQuota(Box::new(Op::Authorized {
+            auth: vec![],
+            op: Box::new(op),
+        }))
+    };
+    let stats = |t: &T| {
+        let n = t.tree.node("/zookeeper/quota/a/zookeeper_stats").unwrap();
+        String::from_utf8(n.data.clone()).unwrap()
+    };
+    t.ok(mk("/a", b"12345"));
+    t.ok(mk("/a/x", b"1"));
+    t.ok(mk("/zookeeper/quota/a", b""));
+    t.ok(mk(
+        "/zookeeper/quota/a/zookeeper_limits",
+        b"count=-1,bytes=-1=;byteHardLimit=10;countHardLimit=4",
+    ));
+    // The client writes zeros; the tree counts what is there (/a, /a/x).
+    t.ok(mk("/zookeeper/quota/a/zookeeper_stats", b"count=0,bytes=0"));
+    assert_eq!(stats(&t), "count=2,bytes=6");
+    let version = t
+        .tree
+        .node("/zookeeper/quota/a/zookeeper_stats")
+        .unwrap()
+        .stat
+        .version;
+    t.ok(enforced(mk("/a/y", b"12")));
+    assert_eq!(stats(&t), "count=3,bytes=8");
+    assert_eq!(
+        t.tree
+            .node("/zookeeper/quota/a/zookeeper_stats")
+            .unwrap()
+            .stat
+            .version,
+        version,
+        "stats change without a new version"
+    );
+    // Bytes: 8 + 3 > 10.
+    let set = |path: &str, data: &[u8]| Op::SetData {
+        path: path.into(),
+        data: data.to_vec(),
+        version: None,
+    };
+    assert_eq!(
+        t.err(0, enforced(set("/a/y", b"12345"))),
+        Code::QuotaExceeded
+    );
+    t.ok(enforced(set("/a/y", b"1234")));
+    assert_eq!(stats(&t), "count=3,bytes=10");
+    // Count: a fourth fits, a fifth does not; not enforced, it does.
+    t.ok(enforced(mk("/a/z", b"")));
+    assert_eq!(t.err(0, enforced(mk("/a/w", b""))), Code::QuotaExceeded);
+    assert!(t.tree.node("/a/w").is_none());
+    t.ok(mk("/a/w", b""));
+    assert_eq!(stats(&t), "count=5,bytes=10");
+    // Outside the subtree nothing is charged.
+    t.ok(enforced(mk("/ab", b"123456789012")));
+    assert_eq!(stats(&t), "count=5,bytes=10");
+    // A failed multi leaves the stats as they were.
+    let multi = Op::Multi(vec![
+        Op::Delete {
+            path: "/a/w".into(),
+            version: None,
+        },
+        Op::Check {
+            path: "/missing".into(),
+            version: None,
+        },
+    ]);
+    assert_eq!(t.err(0, multi), Code::NoNode);
+    assert_eq!(stats(&t), "count=5,bytes=10");
+    t.ok(Op::Delete {
+        path: "/a/w".into(),
+        version: None,
+    });
+    assert_eq!(stats(&t), "count=4,bytes=10");
+    // A snapshot keeps the quota.
+    let bytes = bincode::serialize(&t.tree).unwrap();
+    let mut back: DataTree = bincode::deserialize(&bytes).unwrap();
+    back.rebuild_indexes();
+    assert_eq!(back.quota_of("/a/y").as_deref(), Some("/a"));
+    // Without the limits node there is no quota.
+    t.ok(Op::Delete {
+        path: "/zookeeper/quota/a/zookeeper_limits".into(),
+        version: None,
+    });
+    t.ok(enforced(mk("/a/v", b"123456789")));
+    assert_eq!(stats(&t), "count=4,bytes=10");
+}

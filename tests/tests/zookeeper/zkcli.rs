@@ -204,3 +204,68 @@ fn zkcli_acls_keep_other_users_out() {
         sh.expect("WatchedEvent state:Closed type:None path:null");
     }
 }
+
+/// zkCli's quota commands: `setquota` with hard limits, `listquota`
+/// showing the limits and what the subtree holds, a create past the count
+/// limit and a set past the byte limit refused (`QuotaExceeded`, the
+/// server enforcing quotas: Warden's `--enforce-quota`, ZooKeeper's
+/// `zookeeper.enforceQuota=true` — `tests/compat/zookeeper.py
+/// --enforce-quota` for the reference run), and `delquota` lifting them.
+#[test]
+fn zkcli_quotas_are_kept_and_enforced() {
+    let target = Target::start_with(warden_tests::ServerOpts {
+        extra_args: vec!["--enforce-quota".into()],
+        ..Default::default()
+    });
+    let addr = target.zk_addr();
+    let root = unique_root("zkcli-quota");
+    let mut sh = Shell::start(&addr);
+    sh.expect("WatchedEvent state:SyncConnected type:None path:null");
+    sh.run(&format!("create {root} 12"), &format!("Created {root}\n"));
+    sh.run(
+        &format!("create {root}/a 345"),
+        &format!("Created {root}/a\n"),
+    );
+    // One limit per call, as zkCli takes them; the second adds to the first.
+    sh.send(&format!("setquota -N 3 {root}"));
+    sh.send(&format!("setquota -B 10 {root}"));
+    sh.run(
+        &format!("listquota {root}"),
+        &format!(
+            "Output quota for {root} count=-1,bytes=-1=;byteHardLimit=10;countHardLimit=3\n\
+             Output stat for {root} count=2,bytes=5\n"
+        ),
+    );
+    sh.run(
+        &format!("create {root}/b 6"),
+        &format!("Created {root}/b\n"),
+    );
+    sh.run(
+        &format!("create {root}/c 7"),
+        &format!("Quota has exceeded : {root}/c\n"),
+    );
+    sh.run(
+        &format!("set {root}/b 678901"),
+        &format!("Quota has exceeded : {root}/b\n"),
+    );
+    sh.run(&format!("set {root}/b 6789"), "");
+    sh.run(
+        &format!("listquota {root}"),
+        &format!(
+            "Output quota for {root} count=-1,bytes=-1=;byteHardLimit=10;countHardLimit=3\n\
+             Output stat for {root} count=3,bytes=9\n"
+        ),
+    );
+    sh.send(&format!("delquota {root}"));
+    sh.run(
+        &format!("create {root}/c 7"),
+        &format!("Created {root}/c\n"),
+    );
+    sh.send(&format!("deleteall {root}"));
+    sh.run(
+        &format!("ls {root}"),
+        &format!("Node does not exist: {root}\n"),
+    );
+    sh.send("quit");
+    sh.expect("WatchedEvent state:Closed type:None path:null");
+}
