@@ -18,7 +18,7 @@ use super::{storage_error, LogId, StorageError, TypeConfig};
 use crate::metrics::Metrics;
 use crate::session::SessionTracker;
 use crate::storage::{Engine, StorageError as DiskError};
-use crate::tree::{DataTree, Effects};
+use crate::tree::{effective_acl, DataTree, Effects, EventKind};
 use crate::txn::{zxid, TxnResponse};
 use crate::watch::WatchManager;
 
@@ -241,12 +241,22 @@ where
 {
     let mut st = shared.state.write();
     let mut out = Vec::new();
-    let mut on_effects = |_: &SmState, zxid: i64, fx: Effects| {
+    let mut on_effects = |st: &SmState, zxid: i64, fx: Effects| {
         let now = Instant::now();
         for (id, timeout) in &fx.sessions_opened {
             shared.sessions.opened(*id, *timeout, now);
         }
-        shared.watches.trigger(zxid, &fx.events);
+        shared
+            .watches
+            .trigger(zxid, &fx.events, |kind, p| match kind {
+                EventKind::Deleted => fx
+                    .gone
+                    .iter()
+                    .rev()
+                    .find(|(g, _)| g == p)
+                    .map(|(_, acl)| acl.as_slice()),
+                _ => st.tree.node(p).map(|n| effective_acl(p, n)),
+            });
         for id in &fx.sessions_closed {
             shared.sessions.closed(*id);
             shared.watches.session_closed(*id);

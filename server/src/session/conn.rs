@@ -40,6 +40,7 @@ use crate::acl::{self, AuthId};
 use crate::error::{Code, ZkError};
 use crate::metrics::Metrics;
 use crate::raft::proposer::{Proposer, WriteReceiver};
+use crate::txn::Acl;
 use crate::txn::{Op, TxnError};
 use crate::watch::{EventSink, WatchEventType};
 
@@ -59,13 +60,26 @@ const TURN_WAIT: Duration = Duration::from_secs(10);
 /// The session's event sink: the connection's outgoing queue.
 struct Sink {
     out: Out,
+    /// Who the connection is (kept in step with the session's
+    /// identities): an event for a node it may not READ is held back.
+    identities: parking_lot::RwLock<Vec<AuthId>>,
     /// The client sent closeSession: its end is not news to it.
     closing: AtomicBool,
     ended: Notify,
 }
 
 impl EventSink for Sink {
-    fn event(&self, zxid: i64, kind: WatchEventType, path: &str) {
+    fn event(&self, zxid: i64, kind: WatchEventType, path: &str, acl: Option<&[Acl]>) {
+        if let Some(acl) = acl {
+            if acl::check(path, acl, &self.identities.read(), Acl::READ).is_err() {
+                tracing::debug!(
+                    path,
+                    ?kind,
+                    "watch event held back: the connection may not read the node"
+                );
+                return;
+            }
+        }
         let _ = self.out.send(Outbound::Event {
             zxid,
             kind,
@@ -133,6 +147,8 @@ struct Session<'a> {
     waiting: Option<(Waiting, &'static str, Instant)>,
     /// Who the connection has authenticated as (whoAmI).
     identities: Vec<AuthId>,
+    /// Its event sink, which filters events by the same identities.
+    sink: Arc<Sink>,
     /// `addauth` failed: the connection takes no more requests and closes
     /// once it has answered (as ZooKeeper does).
     auth_failed: bool,
@@ -151,7 +167,16 @@ where
         password,
         timeout_ms,
     } = opened;
+    // What the connection proves by itself: its address and, over TLS,
+    // its certificate (ZooKeeper's X509AuthenticationProvider).
+    let identities: Vec<AuthId> = conn
+        .peer
+        .map(|p| AuthId::new("ip", &p.ip().to_string()))
+        .into_iter()
+        .chain(conn.x509.as_deref().map(|s| AuthId::new("x509", s)))
+        .collect();
     let sink = Arc::new(Sink {
+        identities: parking_lot::RwLock::new(identities.clone()),
         out: out.clone(),
         closing: AtomicBool::new(false),
         ended: Notify::new(),
@@ -186,14 +211,6 @@ where
         last_zxid,
     });
     let stall = Duration::from_millis(u64::from(timeout_ms)).max(MIN_STALL);
-    // What the connection proves by itself: its address and, over TLS,
-    // its certificate (ZooKeeper's X509AuthenticationProvider).
-    let identities = conn
-        .peer
-        .map(|p| AuthId::new("ip", &p.ip().to_string()))
-        .into_iter()
-        .chain(conn.x509.as_deref().map(|s| AuthId::new("x509", s)))
-        .collect();
     let mut s = Session {
         ctx,
         conn,
@@ -202,6 +219,7 @@ where
         queue: Queue::default(),
         waiting: None,
         identities,
+        sink: sink.clone(),
         auth_failed: false,
         client_closed: false,
         out,
@@ -341,6 +359,7 @@ impl Session<'_> {
                                 self.identities.push(id);
                             }
                         }
+                        *self.sink.identities.write() = self.identities.clone();
                         self.ready(xid, Ok(Reply::Authenticated), "auth");
                     }
                     Err(e) => {

@@ -38,6 +38,10 @@ pub struct SessionInfo {
 #[derive(Debug, Default)]
 pub struct Effects {
     pub events: Vec<(EventKind, String)>,
+    /// The ACLs of the nodes deleted, moved out with them: a watch event
+    /// reaches only connections that may READ its node, and a deleted
+    /// node is gone from the tree when watches fire.
+    pub gone: Vec<(String, Vec<Acl>)>,
     pub sessions_opened: Vec<(u64, u32)>,
     pub sessions_closed: Vec<u64>,
 }
@@ -637,7 +641,7 @@ impl DataTree {
                 if !n.children.is_empty() {
                     return Err(ZkError::new(Code::NotEmpty, path.clone()));
                 }
-                self.delete_node(zxid, path, events, &mut undo);
+                self.delete_node(zxid, path, events, &mut fx.gone, &mut undo);
                 Ok(Outcome::Deleted)
             }
             Op::SetData {
@@ -747,7 +751,7 @@ impl DataTree {
                     ));
                 }
                 for p in self.ephemerals_of(*session_id) {
-                    self.delete_node(zxid, &p, events, &mut undo);
+                    self.delete_node(zxid, &p, events, &mut fx.gone, &mut undo);
                 }
                 self.ephemerals.remove(session_id);
                 fx.sessions_closed.push(*session_id);
@@ -757,7 +761,7 @@ impl DataTree {
                 let mut deleted = Vec::new();
                 for p in paths {
                     if self.is_reapable(p, txn.time_ms) {
-                        self.delete_node(zxid, p, events, &mut undo);
+                        self.delete_node(zxid, p, events, &mut fx.gone, &mut undo);
                         deleted.push(p.clone());
                     }
                 }
@@ -882,6 +886,7 @@ impl DataTree {
         zxid: i64,
         path: &str,
         events: &mut Vec<(EventKind, String)>,
+        gone: &mut Vec<(String, Vec<Acl>)>,
         undo: &mut Option<&mut Vec<Undo>>,
     ) {
         let Some(parent_path) = path::parent(path).map(str::to_string) else {
@@ -899,6 +904,7 @@ impl DataTree {
         if let Some(n) = self.nodes.remove(path) {
             self.index_remove(path, n.kind);
             bytes = n.data.len() as i64;
+            gone.push((path.to_string(), n.acl));
         }
         self.quota_node_deleted(path);
         self.charge_quota(path, -bytes, -1, undo);

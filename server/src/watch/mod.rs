@@ -13,6 +13,7 @@ use parking_lot::Mutex;
 
 use crate::error::Code;
 use crate::tree::{path, DataTree, EventKind};
+use crate::txn::Acl;
 
 /// The event types a client sees, with ZooKeeper's numbers (apply fires
 /// the four node events; the `*WatchRemoved` ones are the client's own).
@@ -21,8 +22,11 @@ pub use warden_proto::vocab::EventType as WatchEventType;
 /// Where a session's events go: the connection serving it. Implemented by
 /// each protocol adapter so events share the stream (and order) of responses.
 pub trait EventSink: Send + Sync {
-    /// Queues a watch event. Must not block: it is called under the tree lock.
-    fn event(&self, zxid: i64, kind: WatchEventType, path: &str);
+    /// Queues a watch event. Must not block: it is called under the tree
+    /// lock. `acl`: the node's ACL, when the event is to reach only a
+    /// connection that may READ the node (ZooKeeper 3.8.4+); `None` for
+    /// events that are not filtered (those setWatches fires).
+    fn event(&self, zxid: i64, kind: WatchEventType, path: &str, acl: Option<&[Acl]>);
     /// The session ended (closed, expired, or moved to another connection).
     fn session_ended(&self, code: Code);
     /// Drop the connection but keep the session: its client reconnects and
@@ -250,7 +254,14 @@ impl WatchManager {
 
     /// Routes apply's changes to watchers, ZooKeeper's way. Called under the
     /// tree's write lock so events precede any later read's response.
-    pub fn trigger(&self, zxid: i64, changes: &[(EventKind, String)]) {
+    /// `acl_of`: the ACL of a changed node (a deleted one's as it was), to
+    /// hold back events from connections that may not READ it.
+    pub fn trigger<'a>(
+        &self,
+        zxid: i64,
+        changes: &[(EventKind, String)],
+        acl_of: impl Fn(EventKind, &str) -> Option<&'a [Acl]>,
+    ) {
         if changes.is_empty() {
             return;
         }
@@ -294,11 +305,15 @@ impl WatchManager {
                     cur = path::parent(a);
                 }
             }
+            if targets.is_empty() {
+                continue;
+            }
+            let acl = acl_of(*kind, p);
             let mut targets: Vec<u64> = targets.into_iter().collect();
             targets.sort_unstable();
             for s in targets {
                 if let Some(a) = g.sinks.get(&s) {
-                    a.sink.event(zxid, ty, p);
+                    a.sink.event(zxid, ty, p, acl);
                     self.events_sent
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
@@ -323,7 +338,7 @@ impl WatchManager {
             .map(|a| a.sink.clone());
         let fire = |ty, p: &str| {
             if let Some(s) = &sink {
-                s.event(zxid, ty, p);
+                s.event(zxid, ty, p, None);
                 self.events_sent
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
@@ -358,7 +373,7 @@ mod tests {
     #[derive(Default)]
     struct Rec(Mutex<Vec<(WatchEventType, String)>>);
     impl EventSink for Rec {
-        fn event(&self, _zxid: i64, kind: WatchEventType, path: &str) {
+        fn event(&self, _zxid: i64, kind: WatchEventType, path: &str, _acl: Option<&[Acl]>) {
             self.0.lock().push((kind, path.to_string()));
         }
         fn session_ended(&self, _code: Code) {}
@@ -379,8 +394,8 @@ mod tests {
         let (m, a, _) = setup();
         m.add(1, WatchKind::Data, "/x");
         m.add(1, WatchKind::Data, "/x");
-        m.trigger(5, &[(EventKind::DataChanged, "/x".into())]);
-        m.trigger(6, &[(EventKind::DataChanged, "/x".into())]);
+        m.trigger(5, &[(EventKind::DataChanged, "/x".into())], |_, _| None);
+        m.trigger(6, &[(EventKind::DataChanged, "/x".into())], |_, _| None);
         assert_eq!(
             *a.0.lock(),
             vec![(WatchEventType::NodeDataChanged, "/x".into())]
@@ -392,11 +407,11 @@ mod tests {
     fn child_watch_gets_children_changed_and_deleted_only() {
         let (m, a, _) = setup();
         m.add(1, WatchKind::Child, "/p");
-        m.trigger(5, &[(EventKind::DataChanged, "/p".into())]);
+        m.trigger(5, &[(EventKind::DataChanged, "/p".into())], |_, _| None);
         assert!(a.0.lock().is_empty());
-        m.trigger(6, &[(EventKind::ChildrenChanged, "/p".into())]);
+        m.trigger(6, &[(EventKind::ChildrenChanged, "/p".into())], |_, _| None);
         m.add(1, WatchKind::Child, "/p");
-        m.trigger(7, &[(EventKind::Deleted, "/p".into())]);
+        m.trigger(7, &[(EventKind::Deleted, "/p".into())], |_, _| None);
         assert_eq!(
             *a.0.lock(),
             vec![
@@ -416,8 +431,8 @@ mod tests {
             (EventKind::ChildrenChanged, "/p".to_string()),
             (EventKind::DataChanged, "/p".to_string()),
         ];
-        m.trigger(5, &changes);
-        m.trigger(6, &changes);
+        m.trigger(5, &changes, |_, _| None);
+        m.trigger(6, &changes, |_, _| None);
         assert_eq!(a.0.lock().len(), 4, "persistent: children + data, twice");
         assert_eq!(
             b.0.lock().len(),
@@ -439,7 +454,7 @@ mod tests {
         assert_eq!(m.count(), 1, "a stale connection id changes nothing");
         m.detach(1, 1);
         assert_eq!(m.count(), 0);
-        m.trigger(5, &[(EventKind::DataChanged, "/x".into())]);
+        m.trigger(5, &[(EventKind::DataChanged, "/x".into())], |_, _| None);
         assert!(a.0.lock().is_empty());
     }
 }

@@ -1599,3 +1599,59 @@ async fn null_data_reads_the_same_through_every_client() {
     }
     assert!(server.log().contains("snapshot"), "no snapshot was taken");
 }
+
+/// What a watcher may not read it does not hear about (ZooKeeper 3.8.4+,
+/// CVE-2024-23944, in Debian's 3.8.0-11+deb12u2 too): events for a node
+/// whose ACL denies the watching connection READ are not delivered — on a
+/// persistent recursive watch above it, and on an exists watch on it —
+/// while events for readable nodes still are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_events_skip_nodes_the_watcher_cannot_read() {
+    let target = Target::start();
+    let addr = target.zk_addr();
+    let root = unique_root("watch-acl");
+    let mut alice = Zk::open(&addr).await;
+    let (h, _) = alice
+        .call(&Request::Auth(jute::AuthPacket {
+            auth_type: 0,
+            scheme: "digest".into(),
+            auth: b"alice:pw".to_vec(),
+        }))
+        .await;
+    assert_eq!(h.err, 0);
+    alice.ok(&Request::Create(create(&root, b"", 0))).await;
+    let mut anon = Zk::open(&addr).await;
+    anon.ok(&Request::AddWatch(jute::AddWatchRequest {
+        path: root.clone(),
+        mode: 1,
+    }))
+    .await;
+    let secret = format!("{root}/secret");
+    let hidden = format!("{root}/hidden");
+    let open = format!("{root}/open");
+    assert_eq!(anon.err(&Request::Exists(pw(&hidden, true))).await, -101);
+    let alice_only = vec![jute::Acl {
+        perms: 31,
+        scheme: "digest".into(),
+        id: warden_server::digest("alice:pw"),
+    }];
+    for p in [&secret, &hidden] {
+        alice
+            .ok(&Request::Create(jute::CreateRequest {
+                acl: alice_only.clone(),
+                ..create(p, b"x", 0)
+            }))
+            .await;
+    }
+    alice.ok(&set(&secret, b"y", -1)).await;
+    alice.ok(&Request::Delete(pv(&secret, -1))).await;
+    alice.ok(&Request::Create(create(&open, b"x", 0))).await;
+    // Events reach a connection before replies to its later reads.
+    anon.ok(&Request::GetData(pw(&open, false))).await;
+    let seen: Vec<(i32, String)> = anon
+        .events
+        .drain(..)
+        .map(|e| (e.event_type, e.path))
+        .collect();
+    assert_eq!(seen, vec![(1, open.clone())], "NodeCreated {open} only");
+}
