@@ -530,6 +530,58 @@ mod tests {
     }
 
     #[test]
+    fn tls_and_limits_come_from_the_file_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("w.toml");
+        std::fs::write(
+            &f,
+            "tls_cert = \"c.pem\"\ntls_key = \"k.pem\"\ntls_ca = \"ca.pem\"\nplain_zk_listen = \"127.0.0.1:2182\"\nmax_connections_per_ip = 5\nenforce_quota = true\n",
+        )
+        .unwrap();
+        let c = Config::resolve(&RunArgs {
+            config: Some(f.clone()),
+            ..RunArgs::default()
+        })
+        .unwrap();
+        let tls = c.tls.unwrap();
+        assert_eq!(tls.cert, PathBuf::from("c.pem"));
+        assert_eq!(tls.client_auth, ClientAuth::Optional, "a CA means optional");
+        assert_eq!(c.plain_zk_listen, Some("127.0.0.1:2182".parse().unwrap()));
+        assert_eq!(c.max_connections_per_ip, 5);
+        assert!(c.enforce_quota);
+        let d = Config::resolve(&RunArgs::default()).unwrap();
+        assert!(d.tls.is_none() && !d.enforce_quota);
+        assert_eq!(d.max_connections_per_ip, 60);
+        for (text, says) in [
+            ("tls_cert = \"c.pem\"\n", "both tls_cert and tls_key"),
+            ("tls_ca = \"ca.pem\"\n", "need a certificate"),
+            ("plain_listen = \"127.0.0.1:1\"\n", "TLS on"),
+            (
+                "tls_cert = \"c\"\ntls_key = \"k\"\ntls_client_auth = \"maybe\"\n",
+                "none, optional, required",
+            ),
+        ] {
+            std::fs::write(&f, text).unwrap();
+            let e = Config::resolve(&RunArgs {
+                config: Some(f.clone()),
+                ..RunArgs::default()
+            })
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains(says), "{text}: {e}");
+        }
+        std::fs::write(&f, "tls_cert = \"c\"\ntls_key = \"k\"\n").unwrap();
+        let e = Config::resolve(&RunArgs {
+            config: Some(f),
+            peers: Some("1=127.0.0.1:7182,2=127.0.0.1:7282".into()),
+            ..RunArgs::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("give tls_ca"), "{e}");
+    }
+
+    #[test]
     fn peers_parse_and_bad_lists_say_why() {
         let p = parse_peers("1=127.0.0.1:7182, 2=localhost:7282,3=[::1]:7382").unwrap();
         assert_eq!(p.len(), 3);

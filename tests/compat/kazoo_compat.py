@@ -35,7 +35,7 @@ try:
         RolledBackError,
     )
     from kazoo.protocol.states import EventType
-    from kazoo.security import ACL, Id, make_digest_acl
+    from kazoo.security import ACL, CREATOR_ALL_ACL, Id, make_digest_acl, make_digest_acl_credential
     from kazoo.recipe.cache import TreeCache, TreeEvent
 except ImportError as e:  # pragma: no cover - the message is the point
     sys.stderr.write(
@@ -605,7 +605,8 @@ class Checks:
         """Digest auth (addauth, and connect-time auth_data, unicode
         credentials): a node only alice may use is refused to bob and to an
         anonymous client, exists() still answers them; an unknown scheme fails
-        with AuthFailedError."""
+        with AuthFailedError, synchronously or not; makepath stops at a node
+        whose CREATOR_ALL ACL belongs to another user."""
         alice = self.client(auth_data=[("digest", "alice:s\u00e9cret")])
         bob = self.client()
         bob.add_auth("digest", "bob:secret")
@@ -624,6 +625,22 @@ class Checks:
         self.clients.append(bad)
         bad.start(timeout=15)
         expect_raises(AuthFailedError, lambda: bad.add_auth("nosuchscheme", "x"), "addauth with an unknown scheme")
+        # Asynchronously, as kazoo's test_async_auth and test_async_auth_failure.
+        late = self.client()
+        expect(late.add_auth_async("digest", "late:pw").get(timeout=TIMEOUT) is True, "add_auth_async")
+        failing = KazooClient(hosts=self.hosts, timeout=10.0)
+        self.clients.append(failing)
+        failing.start(timeout=15)
+        expect_raises(AuthFailedError, lambda: failing.add_auth_async("nosuchscheme", "x").get(timeout=TIMEOUT),
+                      "add_auth_async with an unknown scheme")
+        # makepath through a node another user's CREATOR_ALL ACL closes, as
+        # kazoo's test_create_makepath_incompatible_acls: the credential is
+        # itself a digest string, used as the password.
+        credential = make_digest_acl_credential("username", "password")
+        owner = self.client(auth_data=[("digest", credential)])
+        owner.create(r + "/1/2", b"val2", makepath=True, acl=CREATOR_ALL_ACL)
+        expect_raises(NoAuthError, lambda: anon.create(r + "/1/2/3/4/5", b"val2", makepath=True),
+                      "makepath through a CREATOR_ALL node of another user")
 
 
     def check_acl_rules(self):
