@@ -31,6 +31,10 @@ use crate::session::Ctx;
 use crate::storage::{DiskEngine, Durability, Engine, MemoryEngine};
 use crate::txn::Op;
 
+/// Concurrent gRPC streams (sessions, admin calls) one client connection
+/// may carry; warden-client opens one connection per session.
+const MAX_STREAMS_PER_CONNECTION: u32 = 16;
+
 async fn bind(
     addr: std::net::SocketAddr,
     what: &'static str,
@@ -115,6 +119,9 @@ pub async fn run_with(
     listeners: Listeners,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StartupError> {
+    // Caught from the start, so a SIGHUP during recovery does not stop
+    // the server (its default action).
+    let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let local = |l: &TcpListener| l.local_addr().map_err(StartupError::Listener);
     config.listen = local(&listeners.client)?;
     config.admin_listen = local(&listeners.admin)?;
@@ -351,6 +358,9 @@ pub async fn run_with(
                 .max_decoding_message_size(8 * 1024 * 1024);
         tokio::spawn(
             tonic::transport::Server::builder()
+                // Each session is a stream; bounded, so one connection
+                // cannot carry sessions past --max-connections-per-ip's point.
+                .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
                 .add_service(svc)
                 .serve_with_incoming_shutdown(accept::stream(conns), async move {
                     let _ = stop.changed().await;
@@ -407,7 +417,11 @@ pub async fn run_with(
             conns,
         )));
     }
-    let reloader = Some(tokio::spawn(reload_on_sighup(tls.clone(), peers.clone())));
+    let reloader = Some(tokio::spawn(reload_on_sighup(
+        hup,
+        tls.clone(),
+        peers.clone(),
+    )));
     tracing::info!(
         client_api = %config.listen,
         zk = %config.zk_listen.map(|a| a.to_string()).unwrap_or_else(|| "disabled".into()),
@@ -476,9 +490,12 @@ pub async fn run_with(
 /// links to peers) use the new certificates; open ones keep theirs.
 /// Without TLS a SIGHUP is logged and ignored (it does not stop the
 /// server, as it would by default).
-async fn reload_on_sighup(tls: Option<Arc<Tls>>, peers: Peers) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+async fn reload_on_sighup(
+    hup: Option<tokio::signal::unix::Signal>,
+    tls: Option<Arc<Tls>>,
+    peers: Peers,
+) {
+    let Some(mut hup) = hup else {
         tracing::warn!("cannot watch for SIGHUP: TLS certificates are read only at start");
         return;
     };

@@ -88,6 +88,17 @@ impl Op {
         }
     }
 
+    /// Bytes of data the op carries, through its wrappers (a client's
+    /// writes come `Authorized`, perhaps inside `EnforceQuota`).
+    pub fn data_len(&self) -> usize {
+        match self {
+            Op::Create { data, .. } | Op::SetData { data, .. } => data.len(),
+            Op::Multi(ops) => ops.iter().map(Op::data_len).sum(),
+            Op::Authorized { op, .. } | Op::NullData(op) | Op::EnforceQuota(op) => op.data_len(),
+            _ => 0,
+        }
+    }
+
     /// A short name for logs and metrics.
     pub fn name(&self) -> &'static str {
         match self {
@@ -224,17 +235,7 @@ pub struct TxnBatch(pub Vec<Txn>);
 impl TxnBatch {
     /// Bytes of data the batch carries, to bound an entry's size.
     pub fn data_len(txn: &Txn) -> usize {
-        match &txn.op {
-            Op::Create { data, .. } | Op::SetData { data, .. } => data.len(),
-            Op::Multi(ops) => ops
-                .iter()
-                .map(|o| match o {
-                    Op::Create { data, .. } | Op::SetData { data, .. } => data.len(),
-                    _ => 0,
-                })
-                .sum(),
-            _ => 0,
-        }
+        txn.op.data_len()
     }
 }
 

@@ -3,7 +3,7 @@
 loopback with its own temporary data folder, for validating the
 compatibility tests and for the benchmark.
 
-    python3 tests/compat/zookeeper.py [--port N] [--data-dir DIR] [--tick-ms MS] [--enforce-quota]
+    python3 tests/compat/zookeeper.py [--port N] [--data-dir DIR] [--tick-ms MS] [--heap SIZE] [--enforce-quota]
 
 Prints `READY 127.0.0.1:PORT DATADIR` once the server answers `ruok`, then
 stays in the foreground until SIGINT/SIGTERM, when it stops the server and
@@ -81,6 +81,7 @@ def main():
     ap.add_argument("--data-dir", help="data folder (default: a new temporary one, removed at exit)")
     ap.add_argument("--tick-ms", type=int, default=2000, help="tickTime (ZooKeeper's default 2000)")
     ap.add_argument("--print-config", action="store_true", help="print zoo.cfg to stderr")
+    ap.add_argument("--heap", default="512m", help="the JVM's -Xmx (default 512m)")
     ap.add_argument("--enforce-quota", action="store_true",
                     help="refuse writes past hard quotas (zookeeper.enforceQuota=true), as warden-server --enforce-quota")
     args = ap.parse_args()
@@ -105,7 +106,10 @@ def main():
     if args.print_config:
         sys.stderr.write(open(cfg).read())
     log = open(os.path.join(conf_dir, "server.log"), "w")
-    props = ["-Dzookeeper.enforceQuota=true"] if args.enforce_quota else []
+    # A later -Xmx wins over server_command's default.
+    props = ["-Xmx" + args.heap]
+    if args.enforce_quota:
+        props.append("-Dzookeeper.enforceQuota=true")
     proc = subprocess.Popen(server_command(conf_dir, cfg, props=props), stdout=log,
                             stderr=subprocess.STDOUT)
 

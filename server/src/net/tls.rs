@@ -253,29 +253,56 @@ fn load(files: &TlsFiles) -> Result<Loaded, TlsError> {
 /// `X500Principal.getName()` writes it (RFC 2253: the last RDN first,
 /// comma-separated), which is the id ZooKeeper's X509AuthenticationProvider
 /// gives a client, so `x509:` ACL entries written for ZooKeeper match.
+///
+/// `None` (no `x509` identity) for a subject with a value in a string type
+/// this cannot read: two such certificates must never share an identity.
 pub fn subject(der: &[u8]) -> Option<String> {
     use x509_parser::prelude::*;
     let (_, cert) = X509Certificate::from_der(der).ok()?;
     let registry = x509_parser::objects::oid_registry();
-    let rdns: Vec<String> = cert
-        .subject()
-        .iter_rdn()
-        .map(|rdn| {
-            rdn.iter()
-                .map(|atv| {
-                    let oid = atv.attr_type();
-                    let name = match x509_parser::objects::oid2abbrev(oid, registry) {
-                        Ok(abbrev) => abbrev.to_string(),
-                        Err(_) => oid.to_id_string(),
-                    };
-                    let value = atv.as_str().map(escape).unwrap_or_default();
-                    format!("{name}={value}")
-                })
-                .collect::<Vec<_>>()
-                .join("+")
-        })
-        .collect();
+    let mut rdns = Vec::new();
+    for rdn in cert.subject().iter_rdn() {
+        let mut parts = Vec::new();
+        for atv in rdn.iter() {
+            let oid = atv.attr_type();
+            let name = match x509_parser::objects::oid2abbrev(oid, registry) {
+                Ok(abbrev) => abbrev.to_string(),
+                Err(_) => oid.to_id_string(),
+            };
+            parts.push(format!("{name}={}", escape(&attribute_text(atv)?)));
+        }
+        rdns.push(parts.join("+"));
+    }
     Some(rdns.into_iter().rev().collect::<Vec<_>>().join(","))
+}
+
+/// An attribute value's text: the UTF-8-compatible string types, and
+/// BMPString (UTF-16) and UniversalString (UTF-32), as Java decodes them.
+fn attribute_text(atv: &x509_parser::x509::AttributeTypeAndValue<'_>) -> Option<String> {
+    use x509_parser::der_parser::asn1_rs::Tag;
+    if let Ok(s) = atv.as_str() {
+        return Some(s.to_string());
+    }
+    let bytes = atv.as_slice();
+    match atv.attr_value().tag() {
+        Tag::BmpString => {
+            let units: Vec<u16> = bytes
+                .chunks_exact(2)
+                .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                .collect();
+            bytes
+                .len()
+                .is_multiple_of(2)
+                .then(|| String::from_utf16(&units).ok())
+                .flatten()
+        }
+        Tag::UniversalString => bytes
+            .chunks_exact(4)
+            .map(|c| char::from_u32(u32::from_be_bytes([c[0], c[1], c[2], c[3]])))
+            .collect::<Option<String>>()
+            .filter(|_| bytes.len().is_multiple_of(4)),
+        _ => None,
+    }
 }
 
 /// RFC 2253's escaping of an attribute value.
@@ -312,6 +339,23 @@ mod tests {
             Some("CN=alice,O=Example\\, Inc,C=US")
         );
         assert_eq!(subject(b"not a certificate"), None);
+        let with_cn = |cn: rcgen::DnValue| {
+            let mut params = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
+            let mut dn = rcgen::DistinguishedName::new();
+            dn.push(rcgen::DnType::CommonName, cn);
+            params.distinguished_name = dn;
+            params.self_signed(&key).unwrap()
+        };
+        let bmp = rcgen::DnValue::BmpString("b\u{f6}b".try_into().unwrap());
+        assert_eq!(subject(with_cn(bmp).der()).as_deref(), Some("CN=b\u{f6}b"));
+        let universal = rcgen::DnValue::UniversalString("\u{1f600}".try_into().unwrap());
+        assert_eq!(
+            subject(with_cn(universal).der()).as_deref(),
+            Some("CN=\u{1f600}")
+        );
+        // A type it cannot read gives no identity rather than a shared one.
+        let teletex = rcgen::DnValue::TeletexString("bob".try_into().unwrap());
+        assert_eq!(subject(with_cn(teletex).der()), None);
     }
 
     #[test]

@@ -19,8 +19,10 @@ use crate::metrics::Metrics;
 use crate::session::SessionTracker;
 use crate::storage::{Engine, StorageError as DiskError};
 use crate::tree::{effective_acl, DataTree, Effects, EventKind};
+use crate::txn::Acl;
 use crate::txn::{zxid, TxnResponse};
 use crate::watch::WatchManager;
+use std::collections::HashMap;
 
 /// The applied state: the tree plus what Raft needs to resume from it.
 #[derive(Default, serde::Serialize, serde::Deserialize)]
@@ -246,17 +248,20 @@ where
         for (id, timeout) in &fx.sessions_opened {
             shared.sessions.opened(*id, *timeout, now);
         }
-        shared
-            .watches
-            .trigger(zxid, &fx.events, |kind, p| match kind {
-                EventKind::Deleted => fx
-                    .gone
-                    .iter()
-                    .rev()
-                    .find(|(g, _)| g == p)
-                    .map(|(_, acl)| acl.as_slice()),
-                _ => st.tree.node(p).map(|n| effective_acl(p, n)),
-            });
+        // A node's ACL when its event fires: from the tree, or as it was
+        // when the txn deleted it (the last deletion of that path wins).
+        let gone: HashMap<&str, &[Acl]> = fx
+            .gone
+            .iter()
+            .map(|(p, acl)| (p.as_str(), acl.as_slice()))
+            .collect();
+        shared.watches.trigger(zxid, &fx.events, |kind, p| {
+            let live = || st.tree.node(p).map(|n| effective_acl(p, n));
+            match kind {
+                EventKind::Deleted => gone.get(p).copied().or_else(live),
+                _ => live().or_else(|| gone.get(p).copied()),
+            }
+        });
         for id in &fx.sessions_closed {
             shared.sessions.closed(*id);
             shared.watches.session_closed(*id);

@@ -130,6 +130,7 @@ pub mod v1 {
                 quotas: BTreeSet::new(),
             };
             t.rebuild_indexes();
+            t.recount_quotas();
             t
         }
     }
@@ -709,7 +710,8 @@ impl DataTree {
                     (Op::SetData { path, .. }, _) => path,
                     _ => return Ok(outcome),
                 };
-                if let Some(n) = self.nodes.get_mut(path) {
+                // (A quota stats node created null is filled in already.)
+                if let Some(n) = self.nodes.get_mut(path).filter(|n| n.data.is_empty()) {
                     n.null = true;
                 }
                 Ok(outcome)

@@ -136,6 +136,24 @@ impl DataTree {
         self.write_stats(path, &stats, undo);
     }
 
+    /// Counts every quota's subtree again into its stats node: for a tree
+    /// from a snapshot written before Warden kept quota stats (whose stats
+    /// nodes hold what the client wrote), so every member starts from the
+    /// subtree's real usage, as ZooKeeper recounts at every load.
+    pub(super) fn recount_quotas(&mut self) {
+        let quotas: Vec<String> = self.quotas.iter().cloned().collect();
+        for subtree in quotas {
+            let at = stats_path(&subtree);
+            if self.nodes.contains_key(&at) {
+                let (count, bytes) = self.usage(&subtree);
+                let mut stats = StatsTrack::default();
+                stats.set("count", count);
+                stats.set("bytes", bytes);
+                self.write_stats(&at, &stats, &mut None);
+            }
+        }
+    }
+
     /// After `path` was deleted: a deleted limits node ends its quota.
     pub(super) fn quota_node_deleted(&mut self, path: &str) {
         if let Some((subtree, LIMITS)) = quota_node(path) {
@@ -169,8 +187,9 @@ impl DataTree {
             return;
         };
         let mut stats = StatsTrack::parse(&n.data);
-        stats.set("count", stats.get("count") + count);
-        stats.set("bytes", stats.get("bytes") + bytes);
+        // Saturating: a client may have written anything there.
+        stats.set("count", stats.get("count").saturating_add(count));
+        stats.set("bytes", stats.get("bytes").saturating_add(bytes));
         self.write_stats(&at, &stats, undo);
     }
 
@@ -194,7 +213,9 @@ impl DataTree {
         else {
             return Ok(());
         };
-        let over = |diff: i64, used: i64, hard: i64| diff != 0 && hard > -1 && used + diff > hard;
+        let over = |diff: i64, used: i64, hard: i64| {
+            diff != 0 && hard > -1 && used.saturating_add(diff) > hard
+        };
         if over(count, used.get("count"), limits.get("countHardLimit"))
             || over(bytes, used.get("bytes"), limits.get("byteHardLimit"))
         {

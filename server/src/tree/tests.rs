@@ -550,3 +550,29 @@ fn quotas_count_what_a_subtree_holds_and_hard_limits_refuse_when_enforced() {
     t.ok(enforced(mk("/a/v", b"123456789")));
     assert_eq!(stats(&t), "count=4,bytes=10");
 }
+
+#[test]
+fn a_snapshot_from_before_quota_stats_is_recounted() {
+    let mut t = T::new();
+    let mk = |path: &str, data: &[u8]| Op::Create {
+        path: path.into(),
+        data: data.to_vec(),
+        acl: vec![],
+        mode: CreateMode::Persistent,
+        ttl_ms: 0,
+    };
+    t.ok(mk("/q", b"abc"));
+    t.ok(mk("/q/x", b"de"));
+    t.ok(mk("/zookeeper/quota/q", b""));
+    t.ok(mk(
+        "/zookeeper/quota/q/zookeeper_limits",
+        b"count=10,bytes=-1",
+    ));
+    t.ok(mk("/zookeeper/quota/q/zookeeper_stats", b""));
+    // As an older Warden left it: what the client wrote, never updated.
+    let stats = "/zookeeper/quota/q/zookeeper_stats";
+    t.tree.nodes.get_mut(stats).unwrap().data = b"count=0,bytes=0".to_vec();
+    let old = bincode::serialize(&v1::from_current(&t.tree)).unwrap();
+    let back: DataTree = bincode::deserialize::<v1::DataTree>(&old).unwrap().into();
+    assert_eq!(back.node(stats).unwrap().data, b"count=2,bytes=5");
+}

@@ -19,6 +19,16 @@ use crate::txn::Acl;
 /// the four node events; the `*WatchRemoved` ones are the client's own).
 pub use warden_proto::vocab::EventType as WatchEventType;
 
+/// The ACL an event is checked against when its node's is not known:
+/// no one may READ it (the super user passes every check).
+static UNKNOWN_ACL: std::sync::LazyLock<Vec<Acl>> = std::sync::LazyLock::new(|| {
+    vec![Acl {
+        perms: 0,
+        scheme: "world".into(),
+        id: "anyone".into(),
+    }]
+});
+
 /// Where a session's events go: the connection serving it. Implemented by
 /// each protocol adapter so events share the stream (and order) of responses.
 pub trait EventSink: Send + Sync {
@@ -255,7 +265,8 @@ impl WatchManager {
     /// Routes apply's changes to watchers, ZooKeeper's way. Called under the
     /// tree's write lock so events precede any later read's response.
     /// `acl_of`: the ACL of a changed node (a deleted one's as it was), to
-    /// hold back events from connections that may not READ it.
+    /// hold back events from connections that may not READ it; an event
+    /// whose node's ACL is unknown reaches no one but the super user.
     pub fn trigger<'a>(
         &self,
         zxid: i64,
@@ -308,7 +319,7 @@ impl WatchManager {
             if targets.is_empty() {
                 continue;
             }
-            let acl = acl_of(*kind, p);
+            let acl = Some(acl_of(*kind, p).unwrap_or(&UNKNOWN_ACL));
             let mut targets: Vec<u64> = targets.into_iter().collect();
             targets.sort_unstable();
             for s in targets {

@@ -65,6 +65,17 @@ struct Opts {
     /// Leave the benchmark's nodes in place at the end.
     #[arg(long)]
     keep: bool,
+    /// Instead of a timed load: create this many nodes of --value-size
+    /// bytes under /zk-populate (1000 per parent), with --sessions ×
+    /// --in-flight creates in flight, print `POPULATED nodes=N secs=S` and
+    /// leave them (the memory, disk and restart rows of bench_scale.py).
+    #[arg(long, value_name = "N")]
+    populate: Option<u64>,
+    /// Instead of a timed load: try to connect and read PATH until it
+    /// works (each attempt given 1 s), then print `PROBE ms=M`, the time
+    /// since this process started (a restarted server's time to first read).
+    #[arg(long, value_name = "PATH")]
+    probe: Option<String>,
 }
 
 /// The kinds of operation measured.
@@ -280,9 +291,91 @@ async fn cleanup(opts: &Opts, root: &str) -> Result<()> {
     Ok(())
 }
 
+/// Nodes per parent when populating.
+const FAN_OUT: u64 = 1000;
+
+/// `--populate N`: N nodes under /zk-populate/pI/nJ, created by
+/// `--sessions` sessions keeping `--in-flight` creates in flight each.
+async fn populate(opts: &Opts, n: u64) -> Result<()> {
+    let started = Instant::now();
+    let client = connect(&opts.servers).await?;
+    let root = "/zk-populate";
+    client
+        .create(root, b"", &persistent())
+        .await
+        .with_context(|| format!("create {root}"))?;
+    for p in 0..n.div_ceil(FAN_OUT) {
+        client
+            .create(&format!("{root}/p{p}"), b"", &persistent())
+            .await
+            .with_context(|| format!("create {root}/p{p}"))?;
+    }
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let value = std::sync::Arc::new(vec![b'v'; opts.value_size]);
+    let mut sessions = Vec::new();
+    for _ in 0..opts.sessions {
+        let client = connect(&opts.servers).await?;
+        for _ in 0..opts.in_flight {
+            let (client, next, value) = (client.clone(), next.clone(), value.clone());
+            sessions.push(tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= n {
+                        return anyhow::Ok(());
+                    }
+                    let path = format!("{root}/p{}/n{}", i / FAN_OUT, i % FAN_OUT);
+                    client
+                        .create(&path, &value, &persistent())
+                        .await
+                        .with_context(|| format!("create {path}"))?;
+                    if i > 0 && i % 100_000 == 0 {
+                        eprintln!("zk_bench: {i} of {n} nodes created");
+                    }
+                }
+            }));
+        }
+    }
+    for s in sessions {
+        s.await.context("populate task")??;
+    }
+    println!(
+        "POPULATED nodes={n} secs={:.1}",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// `--probe PATH`: the time from this process's start to the first read
+/// of PATH that succeeds.
+async fn probe(opts: &Opts, path: &str) -> Result<()> {
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(600);
+    loop {
+        let attempt = tokio::time::timeout(Duration::from_secs(1), async {
+            let client = Client::connect(&opts.servers).await?;
+            client.get_data(path).await.map(|_| ())
+        })
+        .await;
+        if let Ok(Ok(())) = attempt {
+            println!("PROBE ms={}", started.elapsed().as_millis());
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("no successful read of {path} within 600 s");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let opts = Opts::parse();
+    if let Some(n) = opts.populate {
+        return populate(&opts, n).await;
+    }
+    if let Some(path) = &opts.probe {
+        return probe(&opts, path).await;
+    }
     if opts.sessions == 0 || opts.in_flight == 0 || opts.keys == 0 || opts.duration == 0 {
         bail!("--sessions, --in-flight, --keys and --duration must be at least 1");
     }

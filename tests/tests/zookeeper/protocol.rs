@@ -1645,6 +1645,17 @@ async fn watch_events_skip_nodes_the_watcher_cannot_read() {
     }
     alice.ok(&set(&secret, b"y", -1)).await;
     alice.ok(&Request::Delete(pv(&secret, -1))).await;
+    // Gone again within the same multi: still not the watcher's to see.
+    let brief = format!("{root}/brief");
+    alice
+        .ok(&Request::Multi(vec![
+            Request::Create(jute::CreateRequest {
+                acl: alice_only.clone(),
+                ..create(&brief, b"x", 0)
+            }),
+            Request::Delete(pv(&brief, -1)),
+        ]))
+        .await;
     alice.ok(&Request::Create(create(&open, b"x", 0))).await;
     // Events reach a connection before replies to its later reads.
     anon.ok(&Request::GetData(pw(&open, false))).await;
