@@ -36,6 +36,8 @@
 pub(crate) mod acl;
 pub(crate) mod admin;
 pub(crate) mod api;
+#[doc(hidden)]
+pub mod bench;
 pub mod config;
 pub mod error;
 pub(crate) mod metrics;

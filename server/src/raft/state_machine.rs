@@ -253,7 +253,7 @@ where
         let gone: HashMap<&str, &[Acl]> = fx
             .gone
             .iter()
-            .map(|(p, acl)| (p.as_str(), acl.as_slice()))
+            .map(|(p, acl)| (p.as_str(), &acl[..]))
             .collect();
         shared.watches.trigger(zxid, &fx.events, |kind, p| {
             let live = || st.tree.node(p).map(|n| effective_acl(p, n));

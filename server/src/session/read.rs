@@ -72,7 +72,7 @@ pub fn get_data(v: &View<'_>, path: &str, watch: bool) -> Result<Reply, ZkError>
         v.watches.add(v.session, WatchKind::Data, path);
     }
     Ok(Reply::Data {
-        data: (!n.null).then(|| n.data.clone()),
+        data: (!n.null).then(|| n.data.to_vec()),
         stat: n.stat,
     })
 }
@@ -90,7 +90,7 @@ pub fn get_children(
         v.watches.add(v.session, WatchKind::Child, path);
     }
     Ok(Reply::Children {
-        children: n.children.iter().cloned().collect(),
+        children: n.children.iter().map(|c| c.to_string()).collect(),
         stat: with_stat.then_some(n.stat),
     })
 }

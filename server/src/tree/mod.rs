@@ -12,7 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use node::AclCache;
 pub use node::{Node, NodeKind, Stat};
+use std::sync::Arc;
 
 use crate::acl::AuthId;
 use crate::error::{Code, ZkError};
@@ -41,7 +43,7 @@ pub struct Effects {
     /// The ACLs of the nodes deleted, moved out with them: a watch event
     /// reaches only connections that may READ its node, and a deleted
     /// node is gone from the tree when watches fire.
-    pub gone: Vec<(String, Vec<Acl>)>,
+    pub gone: Vec<(String, Arc<[Acl]>)>,
     pub sessions_opened: Vec<(u64, u32)>,
     pub sessions_closed: Vec<u64>,
 }
@@ -60,8 +62,8 @@ enum Undo {
         stat: Stat,
         seq: i32,
         /// The data and whether it was null.
-        data: Option<(Vec<u8>, bool)>,
-        acl: Option<Vec<Acl>>,
+        data: Option<(Box<[u8]>, bool)>,
+        acl: Option<Arc<[Acl]>>,
         child: Option<ChildChange>,
     },
 }
@@ -112,11 +114,11 @@ pub mod v1 {
                     .into_iter()
                     .map(|(p, n)| {
                         let node = super::Node {
-                            data: n.data,
-                            acl: n.acl,
+                            data: n.data.into(),
+                            acl: n.acl.into(),
                             stat: n.stat,
                             kind: n.kind,
-                            children: n.children,
+                            children: n.children.into_iter().map(Into::into).collect(),
                             seq: n.seq,
                             null: false,
                         };
@@ -128,6 +130,7 @@ pub mod v1 {
                 ephemerals: BTreeMap::new(),
                 reapable: BTreeSet::new(),
                 quotas: BTreeSet::new(),
+                acls: Default::default(),
             };
             t.rebuild_indexes();
             t.recount_quotas();
@@ -144,11 +147,11 @@ pub mod v1 {
                 .iter()
                 .map(|(p, n)| {
                     let node = Node {
-                        data: n.data.clone(),
-                        acl: n.acl.clone(),
+                        data: n.data.to_vec(),
+                        acl: n.acl.to_vec(),
                         stat: n.stat,
                         kind: n.kind,
-                        children: n.children.clone(),
+                        children: n.children.iter().map(|c| c.to_string()).collect(),
                         seq: n.seq,
                     };
                     (p.clone(), node)
@@ -176,6 +179,9 @@ pub struct DataTree {
     /// Subtrees with a quota (`quota`), from their limits nodes.
     #[serde(skip)]
     quotas: BTreeSet<String>,
+    /// The distinct ACLs nodes share.
+    #[serde(skip)]
+    acls: AclCache,
 }
 
 /// Who a write is applied for: the identities whose permissions are
@@ -206,17 +212,19 @@ impl DataTree {
             ephemerals: BTreeMap::new(),
             reapable: BTreeSet::new(),
             quotas: BTreeSet::new(),
+            acls: AclCache::default(),
         };
+        let open: Arc<[Acl]> = Acl::open().into();
         let mk = |children: &[&str]| Node {
-            data: Vec::new(),
-            acl: Acl::open(),
+            data: Box::default(),
+            acl: open.clone(),
             stat: Stat {
                 num_children: children.len() as i32,
                 cversion: children.len() as i32,
                 ..Stat::default()
             },
             kind: NodeKind::Persistent,
-            children: children.iter().map(|s| s.to_string()).collect(),
+            children: children.iter().map(|&s| s.into()).collect(),
             seq: children.len() as i32,
             null: false,
         };
@@ -241,6 +249,12 @@ impl DataTree {
             self.index_add(&p, k);
         }
         self.rebuild_quotas();
+        // Nodes read from a snapshot each have their own copy: share them.
+        let mut acls = AclCache::default();
+        for n in self.nodes.values_mut() {
+            n.acl = acls.intern(&n.acl);
+        }
+        self.acls = acls;
     }
 
     fn index_add(&mut self, path: &str, kind: NodeKind) {
@@ -397,7 +411,7 @@ impl DataTree {
             if n.null {
                 h.u64(NULL_DATA_MARK);
             }
-            for a in &n.acl {
+            for a in n.acl.iter() {
                 h.u64(a.perms as u64);
                 h.bytes(a.scheme.as_bytes());
                 h.bytes(a.id.as_bytes());
@@ -452,11 +466,11 @@ impl DataTree {
         let Some(n) = self.nodes.get_mut(CONFIG_PATH) else {
             return;
         };
-        if n.data == data {
+        if *n.data == *data {
             return;
         }
         n.stat.data_length = data.len() as i32;
-        n.data = data;
+        n.data = data.into();
         n.null = false;
         n.stat.version = n.stat.version.wrapping_add(1);
         n.stat.mzxid = zxid;
@@ -556,10 +570,10 @@ impl DataTree {
                 }
                 match child {
                     Some(ChildChange::Added(name)) => {
-                        n.children.remove(&name);
+                        n.children.remove(name.as_str());
                     }
                     Some(ChildChange::Removed(name)) => {
-                        n.children.insert(name);
+                        n.children.insert(name.into());
                     }
                     None => {}
                 }
@@ -668,7 +682,7 @@ impl DataTree {
                     .get_mut(path)
                     .ok_or_else(|| ZkError::no_node(path))?;
                 check_version(path, *version, n.stat.version)?;
-                n.data = data.clone();
+                n.data = data.as_slice().into();
                 n.null = false;
                 n.stat.version = n.stat.version.wrapping_add(1);
                 n.stat.mzxid = zxid;
@@ -691,7 +705,7 @@ impl DataTree {
                     .get_mut(path)
                     .ok_or_else(|| ZkError::no_node(path))?;
                 check_version(path, *version, n.stat.aversion)?;
-                n.acl = acl.clone();
+                n.acl = self.acls.intern(acl);
                 n.stat.aversion = n.stat.aversion.wrapping_add(1);
                 Ok(Outcome::Stat(n.stat))
             }
@@ -852,21 +866,21 @@ impl DataTree {
             pzxid: zxid,
         };
         if let Some(p) = self.nodes.get_mut(&parent_path) {
-            p.children.insert(name);
+            p.children.insert(name.into());
             p.seq = p.seq.wrapping_add(1);
             p.stat.cversion = p.stat.cversion.wrapping_add(1);
             p.stat.pzxid = zxid;
             p.stat.num_children = p.children.len() as i32;
         }
+        let acl = match acl.is_empty() {
+            true => self.acls.intern(&Acl::open()),
+            false => self.acls.intern(acl),
+        };
         self.nodes.insert(
             path.clone(),
             Node {
-                data: data.to_vec(),
-                acl: if acl.is_empty() {
-                    Acl::open()
-                } else {
-                    acl.to_vec()
-                },
+                data: data.into(),
+                acl,
                 stat,
                 kind,
                 children: BTreeSet::new(),
@@ -888,7 +902,7 @@ impl DataTree {
         zxid: i64,
         path: &str,
         events: &mut Vec<(EventKind, String)>,
-        gone: &mut Vec<(String, Vec<Acl>)>,
+        gone: &mut Vec<(String, Arc<[Acl]>)>,
         undo: &mut Option<&mut Vec<Undo>>,
     ) {
         let Some(parent_path) = path::parent(path).map(str::to_string) else {

@@ -1,6 +1,7 @@
 //! A znode and its Stat.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -37,12 +38,17 @@ impl NodeKind {
 /// A znode: data, ACL, Stat and the names of its children (kept sorted, so
 /// `getChildren` answers in byte order).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Kept small (issue 14): data without spare capacity, the ACL shared with
+/// every node that has the same one (interned by the tree, ZooKeeper's ACL
+/// cache idea), child names without spare capacity. In snapshots each of
+/// these is laid out as the `Vec`/`String` it replaced.
 pub struct Node {
-    pub data: Vec<u8>,
-    pub acl: Vec<Acl>,
+    pub data: Box<[u8]>,
+    pub acl: Arc<[Acl]>,
     pub stat: Stat,
     pub kind: NodeKind,
-    pub children: BTreeSet<String>,
+    pub children: BTreeSet<Box<str>>,
     /// Children created so far: the next sequential child's suffix. Not
     /// cversion, which deletes move too — ZooKeeper numbers sequential
     /// children by creations (`n-3` follows `n-0..2` and a delete of `n-2`)
@@ -51,4 +57,69 @@ pub struct Node {
     /// The data is null (ZooKeeper's `create(path, null)` and
     /// `setData(path, null)`), not empty; `data` is then empty.
     pub null: bool,
+}
+
+/// One shared copy of each distinct ACL the tree holds (ZooKeeper's
+/// `ReferenceCountedACLCache`): most nodes share a handful of ACLs, so a
+/// node keeps a pointer rather than its own list.
+#[derive(Debug, Default, Clone)]
+pub struct AclCache {
+    acls: std::collections::HashSet<Arc<[Acl]>>,
+    /// How many entries the cache had after its last sweep.
+    swept: usize,
+}
+
+impl AclCache {
+    /// The shared copy of `acl`.
+    pub fn intern(&mut self, acl: &[Acl]) -> Arc<[Acl]> {
+        if let Some(a) = self.acls.get(acl) {
+            return a.clone();
+        }
+        // ACLs no node uses any more go, now and then (their count doubled).
+        if self.acls.len() >= 1024 && self.acls.len() >= 2 * self.swept {
+            self.acls.retain(|a| Arc::strong_count(a) > 1);
+            self.swept = self.acls.len();
+        }
+        let a: Arc<[Acl]> = acl.into();
+        self.acls.insert(a.clone());
+        a
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Snapshots written while these were `Vec`s and `String`s still read.
+    #[test]
+    fn compact_fields_keep_the_snapshot_layout() {
+        let data = vec![1u8, 2, 3];
+        let boxed: Box<[u8]> = data.clone().into();
+        assert_eq!(
+            bincode::serialize(&data).unwrap(),
+            bincode::serialize(&boxed).unwrap()
+        );
+        let acl = Acl::open();
+        let shared: Arc<[Acl]> = acl.clone().into();
+        assert_eq!(
+            bincode::serialize(&acl).unwrap(),
+            bincode::serialize(&shared).unwrap()
+        );
+        let names: BTreeSet<String> = ["a".to_string(), "b".to_string()].into();
+        let compact: BTreeSet<Box<str>> = names.iter().map(|s| s.as_str().into()).collect();
+        assert_eq!(
+            bincode::serialize(&names).unwrap(),
+            bincode::serialize(&compact).unwrap()
+        );
+    }
+
+    #[test]
+    fn equal_acls_are_shared() {
+        let mut cache = AclCache::default();
+        let a = cache.intern(&Acl::open());
+        let b = cache.intern(&Acl::open());
+        assert!(Arc::ptr_eq(&a, &b));
+        let other = cache.intern(&[]);
+        assert!(!Arc::ptr_eq(&a, &other));
+    }
 }

@@ -196,7 +196,7 @@ impl DataTree {
     fn write_stats(&mut self, at: &str, stats: &StatsTrack, undo: &mut Option<&mut Vec<Undo>>) {
         self.save_fields(undo, at, true, false, None);
         if let Some(n) = self.nodes.get_mut(at) {
-            n.data = stats.encode();
+            n.data = stats.encode().into();
             n.null = false;
             n.stat.data_length = n.data.len() as i32;
         }

@@ -469,7 +469,7 @@ fn quotas_count_what_a_subtree_holds_and_hard_limits_refuse_when_enforced() {
     };
     let stats = |t: &T| {
         let n = t.tree.node("/zookeeper/quota/a/zookeeper_stats").unwrap();
-        String::from_utf8(n.data.clone()).unwrap()
+        String::from_utf8(n.data.to_vec()).unwrap()
     };
     t.ok(mk("/a", b"12345"));
     t.ok(mk("/a/x", b"1"));
@@ -571,8 +571,8 @@ fn a_snapshot_from_before_quota_stats_is_recounted() {
     t.ok(mk("/zookeeper/quota/q/zookeeper_stats", b""));
     // As an older Warden left it: what the client wrote, never updated.
     let stats = "/zookeeper/quota/q/zookeeper_stats";
-    t.tree.nodes.get_mut(stats).unwrap().data = b"count=0,bytes=0".to_vec();
+    t.tree.nodes.get_mut(stats).unwrap().data = b"count=0,bytes=0".to_vec().into();
     let old = bincode::serialize(&v1::from_current(&t.tree)).unwrap();
     let back: DataTree = bincode::deserialize::<v1::DataTree>(&old).unwrap().into();
-    assert_eq!(back.node(stats).unwrap().data, b"count=2,bytes=5");
+    assert_eq!(&*back.node(stats).unwrap().data, b"count=2,bytes=5");
 }
