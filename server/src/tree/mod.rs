@@ -9,9 +9,11 @@ pub mod path;
 pub mod quota;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
 
 use serde::{Deserialize, Serialize};
 
+use compact_str::CompactString;
 use node::AclCache;
 pub use node::{Node, NodeKind, Stat};
 use std::sync::Arc;
@@ -122,7 +124,7 @@ pub mod v1 {
                             seq: n.seq,
                             null: false,
                         };
-                        (p, node)
+                        (p.into(), node)
                     })
                     .collect(),
                 sessions: old.sessions,
@@ -154,7 +156,7 @@ pub mod v1 {
                         children: n.children.iter().map(|c| c.to_string()).collect(),
                         seq: n.seq,
                     };
-                    (p.clone(), node)
+                    (p.to_string(), node)
                 })
                 .collect(),
             sessions: t.sessions.clone(),
@@ -169,7 +171,8 @@ const NULL_DATA_MARK: u64 = 0x6e75_6c6c_6461_7461;
 /// The replicated state: every znode and every live session.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DataTree {
-    nodes: BTreeMap<String, Node>,
+    /// By full path; a short path is kept inline in the key.
+    nodes: BTreeMap<CompactString, Node>,
     sessions: BTreeMap<u64, SessionInfo>,
     last_zxid: i64,
     #[serde(skip)]
@@ -243,7 +246,7 @@ impl DataTree {
         let entries: Vec<(String, NodeKind)> = self
             .nodes
             .iter()
-            .map(|(p, n)| (p.clone(), n.kind))
+            .map(|(p, n)| (p.to_string(), n.kind))
             .collect();
         for (p, k) in entries {
             self.index_add(&p, k);
@@ -368,7 +371,7 @@ impl DataTree {
         };
         Ok(self
             .nodes
-            .range(prefix.clone()..)
+            .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
             .take_while(|(p, _)| p.starts_with(&prefix))
             .filter(|(p, _)| p.as_str() != "/")
             .count())
@@ -535,16 +538,16 @@ impl DataTree {
     fn restore(&mut self, u: Undo) {
         match u {
             Undo::Node { path, node } => {
-                if let Some(old) = self.nodes.get(&path).map(|n| n.kind) {
+                if let Some(old) = self.nodes.get(path.as_str()).map(|n| n.kind) {
                     self.index_remove(&path, old);
                 }
                 match node {
                     Some(n) => {
                         self.index_add(&path, n.kind);
-                        self.nodes.insert(path, n);
+                        self.nodes.insert(path.into(), n);
                     }
                     None => {
-                        self.nodes.remove(&path);
+                        self.nodes.remove(path.as_str());
                     }
                 }
             }
@@ -556,7 +559,7 @@ impl DataTree {
                 acl,
                 child,
             } => {
-                let Some(n) = self.nodes.get_mut(&path) else {
+                let Some(n) = self.nodes.get_mut(path.as_str()) else {
                     return;
                 };
                 n.stat = stat;
@@ -650,7 +653,10 @@ impl DataTree {
             Op::Delete { path, version } => {
                 path::validate_path(path)?;
                 path::check_not_special(path)?;
-                let n = self.nodes.get(path).ok_or_else(|| ZkError::no_node(path))?;
+                let n = self
+                    .nodes
+                    .get(path.as_str())
+                    .ok_or_else(|| ZkError::no_node(path))?;
                 self.permit(auth, path::parent(path).unwrap_or("/"), path, Acl::DELETE)?;
                 check_version(path, *version, n.stat.version)?;
                 if !n.children.is_empty() {
@@ -668,7 +674,7 @@ impl DataTree {
                 self.permit(auth, path, path, Acl::WRITE)?;
                 let old = self
                     .nodes
-                    .get(path)
+                    .get(path.as_str())
                     .ok_or_else(|| ZkError::no_node(path))?
                     .data
                     .len();
@@ -679,7 +685,7 @@ impl DataTree {
                 self.save_fields(&mut undo, path, true, false, None);
                 let n = self
                     .nodes
-                    .get_mut(path)
+                    .get_mut(path.as_str())
                     .ok_or_else(|| ZkError::no_node(path))?;
                 check_version(path, *version, n.stat.version)?;
                 n.data = data.as_slice().into();
@@ -702,7 +708,7 @@ impl DataTree {
                 self.save_fields(&mut undo, path, false, true, None);
                 let n = self
                     .nodes
-                    .get_mut(path)
+                    .get_mut(path.as_str())
                     .ok_or_else(|| ZkError::no_node(path))?;
                 check_version(path, *version, n.stat.aversion)?;
                 n.acl = self.acls.intern(acl);
@@ -711,7 +717,10 @@ impl DataTree {
             }
             Op::Check { path, version } => {
                 path::validate_path(path)?;
-                let n = self.nodes.get(path).ok_or_else(|| ZkError::no_node(path))?;
+                let n = self
+                    .nodes
+                    .get(path.as_str())
+                    .ok_or_else(|| ZkError::no_node(path))?;
                 self.permit(auth, path, path, Acl::READ)?;
                 check_version(path, *version, n.stat.version)?;
                 Ok(Outcome::Checked)
@@ -725,7 +734,11 @@ impl DataTree {
                     _ => return Ok(outcome),
                 };
                 // (A quota stats node created null is filled in already.)
-                if let Some(n) = self.nodes.get_mut(path).filter(|n| n.data.is_empty()) {
+                if let Some(n) = self
+                    .nodes
+                    .get_mut(path.as_str())
+                    .filter(|n| n.data.is_empty())
+                {
                     n.null = true;
                 }
                 Ok(outcome)
@@ -807,7 +820,7 @@ impl DataTree {
         };
         let parent = self
             .nodes
-            .get(&parent_path)
+            .get(parent_path.as_str())
             .ok_or_else(|| ZkError::no_node(raw_path))?;
         self.permit(who.auth, &parent_path, raw_path, Acl::CREATE)?;
         let path = if mode.is_sequential() {
@@ -816,7 +829,7 @@ impl DataTree {
             raw_path.to_string()
         };
         path::validate_path(&path)?;
-        if path == "/" || self.nodes.contains_key(&path) {
+        if path == "/" || self.nodes.contains_key(path.as_str()) {
             return Err(ZkError::node_exists(&path));
         }
         if matches!(parent.kind, NodeKind::Ephemeral(_)) {
@@ -865,7 +878,7 @@ impl DataTree {
             num_children: 0,
             pzxid: zxid,
         };
-        if let Some(p) = self.nodes.get_mut(&parent_path) {
+        if let Some(p) = self.nodes.get_mut(parent_path.as_str()) {
             p.children.insert(name.into());
             p.seq = p.seq.wrapping_add(1);
             p.stat.cversion = p.stat.cversion.wrapping_add(1);
@@ -877,7 +890,7 @@ impl DataTree {
             false => self.acls.intern(acl),
         };
         self.nodes.insert(
-            path.clone(),
+            path.as_str().into(),
             Node {
                 data: data.into(),
                 acl,
@@ -924,7 +937,7 @@ impl DataTree {
         }
         self.quota_node_deleted(path);
         self.charge_quota(path, -bytes, -1, undo);
-        if let Some(p) = self.nodes.get_mut(&parent_path) {
+        if let Some(p) = self.nodes.get_mut(parent_path.as_str()) {
             // As ZooKeeper: a delete is a change to the children, so it
             // moves cversion and pzxid (but not `seq`, which counts creations).
             p.children.remove(path::name(path));

@@ -3,6 +3,8 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use compact_str::CompactString;
+
 use serde::{Deserialize, Serialize};
 
 use crate::txn::Acl;
@@ -41,14 +43,14 @@ impl NodeKind {
 ///
 /// Kept small (issue 14): data without spare capacity, the ACL shared with
 /// every node that has the same one (interned by the tree, ZooKeeper's ACL
-/// cache idea), child names without spare capacity. In snapshots each of
+/// cache idea), child names kept inline when short. In snapshots each of
 /// these is laid out as the `Vec`/`String` it replaced.
 pub struct Node {
     pub data: Box<[u8]>,
     pub acl: Arc<[Acl]>,
     pub stat: Stat,
     pub kind: NodeKind,
-    pub children: BTreeSet<Box<str>>,
+    pub children: BTreeSet<CompactString>,
     /// Children created so far: the next sequential child's suffix. Not
     /// cversion, which deletes move too — ZooKeeper numbers sequential
     /// children by creations (`n-3` follows `n-0..2` and a delete of `n-2`)
@@ -106,7 +108,7 @@ mod tests {
             bincode::serialize(&shared).unwrap()
         );
         let names: BTreeSet<String> = ["a".to_string(), "b".to_string()].into();
-        let compact: BTreeSet<Box<str>> = names.iter().map(|s| s.as_str().into()).collect();
+        let compact: BTreeSet<CompactString> = names.iter().map(|s| s.as_str().into()).collect();
         assert_eq!(
             bincode::serialize(&names).unwrap(),
             bincode::serialize(&compact).unwrap()

@@ -13,6 +13,7 @@
 //! and the stats node changes without a new version or a watch event.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 
 use super::{path, DataTree, Undo};
 use crate::error::{Code, ZkError};
@@ -109,7 +110,10 @@ impl DataTree {
     pub(super) fn rebuild_quotas(&mut self) {
         self.quotas = self
             .nodes
-            .range(format!("{QUOTA_ROOT}/")..)
+            .range::<str, _>((
+                Bound::Included(format!("{QUOTA_ROOT}/").as_str()),
+                Bound::Unbounded,
+            ))
             .map(|(p, _)| p)
             .take_while(|p| p.starts_with(QUOTA_ROOT))
             .filter_map(|p| quota_node(p))
@@ -144,7 +148,7 @@ impl DataTree {
         let quotas: Vec<String> = self.quotas.iter().cloned().collect();
         for subtree in quotas {
             let at = stats_path(&subtree);
-            if self.nodes.contains_key(&at) {
+            if self.nodes.contains_key(at.as_str()) {
                 let (count, bytes) = self.usage(&subtree);
                 let mut stats = StatsTrack::default();
                 stats.set("count", count);
@@ -165,7 +169,7 @@ impl DataTree {
     fn usage(&self, subtree: &str) -> (i64, i64) {
         let inside = |p: &str| p == subtree || p.starts_with(&format!("{subtree}/"));
         self.nodes
-            .range(subtree.to_string()..)
+            .range::<str, _>((Bound::Included(subtree), Bound::Unbounded))
             .take_while(|(p, _)| p.starts_with(subtree))
             .filter(|(p, _)| inside(p))
             .fold((0, 0), |(c, b), (_, n)| (c + 1, b + n.data.len() as i64))
@@ -183,7 +187,7 @@ impl DataTree {
             return;
         };
         let at = stats_path(&subtree);
-        let Some(n) = self.nodes.get(&at) else {
+        let Some(n) = self.nodes.get(at.as_str()) else {
             return;
         };
         let mut stats = StatsTrack::parse(&n.data);
@@ -208,7 +212,11 @@ impl DataTree {
         let Some(subtree) = self.quota_of(path) else {
             return Ok(());
         };
-        let read = |p: String| self.nodes.get(&p).map(|n| StatsTrack::parse(&n.data));
+        let read = |p: String| {
+            self.nodes
+                .get(p.as_str())
+                .map(|n| StatsTrack::parse(&n.data))
+        };
         let (Some(limits), Some(used)) = (read(limits_path(&subtree)), read(stats_path(&subtree)))
         else {
             return Ok(());

@@ -568,7 +568,12 @@ fn list(items: impl IntoIterator<Item = impl AsRef<str>>) -> String {
 /// Every difference in replicated state between two trees, as lines.
 fn state_differences(a: &DataTree, b: &DataTree, an: &str, bn: &str) -> Vec<String> {
     let mut out = Vec::new();
-    let paths: BTreeSet<&String> = a.nodes.keys().chain(b.nodes.keys()).collect();
+    let paths: BTreeSet<&str> = a
+        .nodes
+        .keys()
+        .chain(b.nodes.keys())
+        .map(|p| p.as_str())
+        .collect();
     for p in paths {
         match (a.nodes.get(p), b.nodes.get(p)) {
             (Some(_), None) => out.push(format!("{p}: only in {an}")),

@@ -438,7 +438,7 @@ proptest! {
                 prop_assert_eq!(n.stat.num_children as usize, n.children.len());
                 prop_assert_eq!(n.stat.data_length as usize, n.data.len());
                 for c in &n.children {
-                    prop_assert!(t.tree.nodes.contains_key(&warden_proto::path::join(path, c)));
+                    prop_assert!(t.tree.nodes.contains_key(warden_proto::path::join(path, c).as_str()));
                 }
             }
         }
