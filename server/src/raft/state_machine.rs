@@ -135,22 +135,35 @@ pub fn load_snapshot(engine: &dyn Engine) -> Result<Option<StoredSnapshot>, Disk
     Ok(Some((meta, stored.data)))
 }
 
-/// Opens a snapshot's data in the current layout (which keeps null data
-/// apart from empty). Snapshots written before have no marker: their
-/// first bytes are the node count, which is never this.
+/// Opens a snapshot's data in the current layout (layout 3: nodes without
+/// their children's names). Layout 2 (null data kept apart) began with
+/// `WRDNST02`; layout 1 has no marker: its first bytes are the node count,
+/// which is never either.
+const STATE_V3: &[u8; 8] = b"WRDNST03";
 const STATE_V2: &[u8; 8] = b"WRDNST02";
 
 /// The applied state as a snapshot holds it.
 pub fn encode_state(st: &SmState) -> Result<Vec<u8>, bincode::Error> {
-    let mut bytes = STATE_V2.to_vec();
+    let mut bytes = STATE_V3.to_vec();
     bincode::serialize_into(&mut bytes, st)?;
     Ok(bytes)
 }
 
 /// The applied state a snapshot holds, in this layout or the one before.
 pub fn decode_state(bytes: &[u8]) -> Result<SmState, DiskError> {
+    if let Some(v3) = bytes.strip_prefix(STATE_V3) {
+        return bincode::deserialize(v3).map_err(|e| undecodable("snapshot data", e));
+    }
     match bytes.strip_prefix(STATE_V2) {
-        Some(v2) => bincode::deserialize(v2).map_err(|e| undecodable("snapshot data", e)),
+        Some(v2) => {
+            let v2: SmStateV2 =
+                bincode::deserialize(v2).map_err(|e| undecodable("snapshot data", e))?;
+            Ok(SmState {
+                tree: v2.tree.into(),
+                last_applied: v2.last_applied,
+                membership: v2.membership,
+            })
+        }
         None => {
             let v1: SmStateV1 =
                 bincode::deserialize(bytes).map_err(|e| undecodable("snapshot data", e))?;
@@ -161,6 +174,14 @@ pub fn decode_state(bytes: &[u8]) -> Result<SmState, DiskError> {
             })
         }
     }
+}
+
+/// [`SmState`] in snapshot layout 2.
+#[derive(serde::Deserialize)]
+struct SmStateV2 {
+    tree: crate::tree::v2::DataTree,
+    last_applied: Option<LogId>,
+    membership: StoredMembership<u64, MemberNode>,
 }
 
 /// [`SmState`] as snapshots before null data were laid out.

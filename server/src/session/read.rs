@@ -90,7 +90,7 @@ pub fn get_children(
         v.watches.add(v.session, WatchKind::Child, path);
     }
     Ok(Reply::Children {
-        children: n.children.iter().map(|c| c.to_string()).collect(),
+        children: v.tree.children(path).unwrap_or_default(),
         stat: with_stat.then_some(n.stat),
     })
 }

@@ -56,9 +56,13 @@ pub struct Effects {
 enum Undo {
     /// A node that was created (`None`: remove it) or deleted (put it
     /// back; it had no children).
-    Node { path: String, node: Option<Node> },
-    /// A node's own fields before a change: its stat and sequence counter,
-    /// its data or ACL if those changed, and the child added or removed.
+    Node {
+        path: String,
+        node: Option<Box<Node>>,
+    },
+    /// A node's own fields before a change: its stat (a parent's child
+    /// count with it) and sequence counter, and its data or ACL if those
+    /// changed.
     Fields {
         path: String,
         stat: Stat,
@@ -66,14 +70,7 @@ enum Undo {
         /// The data and whether it was null.
         data: Option<(Box<[u8]>, bool)>,
         acl: Option<Arc<[Acl]>>,
-        child: Option<ChildChange>,
     },
-}
-
-/// A change to a parent's children, to undo.
-enum ChildChange {
-    Added(String),
-    Removed(String),
 }
 
 /// ZooKeeper's dynamic configuration node.
@@ -96,6 +93,8 @@ pub mod v1 {
         acl: Vec<Acl>,
         stat: Stat,
         kind: NodeKind,
+        // Read only to be skipped (tests write it).
+        #[cfg_attr(not(test), allow(dead_code))]
         children: BTreeSet<String>,
         seq: i32,
     }
@@ -120,11 +119,10 @@ pub mod v1 {
                             acl: n.acl.into(),
                             stat: n.stat,
                             kind: n.kind,
-                            children: n.children.into_iter().map(Into::into).collect(),
                             seq: n.seq,
                             null: false,
                         };
-                        (p.into(), node)
+                        (p.into(), Box::new(node))
                     })
                     .collect(),
                 sessions: old.sessions,
@@ -153,7 +151,7 @@ pub mod v1 {
                         acl: n.acl.to_vec(),
                         stat: n.stat,
                         kind: n.kind,
-                        children: n.children.iter().map(|c| c.to_string()).collect(),
+                        children: t.children(p).unwrap_or_default().into_iter().collect(),
                         seq: n.seq,
                     };
                     (p.to_string(), node)
@@ -165,14 +163,104 @@ pub mod v1 {
     }
 }
 
+/// The tree as snapshots laid it out while nodes kept their children's
+/// names (layout 2, with null data): read, never written.
+pub mod v2 {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use serde::Deserialize;
+
+    use super::{NodeKind, SessionInfo, Stat};
+    use crate::txn::Acl;
+
+    #[derive(Deserialize)]
+    #[cfg_attr(test, derive(serde::Serialize))]
+    struct Node {
+        data: Vec<u8>,
+        acl: Vec<Acl>,
+        stat: Stat,
+        kind: NodeKind,
+        // Read only to be skipped (tests write it).
+        #[cfg_attr(not(test), allow(dead_code))]
+        children: BTreeSet<String>,
+        seq: i32,
+        null: bool,
+    }
+
+    /// The layout-2 form of a tree (tests write it).
+    #[cfg(test)]
+    pub fn from_current(t: &super::DataTree) -> DataTree {
+        DataTree {
+            nodes: t
+                .nodes
+                .iter()
+                .map(|(p, n)| {
+                    let node = Node {
+                        data: n.data.to_vec(),
+                        acl: n.acl.to_vec(),
+                        stat: n.stat,
+                        kind: n.kind,
+                        children: t.children(p).unwrap_or_default().into_iter().collect(),
+                        seq: n.seq,
+                        null: n.null,
+                    };
+                    (p.to_string(), node)
+                })
+                .collect(),
+            sessions: t.sessions.clone(),
+            last_zxid: t.last_zxid,
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[cfg_attr(test, derive(serde::Serialize))]
+    pub struct DataTree {
+        nodes: BTreeMap<String, Node>,
+        sessions: BTreeMap<u64, SessionInfo>,
+        last_zxid: i64,
+    }
+
+    impl From<DataTree> for super::DataTree {
+        fn from(old: DataTree) -> super::DataTree {
+            let mut t = super::DataTree {
+                nodes: old
+                    .nodes
+                    .into_iter()
+                    .map(|(p, n)| {
+                        let node = super::Node {
+                            data: n.data.into(),
+                            acl: n.acl.into(),
+                            stat: n.stat,
+                            kind: n.kind,
+                            seq: n.seq,
+                            null: n.null,
+                        };
+                        (p.into(), Box::new(node))
+                    })
+                    .collect(),
+                sessions: old.sessions,
+                last_zxid: old.last_zxid,
+                ephemerals: BTreeMap::new(),
+                reapable: BTreeSet::new(),
+                quotas: BTreeSet::new(),
+                acls: Default::default(),
+            };
+            t.rebuild_indexes();
+            t
+        }
+    }
+}
+
 /// Mixed into the state hash for a node whose data is null.
 const NULL_DATA_MARK: u64 = 0x6e75_6c6c_6461_7461;
 
 /// The replicated state: every znode and every live session.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DataTree {
-    /// By full path; a short path is kept inline in the key.
-    nodes: BTreeMap<CompactString, Node>,
+    /// By full path; a short path is kept inline in the key. Boxed, so the
+    /// map's half-empty leaves (sorted inserts fill them half) hold
+    /// pointers, not whole nodes.
+    nodes: BTreeMap<CompactString, Box<Node>>,
     sessions: BTreeMap<u64, SessionInfo>,
     last_zxid: i64,
     #[serde(skip)]
@@ -218,18 +306,19 @@ impl DataTree {
             acls: AclCache::default(),
         };
         let open: Arc<[Acl]> = Acl::open().into();
-        let mk = |children: &[&str]| Node {
-            data: Box::default(),
-            acl: open.clone(),
-            stat: Stat {
-                num_children: children.len() as i32,
-                cversion: children.len() as i32,
-                ..Stat::default()
-            },
-            kind: NodeKind::Persistent,
-            children: children.iter().map(|&s| s.into()).collect(),
-            seq: children.len() as i32,
-            null: false,
+        let mk = |children: &[&str]| {
+            Box::new(Node {
+                data: Box::default(),
+                acl: open.clone(),
+                stat: Stat {
+                    num_children: children.len() as i32,
+                    cversion: children.len() as i32,
+                    ..Stat::default()
+                },
+                kind: NodeKind::Persistent,
+                seq: children.len() as i32,
+                null: false,
+            })
         };
         t.nodes.insert("/".into(), mk(&["zookeeper"]));
         t.nodes
@@ -302,7 +391,7 @@ impl DataTree {
         self.sessions.len()
     }
     pub fn node(&self, path: &str) -> Option<&Node> {
-        self.nodes.get(path)
+        self.nodes.get(path).map(|n| &**n)
     }
     pub fn session(&self, id: u64) -> Option<&SessionInfo> {
         self.sessions.get(&id)
@@ -350,7 +439,7 @@ impl DataTree {
 
     fn is_reapable(&self, path: &str, now_ms: i64) -> bool {
         match self.nodes.get(path) {
-            Some(n) if n.children.is_empty() => match n.kind {
+            Some(n) if n.stat.num_children == 0 => match n.kind {
                 NodeKind::Container => n.stat.cversion > 0,
                 NodeKind::Ttl(ttl) => now_ms - n.stat.mtime > ttl,
                 _ => false,
@@ -360,6 +449,48 @@ impl DataTree {
     }
 
     /// Counts every node below `path` (not `path` itself).
+    /// The names of `path`'s children in byte order (`getChildren`): the
+    /// nodes whose paths are `path/NAME`, found by seeking past each
+    /// child's own subtree, so a listing costs a lookup per child.
+    pub fn children(&self, path: &str) -> Option<Vec<String>> {
+        let n = self.nodes.get(path)?;
+        let prefix = if path == "/" {
+            "/".to_string()
+        } else {
+            format!("{path}/")
+        };
+        let mut out = Vec::with_capacity(n.stat.num_children.max(0) as usize);
+        let mut from = match path {
+            "/" => Bound::Excluded(prefix.clone()),
+            _ => Bound::Included(prefix.clone()),
+        };
+        loop {
+            let bound = match &from {
+                Bound::Included(s) => Bound::Included(s.as_str()),
+                Bound::Excluded(s) => Bound::Excluded(s.as_str()),
+                Bound::Unbounded => Bound::Unbounded,
+            };
+            let Some((key, _)) = self.nodes.range::<str, _>((bound, Bound::Unbounded)).next()
+            else {
+                break;
+            };
+            let Some(rest) = key.strip_prefix(prefix.as_str()) else {
+                break;
+            };
+            match rest.find('/') {
+                None => {
+                    out.push(rest.to_string());
+                    from = Bound::Excluded(key.to_string());
+                }
+                // A deeper node: its child, which sorts before it, is
+                // listed; skip the rest of that child's subtree ('0'
+                // follows '/').
+                Some(i) => from = Bound::Included(format!("{prefix}{}0", &rest[..i])),
+            }
+        }
+        Some(out)
+    }
+
     pub fn count_descendants(&self, path: &str) -> Result<usize, ZkError> {
         if !self.nodes.contains_key(path) {
             return Err(ZkError::no_node(path));
@@ -557,7 +688,6 @@ impl DataTree {
                 seq,
                 data,
                 acl,
-                child,
             } => {
                 let Some(n) = self.nodes.get_mut(path.as_str()) else {
                     return;
@@ -570,15 +700,6 @@ impl DataTree {
                 }
                 if let Some(a) = acl {
                     n.acl = a;
-                }
-                match child {
-                    Some(ChildChange::Added(name)) => {
-                        n.children.remove(name.as_str());
-                    }
-                    Some(ChildChange::Removed(name)) => {
-                        n.children.insert(name.into());
-                    }
-                    None => {}
                 }
             }
         }
@@ -596,15 +717,8 @@ impl DataTree {
     }
 
     /// Records `path`'s own fields before a change: its data and ACL only
-    /// when `data` / `acl` say they change, and the child change to undo.
-    fn save_fields(
-        &self,
-        undo: &mut Option<&mut Vec<Undo>>,
-        path: &str,
-        data: bool,
-        acl: bool,
-        child: Option<ChildChange>,
-    ) {
+    /// when `data` / `acl` say they change.
+    fn save_fields(&self, undo: &mut Option<&mut Vec<Undo>>, path: &str, data: bool, acl: bool) {
         let (Some(u), Some(n)) = (undo.as_mut(), self.nodes.get(path)) else {
             return;
         };
@@ -614,7 +728,6 @@ impl DataTree {
             seq: n.seq,
             data: data.then(|| (n.data.clone(), n.null)),
             acl: acl.then(|| n.acl.clone()),
-            child,
         });
     }
 
@@ -659,7 +772,7 @@ impl DataTree {
                     .ok_or_else(|| ZkError::no_node(path))?;
                 self.permit(auth, path::parent(path).unwrap_or("/"), path, Acl::DELETE)?;
                 check_version(path, *version, n.stat.version)?;
-                if !n.children.is_empty() {
+                if n.stat.num_children > 0 {
                     return Err(ZkError::new(Code::NotEmpty, path.clone()));
                 }
                 self.delete_node(zxid, path, events, &mut fx.gone, &mut undo);
@@ -682,7 +795,7 @@ impl DataTree {
                 if who.enforce_quota {
                     self.check_quota(path, grows, 0)?;
                 }
-                self.save_fields(&mut undo, path, true, false, None);
+                self.save_fields(&mut undo, path, true, false);
                 let n = self
                     .nodes
                     .get_mut(path.as_str())
@@ -705,7 +818,7 @@ impl DataTree {
                     return Err(ZkError::new(Code::InvalidAcl, format!("{path}: empty ACL")));
                 }
                 self.permit(auth, path, path, Acl::ADMIN)?;
-                self.save_fields(&mut undo, path, false, true, None);
+                self.save_fields(&mut undo, path, false, true);
                 let n = self
                     .nodes
                     .get_mut(path.as_str())
@@ -856,14 +969,7 @@ impl DataTree {
         if who.enforce_quota {
             self.check_quota(&path, data.len() as i64, 1)?;
         }
-        let name = path::name(&path).to_string();
-        self.save_fields(
-            undo,
-            &parent_path,
-            false,
-            false,
-            Some(ChildChange::Added(name.clone())),
-        );
+        self.save_fields(undo, &parent_path, false, false);
         self.save_node(undo, &path);
         let stat = Stat {
             czxid: zxid,
@@ -879,11 +985,10 @@ impl DataTree {
             pzxid: zxid,
         };
         if let Some(p) = self.nodes.get_mut(parent_path.as_str()) {
-            p.children.insert(name.into());
             p.seq = p.seq.wrapping_add(1);
             p.stat.cversion = p.stat.cversion.wrapping_add(1);
             p.stat.pzxid = zxid;
-            p.stat.num_children = p.children.len() as i32;
+            p.stat.num_children = p.stat.num_children.wrapping_add(1);
         }
         let acl = match acl.is_empty() {
             true => self.acls.intern(&Acl::open()),
@@ -891,15 +996,14 @@ impl DataTree {
         };
         self.nodes.insert(
             path.as_str().into(),
-            Node {
+            Box::new(Node {
                 data: data.into(),
                 acl,
                 stat,
                 kind,
-                children: BTreeSet::new(),
                 seq: 0,
                 null: false,
-            },
+            }),
         );
         self.index_add(&path, kind);
         self.quota_node_created(&path, undo);
@@ -921,13 +1025,7 @@ impl DataTree {
         let Some(parent_path) = path::parent(path).map(str::to_string) else {
             return;
         };
-        self.save_fields(
-            undo,
-            &parent_path,
-            false,
-            false,
-            Some(ChildChange::Removed(path::name(path).to_string())),
-        );
+        self.save_fields(undo, &parent_path, false, false);
         self.save_node(undo, path);
         let mut bytes = 0;
         if let Some(n) = self.nodes.remove(path) {
@@ -940,10 +1038,9 @@ impl DataTree {
         if let Some(p) = self.nodes.get_mut(parent_path.as_str()) {
             // As ZooKeeper: a delete is a change to the children, so it
             // moves cversion and pzxid (but not `seq`, which counts creations).
-            p.children.remove(path::name(path));
             p.stat.cversion = p.stat.cversion.wrapping_add(1);
             p.stat.pzxid = zxid;
-            p.stat.num_children = p.children.len() as i32;
+            p.stat.num_children = p.stat.num_children.wrapping_sub(1);
         }
         events.push((EventKind::Deleted, path.to_string()));
         events.push((EventKind::ChildrenChanged, parent_path));

@@ -1,9 +1,6 @@
 //! A znode and its Stat.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
-
-use compact_str::CompactString;
 
 use serde::{Deserialize, Serialize};
 
@@ -37,20 +34,20 @@ impl NodeKind {
     }
 }
 
-/// A znode: data, ACL, Stat and the names of its children (kept sorted, so
-/// `getChildren` answers in byte order).
+/// A znode: data, ACL and Stat. Its children are the nodes whose paths
+/// extend its own (`DataTree::children`): no list of names is kept, and
+/// `stat.num_children` counts them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 ///
 /// Kept small (issue 14): data without spare capacity, the ACL shared with
 /// every node that has the same one (interned by the tree, ZooKeeper's ACL
-/// cache idea), child names kept inline when short. In snapshots each of
-/// these is laid out as the `Vec`/`String` it replaced.
+/// cache idea), no list of children. In snapshots data and ACL are laid
+/// out as the `Vec`s they replaced.
 pub struct Node {
     pub data: Box<[u8]>,
     pub acl: Arc<[Acl]>,
     pub stat: Stat,
     pub kind: NodeKind,
-    pub children: BTreeSet<CompactString>,
     /// Children created so far: the next sequential child's suffix. Not
     /// cversion, which deletes move too — ZooKeeper numbers sequential
     /// children by creations (`n-3` follows `n-0..2` and a delete of `n-2`)
@@ -107,10 +104,10 @@ mod tests {
             bincode::serialize(&acl).unwrap(),
             bincode::serialize(&shared).unwrap()
         );
-        let names: BTreeSet<String> = ["a".to_string(), "b".to_string()].into();
-        let compact: BTreeSet<CompactString> = names.iter().map(|s| s.as_str().into()).collect();
+        let path = "/a/b".to_string();
+        let compact = compact_str::CompactString::from(path.as_str());
         assert_eq!(
-            bincode::serialize(&names).unwrap(),
+            bincode::serialize(&path).unwrap(),
             bincode::serialize(&compact).unwrap()
         );
     }

@@ -21,22 +21,12 @@ pub fn check_not_special(path: &str) -> Result<(), ZkError> {
     }
 }
 
-/// The last segment of a valid path.
-pub fn name(path: &str) -> &str {
-    match path.rfind('/') {
-        Some(i) => &path[i + 1..],
-        None => path,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn names_and_shared_rules() {
-        assert_eq!(name("/a/b"), "b");
-        assert_eq!(name("/a"), "a");
         let e = validate_path("/a/").unwrap_err();
         assert_eq!(e.code, crate::error::Code::BadArguments);
         assert!(e.message.contains("must not end with /"), "{e}");

@@ -198,7 +198,7 @@ impl DataTree {
     }
 
     fn write_stats(&mut self, at: &str, stats: &StatsTrack, undo: &mut Option<&mut Vec<Undo>>) {
-        self.save_fields(undo, at, true, false, None);
+        self.save_fields(undo, at, true, false);
         if let Some(n) = self.nodes.get_mut(at) {
             n.data = stats.encode().into();
             n.null = false;

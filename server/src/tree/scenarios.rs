@@ -782,7 +782,7 @@ impl Runner {
         match what {
             "get" => format!("data {}\n{}\n", show_data(&n.data), show_stat(&n.stat)),
             "stat" => format!("{}\n", show_stat(&n.stat)),
-            "children" => list(&n.children) + "\n",
+            "children" => list(self.world().tree.children(p).unwrap_or_default()) + "\n",
             _ => {
                 let mut out: String = n.acl.iter().map(|a| show_acl(a) + "\n").collect();
                 let _ = writeln!(out, "aversion={}", n.stat.aversion);

@@ -435,9 +435,10 @@ proptest! {
                 prop_assert_eq!(t.tree.state_hash(), before);
             }
             for (path, n) in &t.tree.nodes {
-                prop_assert_eq!(n.stat.num_children as usize, n.children.len());
+                let children = t.tree.children(path).unwrap();
+                prop_assert_eq!(n.stat.num_children as usize, children.len());
                 prop_assert_eq!(n.stat.data_length as usize, n.data.len());
-                for c in &n.children {
+                for c in &children {
                     prop_assert!(t.tree.nodes.contains_key(warden_proto::path::join(path, c).as_str()));
                 }
             }
@@ -575,4 +576,45 @@ fn a_snapshot_from_before_quota_stats_is_recounted() {
     let old = bincode::serialize(&v1::from_current(&t.tree)).unwrap();
     let back: DataTree = bincode::deserialize::<v1::DataTree>(&old).unwrap().into();
     assert_eq!(&*back.node(stats).unwrap().data, b"count=2,bytes=5");
+}
+
+#[test]
+fn a_snapshot_in_layout_2_reads_back_the_same() {
+    let mut t = T::new();
+    t.open_session(9);
+    t.run(9, 100, create("/e", CreateMode::Ephemeral))
+        .0
+        .unwrap();
+    t.ok(create("/a", CreateMode::Persistent));
+    t.ok(create("/a/b", CreateMode::Persistent));
+    t.ok(Op::NullData(Box::new(Op::Create {
+        path: "/n".into(),
+        data: vec![],
+        acl: vec![],
+        mode: CreateMode::Persistent,
+        ttl_ms: 0,
+    })));
+    let old = bincode::serialize(&v2::from_current(&t.tree)).unwrap();
+    let back: DataTree = bincode::deserialize::<v2::DataTree>(&old).unwrap().into();
+    assert_eq!(back.state_hash(), t.tree.state_hash());
+    assert!(back.node("/n").unwrap().null);
+    assert_eq!(back.children("/a").unwrap(), vec!["b".to_string()]);
+    assert_eq!(back.ephemerals_of(9), vec!["/e".to_string()]);
+}
+
+#[test]
+fn children_are_listed_in_byte_order_past_deeper_nodes() {
+    let mut t = T::new();
+    for p in [
+        "/p", "/p/a", "/p/a/x", "/p/a/x/y", "/p/a-b", "/p/a.c", "/p/b", "/p/ab", "/q",
+    ] {
+        t.ok(create(p, CreateMode::Persistent));
+    }
+    assert_eq!(
+        t.tree.children("/p").unwrap(),
+        vec!["a", "a-b", "a.c", "ab", "b"]
+    );
+    assert_eq!(t.tree.children("/").unwrap(), vec!["p", "q", "zookeeper"]);
+    assert_eq!(t.tree.children("/p/b").unwrap(), Vec::<String>::new());
+    assert_eq!(t.tree.children("/missing"), None);
 }
