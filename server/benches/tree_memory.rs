@@ -73,9 +73,13 @@ fn main() {
     let bytes = tree.encode();
     let encoded = t.elapsed();
     drop(tree);
+    let held = HELD.load(Ordering::Relaxed);
+    let malloc_held = malloc_in_use();
     let t = Instant::now();
     let back = Populated::decode(&bytes);
     let decoded = t.elapsed();
+    let restarted = HELD.load(Ordering::Relaxed).saturating_sub(held);
+    let malloc_restarted = malloc_in_use().saturating_sub(malloc_held);
     assert_eq!(back.state_hash(), hash, "the snapshot reads back the same");
     println!(
         "snapshot: {:.1} MB ({:.0} B per znode), encoded in {:.2} s, decoded (indexes rebuilt) in {:.2} s",
@@ -83,6 +87,11 @@ fn main() {
         bytes.len() as f64 / n as f64,
         encoded.as_secs_f64(),
         decoded.as_secs_f64()
+    );
+    println!(
+        "read back from the snapshot (as at a restart): {:.0} B per znode asked for, {:.0} B with the allocator's overhead",
+        restarted as f64 / n as f64,
+        malloc_restarted as f64 / n as f64
     );
     println!(
         "RESULT heap_bytes_per_znode={:.0} malloc_bytes_per_znode={:.0} snapshot_bytes_per_znode={:.0} encode_s={:.3} decode_s={:.3}",

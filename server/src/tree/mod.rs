@@ -251,6 +251,19 @@ pub mod v2 {
     }
 }
 
+/// Reads a map written in key order (as a `BTreeMap` is) as a list, then
+/// builds the map from it in one pass: full leaves and no per-insert search,
+/// unlike inserting each entry. The bytes are a map's either way.
+fn sorted_map<'de, D, K, V>(d: D) -> Result<BTreeMap<K, V>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    K: Ord + Deserialize<'de>,
+    V: Deserialize<'de>,
+{
+    let entries = <Vec<(K, V)>>::deserialize(d)?;
+    Ok(entries.into_iter().collect())
+}
+
 /// Mixed into the state hash for a node whose data is null.
 const NULL_DATA_MARK: u64 = 0x6e75_6c6c_6461_7461;
 
@@ -259,7 +272,9 @@ const NULL_DATA_MARK: u64 = 0x6e75_6c6c_6461_7461;
 pub struct DataTree {
     /// By full path; a short path is kept inline in the key. Boxed, so the
     /// map's half-empty leaves (sorted inserts fill them half) hold
-    /// pointers, not whole nodes.
+    /// pointers, not whole nodes. Read from a snapshot, the map is built
+    /// in one pass with full leaves.
+    #[serde(deserialize_with = "sorted_map")]
     nodes: BTreeMap<CompactString, Box<Node>>,
     sessions: BTreeMap<u64, SessionInfo>,
     last_zxid: i64,
