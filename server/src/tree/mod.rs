@@ -77,13 +77,13 @@ enum Undo {
 pub const CONFIG_PATH: &str = "/zookeeper/config";
 
 /// The tree as snapshots laid it out before null data were kept apart
-/// from empty: read, never written.
+/// from empty (layout 1): read, never written; it becomes layout 2.
 pub mod v1 {
     use std::collections::{BTreeMap, BTreeSet};
 
     use serde::Deserialize;
 
-    use super::{NodeKind, SessionInfo, Stat};
+    use super::{v2, NodeKind, SessionInfo, Stat};
     use crate::txn::Acl;
 
     #[derive(Deserialize)]
@@ -93,8 +93,6 @@ pub mod v1 {
         acl: Vec<Acl>,
         stat: Stat,
         kind: NodeKind,
-        // Read only to be skipped (tests write it).
-        #[cfg_attr(not(test), allow(dead_code))]
         children: BTreeSet<String>,
         seq: i32,
     }
@@ -109,56 +107,52 @@ pub mod v1 {
 
     impl From<DataTree> for super::DataTree {
         fn from(old: DataTree) -> super::DataTree {
-            let mut t = super::DataTree {
-                nodes: old
-                    .nodes
-                    .into_iter()
-                    .map(|(p, n)| {
-                        let node = super::Node {
-                            data: n.data.into(),
-                            acl: n.acl.into(),
-                            stat: n.stat,
-                            kind: n.kind,
-                            seq: n.seq,
-                            null: false,
-                        };
-                        (p.into(), Box::new(node))
-                    })
-                    .collect(),
+            let nodes = old.nodes.into_iter().map(|(p, n)| {
+                let node = v2::Node {
+                    data: n.data,
+                    acl: n.acl,
+                    stat: n.stat,
+                    kind: n.kind,
+                    children: n.children,
+                    seq: n.seq,
+                    null: false,
+                };
+                (p, node)
+            });
+            let mut t: super::DataTree = v2::DataTree {
+                nodes: nodes.collect(),
                 sessions: old.sessions,
                 last_zxid: old.last_zxid,
-                ephemerals: BTreeMap::new(),
-                reapable: BTreeSet::new(),
-                quotas: BTreeSet::new(),
-                acls: Default::default(),
-            };
-            t.rebuild_indexes();
+            }
+            .into();
+            // Written before Warden kept quota usage: count it.
             t.recount_quotas();
             t
         }
     }
 
-    /// The old layout of a tree with no null data (tests write it).
+    /// The layout-1 form of a tree with no null data (tests write it).
     #[cfg(test)]
     pub fn from_current(t: &super::DataTree) -> DataTree {
+        let v2 = v2::from_current(t);
         DataTree {
-            nodes: t
+            nodes: v2
                 .nodes
-                .iter()
+                .into_iter()
                 .map(|(p, n)| {
                     let node = Node {
-                        data: n.data.to_vec(),
-                        acl: n.acl.to_vec(),
+                        data: n.data,
+                        acl: n.acl,
                         stat: n.stat,
                         kind: n.kind,
-                        children: t.children(p).unwrap_or_default().into_iter().collect(),
+                        children: n.children,
                         seq: n.seq,
                     };
-                    (p.to_string(), node)
+                    (p, node)
                 })
                 .collect(),
-            sessions: t.sessions.clone(),
-            last_zxid: t.last_zxid,
+            sessions: v2.sessions,
+            last_zxid: v2.last_zxid,
         }
     }
 }
@@ -175,16 +169,16 @@ pub mod v2 {
 
     #[derive(Deserialize)]
     #[cfg_attr(test, derive(serde::Serialize))]
-    struct Node {
-        data: Vec<u8>,
-        acl: Vec<Acl>,
-        stat: Stat,
-        kind: NodeKind,
-        // Read only to be skipped (tests write it).
+    pub(super) struct Node {
+        pub(super) data: Vec<u8>,
+        pub(super) acl: Vec<Acl>,
+        pub(super) stat: Stat,
+        pub(super) kind: NodeKind,
+        /// Read only to be skipped (tests write it).
         #[cfg_attr(not(test), allow(dead_code))]
-        children: BTreeSet<String>,
-        seq: i32,
-        null: bool,
+        pub(super) children: BTreeSet<String>,
+        pub(super) seq: i32,
+        pub(super) null: bool,
     }
 
     /// The layout-2 form of a tree (tests write it).
@@ -215,9 +209,9 @@ pub mod v2 {
     #[derive(Deserialize)]
     #[cfg_attr(test, derive(serde::Serialize))]
     pub struct DataTree {
-        nodes: BTreeMap<String, Node>,
-        sessions: BTreeMap<u64, SessionInfo>,
-        last_zxid: i64,
+        pub(super) nodes: BTreeMap<String, Node>,
+        pub(super) sessions: BTreeMap<u64, SessionInfo>,
+        pub(super) last_zxid: i64,
     }
 
     impl From<DataTree> for super::DataTree {

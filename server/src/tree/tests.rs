@@ -10,6 +10,17 @@ fn txn(session_id: u64, time_ms: i64, op: Op) -> Txn {
     }
 }
 
+/// A persistent node with `data` and the default ACL.
+fn persistent(path: &str, data: &[u8]) -> Op {
+    Op::Create {
+        path: path.into(),
+        data: data.to_vec(),
+        acl: vec![],
+        mode: CreateMode::Persistent,
+        ttl_ms: 0,
+    }
+}
+
 fn create(path: &str, mode: CreateMode) -> Op {
     Op::Create {
         path: path.into(),
@@ -326,13 +337,7 @@ fn a_snapshot_from_before_null_data_reads_back_the_same() {
 fn null_data_is_kept_apart_from_empty_data() {
     let mut t = T::new();
     let null = |op: Op| Op::NullData(Box::new(op));
-    let empty = |path: &str| Op::Create {
-        path: path.into(),
-        data: vec![],
-        acl: vec![],
-        mode: CreateMode::Persistent,
-        ttl_ms: 0,
-    };
+    let empty = |path: &str| persistent(path, b"");
     let set = |path: &str, data: &[u8]| Op::SetData {
         path: path.into(),
         data: data.to_vec(),
@@ -455,13 +460,7 @@ proptest! {
 #[test]
 fn quotas_count_what_a_subtree_holds_and_hard_limits_refuse_when_enforced() {
     let mut t = T::new();
-    let mk = |path: &str, data: &[u8]| Op::Create {
-        path: path.into(),
-        data: data.to_vec(),
-        acl: vec![],
-        mode: CreateMode::Persistent,
-        ttl_ms: 0,
-    };
+    let mk = persistent;
     let enforced = |op: Op| {
         Op::EnforceQuota(Box::new(Op::Authorized {
             auth: vec![],
@@ -555,13 +554,7 @@ fn quotas_count_what_a_subtree_holds_and_hard_limits_refuse_when_enforced() {
 #[test]
 fn a_snapshot_from_before_quota_stats_is_recounted() {
     let mut t = T::new();
-    let mk = |path: &str, data: &[u8]| Op::Create {
-        path: path.into(),
-        data: data.to_vec(),
-        acl: vec![],
-        mode: CreateMode::Persistent,
-        ttl_ms: 0,
-    };
+    let mk = persistent;
     t.ok(mk("/q", b"abc"));
     t.ok(mk("/q/x", b"de"));
     t.ok(mk("/zookeeper/quota/q", b""));
@@ -587,13 +580,7 @@ fn a_snapshot_in_layout_2_reads_back_the_same() {
         .unwrap();
     t.ok(create("/a", CreateMode::Persistent));
     t.ok(create("/a/b", CreateMode::Persistent));
-    t.ok(Op::NullData(Box::new(Op::Create {
-        path: "/n".into(),
-        data: vec![],
-        acl: vec![],
-        mode: CreateMode::Persistent,
-        ttl_ms: 0,
-    })));
+    t.ok(Op::NullData(Box::new(persistent("/n", b""))));
     let old = bincode::serialize(&v2::from_current(&t.tree)).unwrap();
     let back: DataTree = bincode::deserialize::<v2::DataTree>(&old).unwrap().into();
     assert_eq!(back.state_hash(), t.tree.state_hash());
