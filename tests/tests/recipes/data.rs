@@ -124,20 +124,6 @@ async fn a_queue_loses_nothing_when_a_consumer_dies_mid_processing() {
         })
     };
 
-    // Two healthy consumers.
-    let mut consumers = Vec::new();
-    let mut clients = Vec::new();
-    for name in ["c1", "c2"] {
-        let c = client(&addr, LONG).await;
-        consumers.push(tokio::spawn(consume(
-            name,
-            DistributedQueue::new(&c, path),
-            record.clone(),
-            stop_rx.clone(),
-        )));
-        clients.push(c);
-    }
-
     // Three producers, 50 items each, all at once.
     let mut producers = Vec::new();
     for p in 0..3 {
@@ -161,6 +147,21 @@ async fn a_queue_loses_nothing_when_a_consumer_dies_mid_processing() {
     doomed_task.abort();
     let _ = doomed_task.await;
     drop(doomed);
+
+    // Two healthy consumers, started only now, so the doomed one surely got
+    // its four items (with them running it could lose every race for one).
+    let mut consumers = Vec::new();
+    let mut clients = Vec::new();
+    for name in ["c1", "c2"] {
+        let c = client(&addr, LONG).await;
+        consumers.push(tokio::spawn(consume(
+            name,
+            DistributedQueue::new(&c, path),
+            record.clone(),
+            stop_rx.clone(),
+        )));
+        clients.push(c);
+    }
 
     for p in producers {
         within(PHASE, "a producer to finish", p)
