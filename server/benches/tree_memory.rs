@@ -41,9 +41,16 @@ static GLOBAL: Counting = Counting;
 
 /// Bytes glibc's allocator has handed out, its own overhead included
 /// (what the process's RSS pays for the heap).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn malloc_in_use() -> usize {
     // SAFETY: mallinfo2 only reads the allocator's counters.
     unsafe { libc::mallinfo2().uordblks }
+}
+
+/// Not known outside glibc: reported as 0.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn malloc_in_use() -> usize {
+    0
 }
 
 fn main() {

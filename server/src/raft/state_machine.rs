@@ -154,6 +154,12 @@ pub fn decode_state(bytes: &[u8]) -> Result<SmState, DiskError> {
     if let Some(v3) = bytes.strip_prefix(STATE_V3) {
         return bincode::deserialize(v3).map_err(|e| undecodable("snapshot data", e));
     }
+    if bytes.starts_with(b"WRDNST") && !bytes.starts_with(STATE_V2) {
+        return Err(DiskError::Corrupt(format!(
+            "snapshot layout {} is not one this Warden reads (it reads 1 to 3): it was written by a newer version; run that version",
+            String::from_utf8_lossy(&bytes[6..bytes.len().min(8)])
+        )));
+    }
     match bytes.strip_prefix(STATE_V2) {
         Some(v2) => {
             let v2: SmStateV2 =

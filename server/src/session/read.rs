@@ -73,7 +73,7 @@ pub fn get_data(v: &View<'_>, path: &str, watch: bool) -> Result<Reply, ZkError>
     }
     Ok(Reply::Data {
         data: (!n.null).then(|| n.data.to_vec()),
-        stat: n.stat,
+        stat: n.zk_stat(),
     })
 }
 
@@ -91,7 +91,7 @@ pub fn get_children(
     }
     Ok(Reply::Children {
         children: v.tree.children(path).unwrap_or_default(),
-        stat: with_stat.then_some(n.stat),
+        stat: with_stat.then(|| n.zk_stat()),
     })
 }
 
@@ -101,7 +101,7 @@ pub fn exists(v: &View<'_>, path: &str, watch: bool) -> Result<Reply, ZkError> {
     if watch {
         v.watches.add(v.session, WatchKind::Data, path);
     }
-    Ok(Reply::Exists(v.tree.node(path).map(|n| n.stat)))
+    Ok(Reply::Exists(v.tree.node(path).map(|n| n.zk_stat())))
 }
 
 /// Needs READ or ADMIN; without ADMIN, digest hashes are hidden (as in
@@ -116,7 +116,7 @@ pub fn get_acl(v: &View<'_>, path: &str) -> Result<Reply, ZkError> {
     };
     Ok(Reply::Acl {
         acl: shown,
-        stat: n.stat,
+        stat: n.zk_stat(),
     })
 }
 
@@ -145,7 +145,7 @@ pub fn check(v: &View<'_>, path: &str, version: Option<i32>) -> Result<Reply, Zk
         Some(want) if want != -1 && want != n.stat.version => {
             Err(ZkError::bad_version(path, want, n.stat.version))
         }
-        _ => Ok(Reply::Checked(n.stat)),
+        _ => Ok(Reply::Checked(n.zk_stat())),
     }
 }
 

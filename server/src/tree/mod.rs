@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use compact_str::CompactString;
 use node::AclCache;
-pub use node::{Node, NodeKind, Stat};
+pub use node::{Node, NodeKind, NodeStat, Stat};
 use std::sync::Arc;
 
 use crate::acl::AuthId;
@@ -65,7 +65,7 @@ enum Undo {
     /// changed.
     Fields {
         path: String,
-        stat: Stat,
+        stat: NodeStat,
         seq: i32,
         /// The data and whether it was null.
         data: Option<(Box<[u8]>, bool)>,
@@ -192,7 +192,7 @@ pub mod v2 {
                     let node = Node {
                         data: n.data.to_vec(),
                         acl: n.acl.to_vec(),
-                        stat: n.stat,
+                        stat: n.zk_stat(),
                         kind: n.kind,
                         children: t.children(p).unwrap_or_default().into_iter().collect(),
                         seq: n.seq,
@@ -224,7 +224,7 @@ pub mod v2 {
                         let node = super::Node {
                             data: n.data.into(),
                             acl: n.acl.into(),
-                            stat: n.stat,
+                            stat: (&n.stat).into(),
                             kind: n.kind,
                             seq: n.seq,
                             null: n.null,
@@ -319,10 +319,10 @@ impl DataTree {
             Box::new(Node {
                 data: Box::default(),
                 acl: open.clone(),
-                stat: Stat {
+                stat: NodeStat {
                     num_children: children.len() as i32,
                     cversion: children.len() as i32,
-                    ..Stat::default()
+                    ..NodeStat::default()
                 },
                 kind: NodeKind::Persistent,
                 seq: children.len() as i32,
@@ -457,10 +457,11 @@ impl DataTree {
         }
     }
 
-    /// Counts every node below `path` (not `path` itself).
     /// The names of `path`'s children in byte order (`getChildren`): the
-    /// nodes whose paths are `path/NAME`, found by seeking past each
-    /// child's own subtree, so a listing costs a lookup per child.
+    /// nodes whose paths are `path/NAME`. One walk over the path map from
+    /// `path/`, seeking past a child's own subtree when it meets one, so a
+    /// listing costs about a step per child (and a lookup per child that
+    /// has children).
     pub fn children(&self, path: &str) -> Option<Vec<String>> {
         let n = self.nodes.get(path)?;
         let prefix = if path == "/" {
@@ -468,38 +469,33 @@ impl DataTree {
         } else {
             format!("{path}/")
         };
-        let mut out = Vec::with_capacity(n.stat.num_children.max(0) as usize);
-        let mut from = match path {
-            "/" => Bound::Excluded(prefix.clone()),
-            _ => Bound::Included(prefix.clone()),
+        let mut out = Vec::with_capacity(n.stat.num_children.clamp(0, 1 << 16) as usize);
+        let start = match path {
+            "/" => Bound::Excluded(prefix.as_str()),
+            _ => Bound::Included(prefix.as_str()),
         };
-        loop {
-            let bound = match &from {
-                Bound::Included(s) => Bound::Included(s.as_str()),
-                Bound::Excluded(s) => Bound::Excluded(s.as_str()),
-                Bound::Unbounded => Bound::Unbounded,
-            };
-            let Some((key, _)) = self.nodes.range::<str, _>((bound, Bound::Unbounded)).next()
-            else {
-                break;
-            };
+        let mut walk = self.nodes.range::<str, _>((start, Bound::Unbounded));
+        while let Some((key, _)) = walk.next() {
             let Some(rest) = key.strip_prefix(prefix.as_str()) else {
                 break;
             };
             match rest.find('/') {
-                None => {
-                    out.push(rest.to_string());
-                    from = Bound::Excluded(key.to_string());
-                }
+                None => out.push(rest.to_string()),
                 // A deeper node: its child, which sorts before it, is
                 // listed; skip the rest of that child's subtree ('0'
                 // follows '/').
-                Some(i) => from = Bound::Included(format!("{prefix}{}0", &rest[..i])),
+                Some(i) => {
+                    let past = format!("{prefix}{}0", &rest[..i]);
+                    walk = self
+                        .nodes
+                        .range::<str, _>((Bound::Included(past.as_str()), Bound::Unbounded));
+                }
             }
         }
         Some(out)
     }
 
+    /// Counts every node below `path` (not `path` itself).
     pub fn count_descendants(&self, path: &str) -> Result<usize, ZkError> {
         if !self.nodes.contains_key(path) {
             return Err(ZkError::no_node(path));
@@ -524,7 +520,7 @@ impl DataTree {
         for (path, n) in &self.nodes {
             h.bytes(path.as_bytes());
             h.bytes(&n.data);
-            let s = &n.stat;
+            let s = &n.zk_stat();
             for v in [s.czxid, s.mzxid, s.ctime, s.mtime, s.pzxid] {
                 h.u64(v as u64);
             }
@@ -612,7 +608,6 @@ impl DataTree {
         if *n.data == *data {
             return;
         }
-        n.stat.data_length = data.len() as i32;
         n.data = data.into();
         n.null = false;
         n.stat.version = n.stat.version.wrapping_add(1);
@@ -815,8 +810,7 @@ impl DataTree {
                 n.stat.version = n.stat.version.wrapping_add(1);
                 n.stat.mzxid = zxid;
                 n.stat.mtime = txn.time_ms;
-                n.stat.data_length = data.len() as i32;
-                let stat = n.stat;
+                let stat = n.zk_stat();
                 events.push((EventKind::DataChanged, path.clone()));
                 self.charge_quota(path, grows, 0, &mut undo);
                 Ok(Outcome::Stat(stat))
@@ -835,7 +829,7 @@ impl DataTree {
                 check_version(path, *version, n.stat.aversion)?;
                 n.acl = self.acls.intern(acl);
                 n.stat.aversion = n.stat.aversion.wrapping_add(1);
-                Ok(Outcome::Stat(n.stat))
+                Ok(Outcome::Stat(n.zk_stat()))
             }
             Op::Check { path, version } => {
                 path::validate_path(path)?;
@@ -980,7 +974,7 @@ impl DataTree {
         }
         self.save_fields(undo, &parent_path, false, false);
         self.save_node(undo, &path);
-        let stat = Stat {
+        let stat = NodeStat {
             czxid: zxid,
             mzxid: zxid,
             ctime: txn.time_ms,
@@ -988,8 +982,6 @@ impl DataTree {
             version: 0,
             cversion: 0,
             aversion: 0,
-            ephemeral_owner: kind.ephemeral_owner(),
-            data_length: data.len() as i32,
             num_children: 0,
             pzxid: zxid,
         };
@@ -1003,23 +995,22 @@ impl DataTree {
             true => self.acls.intern(&Acl::open()),
             false => self.acls.intern(acl),
         };
-        self.nodes.insert(
-            path.as_str().into(),
-            Box::new(Node {
-                data: data.into(),
-                acl,
-                stat,
-                kind,
-                seq: 0,
-                null: false,
-            }),
-        );
+        let node = Box::new(Node {
+            data: data.into(),
+            acl,
+            stat,
+            kind,
+            seq: 0,
+            null: false,
+        });
+        let created = node.zk_stat();
+        self.nodes.insert(path.as_str().into(), node);
         self.index_add(&path, kind);
         self.quota_node_created(&path, undo);
         self.charge_quota(&path, data.len() as i64, 1, undo);
         events.push((EventKind::Created, path.clone()));
         events.push((EventKind::ChildrenChanged, parent_path));
-        Ok((path, stat))
+        Ok((path, created))
     }
 
     /// Removes a node known to exist and be childless, updating its parent.
@@ -1036,12 +1027,12 @@ impl DataTree {
         };
         self.save_fields(undo, &parent_path, false, false);
         self.save_node(undo, path);
-        let mut bytes = 0;
-        if let Some(n) = self.nodes.remove(path) {
-            self.index_remove(path, n.kind);
-            bytes = n.data.len() as i64;
-            gone.push((path.to_string(), n.acl));
-        }
+        let Some(n) = self.nodes.remove(path) else {
+            return;
+        };
+        self.index_remove(path, n.kind);
+        let bytes = n.data.len() as i64;
+        gone.push((path.to_string(), n.acl));
         self.quota_node_deleted(path);
         self.charge_quota(path, -bytes, -1, undo);
         if let Some(p) = self.nodes.get_mut(parent_path.as_str()) {

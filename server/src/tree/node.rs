@@ -34,6 +34,37 @@ impl NodeKind {
     }
 }
 
+/// What a node keeps of ZooKeeper's Stat: the rest (`dataLength`,
+/// `ephemeralOwner`) follows from its data and kind ([`Node::zk_stat`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStat {
+    pub czxid: i64,
+    pub mzxid: i64,
+    pub ctime: i64,
+    pub mtime: i64,
+    pub version: i32,
+    pub cversion: i32,
+    pub aversion: i32,
+    pub num_children: i32,
+    pub pzxid: i64,
+}
+
+impl From<&Stat> for NodeStat {
+    fn from(s: &Stat) -> NodeStat {
+        NodeStat {
+            czxid: s.czxid,
+            mzxid: s.mzxid,
+            ctime: s.ctime,
+            mtime: s.mtime,
+            version: s.version,
+            cversion: s.cversion,
+            aversion: s.aversion,
+            num_children: s.num_children,
+            pzxid: s.pzxid,
+        }
+    }
+}
+
 /// A znode: data, ACL and Stat. Its children are the nodes whose paths
 /// extend its own (`DataTree::children`): no list of names is kept, and
 /// `stat.num_children` counts them.
@@ -46,7 +77,7 @@ impl NodeKind {
 pub struct Node {
     pub data: Box<[u8]>,
     pub acl: Arc<[Acl]>,
-    pub stat: Stat,
+    pub stat: NodeStat,
     pub kind: NodeKind,
     /// Children created so far: the next sequential child's suffix. Not
     /// cversion, which deletes move too — ZooKeeper numbers sequential
@@ -56,6 +87,26 @@ pub struct Node {
     /// The data is null (ZooKeeper's `create(path, null)` and
     /// `setData(path, null)`), not empty; `data` is then empty.
     pub null: bool,
+}
+
+impl Node {
+    /// The node's Stat as ZooKeeper reports it.
+    pub fn zk_stat(&self) -> Stat {
+        let s = &self.stat;
+        Stat {
+            czxid: s.czxid,
+            mzxid: s.mzxid,
+            ctime: s.ctime,
+            mtime: s.mtime,
+            version: s.version,
+            cversion: s.cversion,
+            aversion: s.aversion,
+            ephemeral_owner: self.kind.ephemeral_owner(),
+            data_length: self.data.len() as i32,
+            num_children: s.num_children,
+            pzxid: s.pzxid,
+        }
+    }
 }
 
 /// One shared copy of each distinct ACL the tree holds (ZooKeeper's

@@ -202,7 +202,6 @@ impl DataTree {
         if let Some(n) = self.nodes.get_mut(at) {
             n.data = stats.encode().into();
             n.null = false;
-            n.stat.data_length = n.data.len() as i32;
         }
     }
 

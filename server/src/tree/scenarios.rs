@@ -614,7 +614,10 @@ fn node_differences(x: &Node, y: &Node) -> Vec<String> {
         list(x.acl.iter().map(show_acl)),
         list(y.acl.iter().map(show_acl)),
     );
-    for ((k, u), (_, v)) in stat_fields(&x.stat).into_iter().zip(stat_fields(&y.stat)) {
+    for ((k, u), (_, v)) in stat_fields(&x.zk_stat())
+        .into_iter()
+        .zip(stat_fields(&y.zk_stat()))
+    {
         field(k, u, v);
     }
     d
@@ -780,8 +783,8 @@ impl Runner {
             return format!("error {}: {p}\n", Code::NoNode.name());
         };
         match what {
-            "get" => format!("data {}\n{}\n", show_data(&n.data), show_stat(&n.stat)),
-            "stat" => format!("{}\n", show_stat(&n.stat)),
+            "get" => format!("data {}\n{}\n", show_data(&n.data), show_stat(&n.zk_stat())),
+            "stat" => format!("{}\n", show_stat(&n.zk_stat())),
             "children" => list(self.world().tree.children(p).unwrap_or_default()) + "\n",
             _ => {
                 let mut out: String = n.acl.iter().map(|a| show_acl(a) + "\n").collect();
@@ -802,7 +805,7 @@ impl Runner {
                     show_kind(n.kind),
                     n.seq,
                     show_data(&n.data),
-                    show_stat(&n.stat)
+                    show_stat(&n.zk_stat())
                 );
             }
         }

@@ -77,7 +77,7 @@ fn create_sets_stat_and_parent() {
     assert_eq!(a.stat.mzxid, 1);
     assert_eq!(a.stat.pzxid, 1);
     assert_eq!(a.stat.ctime, 100);
-    assert_eq!(a.stat.data_length, 1);
+    assert_eq!(a.zk_stat().data_length, 1);
     t.ok(create("/a/b", CreateMode::Persistent));
     let a = t.tree.node("/a").unwrap();
     assert_eq!(a.stat.num_children, 1);
@@ -184,7 +184,7 @@ fn ephemerals_belong_to_sessions() {
     t.run(7, 100, create("/p/e", CreateMode::EphemeralSequential))
         .0
         .unwrap();
-    assert_eq!(t.tree.node("/e").unwrap().stat.ephemeral_owner, 7);
+    assert_eq!(t.tree.node("/e").unwrap().zk_stat().ephemeral_owner, 7);
     assert_eq!(
         t.err(7, create("/e/c", CreateMode::Persistent)),
         Code::NoChildrenForEphemerals
@@ -210,8 +210,8 @@ fn containers_and_ttl_are_reaped_only_when_eligible() {
     let mut t = T::new();
     t.ok(create("/c", CreateMode::Container));
     t.ok(create("/t", CreateMode::PersistentWithTtl));
-    assert_eq!(t.tree.node("/c").unwrap().stat.ephemeral_owner, 0);
-    assert_eq!(t.tree.node("/t").unwrap().stat.ephemeral_owner, 0);
+    assert_eq!(t.tree.node("/c").unwrap().zk_stat().ephemeral_owner, 0);
+    assert_eq!(t.tree.node("/t").unwrap().zk_stat().ephemeral_owner, 0);
     // A fresh container (never had children) and a young TTL node stay.
     assert!(t.tree.reap_candidates(500).is_empty());
     t.ok(create("/c/x", CreateMode::Persistent));
@@ -392,8 +392,13 @@ fn null_data_is_kept_apart_from_empty_data() {
 }
 
 fn arb_path() -> impl Strategy<Value = String> {
-    prop::collection::vec(prop::sample::select(vec!["a", "b", "c"]), 1..4)
-        .prop_map(|segs| format!("/{}", segs.join("/")))
+    // Names that sort just before and after '/' too: children are listed
+    // by walking the path map past each other's subtrees.
+    prop::collection::vec(
+        prop::sample::select(vec!["a", "b", "a-b", "a.c", "a0"]),
+        1..4,
+    )
+    .prop_map(|segs| format!("/{}", segs.join("/")))
 }
 
 fn arb_op() -> impl Strategy<Value = Op> {
@@ -442,7 +447,13 @@ proptest! {
             for (path, n) in &t.tree.nodes {
                 let children = t.tree.children(path).unwrap();
                 prop_assert_eq!(n.stat.num_children as usize, children.len());
-                prop_assert_eq!(n.stat.data_length as usize, n.data.len());
+                // Counted independently: nodes whose parent is `path`.
+                let direct: Vec<String> = t.tree.nodes.keys()
+                    .filter(|k| path::parent(k) == Some(path.as_str()) && k.as_str() != "/")
+                    .map(|k| k.rsplit('/').next().unwrap_or_default().to_string())
+                    .collect();
+                prop_assert_eq!(&children, &direct);
+                prop_assert_eq!(n.zk_stat().data_length as usize, n.data.len());
                 for c in &children {
                     prop_assert!(t.tree.nodes.contains_key(warden_proto::path::join(path, c).as_str()));
                 }
