@@ -93,8 +93,25 @@ pub fn bin(name: &str) -> PathBuf {
     p
 }
 
-/// A free loopback port (bound and released; the server retries on a clash).
+/// A free loopback port (bound and released; the server retries on a
+/// clash). Picked below Linux's ephemeral range (32768 and up), where the
+/// many outgoing connections of tests running at once take their local
+/// ports, and never twice in one test process: a port handed to a member
+/// before it starts (a peer port in every member's `--peers`) cannot be
+/// picked again when it clashes.
 pub fn free_port() -> u16 {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    for _ in 0..1000 {
+        let port = rand::random_range(20_000..32_000u16);
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if given.contains(&port) {
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.push(port);
+            return port;
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -483,7 +500,8 @@ pub fn metric_in(body: &str, name: &str, labels: &str) -> f64 {
 pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+    // One write, as an HTTP client sends a small request.
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())?;
     let mut buf = String::new();
     s.read_to_string(&mut buf)?;
     Ok(parse_http_reply(&buf))
