@@ -131,6 +131,26 @@ async fn every_listener_speaks_tls_and_a_client_certificate_is_an_identity() {
     );
     let out = warden_cli(&server, &[], &["ls", "/"]);
     assert_eq!(out.status.code(), Some(2), "plain-text CLI on a TLS port");
+    // warden-scheduler takes the same flags.
+    let scheduler = |tls: &[String]| {
+        Command::new(bin("warden-scheduler"))
+            .env_remove("WARDEN_SERVERS")
+            .args(["job", "--servers", &server.addr()])
+            .args(tls)
+            .args(["list", "--json"])
+            .output()
+            .expect("run warden-scheduler")
+    };
+    let out = scheduler(&flags);
+    assert!(
+        out.status.success(),
+        "warden-scheduler over TLS: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !scheduler(&[]).status.success(),
+        "plain-text warden-scheduler"
+    );
 
     // Admin HTTP is HTTPS (the harness's health checks used it); a
     // plain-text request gets a readable refusal.
