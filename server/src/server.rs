@@ -172,7 +172,7 @@ pub async fn run_with(
 
     let metrics = Arc::new(Metrics::new());
     let shared = Shared::new(metrics.clone());
-    let identity = ensemble_identity(&config, &*engine, snap.is_none()).await?;
+    let identity = ensemble_identity(&config, &*engine, snap.is_none(), tls.clone()).await?;
     let sm = StateMachine::open(engine.clone(), snap, shared.clone()).map_err(storage)?;
     let log_store = LogStore::new(engine, metrics.clone());
     let ensemble = config.is_ensemble();
@@ -537,13 +537,14 @@ async fn ensemble_identity(
     config: &Config,
     engine: &dyn Engine,
     no_snapshot: bool,
+    tls: Option<Arc<Tls>>,
 ) -> Result<Identity, StartupError> {
     let dir = config.data_dir.display().to_string();
     let storage = |e| StartupError::storage(&dir, e);
     let cluster = match cluster::stored(engine).map_err(storage)? {
         Some(id) => id,
         None if !config.join.is_empty() => {
-            let id = join_target(config).await?;
+            let id = join_target(config, tls).await?;
             tracing::info!(ensemble = %id, "joining ensemble");
             cluster::store(engine, &id).map_err(storage)?;
             id
@@ -570,12 +571,8 @@ async fn ensemble_identity(
 
 /// Asks the `--join` members which ensemble they form, and checks that it
 /// expects this member (`warden member add` named its id and peer address).
-async fn join_target(config: &Config) -> Result<String, StartupError> {
+async fn join_target(config: &Config, tls: Option<Arc<Tls>>) -> Result<String, StartupError> {
     let me = config.server_id;
-    let tls = match &config.tls {
-        Some(files) => Some(Tls::load(files.clone()).map_err(StartupError::Tls)?),
-        None => None,
-    };
     let asker = Peers::new(
         Identity {
             cluster: String::new(),

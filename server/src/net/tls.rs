@@ -150,7 +150,12 @@ fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
     })
 }
 
-fn certs(what: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+/// A PEM file's bytes (tonic's client side takes them as they are) and the
+/// certificates in it.
+fn certs(
+    what: &'static str,
+    path: &Path,
+) -> Result<(Vec<u8>, Vec<CertificateDer<'static>>), TlsError> {
     let pem = read(what, path)?;
     let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem)
         .filter_map(Result::ok)
@@ -162,7 +167,7 @@ fn certs(what: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>
             expected: "CERTIFICATE",
         });
     }
-    Ok(certs)
+    Ok((pem, certs))
 }
 
 /// *ring*, as tonic's `tls-ring` client side uses: it builds with no C
@@ -174,24 +179,25 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 fn load(files: &TlsFiles) -> Result<Loaded, TlsError> {
-    let chain = certs("certificate (--tls-cert)", &files.cert)?;
+    let (cert_pem, chain) = certs("certificate (--tls-cert)", &files.cert)?;
     let key_pem = read("key (--tls-key)", &files.key)?;
     let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| TlsError::Empty {
         what: "key (--tls-key)",
         path: files.key.display().to_string(),
         expected: "PRIVATE KEY",
     })?;
-    let roots = match &files.ca {
+    let (ca_pem, roots) = match &files.ca {
         Some(ca) => {
+            let (pem, cas) = certs("CA certificate (--tls-ca)", ca)?;
             let mut roots = RootCertStore::empty();
-            for c in certs("CA certificate (--tls-ca)", ca)? {
+            for c in cas {
                 roots
                     .add(c)
                     .map_err(|e| TlsError::Invalid(format!("{}: {e}", ca.display())))?;
             }
-            Some(Arc::new(roots))
+            (Some(pem), Some(Arc::new(roots)))
         }
-        None => None,
+        None => (None, None),
     };
     if files.client_auth != ClientAuth::None && roots.is_none() {
         return Err(TlsError::Invalid(
@@ -229,10 +235,8 @@ fn load(files: &TlsFiles) -> Result<Loaded, TlsError> {
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Ok(Arc::new(config))
     };
-    let (peer, peer_client) = match &files.ca {
-        Some(ca) => {
-            let ca_pem = read("CA certificate (--tls-ca)", ca)?;
-            let cert_pem = read("certificate (--tls-cert)", &files.cert)?;
+    let (peer, peer_client) = match ca_pem {
+        Some(ca_pem) => {
             let client = tonic::transport::ClientTlsConfig::new()
                 .ca_certificate(tonic::transport::Certificate::from_pem(ca_pem))
                 .identity(tonic::transport::Identity::from_pem(cert_pem, key_pem));

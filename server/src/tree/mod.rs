@@ -341,9 +341,11 @@ impl DataTree {
     pub fn rebuild_indexes(&mut self) {
         self.ephemerals.clear();
         self.reapable.clear();
+        // Only the kinds the indexes hold (most nodes are persistent).
         let entries: Vec<(String, NodeKind)> = self
             .nodes
             .iter()
+            .filter(|(_, n)| n.kind != NodeKind::Persistent)
             .map(|(p, n)| (p.to_string(), n.kind))
             .collect();
         for (p, k) in entries {

@@ -68,12 +68,12 @@ impl From<&Stat> for NodeStat {
 /// A znode: data, ACL and Stat. Its children are the nodes whose paths
 /// extend its own (`DataTree::children`): no list of names is kept, and
 /// `stat.num_children` counts them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 ///
 /// Kept small (issue 14): data without spare capacity, the ACL shared with
 /// every node that has the same one (interned by the tree, ZooKeeper's ACL
 /// cache idea), no list of children. In snapshots data and ACL are laid
 /// out as the `Vec`s they replaced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Node {
     pub data: Box<[u8]>,
     pub acl: Arc<[Acl]>,

@@ -167,7 +167,8 @@ impl DataTree {
 
     /// Nodes and data bytes in `subtree`, itself included.
     fn usage(&self, subtree: &str) -> (i64, i64) {
-        let inside = |p: &str| p == subtree || p.starts_with(&format!("{subtree}/"));
+        let below = format!("{subtree}/");
+        let inside = |p: &str| p == subtree || p.starts_with(&below);
         self.nodes
             .range::<str, _>((Bound::Included(subtree), Bound::Unbounded))
             .take_while(|(p, _)| p.starts_with(subtree))
