@@ -436,6 +436,20 @@ impl ServerProc {
         }
     }
 
+    /// `POST /snapshot` on the (plain) admin port: takes a snapshot and
+    /// returns its reply once it is stored.
+    pub fn take_snapshot(&self) -> serde_json::Value {
+        let (code, body) = http_request(
+            self.admin_port,
+            "POST",
+            "/snapshot",
+            Duration::from_secs(120),
+        )
+        .expect("POST /snapshot");
+        assert_eq!(code, 200, "POST /snapshot: {body}");
+        serde_json::from_str(&body).expect("POST /snapshot answers JSON")
+    }
+
     /// `/status` as JSON.
     pub fn status(&self) -> serde_json::Value {
         let (_, body) = self.http_get("/status").expect("GET /status");
@@ -498,10 +512,24 @@ pub fn metric_in(body: &str, name: &str, labels: &str) -> f64 {
 
 /// A plain HTTP/1.0 GET on a loopback port: (status code, body).
 pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    http_request(port, "GET", path, Duration::from_secs(5))
+}
+
+/// A plain HTTP/1.0 request without a body on a loopback port, waiting
+/// up to `timeout` for the reply: (status code, body).
+pub fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    timeout: Duration,
+) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.set_read_timeout(Some(timeout))?;
     // One write, as an HTTP client sends a small request.
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())?;
+    s.write_all(
+        format!("{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n")
+            .as_bytes(),
+    )?;
     let mut buf = String::new();
     s.read_to_string(&mut buf)?;
     Ok(parse_http_reply(&buf))

@@ -17,8 +17,9 @@ use super::member::MemberNode;
 use super::{storage_error, LogId, StorageError, TypeConfig};
 use crate::metrics::Metrics;
 use crate::session::SessionTracker;
+use crate::storage::snapshot::whole;
 use crate::storage::{Engine, StorageError as DiskError};
-use crate::tree::{effective_acl, DataTree, Effects, EventKind};
+use crate::tree::{effective_acl, DataTree, Effects, EventKind, FrozenTree};
 use crate::txn::Acl;
 use crate::txn::{zxid, TxnResponse};
 use crate::watch::WatchManager;
@@ -44,6 +45,9 @@ pub struct Shared {
     applied: tokio::sync::watch::Sender<u64>,
     /// Holds new writes while leadership is handed off.
     pub hold: super::hold::Hold,
+    /// Held while a snapshot is read from the live tree: replacing the
+    /// whole state waits for it.
+    snapshot_gate: parking_lot::Mutex<()>,
 }
 
 impl Shared {
@@ -58,6 +62,7 @@ impl Shared {
             metrics,
             applied: tokio::sync::watch::channel(0).0,
             hold: super::hold::Hold::default(),
+            snapshot_gate: parking_lot::Mutex::new(()),
         })
     }
 
@@ -89,6 +94,7 @@ impl Shared {
         }
         self.metrics.znodes.set(new.tree.node_count() as i64);
         self.metrics.sessions.set(new.tree.session_count() as i64);
+        let _reading = self.snapshot_gate.lock();
         let mut st = self.state.write();
         *st = new;
         // Sessions the snapshot no longer has ended while this member was
@@ -221,8 +227,9 @@ impl StateMachine {
         let m = bincode::serialize(meta)
             .map_err(|e| snapshot_err(ErrorVerb::Write, &DiskError::Encode(e.to_string())))?;
         engine
-            .write_snapshot(&m, bytes)
-            .map_err(|e| snapshot_err(ErrorVerb::Write, &e))
+            .write_snapshot(&m, &mut whole(bytes))
+            .map_err(|e| snapshot_err(ErrorVerb::Write, &e))?;
+        Ok(())
     }
 }
 
@@ -337,10 +344,32 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         blocking(|| apply_all(shared, entries))
     }
 
+    /// Freezes the state where it is: openraft asks for a builder between
+    /// applies, so this is the state at `last_applied`. The builder then
+    /// reads it while later entries apply.
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        let frozen = {
+            let mut st = self.shared.state.write();
+            Frozen {
+                meta: SnapshotMeta {
+                    last_log_id: st.last_applied,
+                    last_membership: st.membership.clone(),
+                    snapshot_id: format!(
+                        "{}-{}",
+                        st.last_applied.map(|l| l.index).unwrap_or(0),
+                        std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map(|d| d.as_millis())
+                            .unwrap_or(0)
+                    ),
+                },
+                tree: st.tree.freeze(),
+            }
+        };
         SnapshotBuilder {
             shared: self.shared.clone(),
             engine: self.engine.clone(),
+            frozen: Some(frozen),
         }
     }
 
@@ -380,10 +409,18 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 }
 
-/// Serializes the current state into a snapshot and stores it.
+/// Writes the state as it was when the builder was made into a snapshot,
+/// reading the live tree a chunk at a time.
 pub struct SnapshotBuilder {
     shared: Arc<Shared>,
     engine: Arc<dyn Engine>,
+    frozen: Option<Frozen>,
+}
+
+/// The state frozen for a snapshot: its meta and the frozen tree.
+struct Frozen {
+    meta: SnapshotMeta<u64, MemberNode>,
+    tree: FrozenTree,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
@@ -392,49 +429,96 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         // starve the runtime's few threads of the heartbeats and appends a
         // follower must answer in time: it runs on a blocking thread.
         let (shared, engine) = (self.shared.clone(), self.engine.clone());
-        let (meta, bytes) = tokio::task::spawn_blocking(move || build(&shared, &*engine))
+        let frozen = self.frozen.take().ok_or_else(|| {
+            snapshot_err(
+                ErrorVerb::Write,
+                &DiskError::Encode("this snapshot builder was used already".into()),
+            )
+        })?;
+        let meta = tokio::task::spawn_blocking(move || build(&shared, &*engine, frozen))
             .await
             .map_err(|e| snapshot_err(ErrorVerb::Write, &DiskError::Encode(e.to_string())))??;
+        // openraft keeps only the meta of a snapshot just built (its
+        // state-machine worker); the data is read back for callers that
+        // want it, such as its storage test suite.
+        let engine = self.engine.clone();
+        let stored = tokio::task::spawn_blocking(move || load_snapshot(&*engine))
+            .await
+            .map_err(|e| snapshot_err(ErrorVerb::Read, &DiskError::Encode(e.to_string())))?
+            .map_err(|e| snapshot_err(ErrorVerb::Read, &e))?
+            .filter(|(m, _)| m.snapshot_id == meta.snapshot_id)
+            .ok_or_else(|| {
+                snapshot_err(
+                    ErrorVerb::Read,
+                    &DiskError::Corrupt("the snapshot just written is not the one stored".into()),
+                )
+            })?;
         Ok(Snapshot {
             meta,
-            snapshot: Box::new(Cursor::new(bytes)),
+            snapshot: Box::new(Cursor::new(stored.1)),
         })
     }
 }
 
-/// Serializes the state under its read lock and stores the snapshot.
+/// Nodes read from the live tree per hold of its read lock: writes wait
+/// for at most one chunk's encoding (a millisecond or two).
+const SNAPSHOT_CHUNK: usize = 2048;
+
+/// Writes the frozen state into the stored snapshot, piece by piece, in
+/// layout 3 ([`encode_state`]'s bytes for the state at the freeze).
 fn build(
     shared: &Shared,
     engine: &dyn Engine,
-) -> Result<(SnapshotMeta<u64, MemberNode>, Vec<u8>), StorageError> {
+    frozen: Frozen,
+) -> Result<SnapshotMeta<u64, MemberNode>, StorageError> {
     let started = Instant::now();
-    let (bytes, meta) = {
-        let st = shared.state.read();
-        let bytes = encode_state(&st)
-            .map_err(|e| snapshot_err(ErrorVerb::Write, &DiskError::Encode(e.to_string())))?;
-        let meta = SnapshotMeta {
-            last_log_id: st.last_applied,
-            last_membership: st.membership.clone(),
-            snapshot_id: format!(
-                "{}-{}",
-                st.last_applied.map(|l| l.index).unwrap_or(0),
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_millis())
-                    .unwrap_or(0)
-            ),
+    let _reading = shared.snapshot_gate.lock();
+    let Frozen { meta, tree } = frozen;
+    let encode = |e: bincode::Error| DiskError::Encode(e.to_string());
+    let (mut started_nodes, mut read, mut done) = (false, 0usize, false);
+    let mut next = |buf: &mut Vec<u8>| -> Result<bool, DiskError> {
+        if done {
+            return Ok(false);
+        }
+        if !started_nodes {
+            started_nodes = true;
+            buf.extend_from_slice(STATE_V3);
+            tree.encode_head(buf).map_err(encode)?;
+        }
+        let n = {
+            let st = shared.state.read();
+            st.tree
+                .read_frozen(&tree, SNAPSHOT_CHUNK, buf)
+                .map_err(encode)?
         };
-        (bytes, meta)
+        read += n;
+        if n == 0 {
+            if read != tree.node_count() {
+                return Err(DiskError::Corrupt(format!(
+                    "a snapshot read {read} nodes of the {} frozen; none was stored",
+                    tree.node_count()
+                )));
+            }
+            tree.encode_tail(buf).map_err(encode)?;
+            bincode::serialize_into(&mut *buf, &meta.last_log_id).map_err(encode)?;
+            bincode::serialize_into(&mut *buf, &meta.last_membership).map_err(encode)?;
+            done = true;
+        }
+        Ok(true)
     };
-    StateMachine::save_snapshot(engine, &meta, &bytes)?;
+    let m = bincode::serialize(&meta)
+        .map_err(|e| snapshot_err(ErrorVerb::Write, &DiskError::Encode(e.to_string())))?;
+    let bytes = engine
+        .write_snapshot(&m, &mut next)
+        .map_err(|e| snapshot_err(ErrorVerb::Write, &e))?;
     shared.metrics.snapshots.inc();
     tracing::info!(
         last_log = ?meta.last_log_id.map(|l| l.index),
-        bytes = bytes.len(),
+        bytes,
         ms = started.elapsed().as_millis() as u64,
         "took a snapshot"
     );
-    Ok((meta, bytes))
+    Ok(meta)
 }
 
 /// `/zookeeper/config` for a membership, in ZooKeeper's format: a

@@ -20,7 +20,7 @@ use parking_lot::Mutex;
 
 use super::engine::{Barrier, Engine, Record};
 use super::file::{read_optional, sync_dir, write_atomic};
-use super::snapshot::{self, Stored};
+use super::snapshot::{self, Pieces, Stored};
 use super::wal::Wal;
 use super::{Durability, StorageError};
 use crate::error::StartupError;
@@ -201,7 +201,7 @@ impl Engine for DiskEngine {
         snapshot::read(&self.dir)
     }
 
-    fn write_snapshot(&self, meta: &[u8], data: &[u8]) -> Result<(), StorageError> {
+    fn write_snapshot(&self, meta: &[u8], data: Pieces<'_>) -> Result<u64, StorageError> {
         snapshot::write(&self.dir, meta, data, self.durability)
     }
 

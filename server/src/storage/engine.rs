@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::file::{decode, encode};
-use super::snapshot::Stored;
+use super::snapshot::{Pieces, Stored};
 use super::StorageError;
 
 /// The small records kept beside the log.
@@ -84,8 +84,10 @@ pub trait Engine: Send + Sync + 'static {
     fn write_record(&self, r: Record, bytes: &[u8]) -> Result<(), StorageError>;
 
     fn read_snapshot(&self) -> Result<Option<Stored>, StorageError>;
-    /// Replaces the snapshot durably: a crash leaves the old one or the new.
-    fn write_snapshot(&self, meta: &[u8], data: &[u8]) -> Result<(), StorageError>;
+    /// Replaces the snapshot durably with `meta` and the data `data` yields
+    /// piece by piece: a crash (or a failing piece) leaves the old one or
+    /// the new. Returns the data's length.
+    fn write_snapshot(&self, meta: &[u8], data: Pieces<'_>) -> Result<u64, StorageError>;
 
     /// The damaged end of the log found at open, described for an error
     /// message, if any (a power cut leaves one on disk).

@@ -48,14 +48,30 @@ pub fn sync_dir(dir: &Path, durability: Durability) -> Result<(), StorageError> 
 }
 
 /// Replaces `dir/name` with the concatenation of `parts` so that after a crash the file holds
-/// either its old or its new content, never a mix: the bytes go to a
-/// temporary file that is synced, renamed over the old one, and the
-/// directory is synced.
+/// either its old or its new content, never a mix (see [`write_atomic_with`]).
 pub fn write_atomic(
     dir: &Path,
     name: &str,
     parts: &[&[u8]],
     durability: Durability,
+) -> Result<(), StorageError> {
+    write_atomic_with(dir, name, durability, |f| {
+        for p in parts {
+            f.write_all(p)?;
+        }
+        Ok(())
+    })
+}
+
+/// Replaces `dir/name` with what `fill` writes, so that after a crash the
+/// file holds either its old or its new content, never a mix: the bytes
+/// go to a temporary file that is synced, renamed over the old one, and
+/// the directory is synced.
+pub fn write_atomic_with(
+    dir: &Path,
+    name: &str,
+    durability: Durability,
+    fill: impl FnOnce(&mut File) -> std::io::Result<()>,
 ) -> Result<(), StorageError> {
     let tmp = dir.join(format!("{name}.tmp"));
     let target = dir.join(name);
@@ -65,9 +81,7 @@ pub fn write_atomic(
             .write(true)
             .truncate(true)
             .open(&tmp)?;
-        for p in parts {
-            f.write_all(p)?;
-        }
+        fill(&mut f)?;
         if durability.sync {
             f.sync_all()?;
         }

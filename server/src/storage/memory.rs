@@ -8,7 +8,7 @@ use std::ops::Range;
 use parking_lot::Mutex;
 
 use super::engine::{Barrier, Engine, Record};
-use super::snapshot::Stored;
+use super::snapshot::{Pieces, Stored};
 use super::StorageError;
 
 #[derive(Default)]
@@ -130,12 +130,17 @@ impl Engine for MemoryEngine {
         }))
     }
 
-    fn write_snapshot(&self, meta: &[u8], data: &[u8]) -> Result<(), StorageError> {
+    fn write_snapshot(&self, meta: &[u8], data: Pieces<'_>) -> Result<u64, StorageError> {
+        let (mut all, mut piece) = (Vec::new(), Vec::new());
+        while data(&mut piece)? {
+            all.append(&mut piece);
+        }
+        let len = all.len() as u64;
         *self.snapshot.lock() = Some(Stored {
             meta: meta.to_vec(),
-            data: data.to_vec(),
+            data: all,
         });
-        Ok(())
+        Ok(len)
     }
 }
 

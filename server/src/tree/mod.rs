@@ -5,6 +5,7 @@
 //! tree and the same [`DataTree::state_hash`].
 
 mod node;
+mod nodes;
 pub mod path;
 pub mod quota;
 
@@ -13,9 +14,10 @@ use std::ops::Bound;
 
 use serde::{Deserialize, Serialize};
 
-use compact_str::CompactString;
 use node::AclCache;
 pub use node::{Node, NodeKind, NodeStat, Stat};
+use nodes::Freeze;
+pub use nodes::NodeMap;
 use std::sync::Arc;
 
 use crate::acl::AuthId;
@@ -245,19 +247,6 @@ pub mod v2 {
     }
 }
 
-/// Reads a map written in key order (as a `BTreeMap` is) as a list, then
-/// builds the map from it in one pass: full leaves and no per-insert search,
-/// unlike inserting each entry. The bytes are a map's either way.
-fn sorted_map<'de, D, K, V>(d: D) -> Result<BTreeMap<K, V>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    K: Ord + Deserialize<'de>,
-    V: Deserialize<'de>,
-{
-    let entries = <Vec<(K, V)>>::deserialize(d)?;
-    Ok(entries.into_iter().collect())
-}
-
 /// Mixed into the state hash for a node whose data is null.
 const NULL_DATA_MARK: u64 = 0x6e75_6c6c_6461_7461;
 
@@ -268,8 +257,7 @@ pub struct DataTree {
     /// map's half-empty leaves (sorted inserts fill them half) hold
     /// pointers, not whole nodes. Read from a snapshot, the map is built
     /// in one pass with full leaves.
-    #[serde(deserialize_with = "sorted_map")]
-    nodes: BTreeMap<CompactString, Box<Node>>,
+    nodes: NodeMap,
     sessions: BTreeMap<u64, SessionInfo>,
     last_zxid: i64,
     #[serde(skip)]
@@ -282,6 +270,42 @@ pub struct DataTree {
     /// The distinct ACLs nodes share.
     #[serde(skip)]
     acls: AclCache,
+}
+
+/// A tree frozen for a snapshot: what it held at the freeze besides its
+/// nodes, which are read from the live tree ([`DataTree::read_frozen`]).
+/// Laid out as [`DataTree`] is: the node map's length, its entries (read
+/// in chunks), then [`FrozenTree::encode_tail`].
+pub struct FrozenTree {
+    freeze: Arc<Freeze>,
+    node_count: usize,
+    sessions: BTreeMap<u64, SessionInfo>,
+    last_zxid: i64,
+}
+
+impl FrozenTree {
+    /// What comes before the nodes: their count.
+    pub fn encode_head(&self, out: &mut Vec<u8>) -> Result<(), bincode::Error> {
+        bincode::serialize_into(out, &(self.node_count as u64))
+    }
+
+    /// What comes after the nodes: the sessions and the last zxid.
+    pub fn encode_tail(&self, out: &mut Vec<u8>) -> Result<(), bincode::Error> {
+        bincode::serialize_into(&mut *out, &self.sessions)?;
+        bincode::serialize_into(out, &self.last_zxid)
+    }
+
+    /// How many nodes the tree held at the freeze: as many are read.
+    pub fn node_count(&self) -> usize {
+        self.node_count
+    }
+}
+
+impl Drop for FrozenTree {
+    /// Writes stop keeping nodes for a snapshot that is done or dropped.
+    fn drop(&mut self) {
+        self.freeze.end();
+    }
 }
 
 /// Who a write is applied for: the identities whose permissions are
@@ -306,7 +330,7 @@ impl DataTree {
     /// tracker) find what they expect.
     pub fn new() -> Self {
         let mut t = DataTree {
-            nodes: BTreeMap::new(),
+            nodes: NodeMap::default(),
             sessions: BTreeMap::new(),
             last_zxid: 0,
             ephemerals: BTreeMap::new(),
@@ -329,11 +353,10 @@ impl DataTree {
                 null: false,
             })
         };
-        t.nodes.insert("/".into(), mk(&["zookeeper"]));
-        t.nodes
-            .insert("/zookeeper".into(), mk(&["config", "quota"]));
-        t.nodes.insert(CONFIG_PATH.into(), mk(&[]));
-        t.nodes.insert("/zookeeper/quota".into(), mk(&[]));
+        t.nodes.insert("/", mk(&["zookeeper"]));
+        t.nodes.insert("/zookeeper", mk(&["config", "quota"]));
+        t.nodes.insert(CONFIG_PATH, mk(&[]));
+        t.nodes.insert("/zookeeper/quota", mk(&[]));
         t
     }
 
@@ -566,6 +589,32 @@ impl DataTree {
         h.0
     }
 
+    /// Freezes the tree as it is now for a snapshot, which then reads it a
+    /// chunk at a time ([`DataTree::read_frozen`]) while writes go on (see
+    /// `nodes` for how). The sessions and zxid, small, are copied now.
+    pub fn freeze(&mut self) -> FrozenTree {
+        FrozenTree {
+            freeze: self.nodes.freeze(),
+            node_count: self.nodes.len(),
+            sessions: self.sessions.clone(),
+            last_zxid: self.last_zxid,
+        }
+    }
+
+    /// Appends the next nodes of the frozen tree `f`, at most `max`, to
+    /// `out` as entries of its serialized path map; returns how many (0:
+    /// all read).
+    pub fn read_frozen(
+        &self,
+        f: &FrozenTree,
+        max: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<usize, bincode::Error> {
+        self.nodes.read_frozen(&f.freeze, max, |path, node| {
+            bincode::serialize_into(&mut *out, &(path, node))
+        })
+    }
+
     /// Applies one committed txn at `zxid`. Never panics: every failure is a
     /// recorded result, and a failed txn changes nothing.
     pub fn apply(&mut self, zxid: i64, txn: &Txn, fx: &mut Effects) -> TxnResponse {
@@ -681,7 +730,7 @@ impl DataTree {
                 match node {
                     Some(n) => {
                         self.index_add(&path, n.kind);
-                        self.nodes.insert(path.into(), n);
+                        self.nodes.insert(&path, n);
                     }
                     None => {
                         self.nodes.remove(path.as_str());
@@ -1006,7 +1055,7 @@ impl DataTree {
             null: false,
         });
         let created = node.zk_stat();
-        self.nodes.insert(path.as_str().into(), node);
+        self.nodes.insert(&path, node);
         self.index_add(&path, kind);
         self.quota_node_created(&path, undo);
         self.charge_quota(&path, data.len() as i64, 1, undo);

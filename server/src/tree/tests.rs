@@ -616,3 +616,58 @@ fn children_are_listed_in_byte_order_past_deeper_nodes() {
     assert_eq!(t.tree.children("/p/b").unwrap(), Vec::<String>::new());
     assert_eq!(t.tree.children("/missing"), None);
 }
+
+/// A snapshot read from a frozen tree while txns keep being applied
+/// between its chunks is byte for byte the tree as it was at the freeze.
+#[test]
+fn a_frozen_tree_reads_as_it_was_at_the_freeze_while_txns_apply() {
+    let mut t = T::new();
+    t.open_session(7);
+    for i in 0..40 {
+        t.ok(persistent(&format!("/p{i:02}"), b"x"));
+        t.run(
+            7,
+            100,
+            create(&format!("/p{i:02}/e"), CreateMode::Ephemeral),
+        )
+        .0
+        .unwrap();
+    }
+    for chunk in [1, 5, 64] {
+        let before = t.tree.clone();
+        let want = bincode::serialize(&before).unwrap();
+        let f = t.tree.freeze();
+        let mut got = Vec::new();
+        f.encode_head(&mut got).unwrap();
+        let mut round = 0;
+        while t.tree.read_frozen(&f, chunk, &mut got).unwrap() > 0 {
+            round += 1;
+            assert!(
+                round < 1000,
+                "the reader reads what was written after the freeze"
+            );
+            let p = format!("/p{:02}", (round * 7) % 40);
+            t.ok(Op::SetData {
+                path: p.clone(),
+                data: vec![round as u8; 3],
+                version: None,
+            });
+            t.ok(persistent(&format!("{p}/new{round}-{chunk}"), b"n"));
+            // The ephemeral may be gone already: a failed delete is fine.
+            let _ = t.run(
+                0,
+                100,
+                Op::Delete {
+                    path: format!("/p{:02}/e", (round * 3) % 40),
+                    version: None,
+                },
+            );
+            t.ok(create("/p39/s-", CreateMode::PersistentSequential));
+        }
+        f.encode_tail(&mut got).unwrap();
+        assert_eq!(got, want, "chunk {chunk}");
+        let back: DataTree = bincode::deserialize(&got).unwrap();
+        assert_eq!(back.state_hash(), before.state_hash());
+        assert_ne!(t.tree.state_hash(), before.state_hash());
+    }
+}

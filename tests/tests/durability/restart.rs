@@ -367,6 +367,103 @@ async fn snapshots_purge_the_log_and_a_restart_keeps_the_state() {
     assert_eq!(c.get_children("/s").await.unwrap().len(), 300);
 }
 
+/// A snapshot taken on request while writers create, change and delete
+/// nodes holds exactly the state at its log index: a restart from it plus
+/// the log after it is the live state (a snapshot holding a write that the
+/// log after it replays again would create a node twice, and differ).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_taken_under_writes_plus_the_log_after_it_is_the_live_state() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    use warden_client::Op;
+
+    let mut server = ServerProc::start_with(ServerOpts {
+        snapshot_every: Some(1_000_000),
+        ..Default::default()
+    });
+    let c = Arc::new(connect(&server, LONG).await);
+    c.create("/t", "", CreateMode::Persistent).await.unwrap();
+    // Enough nodes that the snapshot is read in many chunks.
+    for batch in 0..20 {
+        c.multi((0..1000).map(|i| {
+            Op::create(
+                format!("/t/n{:05}", batch * 1000 + i),
+                vec![7u8; 40],
+                CreateMode::Persistent,
+            )
+        }))
+        .await
+        .expect("fill");
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let writes = Arc::new(AtomicU64::new(0));
+    let writers: Vec<_> = (0..4u64)
+        .map(|w| {
+            let (c, stop, writes) = (c.clone(), stop.clone(), writes.clone());
+            tokio::spawn(async move {
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    i += 1;
+                    // Spread over the key range, ahead of and behind the
+                    // snapshot's reader: changes, creates and deletes.
+                    let n = (i * 7919 + w * 5003) % 20_000;
+                    let path = format!("/t/n{n:05}");
+                    c.set_data(&path, format!("{w}-{i}"), None)
+                        .await
+                        .expect("set");
+                    let fresh = format!("/t/n{n:05}-w{w}-{i}");
+                    c.create(&fresh, "", CreateMode::Persistent)
+                        .await
+                        .expect("create");
+                    if i.is_multiple_of(2) {
+                        c.delete(&fresh, None).await.expect("delete");
+                    }
+                    c.create("/t/s-", "", CreateMode::PersistentSequential)
+                        .await
+                        .expect("sequential");
+                    writes.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    wait_until("writers under way", STEP, || async {
+        writes.load(Ordering::Relaxed) > 50
+    })
+    .await;
+    let before = writes.load(Ordering::Relaxed);
+    let taken = tokio::task::block_in_place(|| server.take_snapshot());
+    let during = writes.load(Ordering::Relaxed) - before;
+    eprintln!("snapshot {taken}; {during} write rounds while it was taken");
+    wait_until("more writes after the snapshot", STEP, || async {
+        writes.load(Ordering::Relaxed) > before + during + 50
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.await.unwrap();
+    }
+    let snapshot_index = taken["last_log_index"].as_u64().expect("an index");
+    let (applied, hash, znodes, _) = stable_status(&server).await;
+    assert!(
+        applied > snapshot_index,
+        "writes after the snapshot are in the log"
+    );
+    tokio::task::block_in_place(|| server.kill9());
+    tokio::task::block_in_place(|| server.restart());
+    let after = server.status();
+    assert_eq!(
+        after["state_hash"].as_str().unwrap(),
+        hash,
+        "state changed across the restart"
+    );
+    assert_eq!(after["znodes"].as_u64().unwrap(), znodes);
+    // And the offline replay from that snapshot agrees.
+    tokio::task::block_in_place(|| server.terminate()).expect("exited");
+    let out = server.replay(Some(applied));
+    let (_, replayed, _, _) = parse_replay(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(replayed, hash, "replay from the snapshot differs");
+}
+
 mod damage {
     use super::*;
 
