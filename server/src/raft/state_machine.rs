@@ -141,28 +141,56 @@ pub fn load_snapshot(engine: &dyn Engine) -> Result<Option<StoredSnapshot>, Disk
     Ok(Some((meta, stored.data)))
 }
 
-/// Opens a snapshot's data in the current layout (layout 3: nodes without
-/// their children's names). Layout 2 (null data kept apart) began with
-/// `WRDNST02`; layout 1 has no marker: its first bytes are the node count,
-/// which is never either.
+/// Opens a snapshot's data in the current layout (layout 4: the tree in
+/// blocks that decode in parallel, ACLs by number; `tree::layout`).
+/// Layout 3 (nodes without their children's names, as serde lays out
+/// [`SmState`]) began with `WRDNST03`, layout 2 (null data kept apart)
+/// with `WRDNST02`; layout 1 has no marker: its first bytes are the node
+/// count, which is never any of them.
+const STATE_V4: &[u8; 8] = b"WRDNST04";
 const STATE_V3: &[u8; 8] = b"WRDNST03";
 const STATE_V2: &[u8; 8] = b"WRDNST02";
 
-/// The applied state as a snapshot holds it.
+/// The applied state as a snapshot holds it (all at once; a live server
+/// writes the same layout from a frozen tree, [`build`]).
 pub fn encode_state(st: &SmState) -> Result<Vec<u8>, bincode::Error> {
-    let mut bytes = STATE_V3.to_vec();
-    bincode::serialize_into(&mut bytes, st)?;
+    let mut bytes = STATE_V4.to_vec();
+    crate::tree::layout::encode(&st.tree, &mut bytes)?;
+    encode_raft_tail(&st.last_applied, &st.membership, &mut bytes)?;
     Ok(bytes)
 }
 
-/// The applied state a snapshot holds, in this layout or the one before.
+/// What follows the tree in layout 4: the log id applied and the membership.
+fn encode_raft_tail(
+    last_applied: &Option<LogId>,
+    membership: &StoredMembership<u64, MemberNode>,
+    out: &mut Vec<u8>,
+) -> Result<(), bincode::Error> {
+    bincode::serialize_into(&mut *out, last_applied)?;
+    bincode::serialize_into(out, membership)
+}
+
+/// The applied state a snapshot holds, in this layout or an earlier one.
 pub fn decode_state(bytes: &[u8]) -> Result<SmState, DiskError> {
+    if let Some(v4) = bytes.strip_prefix(STATE_V4) {
+        let (tree, mut rest) = crate::tree::layout::decode(v4)
+            .map_err(|e| DiskError::Corrupt(format!("snapshot data: {e}")))?;
+        let last_applied =
+            bincode::deserialize_from(&mut rest).map_err(|e| undecodable("snapshot data", e))?;
+        let membership =
+            bincode::deserialize_from(&mut rest).map_err(|e| undecodable("snapshot data", e))?;
+        return Ok(SmState {
+            tree,
+            last_applied,
+            membership,
+        });
+    }
     if let Some(v3) = bytes.strip_prefix(STATE_V3) {
         return bincode::deserialize(v3).map_err(|e| undecodable("snapshot data", e));
     }
     if bytes.starts_with(b"WRDNST") && !bytes.starts_with(STATE_V2) {
         return Err(DiskError::Corrupt(format!(
-            "snapshot layout {} is not one this Warden reads (it reads 1 to 3): it was written by a newer version; run that version",
+            "snapshot layout {} is not one this Warden reads (it reads 1 to 4): it was written by a newer version; run that version",
             String::from_utf8_lossy(&bytes[6..bytes.len().min(8)])
         )));
     }
@@ -465,7 +493,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
 const SNAPSHOT_CHUNK: usize = 2048;
 
 /// Writes the frozen state into the stored snapshot, piece by piece, in
-/// layout 3 ([`encode_state`]'s bytes for the state at the freeze).
+/// layout 4 ([`encode_state`]'s layout, for the state at the freeze).
 fn build(
     shared: &Shared,
     engine: &dyn Engine,
@@ -473,7 +501,7 @@ fn build(
 ) -> Result<SnapshotMeta<u64, MemberNode>, StorageError> {
     let started = Instant::now();
     let _reading = shared.snapshot_gate.lock();
-    let Frozen { meta, tree } = frozen;
+    let Frozen { meta, mut tree } = frozen;
     let encode = |e: bincode::Error| DiskError::Encode(e.to_string());
     let (mut started_nodes, mut read, mut done) = (false, 0usize, false);
     let mut next = |buf: &mut Vec<u8>| -> Result<bool, DiskError> {
@@ -482,13 +510,13 @@ fn build(
         }
         if !started_nodes {
             started_nodes = true;
-            buf.extend_from_slice(STATE_V3);
-            tree.encode_head(buf).map_err(encode)?;
+            buf.extend_from_slice(STATE_V4);
+            tree.encode_head(buf);
         }
         let n = {
             let st = shared.state.read();
             st.tree
-                .read_frozen(&tree, SNAPSHOT_CHUNK, buf)
+                .read_frozen(&mut tree, SNAPSHOT_CHUNK, buf)
                 .map_err(encode)?
         };
         read += n;
@@ -500,8 +528,7 @@ fn build(
                 )));
             }
             tree.encode_tail(buf).map_err(encode)?;
-            bincode::serialize_into(&mut *buf, &meta.last_log_id).map_err(encode)?;
-            bincode::serialize_into(&mut *buf, &meta.last_membership).map_err(encode)?;
+            encode_raft_tail(&meta.last_log_id, &meta.last_membership, buf).map_err(encode)?;
             done = true;
         }
         Ok(true)
@@ -560,6 +587,51 @@ mod tests {
     use std::collections::{BTreeMap, BTreeSet};
 
     use super::*;
+
+    /// Layout 4 is written; layout 3 (serde's form of the state) still
+    /// reads back the same; a newer layout is refused, saying why.
+    #[test]
+    fn snapshot_layouts_read_back_and_a_newer_one_is_refused() {
+        let mut st = SmState::default();
+        let mut fx = Effects::default();
+        for (i, p) in ["/a", "/a/b", "/c"].iter().enumerate() {
+            let txn = crate::txn::Txn {
+                session_id: 0,
+                time_ms: 5,
+                op: crate::txn::Op::Create {
+                    path: p.to_string(),
+                    data: vec![i as u8; 3],
+                    acl: Vec::new(),
+                    mode: crate::txn::CreateMode::Persistent,
+                    ttl_ms: 0,
+                },
+            };
+            assert!(st.tree.apply(i as i64 + 1, &txn, &mut fx).result.is_ok());
+        }
+        st.last_applied = Some(openraft::LogId::new(
+            openraft::CommittedLeaderId::new(2, 1),
+            9,
+        ));
+        let hash = st.tree.state_hash();
+        let v4 = encode_state(&st).unwrap();
+        assert!(v4.starts_with(STATE_V4));
+        let mut v3 = STATE_V3.to_vec();
+        bincode::serialize_into(&mut v3, &st).unwrap();
+        for bytes in [&v4, &v3] {
+            let back = decode_state(bytes).unwrap();
+            assert_eq!(back.tree.state_hash(), hash);
+            assert_eq!(back.last_applied, st.last_applied);
+            assert_eq!(back.tree.node_count(), st.tree.node_count());
+        }
+        let mut newer = v4.clone();
+        newer[7] = b'9';
+        let err = decode_state(&newer).err().expect("refused").to_string();
+        assert!(
+            err.contains("layout 09") && err.contains("newer version"),
+            "{err}"
+        );
+        assert!(decode_state(&v4[..v4.len() - 3]).is_err(), "a cut snapshot");
+    }
 
     #[test]
     fn zookeeper_config_lists_members_in_zookeepers_format() {

@@ -4,6 +4,7 @@
 //! the [`Txn`], so every replica that applies the same log reaches the same
 //! tree and the same [`DataTree::state_hash`].
 
+pub mod layout;
 mod node;
 mod nodes;
 pub mod path;
@@ -274,25 +275,26 @@ pub struct DataTree {
 
 /// A tree frozen for a snapshot: what it held at the freeze besides its
 /// nodes, which are read from the live tree ([`DataTree::read_frozen`]).
-/// Laid out as [`DataTree`] is: the node map's length, its entries (read
-/// in chunks), then [`FrozenTree::encode_tail`].
+/// Written in snapshot layout 4 (`layout`): [`FrozenTree::encode_head`],
+/// the blocks read, then [`FrozenTree::encode_tail`].
 pub struct FrozenTree {
     freeze: Arc<Freeze>,
     node_count: usize,
+    blocks: layout::Blocks,
     sessions: BTreeMap<u64, SessionInfo>,
     last_zxid: i64,
 }
 
 impl FrozenTree {
     /// What comes before the nodes: their count.
-    pub fn encode_head(&self, out: &mut Vec<u8>) -> Result<(), bincode::Error> {
-        bincode::serialize_into(out, &(self.node_count as u64))
+    pub fn encode_head(&self, out: &mut Vec<u8>) {
+        layout::head(self.node_count, out);
     }
 
-    /// What comes after the nodes: the sessions and the last zxid.
-    pub fn encode_tail(&self, out: &mut Vec<u8>) -> Result<(), bincode::Error> {
-        bincode::serialize_into(&mut *out, &self.sessions)?;
-        bincode::serialize_into(out, &self.last_zxid)
+    /// What comes after the nodes: the ACLs they use, the sessions and the
+    /// last zxid.
+    pub fn encode_tail(&mut self, out: &mut Vec<u8>) -> Result<(), bincode::Error> {
+        std::mem::take(&mut self.blocks).tail(&self.sessions, self.last_zxid, out)
     }
 
     /// How many nodes the tree held at the freeze: as many are read.
@@ -338,7 +340,7 @@ impl DataTree {
             quotas: BTreeSet::new(),
             acls: AclCache::default(),
         };
-        let open: Arc<[Acl]> = Acl::open().into();
+        let open = t.acls.intern(&Acl::open());
         let mk = |children: &[&str]| {
             Box::new(Node {
                 data: Box::default(),
@@ -375,12 +377,15 @@ impl DataTree {
             self.index_add(&p, k);
         }
         self.rebuild_quotas();
-        // Nodes read from a snapshot each have their own copy: share them.
-        let mut acls = AclCache::default();
-        for n in self.nodes.values_mut() {
-            n.acl = acls.intern(&n.acl);
+        // Nodes read from a snapshot before layout 4 each have their own
+        // copy of their ACL: share them (layout 4 shares them as it reads).
+        if self.acls.is_empty() {
+            let mut acls = AclCache::default();
+            for n in self.nodes.values_mut() {
+                n.acl = acls.intern(&n.acl);
+            }
+            self.acls = acls;
         }
-        self.acls = acls;
     }
 
     fn index_add(&mut self, path: &str, kind: NodeKind) {
@@ -596,23 +601,28 @@ impl DataTree {
         FrozenTree {
             freeze: self.nodes.freeze(),
             node_count: self.nodes.len(),
+            blocks: layout::Blocks::default(),
             sessions: self.sessions.clone(),
             last_zxid: self.last_zxid,
         }
     }
 
     /// Appends the next nodes of the frozen tree `f`, at most `max`, to
-    /// `out` as entries of its serialized path map; returns how many (0:
-    /// all read).
+    /// `out` as a block of snapshot layout 4 (`layout`); returns how many
+    /// (0: all read, and nothing appended).
     pub fn read_frozen(
         &self,
-        f: &FrozenTree,
+        f: &mut FrozenTree,
         max: usize,
         out: &mut Vec<u8>,
     ) -> Result<usize, bincode::Error> {
-        self.nodes.read_frozen(&f.freeze, max, |path, node| {
-            bincode::serialize_into(&mut *out, &(path, node))
-        })
+        let at = layout::Blocks::start(out);
+        let blocks = &mut f.blocks;
+        let n = self.nodes.read_frozen(&f.freeze, max, |path, node| {
+            blocks.push(path, node, &mut *out)
+        })?;
+        layout::Blocks::finish(at, n, out);
+        Ok(n)
     }
 
     /// Applies one committed txn at `zxid`. Never panics: every failure is a

@@ -120,6 +120,10 @@ pub struct AclCache {
 }
 
 impl AclCache {
+    pub fn is_empty(&self) -> bool {
+        self.acls.is_empty()
+    }
+
     /// The shared copy of `acl`.
     pub fn intern(&mut self, acl: &[Acl]) -> Arc<[Acl]> {
         if let Some(a) = self.acls.get(acl) {

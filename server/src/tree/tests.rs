@@ -635,12 +635,13 @@ fn a_frozen_tree_reads_as_it_was_at_the_freeze_while_txns_apply() {
     }
     for chunk in [1, 5, 64] {
         let before = t.tree.clone();
-        let want = bincode::serialize(&before).unwrap();
-        let f = t.tree.freeze();
+        let mut want = Vec::new();
+        layout::encode(&before, &mut want).unwrap();
+        let mut f = t.tree.freeze();
         let mut got = Vec::new();
-        f.encode_head(&mut got).unwrap();
+        f.encode_head(&mut got);
         let mut round = 0;
-        while t.tree.read_frozen(&f, chunk, &mut got).unwrap() > 0 {
+        while t.tree.read_frozen(&mut f, chunk, &mut got).unwrap() > 0 {
             round += 1;
             assert!(
                 round < 1000,
@@ -665,8 +666,12 @@ fn a_frozen_tree_reads_as_it_was_at_the_freeze_while_txns_apply() {
             t.ok(create("/p39/s-", CreateMode::PersistentSequential));
         }
         f.encode_tail(&mut got).unwrap();
-        assert_eq!(got, want, "chunk {chunk}");
-        let back: DataTree = bincode::deserialize(&got).unwrap();
+        let (back, rest) = layout::decode(&got).unwrap();
+        assert!(rest.is_empty());
+        // Blocks are cut where the reads stopped; the nodes are the same.
+        let mut again = Vec::new();
+        layout::encode(&back, &mut again).unwrap();
+        assert!(again == want, "chunk {chunk}: the nodes read differ");
         assert_eq!(back.state_hash(), before.state_hash());
         assert_ne!(t.tree.state_hash(), before.state_hash());
     }
