@@ -76,7 +76,7 @@ pub struct RunArgs {
     /// Largest session timeout granted, in ms [default: 20 × tick].
     #[arg(long, value_name = "MS")]
     pub max_session_timeout_ms: Option<u64>,
-    /// Take a snapshot (and purge older log entries) every this many log entries [default: 10000].
+    /// Take a snapshot (and purge older log entries) after this many txns, as ZooKeeper's snapCount [default: 50000].
     #[arg(long, value_name = "N")]
     pub snapshot_every: Option<u64>,
     /// This server's id in the ensemble [default: 1].
@@ -257,7 +257,7 @@ impl Config {
         let snapshot_every = args
             .snapshot_every
             .or(file.snapshot_every)
-            .unwrap_or(10_000);
+            .unwrap_or(50_000);
         if snapshot_every == 0 {
             return Err(StartupError::Config(
                 "snapshot_every must be above 0".into(),

@@ -106,6 +106,22 @@ impl Listeners {
     }
 }
 
+/// Asks openraft for a snapshot whenever the state machine counts enough
+/// txns since the last one, again every half second until one begins
+/// (openraft ignores the ask while it is building or installing one).
+async fn ask_for_snapshots(raft: Raft, shared: Arc<Shared>) {
+    loop {
+        shared.snapshot_wanted().await;
+        while shared.snapshot_pending() {
+            if let Err(e) = raft.trigger().snapshot().await {
+                tracing::debug!(error = %e, "raft stopped; no more snapshots");
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    }
+}
+
 /// Runs a server until `shutdown` resolves, then stops cleanly.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), StartupError> {
     let listeners = Listeners::bind(&config).await?;
@@ -119,6 +135,7 @@ pub async fn run_with(
     listeners: Listeners,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StartupError> {
+    let booted = Instant::now();
     // Caught from the start, so a SIGHUP during recovery does not stop
     // the server (its default action).
     let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
@@ -173,7 +190,13 @@ pub async fn run_with(
     let metrics = Arc::new(Metrics::new());
     let shared = Shared::new(metrics.clone());
     let identity = ensemble_identity(&config, &*engine, snap.is_none(), tls.clone()).await?;
+    shared.snapshot_every(config.snapshot_every);
     let sm = StateMachine::open(engine.clone(), snap, shared.clone()).map_err(storage)?;
+    tracing::info!(
+        znodes = shared.state.read().tree.node_count(),
+        ms = booted.elapsed().as_millis() as u64,
+        "snapshot loaded"
+    );
     let log_store = LogStore::new(engine, metrics.clone());
     let ensemble = config.is_ensemble();
 
@@ -219,7 +242,7 @@ pub async fn run_with(
     )
     .await
     .map_err(|e| StartupError::Raft(e.to_string()))?;
-    let started = Instant::now();
+    tokio::spawn(ask_for_snapshots(raft.clone(), shared.clone()));
     let contact = LeaderContact::new();
     let (drain_tx, drain_rx) = watch::channel(None);
     let ensemble_ctl = Ensemble::new(
@@ -307,7 +330,7 @@ pub async fn run_with(
             last_zxid = st.tree.last_zxid(),
             znodes = st.tree.node_count(),
             sessions = st.tree.session_count(),
-            ms = started.elapsed().as_millis() as u64,
+            ms = booted.elapsed().as_millis() as u64,
             "state recovered"
         );
     }

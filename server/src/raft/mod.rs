@@ -26,8 +26,6 @@ pub mod state_machine;
 #[cfg(test)]
 mod storage_suite;
 
-use std::io::Cursor;
-
 use crate::txn::{TxnBatch, TxnResponse};
 
 openraft::declare_raft_types!(
@@ -38,7 +36,7 @@ openraft::declare_raft_types!(
         NodeId = u64,
         Node = member::MemberNode,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = crate::storage::snapshot::SnapshotData,
         AsyncRuntime = openraft::TokioRuntime,
 );
 

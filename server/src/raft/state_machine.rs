@@ -2,7 +2,7 @@
 //! routes their effects to watches and the session tracker, and takes and
 //! installs snapshots (the serialized tree and session table).
 
-use std::io::Cursor;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,7 +17,7 @@ use super::member::MemberNode;
 use super::{storage_error, LogId, StorageError, TypeConfig};
 use crate::metrics::Metrics;
 use crate::session::SessionTracker;
-use crate::storage::snapshot::whole;
+use crate::storage::snapshot::{Received, SnapshotData};
 use crate::storage::{Engine, StorageError as DiskError};
 use crate::tree::{effective_acl, DataTree, Effects, EventKind, FrozenTree};
 use crate::txn::Acl;
@@ -48,6 +48,18 @@ pub struct Shared {
     /// Held while a snapshot is read from the live tree: replacing the
     /// whole state waits for it.
     snapshot_gate: parking_lot::Mutex<()>,
+    /// When to ask for a snapshot: see [`Shared::snapshot_wanted`].
+    snapshots: SnapshotDue,
+}
+
+/// Counts txns applied since the last snapshot and asks for the next one
+/// after `every` (ZooKeeper's `snapCount`): the log a restart replays is
+/// bounded in txns, whatever their batching into entries.
+struct SnapshotDue {
+    every: AtomicU64,
+    since: AtomicU64,
+    asked: AtomicBool,
+    wanted: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -63,7 +75,37 @@ impl Shared {
             applied: tokio::sync::watch::channel(0).0,
             hold: super::hold::Hold::default(),
             snapshot_gate: parking_lot::Mutex::new(()),
+            snapshots: SnapshotDue {
+                every: AtomicU64::new(u64::MAX),
+                since: AtomicU64::new(0),
+                asked: AtomicBool::new(false),
+                wanted: tokio::sync::Notify::new(),
+            },
         })
+    }
+
+    /// Asks for a snapshot after every `n` txns applied.
+    pub fn snapshot_every(&self, n: u64) {
+        self.snapshots.every.store(n.max(1), Ordering::Relaxed);
+    }
+
+    /// Resolves when enough txns were applied that a snapshot is due; the
+    /// caller asks openraft for one until [`Shared::snapshot_pending`] is
+    /// false (a snapshot began).
+    pub async fn snapshot_wanted(&self) {
+        self.snapshots.wanted.notified().await
+    }
+
+    pub fn snapshot_pending(&self) -> bool {
+        self.snapshots.asked.load(Ordering::Relaxed)
+    }
+
+    fn count_applied(&self, txns: u64) {
+        let d = &self.snapshots;
+        let since = d.since.fetch_add(txns, Ordering::Relaxed) + txns;
+        if since >= d.every.load(Ordering::Relaxed) && !d.asked.swap(true, Ordering::Relaxed) {
+            d.wanted.notify_one();
+        }
     }
 
     /// Waits until this member has applied log index `index`; false on
@@ -245,20 +287,6 @@ impl StateMachine {
         }
         Ok(StateMachine { shared, engine })
     }
-
-    /// Stores a snapshot durably.
-    fn save_snapshot(
-        engine: &dyn Engine,
-        meta: &SnapshotMeta<u64, MemberNode>,
-        bytes: &[u8],
-    ) -> Result<(), StorageError> {
-        let m = bincode::serialize(meta)
-            .map_err(|e| snapshot_err(ErrorVerb::Write, &DiskError::Encode(e.to_string())))?;
-        engine
-            .write_snapshot(&m, &mut whole(bytes))
-            .map_err(|e| snapshot_err(ErrorVerb::Write, &e))?;
-        Ok(())
-    }
 }
 
 /// Applies entries to a state; shared by the live state machine and the
@@ -329,9 +357,15 @@ where
             shared.watches.session_closed(*id);
         }
     };
+    let mut txns = 0;
     for e in entries {
+        txns += match &e.payload {
+            EntryPayload::Normal(batch) => batch.0.len().max(1) as u64,
+            _ => 1,
+        };
         out.push(apply_entry(&mut st, e, &mut on_effects));
     }
+    shared.count_applied(txns);
     shared.metrics.znodes.set(st.tree.node_count() as i64);
     shared.metrics.sessions.set(st.tree.session_count() as i64);
     shared.metrics.last_applied.set(st.tree.last_zxid());
@@ -378,6 +412,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         let frozen = {
             let mut st = self.shared.state.write();
+            self.shared.snapshots.since.store(0, Ordering::Relaxed);
+            self.shared.snapshots.asked.store(false, Ordering::Relaxed);
             Frozen {
                 meta: SnapshotMeta {
                     last_log_id: st.last_applied,
@@ -401,23 +437,46 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotData>, StorageError> {
+        let engine = self.engine.clone();
+        let place = blocking(|| engine.receive_snapshot());
+        Ok(Box::new(
+            place.map_err(|e| snapshot_err(ErrorVerb::Write, &e))?,
+        ))
     }
 
+    /// Checks and decodes the snapshot file the leader sent, then keeps it
+    /// as this member's snapshot and replaces the state with it.
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta<u64, MemberNode>,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        snapshot: Box<SnapshotData>,
     ) -> Result<(), StorageError> {
-        let bytes = snapshot.into_inner();
         // Decoding and storing a large snapshot runs on a blocking thread,
         // as building one does.
         let (shared, engine, meta) = (self.shared.clone(), self.engine.clone(), meta.clone());
+        let mut received = match *snapshot {
+            SnapshotData::File(f) => Received::File(f.into_std().await),
+            SnapshotData::Memory(m) => Received::Memory(m.into_inner()),
+        };
         tokio::task::spawn_blocking(move || {
-            let st = decode_state(&bytes).map_err(|e| snapshot_err(ErrorVerb::Read, &e))?;
-            Self::save_snapshot(&*engine, &meta, &bytes)?;
-            tracing::info!(last_log = ?meta.last_log_id, bytes = bytes.len(), "installed a snapshot");
+            let read = |e: &DiskError| snapshot_err(ErrorVerb::Read, e);
+            let stored = engine.read_received(&mut received).map_err(|e| read(&e))?;
+            let sent: SnapshotMeta<u64, MemberNode> = bincode::deserialize(&stored.meta)
+                .map_err(|e| read(&undecodable("snapshot meta", e)))?;
+            if sent.snapshot_id != meta.snapshot_id || sent.last_log_id != meta.last_log_id {
+                return Err(read(&DiskError::Corrupt(format!(
+                    "the snapshot received is {} up to {:?}, not {} up to {:?} as announced",
+                    sent.snapshot_id, sent.last_log_id, meta.snapshot_id, meta.last_log_id
+                ))));
+            }
+            let st = decode_state(&stored.data).map_err(|e| read(&e))?;
+            let bytes = stored.data.len();
+            drop(stored);
+            engine
+                .keep_received(received)
+                .map_err(|e| snapshot_err(ErrorVerb::Write, &e))?;
+            tracing::info!(last_log = ?meta.last_log_id, bytes, "installed a snapshot");
             shared.replace(st);
             shared.metrics.snapshots_installed.inc();
             Ok::<_, StorageError>(())
@@ -428,13 +487,22 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        Ok(load_snapshot(&*self.engine)
-            .map_err(|e| snapshot_err(ErrorVerb::Read, &e))?
-            .map(|(meta, bytes)| Snapshot {
-                meta,
-                snapshot: Box::new(Cursor::new(bytes)),
-            }))
+        let engine = self.engine.clone();
+        blocking(|| open_current(&*engine)).map_err(|e| snapshot_err(ErrorVerb::Read, &e))
     }
+}
+
+/// The stored snapshot as openraft sends it: its meta, and the file
+/// itself to read as it goes out.
+fn open_current(engine: &dyn Engine) -> Result<Option<Snapshot<TypeConfig>>, DiskError> {
+    let Some((meta, data)) = engine.open_snapshot()? else {
+        return Ok(None);
+    };
+    let meta = bincode::deserialize(&meta).map_err(|e| undecodable("snapshot meta", e))?;
+    Ok(Some(Snapshot {
+        meta,
+        snapshot: Box::new(data),
+    }))
 }
 
 /// Writes the state as it was when the builder was made into a snapshot,
@@ -467,24 +535,20 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             .await
             .map_err(|e| snapshot_err(ErrorVerb::Write, &DiskError::Encode(e.to_string())))??;
         // openraft keeps only the meta of a snapshot just built (its
-        // state-machine worker); the data is read back for callers that
-        // want it, such as its storage test suite.
+        // state-machine worker); the stored file is handed back for
+        // callers that read it, such as its storage test suite.
         let engine = self.engine.clone();
-        let stored = tokio::task::spawn_blocking(move || load_snapshot(&*engine))
+        tokio::task::spawn_blocking(move || open_current(&*engine))
             .await
             .map_err(|e| snapshot_err(ErrorVerb::Read, &DiskError::Encode(e.to_string())))?
             .map_err(|e| snapshot_err(ErrorVerb::Read, &e))?
-            .filter(|(m, _)| m.snapshot_id == meta.snapshot_id)
+            .filter(|s| s.meta.snapshot_id == meta.snapshot_id)
             .ok_or_else(|| {
                 snapshot_err(
                     ErrorVerb::Read,
                     &DiskError::Corrupt("the snapshot just written is not the one stored".into()),
                 )
-            })?;
-        Ok(Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(stored.1)),
-        })
+            })
     }
 }
 

@@ -11,7 +11,7 @@
 //! ```
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::{Read, Seek, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -19,11 +19,23 @@ use fs4::fs_std::FileExt;
 use parking_lot::Mutex;
 
 use super::engine::{Barrier, Engine, Record};
-use super::file::{read_optional, sync_dir, write_atomic};
-use super::snapshot::{self, Pieces, Stored};
+use super::file::{read_optional, sync_dir, write_atomic, write_atomic_with};
+use super::snapshot::{self, Pieces, Received, SnapshotData, Stored};
 use super::wal::Wal;
 use super::{Durability, StorageError};
 use crate::error::StartupError;
+
+/// Whether `f` is the file at `path`.
+fn same_file(f: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (f.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    }
+}
+
+/// Where a snapshot sent by the leader is received before it is kept.
+const INCOMING: &str = "snapshot.incoming";
 
 /// Segments are started anew past this size.
 pub const SEGMENT_BYTES: u64 = 64 << 20;
@@ -203,6 +215,59 @@ impl Engine for DiskEngine {
 
     fn write_snapshot(&self, meta: &[u8], data: Pieces<'_>) -> Result<u64, StorageError> {
         snapshot::write(&self.dir, meta, data, self.durability)
+    }
+
+    fn open_snapshot(&self) -> Result<Option<(Vec<u8>, SnapshotData)>, StorageError> {
+        let path = self.dir.join(snapshot::NAME);
+        let mut f = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StorageError::io("opening", &path, e)),
+        };
+        let meta = snapshot::read_meta(&mut f, &path.display().to_string())?;
+        Ok(Some((
+            meta,
+            SnapshotData::File(tokio::fs::File::from_std(f)),
+        )))
+    }
+
+    fn receive_snapshot(&self) -> Result<SnapshotData, StorageError> {
+        let path = self.dir.join(INCOMING);
+        let f = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(|e| StorageError::io("creating", &path, e))?;
+        Ok(SnapshotData::File(tokio::fs::File::from_std(f)))
+    }
+
+    fn keep_received(&self, received: Received) -> Result<(), StorageError> {
+        let incoming = self.dir.join(INCOMING);
+        match received {
+            // Received into `snapshot.incoming`, as openraft does: that
+            // file becomes the snapshot.
+            Received::File(f) if same_file(&f, &incoming) => {
+                if self.durability.sync {
+                    f.sync_all()
+                        .map_err(|e| StorageError::io("syncing", &incoming, e))?;
+                }
+                drop(f);
+                std::fs::rename(&incoming, self.dir.join(snapshot::NAME))
+                    .map_err(|e| StorageError::io("renaming", &incoming, e))?;
+                sync_dir(&self.dir, self.durability)
+            }
+            Received::File(mut f) => {
+                write_atomic_with(&self.dir, snapshot::NAME, self.durability, |out| {
+                    f.seek(std::io::SeekFrom::Start(0))?;
+                    std::io::copy(&mut f, out).map(drop)
+                })
+            }
+            Received::Memory(bytes) => {
+                write_atomic(&self.dir, snapshot::NAME, &[&bytes], self.durability)
+            }
+        }
     }
 
     fn torn_tail(&self) -> Option<String> {

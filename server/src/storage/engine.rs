@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::file::{decode, encode};
-use super::snapshot::{Pieces, Stored};
+use super::snapshot::{Pieces, Received, SnapshotData, Stored};
 use super::StorageError;
 
 /// The small records kept beside the log.
@@ -88,6 +88,23 @@ pub trait Engine: Send + Sync + 'static {
     /// piece by piece: a crash (or a failing piece) leaves the old one or
     /// the new. Returns the data's length.
     fn write_snapshot(&self, meta: &[u8], data: Pieces<'_>) -> Result<u64, StorageError>;
+    /// The stored snapshot file, whole, and its meta: what openraft
+    /// streams to a member that needs it, read as it is sent rather than
+    /// held in memory.
+    fn open_snapshot(&self) -> Result<Option<(Vec<u8>, SnapshotData)>, StorageError>;
+    /// An empty place to receive a snapshot file into.
+    fn receive_snapshot(&self) -> Result<SnapshotData, StorageError>;
+    /// Checks a snapshot file received (all of it, and flushed) and reads
+    /// what it holds; it is not kept yet.
+    fn read_received(&self, received: &mut Received) -> Result<Stored, StorageError> {
+        let bytes = received.bytes().map_err(|e| {
+            StorageError::io("reading", std::path::Path::new("the snapshot received"), e)
+        })?;
+        super::snapshot::parse(bytes, "the snapshot received")
+    }
+    /// Makes a received snapshot file the stored one, durably: a crash
+    /// leaves the old one or the new.
+    fn keep_received(&self, received: Received) -> Result<(), StorageError>;
 
     /// The damaged end of the log found at open, described for an error
     /// message, if any (a power cut leaves one on disk).

@@ -8,7 +8,7 @@ use std::ops::Range;
 use parking_lot::Mutex;
 
 use super::engine::{Barrier, Engine, Record};
-use super::snapshot::{Pieces, Stored};
+use super::snapshot::{self, Pieces, Received, SnapshotData, Stored};
 use super::StorageError;
 
 #[derive(Default)]
@@ -37,7 +37,8 @@ impl Log {
 pub struct MemoryEngine {
     log: Mutex<Log>,
     records: Mutex<HashMap<Record, Vec<u8>>>,
-    snapshot: Mutex<Option<Stored>>,
+    /// The snapshot file's bytes.
+    snapshot: Mutex<Option<Vec<u8>>>,
 }
 
 impl Default for MemoryEngine {
@@ -124,23 +125,45 @@ impl Engine for MemoryEngine {
     }
 
     fn read_snapshot(&self) -> Result<Option<Stored>, StorageError> {
-        Ok(self.snapshot.lock().as_ref().map(|s| Stored {
-            meta: s.meta.clone(),
-            data: s.data.clone(),
-        }))
+        let bytes = self.snapshot.lock().clone();
+        bytes
+            .map(|b| snapshot::parse(b, "the snapshot"))
+            .transpose()
     }
 
     fn write_snapshot(&self, meta: &[u8], data: Pieces<'_>) -> Result<u64, StorageError> {
-        let (mut all, mut piece) = (Vec::new(), Vec::new());
-        while data(&mut piece)? {
-            all.append(&mut piece);
-        }
-        let len = all.len() as u64;
-        *self.snapshot.lock() = Some(Stored {
-            meta: meta.to_vec(),
-            data: all,
-        });
+        let mut file = std::io::Cursor::new(Vec::new());
+        let mut failed = None;
+        let len = snapshot::write_to(&mut file, meta, data, &mut failed).map_err(|e| {
+            failed
+                .take()
+                .unwrap_or_else(|| StorageError::Encode(e.to_string()))
+        })?;
+        *self.snapshot.lock() = Some(file.into_inner());
         Ok(len)
+    }
+
+    fn open_snapshot(&self) -> Result<Option<(Vec<u8>, SnapshotData)>, StorageError> {
+        let Some(bytes) = self.snapshot.lock().clone() else {
+            return Ok(None);
+        };
+        let meta = snapshot::parse(bytes.clone(), "the snapshot")?.meta;
+        Ok(Some((
+            meta,
+            SnapshotData::Memory(std::io::Cursor::new(bytes)),
+        )))
+    }
+
+    fn receive_snapshot(&self) -> Result<SnapshotData, StorageError> {
+        Ok(SnapshotData::Memory(std::io::Cursor::new(Vec::new())))
+    }
+
+    fn keep_received(&self, mut received: Received) -> Result<(), StorageError> {
+        let bytes = received
+            .bytes()
+            .map_err(|e| StorageError::Encode(format!("reading the snapshot received: {e}")))?;
+        *self.snapshot.lock() = Some(bytes);
+        Ok(())
     }
 }
 

@@ -10,15 +10,17 @@
 //! the header's length is filled in at the end, and the checksum is
 //! combined from the header's and the rest's.
 
-use std::io::{Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use super::file::{read_optional, write_atomic_with};
 use super::{Durability, StorageError};
 
 const MAGIC: &[u8; 8] = b"WRDNSNAP";
 const VERSION: u32 = 1;
-const NAME: &str = "snapshot";
+pub const NAME: &str = "snapshot";
 const HEAD: usize = 8 + 4 + 4 + 8;
 
 /// A snapshot's data as it is produced: each call appends the next piece
@@ -27,6 +29,7 @@ const HEAD: usize = 8 + 4 + 4 + 8;
 pub type Pieces<'a> = &'a mut dyn FnMut(&mut Vec<u8>) -> Result<bool, StorageError>;
 
 /// The data of a snapshot held whole, as one piece.
+#[cfg(test)]
 pub fn whole(data: &[u8]) -> impl FnMut(&mut Vec<u8>) -> Result<bool, StorageError> + '_ {
     let mut given = false;
     move |buf| {
@@ -44,12 +47,29 @@ pub fn write(
     durability: Durability,
 ) -> Result<u64, StorageError> {
     let mut failed = None;
-    let mut data_len = 0u64;
+    let mut data_len = 0;
     write_atomic_with(dir, NAME, durability, |f| {
-        let mut rest = crc32fast::Hasher::new();
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, &mut *f);
-        out.write_all(&[0; HEAD])?;
-        out.write_all(meta)?;
+        data_len = write_to(f, meta, data, &mut failed)?;
+        Ok(())
+    })
+    .map_err(|e| failed.take().unwrap_or(e))?;
+    Ok(data_len)
+}
+
+/// Writes a whole snapshot file to `out` (at its start); returns the
+/// data's length. A failing piece is put in `failed`.
+pub fn write_to<W: Write + Seek>(
+    out: &mut W,
+    meta: &[u8],
+    data: Pieces<'_>,
+    failed: &mut Option<StorageError>,
+) -> std::io::Result<u64> {
+    let mut rest = crc32fast::Hasher::new();
+    let mut data_len = 0u64;
+    {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, &mut *out);
+        w.write_all(&[0; HEAD])?;
+        w.write_all(meta)?;
         rest.update(meta);
         let mut buf = Vec::new();
         loop {
@@ -58,25 +78,23 @@ pub fn write(
                 Ok(true) => {}
                 Ok(false) => break,
                 Err(e) => {
-                    failed = Some(e);
+                    *failed = Some(e);
                     return Err(std::io::Error::other("the snapshot's data failed"));
                 }
             }
             rest.update(&buf);
-            out.write_all(&buf)?;
+            w.write_all(&buf)?;
             data_len += buf.len() as u64;
         }
         let head = head(meta.len(), data_len);
         let mut crc = crc32fast::Hasher::new();
         crc.update(&head);
         crc.combine(&rest);
-        out.write_all(&crc.finalize().to_le_bytes())?;
-        out.flush()?;
-        drop(out);
-        f.seek(SeekFrom::Start(0))?;
-        f.write_all(&head)
-    })
-    .map_err(|e| failed.take().unwrap_or(e))?;
+        w.write_all(&crc.finalize().to_le_bytes())?;
+        w.flush()?;
+    }
+    out.seek(SeekFrom::Start(0))?;
+    out.write_all(&head(meta.len(), data_len))?;
     Ok(data_len)
 }
 
@@ -99,25 +117,17 @@ pub struct Stored {
 /// The stored snapshot, if there is one.
 pub fn read(dir: &Path) -> Result<Option<Stored>, StorageError> {
     let path = dir.join(NAME);
-    let Some(bytes) = read_optional(&path)? else {
-        return Ok(None);
-    };
-    let damaged = |why: String| StorageError::Corrupt(format!("{}: {why}", path.display()));
-    if bytes.len() < HEAD + 4 || &bytes[..8] != MAGIC {
-        return Err(StorageError::Format(format!(
-            "{}: not a Warden snapshot file",
-            path.display()
-        )));
+    match read_optional(&path)? {
+        Some(bytes) => parse(bytes, &path.display().to_string()).map(Some),
+        None => Ok(None),
     }
-    let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-    if version != VERSION {
-        return Err(StorageError::Format(format!(
-            "{}: snapshot format {version}; this Warden reads format {VERSION}",
-            path.display()
-        )));
-    }
-    let meta_len = u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes")) as usize;
-    let data_len = u64::from_le_bytes(bytes[16..24].try_into().expect("8 bytes")) as usize;
+}
+
+/// Checks a whole snapshot file (`what` names it in errors) and splits it
+/// into meta and data.
+pub fn parse(bytes: Vec<u8>, what: &str) -> Result<Stored, StorageError> {
+    let damaged = |why: String| StorageError::Corrupt(format!("{what}: {why}"));
+    let (meta_len, data_len) = check_head(&bytes, what)?;
     let body_end = HEAD
         .checked_add(meta_len)
         .and_then(|n| n.checked_add(data_len))
@@ -138,7 +148,127 @@ pub fn read(dir: &Path) -> Result<Option<Stored>, StorageError> {
     let mut data = bytes;
     data.copy_within(HEAD + meta_len..body_end, 0);
     data.truncate(data_len);
-    Ok(Some(Stored { meta, data }))
+    Ok(Stored { meta, data })
+}
+
+/// The meta and data lengths a snapshot file's header gives.
+fn check_head(bytes: &[u8], what: &str) -> Result<(usize, usize), StorageError> {
+    if bytes.len() < HEAD || &bytes[..8] != MAGIC {
+        return Err(StorageError::Format(format!(
+            "{what}: not a Warden snapshot file"
+        )));
+    }
+    let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+    if version != VERSION {
+        return Err(StorageError::Format(format!(
+            "{what}: snapshot format {version}; this Warden reads format {VERSION}"
+        )));
+    }
+    let meta_len = u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes")) as usize;
+    let data_len = u64::from_le_bytes(bytes[16..24].try_into().expect("8 bytes"));
+    let data_len = usize::try_from(data_len)
+        .map_err(|_| StorageError::Corrupt(format!("{what}: a data length of {data_len}")))?;
+    Ok((meta_len, data_len))
+}
+
+/// The meta of the snapshot file `f` holds, read from its start without
+/// its data (checked when the data is read); `f` is left at its start.
+pub fn read_meta(f: &mut std::fs::File, what: &str) -> Result<Vec<u8>, StorageError> {
+    let io = |e| StorageError::io("reading", Path::new(what), e);
+    let mut head = [0u8; HEAD];
+    f.seek(SeekFrom::Start(0)).map_err(io)?;
+    f.read_exact(&mut head).map_err(io)?;
+    let (meta_len, _) = check_head(&head, what)?;
+    let mut meta = vec![0; meta_len];
+    f.read_exact(&mut meta).map_err(io)?;
+    f.seek(SeekFrom::Start(0)).map_err(io)?;
+    Ok(meta)
+}
+
+/// A snapshot file received from the leader, as the engine checks and
+/// keeps it: the file it was written to, or bytes.
+pub enum Received {
+    File(std::fs::File),
+    Memory(Vec<u8>),
+}
+
+impl Received {
+    /// Everything received.
+    pub fn bytes(&mut self) -> std::io::Result<Vec<u8>> {
+        match self {
+            Received::File(f) => {
+                let mut all = Vec::new();
+                f.seek(SeekFrom::Start(0))?;
+                f.read_to_end(&mut all)?;
+                Ok(all)
+            }
+            Received::Memory(b) => Ok(b.clone()),
+        }
+    }
+}
+
+/// A whole snapshot file as openraft streams it to a member that needs
+/// it, and as that member receives it: the stored file itself (no copy of
+/// it in memory), or bytes for the in-memory engine.
+pub enum SnapshotData {
+    File(tokio::fs::File),
+    Memory(std::io::Cursor<Vec<u8>>),
+}
+
+impl tokio::io::AsyncRead for SnapshotData {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            SnapshotData::File(f) => Pin::new(f).poll_read(cx, buf),
+            SnapshotData::Memory(m) => Pin::new(m).poll_read(cx, buf),
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for SnapshotData {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            SnapshotData::File(f) => Pin::new(f).poll_write(cx, buf),
+            SnapshotData::Memory(m) => Pin::new(m).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            SnapshotData::File(f) => Pin::new(f).poll_flush(cx),
+            SnapshotData::Memory(m) => Pin::new(m).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            SnapshotData::File(f) => Pin::new(f).poll_shutdown(cx),
+            SnapshotData::Memory(m) => Pin::new(m).poll_shutdown(cx),
+        }
+    }
+}
+
+impl tokio::io::AsyncSeek for SnapshotData {
+    fn start_seek(self: Pin<&mut Self>, position: SeekFrom) -> std::io::Result<()> {
+        match self.get_mut() {
+            SnapshotData::File(f) => Pin::new(f).start_seek(position),
+            SnapshotData::Memory(m) => Pin::new(m).start_seek(position),
+        }
+    }
+
+    fn poll_complete(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<u64>> {
+        match self.get_mut() {
+            SnapshotData::File(f) => Pin::new(f).poll_complete(cx),
+            SnapshotData::Memory(m) => Pin::new(m).poll_complete(cx),
+        }
+    }
 }
 
 #[cfg(test)]

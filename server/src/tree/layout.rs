@@ -208,7 +208,7 @@ fn decode_blocks(
             (from, held) = (i + 1, 0);
         }
     }
-    let decoded: Vec<Result<Vec<(CompactString, Box<Node>)>, String>> = std::thread::scope(|s| {
+    let decoded: Vec<Result<Entries, String>> = std::thread::scope(|s| {
         let handles: Vec<_> = runs
             .iter()
             .map(|run| s.spawn(move || decode_run(run, table)))
@@ -231,10 +231,10 @@ fn decode_blocks(
     Ok(all.into_iter().collect())
 }
 
-fn decode_run(
-    run: &[(&[u8], usize)],
-    table: &[Arc<[Acl]>],
-) -> Result<Vec<(CompactString, Box<Node>)>, String> {
+/// Nodes decoded from a run of blocks, in path order.
+type Entries = Vec<(CompactString, Box<Node>)>;
+
+fn decode_run(run: &[(&[u8], usize)], table: &[Arc<[Acl]>]) -> Result<Entries, String> {
     let mut out = Vec::with_capacity(run.iter().map(|(_, n)| n).sum());
     for (bytes, n) in run {
         // The block is a Vec: its length, which `n` already gave, then
