@@ -134,7 +134,7 @@ impl Engine for MemoryEngine {
     fn write_snapshot(&self, meta: &[u8], data: Pieces<'_>) -> Result<u64, StorageError> {
         let mut file = std::io::Cursor::new(Vec::new());
         let mut failed = None;
-        let len = snapshot::write_to(&mut file, meta, data, &mut failed).map_err(|e| {
+        let len = snapshot::write_to(&mut file, meta, data, &mut failed, false).map_err(|e| {
             failed
                 .take()
                 .unwrap_or_else(|| StorageError::Encode(e.to_string()))

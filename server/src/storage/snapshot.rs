@@ -49,20 +49,46 @@ pub fn write(
     let mut failed = None;
     let mut data_len = 0;
     write_atomic_with(dir, NAME, durability, |f| {
-        data_len = write_to(f, meta, data, &mut failed)?;
+        data_len = write_to(f, meta, data, &mut failed, durability.sync)?;
         Ok(())
     })
     .map_err(|e| failed.take().unwrap_or(e))?;
     Ok(data_len)
 }
 
-/// Writes a whole snapshot file to `out` (at its start); returns the
-/// data's length. A failing piece is put in `failed`.
-pub fn write_to<W: Write + Seek>(
+/// What a snapshot is written to: synced part by part as it grows
+/// ([`write_to`]).
+pub trait SnapshotOut: Write + Seek {
+    /// Makes what was written so far durable.
+    fn sync_part(&self) -> std::io::Result<()>;
+}
+
+impl SnapshotOut for std::fs::File {
+    fn sync_part(&self) -> std::io::Result<()> {
+        self.sync_data()
+    }
+}
+
+impl SnapshotOut for std::io::Cursor<Vec<u8>> {
+    fn sync_part(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Bytes of snapshot written between syncs: the log's own fdatasyncs,
+/// on the same disk, then wait behind at most this much, rather than
+/// behind the whole snapshot at its end.
+const SYNC_EVERY: u64 = 8 << 20;
+
+/// Writes a whole snapshot file to `out` (at its start), synced every
+/// [`SYNC_EVERY`] bytes when `sync`; returns the data's length. A failing
+/// piece is put in `failed`.
+pub fn write_to<W: SnapshotOut>(
     out: &mut W,
     meta: &[u8],
     data: Pieces<'_>,
     failed: &mut Option<StorageError>,
+    sync: bool,
 ) -> std::io::Result<u64> {
     let mut rest = crc32fast::Hasher::new();
     let mut data_len = 0u64;
@@ -85,6 +111,10 @@ pub fn write_to<W: Write + Seek>(
             rest.update(&buf);
             w.write_all(&buf)?;
             data_len += buf.len() as u64;
+            if sync && data_len / SYNC_EVERY != (data_len - buf.len() as u64) / SYNC_EVERY {
+                w.flush()?;
+                w.get_ref().sync_part()?;
+            }
         }
         let head = head(meta.len(), data_len);
         let mut crc = crc32fast::Hasher::new();
