@@ -15,7 +15,8 @@ flight), and measured:
 
 - RSS after loading: VmRSS of the server process (the JVM for ZooKeeper,
   with --zk-heap as its -Xmx) once the load has finished;
-- bytes on disk: the whole data folder (log, snapshots);
+- bytes on disk: the whole data folder (log, snapshots), once no snapshot
+  is being written (Warden's `snapshot.tmp` is gone);
 - restart: the server is killed with SIGKILL and started again on the same
   folder; the time from that start to the first successful getData of a
   loaded node (`zk_bench --probe`), which includes reading the data back.
@@ -153,6 +154,11 @@ def measure(server, args, nodes):
                   "zk_bench --populate")
         print("    " + out.strip(), flush=True)
         rss = rss_mb(server.pid())
+        # At rest: a snapshot being written holds a second copy of the
+        # tree on disk until it replaces the old one.
+        deadline = time.time() + 60
+        while os.path.exists(os.path.join(server.data, "snapshot.tmp")) and time.time() < deadline:
+            time.sleep(0.1)
         disk = disk_mb(server.data)
         server.kill9()
         # The probe starts with the server: it measures from that start to

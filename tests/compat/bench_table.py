@@ -130,7 +130,10 @@ def main():
     ap.add_argument("--bench", default=os.path.join(REPO, "target/release/zk_bench"))
     ap.add_argument("--warden", default=os.path.join(REPO, "target/release/warden-server"))
     ap.add_argument("--work-dir", help="where the data folders go (default: under target/)")
+    ap.add_argument("--rows", default="scale,throughput,snapshot",
+                    help="which rows to measure (comma-separated; for trying one change)")
     args = ap.parse_args()
+    rows = set(args.rows.split(","))
     for b in (args.bench, args.warden):
         if not os.path.exists(b):
             sys.exit("%s is missing: cargo build --release --bins" % b)
@@ -142,16 +145,17 @@ def main():
     try:
         for r in range(args.rounds):
             order = [Warden, ZooKeeper] if r % 2 == 0 else [ZooKeeper, Warden]
-            for side in order:
+            for side in order if "scale" in rows else []:
                 print("round %d: %s at scale" % (r + 1, side.name), flush=True)
                 res.setdefault(("scale", side.name), []).append(measure(side(args, work), args, args.nodes))
-            for label, load in WORKLOADS:
+            for label, load in WORKLOADS if "throughput" in rows else []:
                 for side in order:
                     print("round %d: %s, %s" % (r + 1, side.name, label), flush=True)
                     bench_args = "%s --duration %d --warmup 3" % (load, args.duration)
                     res.setdefault((label, side.name), []).append(throughput(side, args, work, bench_args))
-            print("round %d: Warden writes during snapshots" % (r + 1), flush=True)
-            res.setdefault(("snapshot", "warden"), []).append(snapshot_p99(args, work))
+            if "snapshot" in rows:
+                print("round %d: Warden writes during snapshots" % (r + 1), flush=True)
+                res.setdefault(("snapshot", "warden"), []).append(snapshot_p99(args, work))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -162,17 +166,20 @@ def main():
           % (machine(), args.rounds, args.nodes, args.value_size, args.duration))
     print("| workload | ZooKeeper 3.8 | Warden | Warden/ZooKeeper |")
     print("|---|---|---|---|")
-    for i, (label, fmt) in enumerate([("RSS after loading", "%.0f MB"), ("bytes on disk", "%.0f MB"),
+    for i, (label, fmt) in enumerate([] if "scale" not in rows else [("RSS after loading", "%.0f MB"), ("bytes on disk", "%.0f MB"),
                                       ("restart after kill -9 to first read", "%.2f s")]):
         zk, wd = med("scale", "zookeeper", i), med("scale", "warden", i)
         print("| %s | %s | %s | %.2f |" % (label, fmt % zk, fmt % wd, wd / zk))
-    for label, _ in WORKLOADS:
+    for label, _ in WORKLOADS if "throughput" in rows else []:
         zk, wd = med(label, "zookeeper", OPS), med(label, "warden", OPS)
         print("| %s: ops/s | %.0f | %.0f | %.2f |" % (label, zk, wd, wd / zk))
-    label = WORKLOADS[1][0]
-    zk, wd = med(label, "zookeeper", WRITE_P50), med(label, "warden", WRITE_P50)
-    print("| %s: p50 | %.3f ms | %.3f ms (%.1f fdatasyncs of %.3f ms) | %.2f |"
-          % (label, zk, wd, wd / sync_ms, sync_ms, wd / zk))
+    if "throughput" in rows:
+        label = WORKLOADS[1][0]
+        zk, wd = med(label, "zookeeper", WRITE_P50), med(label, "warden", WRITE_P50)
+        print("| %s: p50 | %.3f ms | %.3f ms (%.1f fdatasyncs of %.3f ms) | %.2f |"
+              % (label, zk, wd, wd / sync_ms, sync_ms, wd / zk))
+    if "snapshot" not in rows:
+        return
     steady, during = med("snapshot", "warden", 0), med("snapshot", "warden", 1)
     print("| write p99 (16 x 1 setData) during snapshots of %d znodes | - | %.2f ms, steady %.2f ms (%.2fx), "
           "%.0f ms per snapshot | - |" % (args.nodes, during, steady, during / steady,

@@ -78,7 +78,7 @@ impl SnapshotOut for std::io::Cursor<Vec<u8>> {
 /// Bytes of snapshot written between syncs: the log's own fdatasyncs,
 /// on the same disk, then wait behind at most this much, rather than
 /// behind the whole snapshot at its end.
-const SYNC_EVERY: u64 = 8 << 20;
+const SYNC_EVERY: u64 = 1 << 20;
 
 /// Writes a whole snapshot file to `out` (at its start), synced every
 /// [`SYNC_EVERY`] bytes when `sync`; returns the data's length. A failing

@@ -616,6 +616,14 @@ impl DataTree {
         max: usize,
         out: &mut Vec<u8>,
     ) -> Result<usize, bincode::Error> {
+        // Under the state's read lock nothing can end the freeze while
+        // this reads (freezing again and replacing nodes need the write
+        // lock): checked once here.
+        if f.freeze.ended() {
+            return Err(Box::new(bincode::ErrorKind::Custom(
+                "this snapshot's frozen view was ended (a newer snapshot began)".into(),
+            )));
+        }
         let at = layout::Blocks::start(out);
         let blocks = &mut f.blocks;
         let n = self.nodes.read_frozen(&f.freeze, max, |path, node| {
