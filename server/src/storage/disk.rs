@@ -105,6 +105,20 @@ impl DiskEngine {
     /// (nothing is cut or removed until [`Engine::finish_recovery`]).
     pub fn open(dir: &Path, durability: Durability) -> Result<DiskEngine, StartupError> {
         let lock = lock(dir, durability)?;
+        // What a snapshot being written or received when the server
+        // stopped left behind: never read, and as large as the tree.
+        for leftover in [format!("{}.tmp", snapshot::NAME), INCOMING.to_string()] {
+            let path = dir.join(&leftover);
+            if path.exists() {
+                tracing::info!(path = %path.display(), "removing an unfinished snapshot");
+                std::fs::remove_file(&path).map_err(|e| {
+                    StartupError::storage(
+                        &dir.display().to_string(),
+                        StorageError::io("removing", &path, e),
+                    )
+                })?;
+            }
+        }
         let purged = read_optional(&dir.join(file_name(Record::Purged)))
             .and_then(|b| {
                 b.map(|b| {
@@ -293,5 +307,36 @@ impl Engine for DiskEngine {
                 t.later_segments.len()
             )
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A snapshot cut off while being written or received is removed when
+    /// the folder is opened; the stored one stays.
+    #[test]
+    fn opening_removes_unfinished_snapshots_and_keeps_the_stored_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = Durability::default();
+        {
+            let e = DiskEngine::open(dir.path(), d).unwrap();
+            let mut once = Some(b"data".to_vec());
+            let mut data = |buf: &mut Vec<u8>| match once.take() {
+                Some(b) => {
+                    buf.extend_from_slice(&b);
+                    Ok(true)
+                }
+                None => Ok(false),
+            };
+            e.write_snapshot(b"meta", &mut data).unwrap();
+        }
+        std::fs::write(dir.path().join("snapshot.tmp"), b"half a snapshot").unwrap();
+        std::fs::write(dir.path().join(INCOMING), b"half another").unwrap();
+        let e = DiskEngine::open(dir.path(), d).unwrap();
+        assert!(!dir.path().join("snapshot.tmp").exists());
+        assert!(!dir.path().join(INCOMING).exists());
+        assert_eq!(e.read_snapshot().unwrap().unwrap().data, b"data");
     }
 }
