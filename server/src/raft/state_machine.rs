@@ -24,6 +24,7 @@ use crate::txn::Acl;
 use crate::txn::{zxid, TxnResponse};
 use crate::watch::WatchManager;
 use std::collections::HashMap;
+use tokio_util::either::Either;
 
 /// The applied state: the tree plus what Raft needs to resume from it.
 #[derive(Default, serde::Serialize, serde::Deserialize)]
@@ -170,6 +171,11 @@ fn undecodable(what: &str, e: bincode::Error) -> DiskError {
     DiskError::Corrupt(format!("{what}: {e}"))
 }
 
+/// A snapshot's meta from its stored bytes.
+fn decode_meta(bytes: &[u8]) -> Result<SnapshotMeta<u64, MemberNode>, DiskError> {
+    bincode::deserialize(bytes).map_err(|e| undecodable("snapshot meta", e))
+}
+
 /// A stored snapshot: its meta and its bytes.
 pub type StoredSnapshot = (SnapshotMeta<u64, MemberNode>, Vec<u8>);
 
@@ -178,9 +184,7 @@ pub fn load_snapshot(engine: &dyn Engine) -> Result<Option<StoredSnapshot>, Disk
     let Some(stored) = engine.read_snapshot()? else {
         return Ok(None);
     };
-    let meta = bincode::deserialize::<SnapshotMeta<u64, MemberNode>>(&stored.meta)
-        .map_err(|e| undecodable("snapshot meta", e))?;
-    Ok(Some((meta, stored.data)))
+    Ok(Some((decode_meta(&stored.meta)?, stored.data)))
 }
 
 /// Opens a snapshot's data in the current layout (layout 4: the tree in
@@ -237,41 +241,32 @@ pub fn decode_state(bytes: &[u8]) -> Result<SmState, DiskError> {
         )));
     }
     match bytes.strip_prefix(STATE_V2) {
-        Some(v2) => {
-            let v2: SmStateV2 =
-                bincode::deserialize(v2).map_err(|e| undecodable("snapshot data", e))?;
-            Ok(SmState {
-                tree: v2.tree.into(),
-                last_applied: v2.last_applied,
-                membership: v2.membership,
-            })
-        }
-        None => {
-            let v1: SmStateV1 =
-                bincode::deserialize(bytes).map_err(|e| undecodable("snapshot data", e))?;
-            Ok(SmState {
-                tree: v1.tree.into(),
-                last_applied: v1.last_applied,
-                membership: v1.membership,
-            })
-        }
+        Some(v2) => decode_old::<crate::tree::v2::DataTree>(v2),
+        None => decode_old::<crate::tree::v1::DataTree>(bytes),
     }
 }
 
-/// [`SmState`] in snapshot layout 2.
+/// [`SmState`] as layouts 1 and 2 laid it out: the same fields, with the
+/// tree as it was then (`T`).
 #[derive(serde::Deserialize)]
-struct SmStateV2 {
-    tree: crate::tree::v2::DataTree,
+struct OldSmState<T> {
+    tree: T,
     last_applied: Option<LogId>,
     membership: StoredMembership<u64, MemberNode>,
 }
 
-/// [`SmState`] as snapshots before null data were laid out.
-#[derive(serde::Deserialize)]
-struct SmStateV1 {
-    tree: crate::tree::v1::DataTree,
-    last_applied: Option<LogId>,
-    membership: StoredMembership<u64, MemberNode>,
+/// Reads a state in an old layout whose tree converts to today's.
+fn decode_old<T>(bytes: &[u8]) -> Result<SmState, DiskError>
+where
+    T: serde::de::DeserializeOwned + Into<DataTree>,
+{
+    let old: OldSmState<T> =
+        bincode::deserialize(bytes).map_err(|e| undecodable("snapshot data", e))?;
+    Ok(SmState {
+        tree: old.tree.into(),
+        last_applied: old.last_applied,
+        membership: old.membership,
+    })
 }
 
 impl StateMachine {
@@ -456,14 +451,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         // as building one does.
         let (shared, engine, meta) = (self.shared.clone(), self.engine.clone(), meta.clone());
         let mut received = match *snapshot {
-            SnapshotData::File(f) => Received::File(f.into_std().await),
-            SnapshotData::Memory(m) => Received::Memory(m.into_inner()),
+            Either::Left(f) => Received::File(f.into_std().await),
+            Either::Right(m) => Received::Memory(m.into_inner()),
         };
         tokio::task::spawn_blocking(move || {
             let read = |e: &DiskError| snapshot_err(ErrorVerb::Read, e);
             let stored = engine.read_received(&mut received).map_err(|e| read(&e))?;
-            let sent: SnapshotMeta<u64, MemberNode> = bincode::deserialize(&stored.meta)
-                .map_err(|e| read(&undecodable("snapshot meta", e)))?;
+            let sent = decode_meta(&stored.meta).map_err(|e| read(&e))?;
             if sent.snapshot_id != meta.snapshot_id || sent.last_log_id != meta.last_log_id {
                 return Err(read(&DiskError::Corrupt(format!(
                     "the snapshot received is {} up to {:?}, not {} up to {:?} as announced",
@@ -498,9 +492,8 @@ fn open_current(engine: &dyn Engine) -> Result<Option<Snapshot<TypeConfig>>, Dis
     let Some((meta, data)) = engine.open_snapshot()? else {
         return Ok(None);
     };
-    let meta = bincode::deserialize(&meta).map_err(|e| undecodable("snapshot meta", e))?;
     Ok(Some(Snapshot {
-        meta,
+        meta: decode_meta(&meta)?,
         snapshot: Box::new(data),
     }))
 }

@@ -24,6 +24,7 @@ use super::snapshot::{self, Pieces, Received, SnapshotData, Stored};
 use super::wal::Wal;
 use super::{Durability, StorageError};
 use crate::error::StartupError;
+use tokio_util::either::Either;
 
 /// Whether `f` is the file at `path`.
 fn same_file(f: &File, path: &Path) -> bool {
@@ -239,10 +240,7 @@ impl Engine for DiskEngine {
             Err(e) => return Err(StorageError::io("opening", &path, e)),
         };
         let meta = snapshot::read_meta(&mut f, &path.display().to_string())?;
-        Ok(Some((
-            meta,
-            SnapshotData::File(tokio::fs::File::from_std(f)),
-        )))
+        Ok(Some((meta, Either::Left(tokio::fs::File::from_std(f)))))
     }
 
     fn receive_snapshot(&self) -> Result<SnapshotData, StorageError> {
@@ -254,7 +252,7 @@ impl Engine for DiskEngine {
             .truncate(true)
             .open(&path)
             .map_err(|e| StorageError::io("creating", &path, e))?;
-        Ok(SnapshotData::File(tokio::fs::File::from_std(f)))
+        Ok(Either::Left(tokio::fs::File::from_std(f)))
     }
 
     fn keep_received(&self, received: Received) -> Result<(), StorageError> {
@@ -322,15 +320,8 @@ mod tests {
         let d = Durability::default();
         {
             let e = DiskEngine::open(dir.path(), d).unwrap();
-            let mut once = Some(b"data".to_vec());
-            let mut data = |buf: &mut Vec<u8>| match once.take() {
-                Some(b) => {
-                    buf.extend_from_slice(&b);
-                    Ok(true)
-                }
-                None => Ok(false),
-            };
-            e.write_snapshot(b"meta", &mut data).unwrap();
+            e.write_snapshot(b"meta", &mut snapshot::whole(b"data"))
+                .unwrap();
         }
         std::fs::write(dir.path().join("snapshot.tmp"), b"half a snapshot").unwrap();
         std::fs::write(dir.path().join(INCOMING), b"half another").unwrap();

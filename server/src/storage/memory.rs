@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 use super::engine::{Barrier, Engine, Record};
 use super::snapshot::{self, Pieces, Received, SnapshotData, Stored};
 use super::StorageError;
+use tokio_util::either::Either;
 
 #[derive(Default)]
 struct Log {
@@ -148,14 +149,11 @@ impl Engine for MemoryEngine {
             return Ok(None);
         };
         let meta = snapshot::parse(bytes.clone(), "the snapshot")?.meta;
-        Ok(Some((
-            meta,
-            SnapshotData::Memory(std::io::Cursor::new(bytes)),
-        )))
+        Ok(Some((meta, Either::Right(std::io::Cursor::new(bytes)))))
     }
 
     fn receive_snapshot(&self) -> Result<SnapshotData, StorageError> {
-        Ok(SnapshotData::Memory(std::io::Cursor::new(Vec::new())))
+        Ok(Either::Right(std::io::Cursor::new(Vec::new())))
     }
 
     fn keep_received(&self, mut received: Received) -> Result<(), StorageError> {

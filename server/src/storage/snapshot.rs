@@ -12,8 +12,6 @@
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 use super::file::{read_optional, write_atomic_with};
 use super::{Durability, StorageError};
@@ -116,15 +114,15 @@ pub fn write_to<W: SnapshotOut>(
                 w.get_ref().sync_part()?;
             }
         }
-        let head = head(meta.len(), data_len);
-        let mut crc = crc32fast::Hasher::new();
-        crc.update(&head);
-        crc.combine(&rest);
-        w.write_all(&crc.finalize().to_le_bytes())?;
         w.flush()?;
     }
+    let head = head(meta.len(), data_len);
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&head);
+    crc.combine(&rest);
+    out.write_all(&crc.finalize().to_le_bytes())?;
     out.seek(SeekFrom::Start(0))?;
-    out.write_all(&head(meta.len(), data_len))?;
+    out.write_all(&head)?;
     Ok(data_len)
 }
 
@@ -238,68 +236,9 @@ impl Received {
 }
 
 /// A whole snapshot file as openraft streams it to a member that needs
-/// it, and as that member receives it: the stored file itself (no copy of
-/// it in memory), or bytes for the in-memory engine.
-pub enum SnapshotData {
-    File(tokio::fs::File),
-    Memory(std::io::Cursor<Vec<u8>>),
-}
-
-impl tokio::io::AsyncRead for SnapshotData {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            SnapshotData::File(f) => Pin::new(f).poll_read(cx, buf),
-            SnapshotData::Memory(m) => Pin::new(m).poll_read(cx, buf),
-        }
-    }
-}
-
-impl tokio::io::AsyncWrite for SnapshotData {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            SnapshotData::File(f) => Pin::new(f).poll_write(cx, buf),
-            SnapshotData::Memory(m) => Pin::new(m).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            SnapshotData::File(f) => Pin::new(f).poll_flush(cx),
-            SnapshotData::Memory(m) => Pin::new(m).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            SnapshotData::File(f) => Pin::new(f).poll_shutdown(cx),
-            SnapshotData::Memory(m) => Pin::new(m).poll_shutdown(cx),
-        }
-    }
-}
-
-impl tokio::io::AsyncSeek for SnapshotData {
-    fn start_seek(self: Pin<&mut Self>, position: SeekFrom) -> std::io::Result<()> {
-        match self.get_mut() {
-            SnapshotData::File(f) => Pin::new(f).start_seek(position),
-            SnapshotData::Memory(m) => Pin::new(m).start_seek(position),
-        }
-    }
-
-    fn poll_complete(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<u64>> {
-        match self.get_mut() {
-            SnapshotData::File(f) => Pin::new(f).poll_complete(cx),
-            SnapshotData::Memory(m) => Pin::new(m).poll_complete(cx),
-        }
-    }
-}
+/// it, and as that member receives it: the stored file itself, read as it
+/// goes out (`Left`), or bytes for the in-memory engine (`Right`).
+pub type SnapshotData = tokio_util::either::Either<tokio::fs::File, std::io::Cursor<Vec<u8>>>;
 
 #[cfg(test)]
 mod tests {
