@@ -46,9 +46,11 @@ pub struct Shared {
     applied: tokio::sync::watch::Sender<u64>,
     /// Holds new writes while leadership is handed off.
     pub hold: super::hold::Hold,
-    /// Held while a snapshot is read from the live tree: replacing the
-    /// whole state waits for it.
-    snapshot_gate: parking_lot::Mutex<()>,
+    /// How many snapshots are reading the live tree, each from its freeze
+    /// until it is written or dropped ([`Reading`]): replacing the whole
+    /// state waits until none is, so a frozen view never outlives its tree.
+    readers: parking_lot::Mutex<usize>,
+    readers_done: parking_lot::Condvar,
     /// When to ask for a snapshot: see [`Shared::snapshot_wanted`].
     snapshots: SnapshotDue,
 }
@@ -75,7 +77,8 @@ impl Shared {
             metrics,
             applied: tokio::sync::watch::channel(0).0,
             hold: super::hold::Hold::default(),
-            snapshot_gate: parking_lot::Mutex::new(()),
+            readers: parking_lot::Mutex::new(0),
+            readers_done: parking_lot::Condvar::new(),
             snapshots: SnapshotDue {
                 every: AtomicU64::new(u64::MAX),
                 since: AtomicU64::new(0),
@@ -137,7 +140,10 @@ impl Shared {
         }
         self.metrics.znodes.set(new.tree.node_count() as i64);
         self.metrics.sessions.set(new.tree.session_count() as i64);
-        let _reading = self.snapshot_gate.lock();
+        let mut readers = self.readers.lock();
+        while *readers > 0 {
+            self.readers_done.wait(&mut readers);
+        }
         let mut st = self.state.write();
         *st = new;
         // Sessions the snapshot no longer has ended while this member was
@@ -406,7 +412,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     /// reads it while later entries apply.
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         let frozen = {
+            // Counted before the freeze, under the same lock `replace`
+            // takes, so no replacement slips in between.
+            let mut readers = self.shared.readers.lock();
+            *readers += 1;
+            let reading = Reading(self.shared.clone());
             let mut st = self.shared.state.write();
+            drop(readers);
             self.shared.snapshots.since.store(0, Ordering::Relaxed);
             self.shared.snapshots.asked.store(false, Ordering::Relaxed);
             Frozen {
@@ -423,6 +435,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     ),
                 },
                 tree: st.tree.freeze(),
+                reading,
             }
         };
         SnapshotBuilder {
@@ -510,6 +523,18 @@ pub struct SnapshotBuilder {
 struct Frozen {
     meta: SnapshotMeta<u64, MemberNode>,
     tree: FrozenTree,
+    reading: Reading,
+}
+
+/// One snapshot reading the live tree (see `Shared::readers`): counted
+/// from the freeze, let go when the snapshot is written or dropped.
+struct Reading(Arc<Shared>);
+
+impl Drop for Reading {
+    fn drop(&mut self) {
+        *self.0.readers.lock() -= 1;
+        self.0.readers_done.notify_all();
+    }
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
@@ -581,8 +606,11 @@ fn build(
     frozen: Frozen,
 ) -> Result<SnapshotMeta<u64, MemberNode>, StorageError> {
     let started = Instant::now();
-    let _reading = shared.snapshot_gate.lock();
-    let Frozen { meta, mut tree } = frozen;
+    let Frozen {
+        meta,
+        mut tree,
+        reading: _reading,
+    } = frozen;
     let encode = |e: bincode::Error| DiskError::Encode(e.to_string());
     let (mut started_nodes, mut read, mut done) = (false, 0usize, false);
     let mut next = |buf: &mut Vec<u8>| -> Result<bool, DiskError> {

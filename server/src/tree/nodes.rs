@@ -66,6 +66,16 @@ impl Freeze {
     }
 }
 
+impl Drop for NodeMap {
+    /// A snapshot still reading a map that goes away (the state replaced)
+    /// is ended: its reader gets an error, never another tree's nodes.
+    fn drop(&mut self) {
+        if let Some(f) = &self.frozen {
+            f.end();
+        }
+    }
+}
+
 impl Clone for NodeMap {
     /// A copy of the nodes; a snapshot in progress stays with the original.
     fn clone(&self) -> NodeMap {
@@ -319,6 +329,9 @@ mod tests {
         let first = m.freeze();
         let second = m.freeze();
         assert!(first.ended() && !second.ended());
+        // A map that goes away ends the view still reading it.
+        drop(m);
+        assert!(second.ended());
     }
 
     #[test]
