@@ -197,7 +197,7 @@ pub async fn run_with(
         ms = booted.elapsed().as_millis() as u64,
         "snapshot loaded"
     );
-    let log_store = LogStore::new(engine, metrics.clone());
+    let log_store = LogStore::new(engine, metrics.clone(), !config.is_ensemble());
     let ensemble = config.is_ensemble();
 
     let raft_config = openraft::Config {
@@ -792,14 +792,22 @@ async fn removed(ensemble: Option<&Ensemble>) {
 /// Resolves once consensus has stopped on a fatal error (a storage write
 /// or snapshot that failed, say): the server cannot commit anything more
 /// and must not linger half alive.
+///
+/// Follows the server metrics (role, leader, membership), not the full
+/// ones, which change on every write: this runs on the main thread, and
+/// waking it per write cost two context switches a write.
 async fn consensus_failed(raft: &Raft) -> String {
-    let mut m = raft.metrics();
+    let mut m = raft.server_metrics();
     loop {
-        if let Err(e) = &m.borrow().running_state {
+        if let Err(e) = &raft.metrics().borrow().running_state {
             return format!("consensus stopped: {e}");
         }
+        // The sender goes when consensus stops.
         if m.changed().await.is_err() {
-            return "consensus stopped".into();
+            return match &raft.metrics().borrow().running_state {
+                Err(e) => format!("consensus stopped: {e}"),
+                Ok(()) => "consensus stopped".into(),
+            };
         }
     }
 }
@@ -906,14 +914,19 @@ async fn report_sessions(ctx: Ctx, peers: Peers) {
 }
 
 /// Follows consensus: logs leader changes and keeps the leader, election
-/// and replication-lag metrics.
+/// and replication-lag metrics. Woken by role and leader changes, and
+/// every [`LAG_EVERY`] for the lags: the full metrics change on every
+/// write, and following them would wake this task per write.
 async fn watch_consensus(raft: Raft, metrics: Arc<Metrics>, me: u64) {
-    let mut rx = raft.metrics();
+    let mut server = raft.server_metrics();
+    let mut tick = tokio::time::interval(LAG_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut leader = None;
     let mut term = None;
     loop {
         {
-            let m = rx.borrow();
+            let m = raft.metrics();
+            let m = m.borrow();
             if m.current_leader != leader {
                 if leader.is_some() || term.is_some() {
                     metrics.leader_changes.inc();
@@ -942,8 +955,12 @@ async fn watch_consensus(raft: Raft, metrics: Arc<Metrics>, me: u64) {
                     .set(lag as i64);
             }
         }
-        if rx.changed().await.is_err() {
-            return;
+        tokio::select! {
+            changed = server.changed() => if changed.is_err() { return },
+            _ = tick.tick() => {}
         }
     }
 }
+
+/// How often the replication lags are brought up to date.
+const LAG_EVERY: Duration = Duration::from_millis(500);

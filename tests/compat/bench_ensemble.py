@@ -12,7 +12,9 @@ folder on /work's disk) and then:
 
 1. Throughput: `zk_bench --sessions 16 --in-flight 16 --spread` (16
    sessions spread round-robin over the three members, 16 requests in
-   flight each) for each workload: 100 % writes, 100 % reads, 10 % writes.
+   flight each) for each workload: 100 % writes, 100 % reads, 10 % writes;
+   and, with `--workloads ...,serial`, setData from 1 session x 1 in flight
+   (connected to member 1, leader or not: the latency-bound row).
 2. Failover: `--failover-trials / --rounds` trials (rounded up). A trial
    finds the leader (Warden: `/status` on the admin port; ZooKeeper: the
    `srvr` four-letter word, `Mode: leader`), starts a probe on each
@@ -63,8 +65,11 @@ import bench_vs_zookeeper as single  # noqa: E402  (run_bench, fsync_count, ward
 import zookeeper as zkref  # noqa: E402  (server_command, four_letter)
 
 REPO = single.REPO
-WORKLOADS = [("writes", 100), ("reads", 0), ("mixed", 10)]
-WORKLOAD_TITLES = {"writes": "100 % writes", "reads": "100 % reads", "mixed": "90 % reads / 10 % writes"}
+WORKLOADS = [("writes", 100), ("reads", 0), ("mixed", 10), ("serial", 100)]
+WORKLOAD_TITLES = {"writes": "100 % writes", "reads": "100 % reads", "mixed": "90 % reads / 10 % writes",
+                   "serial": "setData, 1 session x 1 in flight"}
+# Workloads with their own shape rather than --sessions x --in-flight.
+SHAPES = {"serial": (1, 1)}
 SIDES = ["warden", "zookeeper"]
 NAMES = {"warden": "Warden", "zookeeper": "ZooKeeper 3.8"}
 PROBE_PATH = "/failover-probe"
@@ -532,8 +537,9 @@ def failover_trial(ens, args):
 
 
 def run_workload(args, ens, name, write_percent):
+    sessions, in_flight = SHAPES.get(name, (args.sessions, args.in_flight))
     bench_args = "--sessions %d --in-flight %d --spread --duration %d --warmup %d --write-percent %d %s" % (
-        args.sessions, args.in_flight, args.duration, args.warmup, write_percent, args.extra_bench_args)
+        sessions, in_flight, args.duration, args.warmup, write_percent, args.extra_bench_args)
     before = ens.durable_count()
     load_before = os.getloadavg()[0]
     result = single.run_bench(args.bench, ens.connect_string(), bench_args)
@@ -647,7 +653,8 @@ def main():
     ap.add_argument("--in-flight", type=int, default=16)
     ap.add_argument("--duration", type=int, default=10, help="measured seconds per workload")
     ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--workloads", default="writes,reads,mixed", help="comma-separated subset of writes,reads,mixed")
+    ap.add_argument("--workloads", default="writes,reads,mixed", help="comma-separated subset of writes,reads,mixed,serial (serial: 1 session x 1 in flight, "
+                         "on the member --spread gives session 0)")
     ap.add_argument("--extra-bench-args", default="", help="more zk_bench options (e.g. --keys 1000)")
     ap.add_argument("--probe-timeout", type=float, default=0.1,
                     help="seconds a probe waits for an answer before it sends another setData (default 0.1)")

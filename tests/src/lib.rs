@@ -606,12 +606,21 @@ pub fn listing(dir: &Path) -> String {
     out
 }
 
-/// Truncates a file to half its size (for damage tests).
-pub fn truncate_half(p: &Path) {
-    let len = std::fs::metadata(p).expect("file exists").len();
+/// Where a file's written bytes end: log segments are extended ahead with
+/// zeros, which damage tests must not mistake for data.
+pub fn written_len(p: &Path) -> u64 {
+    let bytes = std::fs::read(p).expect("file exists");
+    bytes.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1) as u64
+}
+
+/// Truncates a file to half of its written bytes (for damage tests);
+/// returns (written bytes before, length after).
+pub fn truncate_half(p: &Path) -> (u64, u64) {
+    let len = written_len(p);
     let f = std::fs::OpenOptions::new()
         .write(true)
         .open(p)
         .expect("open");
     f.set_len(len / 2).expect("truncate");
+    (len, len / 2)
 }

@@ -1086,17 +1086,33 @@ impl Filesystem for Fs {
         }
     }
 
+    /// Mode 0 only (allocate, extending the file with zeros), volatile
+    /// like a write; punching holes and the other modes are refused.
     fn fallocate(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         _fh: FileHandle,
-        _offset: u64,
-        _length: u64,
-        _mode: i32,
+        offset: u64,
+        length: u64,
+        mode: i32,
         reply: ReplyEmpty,
     ) {
-        reply.error(Errno::EOPNOTSUPP);
+        if mode != 0 {
+            reply.error(Errno::EOPNOTSUPP);
+            return;
+        }
+        let mut st = self.state.lock();
+        match st.file_mut(ino.0) {
+            Ok(f) => {
+                let end = offset + length;
+                if f.len() < end {
+                    f.truncate(end);
+                }
+                reply.ok();
+            }
+            Err(e) => reply.error(e),
+        }
     }
 }
 

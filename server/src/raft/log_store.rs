@@ -2,6 +2,13 @@
 //! with group commit: appends are written at once and made durable by a
 //! dedicated thread whose one barrier covers every append queued while the
 //! previous barrier ran — many entries, one `fdatasync`.
+//!
+//! An ensemble of one runs the barrier of an append that finds the thread
+//! idle right there, in the append: the round trip to the thread and back
+//! (two wake-ups of sleeping threads) cost as much as the barrier itself.
+//! Nothing waits for this member's append but its own clients, so nothing
+//! is held up. In an ensemble the leader's append must not block: it would
+//! delay sending the entries to the followers by one barrier.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
@@ -30,6 +37,8 @@ struct FlushReq {
 pub struct LogStore {
     inner: Arc<Inner>,
     flush_tx: mpsc::UnboundedSender<FlushReq>,
+    /// Run an append's barrier in the append when the thread is idle.
+    inline: bool,
 }
 
 /// What the store shares with its fsync thread (which must not hold the
@@ -41,6 +50,10 @@ struct Inner {
     /// The index last written to `durable.N` (kept here, not re-read).
     marked: AtomicU64,
     metrics: Arc<Metrics>,
+    /// Flush requests sent to the thread and not completed yet.
+    queued: AtomicU64,
+    /// When the durable point was last recorded, and the slot for the next.
+    mark: Mutex<(Instant, u8)>,
     /// Set when a barrier failed. Never cleared: after a failed fsync the
     /// kernel may have dropped the unsynced pages and a later fsync can
     /// succeed without them ("fsyncgate"), so no later barrier is trusted.
@@ -99,8 +112,9 @@ pub fn recover(engine: &dyn Engine, snapshot_index: Option<u64>) -> Result<(), D
 }
 
 impl LogStore {
-    /// Takes the recovered log and starts the flush thread.
-    pub fn new(engine: Arc<dyn Engine>, metrics: Arc<Metrics>) -> LogStore {
+    /// Takes the recovered log and starts the flush thread. `inline`: this
+    /// member is an ensemble of one (see the module's overview).
+    pub fn new(engine: Arc<dyn Engine>, metrics: Arc<Metrics>, inline: bool) -> LogStore {
         let (flush_tx, rx) = mpsc::unbounded_channel();
         let durable = read_durable(&*engine);
         let inner = Arc::new(Inner {
@@ -110,13 +124,19 @@ impl LogStore {
             flushed: AtomicU64::new(engine.last_index().unwrap_or(0)),
             engine,
             metrics,
+            queued: AtomicU64::new(0),
+            mark: Mutex::new((Instant::now(), 0)),
         });
         let t = inner.clone();
         std::thread::Builder::new()
             .name("warden-fsync".into())
             .spawn(move || t.flush_loop(rx))
             .expect("spawn the fsync thread");
-        LogStore { inner, flush_tx }
+        LogStore {
+            inner,
+            flush_tx,
+            inline,
+        }
     }
 
     /// Resolves with the reason once a barrier has failed: the server must
@@ -171,51 +191,57 @@ impl Inner {
     }
 
     fn flush_loop(&self, mut rx: mpsc::UnboundedReceiver<FlushReq>) {
-        let mut last_mark = Instant::now();
-        let mut slot = 0u8;
         while let Some(first) = rx.blocking_recv() {
             let mut batch = vec![first];
             while let Ok(r) = rx.try_recv() {
                 batch.push(r);
             }
+            let n = batch.len() as u64;
             // Taken after every request in `batch` was appended, so the
             // barrier covers them all.
-            let job = self.engine.barrier();
-            let t = Instant::now();
-            let poisoned = self.failed.borrow().clone();
-            let res = match poisoned {
-                Some(why) => Err(DiskError::Failed(why)),
-                None => job.run(),
+            self.barrier(batch);
+            self.queued.fetch_sub(n, Ordering::SeqCst);
+        }
+    }
+
+    /// Runs one barrier over everything appended so far and tells each of
+    /// `batch` how it went.
+    fn barrier(&self, batch: Vec<FlushReq>) {
+        let job = self.engine.barrier();
+        let t = Instant::now();
+        let poisoned = self.failed.borrow().clone();
+        let res = match poisoned {
+            Some(why) => Err(DiskError::Failed(why)),
+            None => job.run(),
+        };
+        self.metrics
+            .fsync_latency
+            .observe(t.elapsed().as_secs_f64());
+        self.metrics
+            .fsync_batch
+            .observe(batch.iter().map(|r| r.txns).sum::<usize>() as f64);
+        match &res {
+            Ok(()) => {
+                let max = batch.iter().map(|r| r.last_index).max().unwrap_or(0);
+                self.flushed.fetch_max(max, Ordering::SeqCst);
+            }
+            Err(e) if self.failed.borrow().is_none() => {
+                tracing::error!(error = %e, "the log barrier failed; stopping");
+                self.failed
+                    .send_replace(Some(format!("the log barrier failed ({e})")));
+            }
+            Err(_) => {}
+        }
+        for r in batch {
+            let out = match &res {
+                Ok(()) => Ok(()),
+                Err(e) => Err(std::io::Error::other(e.to_string())),
             };
-            self.metrics
-                .fsync_latency
-                .observe(t.elapsed().as_secs_f64());
-            self.metrics
-                .fsync_batch
-                .observe(batch.iter().map(|r| r.txns).sum::<usize>() as f64);
-            match &res {
-                Ok(()) => {
-                    let max = batch.iter().map(|r| r.last_index).max().unwrap_or(0);
-                    self.flushed.fetch_max(max, Ordering::SeqCst);
-                }
-                Err(e) if self.failed.borrow().is_none() => {
-                    tracing::error!(error = %e, "the log barrier failed; stopping");
-                    self.failed
-                        .send_replace(Some(format!("the log barrier failed ({e})")));
-                }
-                Err(_) => {}
-            }
-            for r in batch {
-                let out = match &res {
-                    Ok(()) => Ok(()),
-                    Err(e) => Err(std::io::Error::other(e.to_string())),
-                };
-                r.callback.log_io_completed(out);
-            }
-            if last_mark.elapsed() >= Duration::from_millis(200) && self.mark_durable(&[slot]) {
-                slot ^= 1;
-                last_mark = Instant::now();
-            }
+            r.callback.log_io_completed(out);
+        }
+        let mut mark = self.mark.lock();
+        if mark.0.elapsed() >= Duration::from_millis(200) && self.mark_durable(&[mark.1]) {
+            *mark = (Instant::now(), mark.1 ^ 1);
         }
     }
 
@@ -367,13 +393,22 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .append(records)
             .map_err(|e| write_err(&e))?;
         self.inner.metrics.last_log_index.set(last_index as i64);
-        self.flush_tx
-            .send(FlushReq {
-                callback,
-                last_index,
-                txns,
-            })
-            .map_err(|_| write_err(&DiskError::Failed("the flush thread has stopped".into())))?;
+        let req = FlushReq {
+            callback,
+            last_index,
+            txns,
+        };
+        // Appends come from one task, so an idle thread stays idle until
+        // this returns.
+        if self.inline && self.inner.queued.load(Ordering::SeqCst) == 0 {
+            self.inner.barrier(vec![req]);
+            return Ok(());
+        }
+        self.inner.queued.fetch_add(1, Ordering::SeqCst);
+        self.flush_tx.send(req).map_err(|_| {
+            self.inner.queued.fetch_sub(1, Ordering::SeqCst);
+            write_err(&DiskError::Failed("the flush thread has stopped".into()))
+        })?;
         Ok(())
     }
 

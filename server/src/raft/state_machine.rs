@@ -328,11 +328,11 @@ pub fn apply_entry(
 }
 
 /// Applies committed entries to the shared state, firing their effects.
-fn apply_all<I>(shared: &Shared, entries: I) -> Result<Vec<Vec<TxnResponse>>, StorageError>
-where
-    I: IntoIterator<Item = Entry<TypeConfig>>,
-{
-    let mut st = shared.state.write();
+fn apply_all(
+    shared: &Shared,
+    st: &mut SmState,
+    entries: Vec<Entry<TypeConfig>>,
+) -> Result<Vec<Vec<TxnResponse>>, StorageError> {
     let mut out = Vec::new();
     let mut on_effects = |st: &SmState, zxid: i64, fx: Effects| {
         let now = Instant::now();
@@ -364,15 +364,18 @@ where
             EntryPayload::Normal(batch) => batch.0.len().max(1) as u64,
             _ => 1,
         };
-        out.push(apply_entry(&mut st, e, &mut on_effects));
+        out.push(apply_entry(st, e, &mut on_effects));
     }
     shared.count_applied(txns);
     shared.metrics.znodes.set(st.tree.node_count() as i64);
     shared.metrics.sessions.set(st.tree.session_count() as i64);
     shared.metrics.last_applied.set(st.tree.last_zxid());
-    shared.note_applied(&st);
+    shared.note_applied(st);
     Ok(out)
 }
+
+/// The most txns applied on the runtime's worker without handing it off.
+const INLINE_APPLY_TXNS: usize = 64;
 
 /// Runs `f`, which may block, without holding up the runtime's other tasks
 /// (on a multi-threaded runtime; inline on a single-threaded one, as in
@@ -401,10 +404,25 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I::IntoIter: OptionalSend,
     {
         let shared = &self.shared;
-        // Waiting for the tree's write lock (a snapshot may be serializing
-        // under its read lock) and applying a large batch both block: the
-        // runtime's other tasks (heartbeats among them) move elsewhere.
-        blocking(|| apply_all(shared, entries))
+        let entries: Vec<_> = entries.into_iter().collect();
+        let txns: usize = entries
+            .iter()
+            .map(|e| match &e.payload {
+                EntryPayload::Normal(batch) => batch.0.len(),
+                _ => 1,
+            })
+            .sum();
+        // A few txns with the lock free apply here, in microseconds:
+        // handing the runtime's worker off (`block_in_place`) would cost
+        // more than the apply, on every write. Waiting for the lock (a
+        // snapshot chunk or a long read holds it) or a large batch blocks,
+        // so the runtime's other tasks (heartbeats among them) move away.
+        if txns <= INLINE_APPLY_TXNS {
+            if let Some(mut st) = shared.state.try_write() {
+                return apply_all(shared, &mut st, entries);
+            }
+        }
+        blocking(|| apply_all(shared, &mut shared.state.write(), entries))
     }
 
     /// Freezes the state where it is: openraft asks for a builder between

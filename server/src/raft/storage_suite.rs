@@ -23,26 +23,29 @@ struct DiskBuilder;
 /// A store over the in-memory engine.
 struct MemoryBuilder;
 
-fn stores(engine: Arc<dyn Engine>) -> (LogStore, StateMachine) {
+/// `inline`: barriers run in the append when the flush thread is idle (an
+/// ensemble of one), else always on the thread; the disk store tries the
+/// first, the memory store the second.
+fn stores(engine: Arc<dyn Engine>, inline: bool) -> (LogStore, StateMachine) {
     recover(&*engine, None).expect("recover");
     let metrics = Arc::new(Metrics::new());
     let shared = Shared::new(metrics.clone());
     let sm = StateMachine::open(engine.clone(), None, shared).expect("state machine");
-    (LogStore::new(engine, metrics), sm)
+    (LogStore::new(engine, metrics, inline), sm)
 }
 
 impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for DiskBuilder {
     async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError> {
         let tmp = tempfile::tempdir().expect("temp dir");
         let engine = DiskEngine::open(tmp.path(), Durability::default()).expect("data dir");
-        let (log, sm) = stores(Arc::new(engine));
+        let (log, sm) = stores(Arc::new(engine), true);
         Ok((tmp, log, sm))
     }
 }
 
 impl StoreBuilder<TypeConfig, LogStore, StateMachine, ()> for MemoryBuilder {
     async fn build(&self) -> Result<((), LogStore, StateMachine), StorageError> {
-        let (log, sm) = stores(Arc::new(MemoryEngine::new()));
+        let (log, sm) = stores(Arc::new(MemoryEngine::new()), false);
         Ok(((), log, sm))
     }
 }

@@ -76,6 +76,21 @@ struct Opts {
     /// since this process started (a restarted server's time to first read).
     #[arg(long, value_name = "PATH")]
     probe: Option<String>,
+    /// Instead of a timed load: open N sessions (64 connecting at a time),
+    /// each with a one-shot data watch on /zk-watch, print `WATCHING
+    /// sessions=N secs=S`, then run --fanout-rounds rounds of one setData
+    /// and time until every session has its event (re-armed between
+    /// rounds); print `FANOUT sessions=N rounds=R p50_ms=.. max_ms=..` (the
+    /// median over rounds of the median and of the last session's delay).
+    #[arg(long, value_name = "N")]
+    watchers: Option<usize>,
+    /// With --watchers: rounds of fan-out.
+    #[arg(long, default_value_t = 5)]
+    fanout_rounds: usize,
+    /// With --watchers: after printing `WATCHING`, wait for a line on
+    /// stdin before the rounds (so a caller can measure the server then).
+    #[arg(long)]
+    pause: bool,
 }
 
 /// The kinds of operation measured.
@@ -367,9 +382,108 @@ async fn probe(opts: &Opts, path: &str) -> Result<()> {
     }
 }
 
+/// `--watchers N`: N sessions each watching one node; the server's cost of
+/// holding them, and how long one change takes to reach them all.
+async fn watchers(opts: &Opts, n: usize) -> Result<()> {
+    use futures::StreamExt;
+    use std::sync::Arc;
+    use tokio::sync::{mpsc, Barrier};
+
+    let started = Instant::now();
+    let path = "/zk-watch";
+    let admin = connect(&opts.servers).await?;
+    match admin.create(path, b"0", &persistent()).await {
+        Ok(_) | Err(zookeeper_client::Error::NodeExists) => {}
+        Err(e) => return Err(e).context(format!("create {path}")),
+    }
+    let clients: Vec<Client> = futures::stream::iter(0..n)
+        .map(|i| {
+            let servers = session_servers(opts, i);
+            async move { connect(&servers).await }
+        })
+        .buffer_unordered(64)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_>>()?;
+    let rounds = opts.fanout_rounds;
+    // Everyone armed (n sessions and this task), then one change.
+    let armed = Arc::new(Barrier::new(n + 1));
+    let (events, mut heard) = mpsc::channel::<Instant>(n);
+    let mut tasks = Vec::new();
+    for client in clients {
+        let (armed, events) = (armed.clone(), events.clone());
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..rounds {
+                let (_, _, watcher) = client
+                    .get_and_watch_data(path)
+                    .await
+                    .with_context(|| format!("getData {path} with a watch"))?;
+                armed.wait().await;
+                watcher.changed().await;
+                let _ = events.send(Instant::now()).await;
+            }
+            anyhow::Ok(client)
+        }));
+    }
+    drop(events);
+    let mut medians = Vec::new();
+    let mut lasts = Vec::new();
+    for round in 0..rounds {
+        armed.wait().await;
+        if round == 0 {
+            println!(
+                "WATCHING sessions={n} secs={:.1}",
+                started.elapsed().as_secs_f64()
+            );
+            if opts.pause {
+                let mut line = String::new();
+                tokio::task::spawn_blocking(move || std::io::stdin().read_line(&mut line))
+                    .await
+                    .context("stdin")??;
+            }
+        }
+        let t0 = Instant::now();
+        admin
+            .set_data(path, round.to_string().as_bytes(), None)
+            .await
+            .with_context(|| format!("setData {path}"))?;
+        let mut delays = Vec::with_capacity(n);
+        while delays.len() < n {
+            let at = tokio::time::timeout(Duration::from_secs(60), heard.recv())
+                .await
+                .context("a watcher heard nothing within 60 s")?
+                .context("a watcher stopped")?;
+            delays.push((at - t0).as_micros().min(u32::MAX as u128) as u32);
+        }
+        delays.sort_unstable();
+        medians.push(percentile(&delays, 50.0));
+        lasts.push(percentile(&delays, 100.0));
+    }
+    for t in tasks {
+        t.await.context("watcher task")??;
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    println!(
+        "FANOUT sessions={n} rounds={rounds} p50_ms={:.3} max_ms={:.3}",
+        median(&mut medians),
+        median(&mut lasts)
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let opts = Opts::parse();
+    if let Some(n) = opts.watchers {
+        if n == 0 || opts.fanout_rounds == 0 {
+            bail!("--watchers and --fanout-rounds must be at least 1");
+        }
+        return watchers(&opts, n).await;
+    }
     if let Some(n) = opts.populate {
         return populate(&opts, n).await;
     }

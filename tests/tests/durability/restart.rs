@@ -537,12 +537,10 @@ async fn a_truncated_database_file_is_refused() {
     let mut server = ServerProc::start();
     damage::filled_and_stopped(&mut server).await;
     let victim = largest_file(&server.data_dir().join("log"));
-    let len = std::fs::metadata(&victim).unwrap().len();
-    truncate_half(&victim);
+    let (len, half) = truncate_half(&victim);
     let what = format!(
-        "{} truncated from {len} to {} bytes",
-        victim.display(),
-        len / 2
+        "{} truncated from {len} written bytes to {half}",
+        victim.display()
     );
     let stderr = tokio::task::block_in_place(|| damage::start_expecting_refusal(&server, &what));
     eprintln!("{what}: refused with:\n{stderr}");
@@ -558,7 +556,7 @@ async fn garbage_in_the_database_file_is_refused() {
     damage::filled_and_stopped(&mut server).await;
     let victim = largest_file(&server.data_dir().join("log"));
     let mut bytes = std::fs::read(&victim).unwrap();
-    let len = bytes.len();
+    let len = warden_tests::written_len(&victim) as usize;
     let (start, n) = (len / 2 - 4096, 8192.min(len / 2));
     let mut rng = rand::rng();
     for b in &mut bytes[start..start + n] {
@@ -566,7 +564,7 @@ async fn garbage_in_the_database_file_is_refused() {
     }
     std::fs::write(&victim, &bytes).unwrap();
     let what = format!(
-        "{} ({len} bytes) overwritten with {n} random bytes at offset {start}",
+        "{} ({len} bytes written) overwritten with {n} random bytes at offset {start}",
         victim.display()
     );
     let stderr = tokio::task::block_in_place(|| damage::start_expecting_refusal(&server, &what));
@@ -586,12 +584,10 @@ async fn a_truncated_database_file_is_refused_even_without_watermarks() {
         std::fs::remove_file(server.data_dir().join(f)).unwrap();
     }
     let victim = largest_file(&server.data_dir().join("log"));
-    let len = std::fs::metadata(&victim).unwrap().len();
-    truncate_half(&victim);
+    let (len, half) = truncate_half(&victim);
     let what = format!(
-        "{} truncated from {len} to {} bytes, durable.0/1 removed",
-        victim.display(),
-        len / 2
+        "{} truncated from {len} written bytes to {half}, durable.0/1 removed",
+        victim.display()
     );
     let stderr = tokio::task::block_in_place(|| damage::start_expecting_refusal(&server, &what));
     assert!(stderr.contains("damaged"), "({what}):\n{stderr}");

@@ -23,6 +23,11 @@ fn assert_holds(w: &Wal, range: std::ops::RangeInclusive<u64>) {
     }
 }
 
+/// Where a segment's records end: its zeros allocated ahead excluded.
+fn written(bytes: &[u8]) -> usize {
+    bytes.iter().rposition(|b| *b != 0).map_or(0, |p| p + 1)
+}
+
 fn segments(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
@@ -69,7 +74,7 @@ fn a_torn_tail_is_reported_then_cut_and_the_log_goes_on() {
         append_range(&mut w, 0..10);
         drop(w);
         let seg = dir.join(segment_name(0));
-        let len = std::fs::metadata(&seg).unwrap().len();
+        let len = written(&std::fs::read(&seg).unwrap()) as u64;
         // Half of the last record (or its header) never reached the disk.
         let f = OpenOptions::new().write(true).open(&seg).unwrap();
         let last_len = HEADER as u64 + payload(9).len() as u64;
@@ -91,6 +96,44 @@ fn a_torn_tail_is_reported_then_cut_and_the_log_goes_on() {
 }
 
 #[test]
+fn zeros_allocated_ahead_end_the_records_and_a_torn_write_into_them_is_cut() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    let mut w = open(&dir, None, 1 << 20);
+    append_range(&mut w, 0..10);
+    drop(w);
+    let seg = dir.join(segment_name(0));
+    let bytes = std::fs::read(&seg).unwrap();
+    let end = written(&bytes);
+    assert!(
+        bytes.len() > end,
+        "the segment was not extended ahead: {} bytes, records end at {end}",
+        bytes.len()
+    );
+    let w = open(&dir, None, 1 << 20);
+    assert_eq!(w.torn_tail(), None, "zeros after the records are no damage");
+    assert_holds(&w, 0..=9);
+    drop(w);
+
+    // Half a record written into the zeros before the power went.
+    let mut bytes = bytes;
+    let mut rec = Vec::new();
+    record(10, &payload(10), &mut rec).unwrap();
+    bytes[end..end + rec.len() / 2].copy_from_slice(&rec[..rec.len() / 2]);
+    std::fs::write(&seg, &bytes).unwrap();
+    let mut w = open(&dir, None, 1 << 20);
+    let torn = w.torn_tail().cloned().expect("a torn tail");
+    assert_eq!(torn.offset, end as u64);
+    assert_eq!(torn.dropped_bytes, (rec.len() / 2) as u64);
+    w.finish_recovery().unwrap();
+    append_range(&mut w, 10..12);
+    drop(w);
+    let w = open(&dir, None, 1 << 20);
+    assert_eq!(w.torn_tail(), None);
+    assert_holds(&w, 0..=11);
+}
+
+#[test]
 fn a_garbage_tail_and_empty_later_segments_are_a_torn_tail() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("log");
@@ -100,7 +143,7 @@ fn a_garbage_tail_and_empty_later_segments_are_a_torn_tail() {
     let names = segments(&dir);
     let last = dir.join(names.last().unwrap());
     let mut bytes = std::fs::read(&last).unwrap();
-    let n = bytes.len();
+    let n = written(&bytes);
     bytes[n - 3] ^= 0xff;
     std::fs::write(&last, &bytes).unwrap();
     // A segment created just before the cut, never written.
@@ -174,7 +217,7 @@ fn read_checks_the_record() {
     append_range(&mut w, 0..3);
     let seg = tmp.path().join(segment_name(0));
     let mut bytes = std::fs::read(&seg).unwrap();
-    let n = bytes.len();
+    let n = written(&bytes);
     bytes[n - 1] ^= 1;
     std::fs::write(&seg, &bytes).unwrap();
     assert!(matches!(w.read(2), Err(StorageError::Corrupt(_))));
