@@ -3,16 +3,17 @@
 //! dedicated thread whose one barrier covers every append queued while the
 //! previous barrier ran — many entries, one `fdatasync`.
 //!
-//! An ensemble of one runs the barrier of an append that finds the thread
-//! idle right there, in the append: the round trip to the thread and back
-//! (two wake-ups of sleeping threads) cost as much as the barrier itself.
-//! Nothing waits for this member's append but its own clients, so nothing
-//! is held up. In an ensemble the leader's append must not block: it would
-//! delay sending the entries to the followers by one barrier.
+//! An append that finds the thread idle may run its barrier right there:
+//! the round trip to the thread and back (two wake-ups of sleeping
+//! threads) costs as much as the barrier itself. An ensemble of one and a
+//! follower do (a follower answers the leader only once the entries are
+//! durable anyway); a leader of several does not, since its append
+//! blocking would delay sending the entries to the followers by one
+//! barrier. [`InlineBarrier`] says which this member is now.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,8 +38,28 @@ struct FlushReq {
 pub struct LogStore {
     inner: Arc<Inner>,
     flush_tx: mpsc::UnboundedSender<FlushReq>,
-    /// Run an append's barrier in the append when the thread is idle.
-    inline: bool,
+    inline: InlineBarrier,
+}
+
+/// Whether an append may run its own barrier when the fsync thread is
+/// idle (see the module's overview): always for an ensemble of one; for a
+/// member of several, while it does not lead (kept up to date by whoever
+/// follows the member's role).
+#[derive(Clone)]
+pub struct InlineBarrier(Arc<AtomicBool>);
+
+impl InlineBarrier {
+    pub fn new(on: bool) -> InlineBarrier {
+        InlineBarrier(Arc::new(AtomicBool::new(on)))
+    }
+
+    pub fn set(&self, on: bool) {
+        self.0.store(on, Ordering::Relaxed);
+    }
+
+    fn get(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 /// What the store shares with its fsync thread (which must not hold the
@@ -112,9 +133,8 @@ pub fn recover(engine: &dyn Engine, snapshot_index: Option<u64>) -> Result<(), D
 }
 
 impl LogStore {
-    /// Takes the recovered log and starts the flush thread. `inline`: this
-    /// member is an ensemble of one (see the module's overview).
-    pub fn new(engine: Arc<dyn Engine>, metrics: Arc<Metrics>, inline: bool) -> LogStore {
+    /// Takes the recovered log and starts the flush thread.
+    pub fn new(engine: Arc<dyn Engine>, metrics: Arc<Metrics>, inline: InlineBarrier) -> LogStore {
         let (flush_tx, rx) = mpsc::unbounded_channel();
         let durable = read_durable(&*engine);
         let inner = Arc::new(Inner {
@@ -400,7 +420,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         };
         // Appends come from one task, so an idle thread stays idle until
         // this returns.
-        if self.inline && self.inner.queued.load(Ordering::SeqCst) == 0 {
+        if self.inline.get() && self.inner.queued.load(Ordering::SeqCst) == 0 {
             self.inner.barrier(vec![req]);
             return Ok(());
         }

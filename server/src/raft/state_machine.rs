@@ -567,14 +567,16 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
                 &DiskError::Encode("this snapshot builder was used already".into()),
             )
         })?;
-        // Background work: its own thread, at a lower CPU priority than the
-        // threads that answer clients, which it must not slow (on a busy
-        // machine a snapshot takes longer instead).
+        // Background work, on threads of its own. The file is written at a
+        // lower CPU priority than the threads that answer clients (on a busy
+        // machine a snapshot takes longer instead); the tree is read at the
+        // normal one, since applies wait for each chunk's read lock and a
+        // reader at low priority, descheduled while holding it, would make
+        // them wait for its next time slice.
         let (tx, rx) = tokio::sync::oneshot::channel();
         std::thread::Builder::new()
             .name("warden-snapshot".into())
             .spawn(move || {
-                lower_priority();
                 let _ = tx.send(build(&shared, &*engine, frozen));
             })
             .map_err(|e| snapshot_err(ErrorVerb::Write, &DiskError::Encode(e.to_string())))?;
@@ -616,8 +618,14 @@ fn lower_priority() {
     }
 }
 
+/// Chunks read and not yet written, at most: the reader waits for the
+/// writer beyond this, so memory stays bounded.
+const SNAPSHOT_QUEUE: usize = 4;
+
 /// Writes the frozen state into the stored snapshot, piece by piece, in
-/// layout 4 ([`encode_state`]'s layout, for the state at the freeze).
+/// layout 4 ([`encode_state`]'s layout, for the state at the freeze): this
+/// thread reads and encodes the tree a chunk at a time, a second one at a
+/// lower priority writes the chunks out.
 fn build(
     shared: &Shared,
     engine: &dyn Engine,
@@ -629,21 +637,69 @@ fn build(
         mut tree,
         reading: _reading,
     } = frozen;
+    let m = bincode::serialize(&meta)
+        .map_err(|e| snapshot_err(ErrorVerb::Write, &DiskError::Encode(e.to_string())))?;
+    // `None` after the last chunk: a reader that stops without it failed,
+    // and the writer must not store what it has as a whole snapshot.
+    let (chunks, queued) = std::sync::mpsc::sync_channel::<Option<Vec<u8>>>(SNAPSHOT_QUEUE);
+    let (written, read) = std::thread::scope(|scope| {
+        let writer = std::thread::Builder::new()
+            .name("warden-snapshot-write".into())
+            .spawn_scoped(scope, move || {
+                lower_priority();
+                let mut next = |buf: &mut Vec<u8>| match queued.recv() {
+                    Ok(Some(chunk)) => {
+                        *buf = chunk;
+                        Ok(true)
+                    }
+                    Ok(None) => Ok(false),
+                    Err(_) => Err(DiskError::Encode(
+                        "the snapshot's reader stopped before the end".into(),
+                    )),
+                };
+                engine.write_snapshot(&m, &mut next)
+            })
+            .map_err(|e| DiskError::Encode(format!("cannot start the snapshot writer: {e}")))?;
+        let read = read_chunks(shared, &mut tree, &meta, &chunks);
+        drop(chunks);
+        let written = writer
+            .join()
+            .unwrap_or_else(|_| Err(DiskError::Encode("the snapshot writer panicked".into())));
+        Ok::<_, DiskError>((written, read))
+    })
+    .map_err(|e| snapshot_err(ErrorVerb::Write, &e))?;
+    // A failed read fails the writer too; the read's error says why.
+    read.map_err(|e| snapshot_err(ErrorVerb::Write, &e))?;
+    let bytes = written.map_err(|e| snapshot_err(ErrorVerb::Write, &e))?;
+    shared.metrics.snapshots.inc();
+    tracing::info!(
+        last_log = ?meta.last_log_id.map(|l| l.index),
+        bytes,
+        ms = started.elapsed().as_millis() as u64,
+        "took a snapshot"
+    );
+    Ok(meta)
+}
+
+/// Reads the frozen tree into chunks of the snapshot's bytes and sends
+/// them, the head first and the tail last. Stops early if the writer has
+/// gone (it failed; its error is reported).
+fn read_chunks(
+    shared: &Shared,
+    tree: &mut FrozenTree,
+    meta: &SnapshotMeta<u64, MemberNode>,
+    chunks: &std::sync::mpsc::SyncSender<Option<Vec<u8>>>,
+) -> Result<(), DiskError> {
     let encode = |e: bincode::Error| DiskError::Encode(e.to_string());
-    let (mut started_nodes, mut read, mut done) = (false, 0usize, false);
-    let mut next = |buf: &mut Vec<u8>| -> Result<bool, DiskError> {
-        if done {
-            return Ok(false);
-        }
-        if !started_nodes {
-            started_nodes = true;
-            buf.extend_from_slice(STATE_V4);
-            tree.encode_head(buf);
-        }
+    let mut buf = Vec::from(STATE_V4);
+    tree.encode_head(&mut buf);
+    let mut read = 0usize;
+    loop {
+        let chunk_started = Instant::now();
         let n = {
             let st = shared.state.read();
             st.tree
-                .read_frozen(&mut tree, SNAPSHOT_CHUNK, buf)
+                .read_frozen(tree, SNAPSHOT_CHUNK, &mut buf)
                 .map_err(encode)?
         };
         read += n;
@@ -654,25 +710,21 @@ fn build(
                     tree.node_count()
                 )));
             }
-            tree.encode_tail(buf).map_err(encode)?;
-            encode_raft_tail(&meta.last_log_id, &meta.last_membership, buf).map_err(encode)?;
-            done = true;
+            tree.encode_tail(&mut buf).map_err(encode)?;
+            encode_raft_tail(&meta.last_log_id, &meta.last_membership, &mut buf).map_err(encode)?;
         }
-        Ok(true)
-    };
-    let m = bincode::serialize(&meta)
-        .map_err(|e| snapshot_err(ErrorVerb::Write, &DiskError::Encode(e.to_string())))?;
-    let bytes = engine
-        .write_snapshot(&m, &mut next)
-        .map_err(|e| snapshot_err(ErrorVerb::Write, &e))?;
-    shared.metrics.snapshots.inc();
-    tracing::info!(
-        last_log = ?meta.last_log_id.map(|l| l.index),
-        bytes,
-        ms = started.elapsed().as_millis() as u64,
-        "took a snapshot"
-    );
-    Ok(meta)
+        if chunks.send(Some(std::mem::take(&mut buf))).is_err() {
+            return Ok(());
+        }
+        // Paced: a snapshot is background work and takes at most about
+        // half of one core, so on a small busy machine it takes longer
+        // rather than delaying the clients' requests.
+        std::thread::sleep(chunk_started.elapsed());
+        if n == 0 {
+            let _ = chunks.send(None);
+            return Ok(());
+        }
+    }
 }
 
 /// `/zookeeper/config` for a membership, in ZooKeeper's format: a
@@ -758,6 +810,60 @@ mod tests {
             "{err}"
         );
         assert!(decode_state(&v4[..v4.len() - 3]).is_err(), "a cut snapshot");
+    }
+
+    /// A snapshot whose reader fails midway (its freeze superseded by a
+    /// newer one) stores nothing: the writer must not take the chunks it
+    /// got for a whole snapshot. The newer one then builds and is stored.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_snapshot_whose_read_fails_stores_nothing() {
+        use openraft::RaftSnapshotBuilder;
+        let engine: Arc<dyn Engine> = Arc::new(crate::storage::MemoryEngine::new());
+        let shared = Shared::new(Arc::new(Metrics::new()));
+        let mut sm = StateMachine::open(engine.clone(), None, shared.clone()).unwrap();
+        let mut fx = Effects::default();
+        let mut apply = |from: usize, to: usize| {
+            let mut st = shared.state.write();
+            for i in from..to {
+                let txn = crate::txn::Txn {
+                    session_id: 0,
+                    time_ms: 5,
+                    op: crate::txn::Op::Create {
+                        path: format!("/n{i}"),
+                        data: vec![1; 10],
+                        acl: Vec::new(),
+                        mode: crate::txn::CreateMode::Persistent,
+                        ttl_ms: 0,
+                    },
+                };
+                assert!(st.tree.apply(i as i64 + 1, &txn, &mut fx).result.is_ok());
+            }
+            st.last_applied = Some(openraft::LogId::new(
+                openraft::CommittedLeaderId::new(1, 1),
+                to as u64,
+            ));
+        };
+        apply(0, 3 * SNAPSHOT_CHUNK);
+        let first = sm
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
+        apply(3 * SNAPSHOT_CHUNK, 4 * SNAPSHOT_CHUNK);
+        let mut superseded = sm.get_snapshot_builder().await;
+        let mut newer = sm.get_snapshot_builder().await;
+        let err = superseded.build_snapshot().await.err().expect("refused");
+        assert!(err.to_string().contains("snapshot"), "{err}");
+        let (meta, _) = load_snapshot(&*engine).unwrap().expect("a snapshot");
+        assert_eq!(meta.snapshot_id, first.meta.snapshot_id);
+        let built = newer.build_snapshot().await.unwrap();
+        let (meta, data) = load_snapshot(&*engine).unwrap().expect("a snapshot");
+        assert_eq!(meta.snapshot_id, built.meta.snapshot_id);
+        assert_eq!(
+            decode_state(&data).unwrap().tree.state_hash(),
+            shared.state.read().tree.state_hash()
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use crate::metrics::Metrics;
-use crate::raft::log_store::{recover, LogStore};
+use crate::raft::log_store::{recover, InlineBarrier, LogStore};
 use crate::raft::state_machine::{Shared, StateMachine};
 use crate::raft::{StorageError, TypeConfig};
 use crate::storage::{DiskEngine, Durability, Engine, MemoryEngine};
@@ -31,7 +31,10 @@ fn stores(engine: Arc<dyn Engine>, inline: bool) -> (LogStore, StateMachine) {
     let metrics = Arc::new(Metrics::new());
     let shared = Shared::new(metrics.clone());
     let sm = StateMachine::open(engine.clone(), None, shared).expect("state machine");
-    (LogStore::new(engine, metrics, inline), sm)
+    (
+        LogStore::new(engine, metrics, InlineBarrier::new(inline)),
+        sm,
+    )
 }
 
 impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for DiskBuilder {
