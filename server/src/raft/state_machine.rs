@@ -853,7 +853,7 @@ mod tests {
         apply(3 * SNAPSHOT_CHUNK, 4 * SNAPSHOT_CHUNK);
         let mut superseded = sm.get_snapshot_builder().await;
         let mut newer = sm.get_snapshot_builder().await;
-        let err = superseded.build_snapshot().await.err().expect("refused");
+        let err = superseded.build_snapshot().await.expect_err("refused");
         assert!(err.to_string().contains("snapshot"), "{err}");
         let (meta, _) = load_snapshot(&*engine).unwrap().expect("a snapshot");
         assert_eq!(meta.snapshot_id, first.meta.snapshot_id);
