@@ -18,7 +18,7 @@ use crate::metrics::Metrics;
 use crate::net::accept::{self, AxumListener, Gate, PerAddress};
 use crate::net::tls::{Role, Tls};
 use crate::raft::election::{self, LeaderContact};
-use crate::raft::log_store::{recover, InlineBarrier, LogStore};
+use crate::raft::log_store::{recover, LogStore};
 use crate::raft::member::MemberNode;
 use crate::raft::membership::{self, Ensemble};
 use crate::raft::network::{Identity, PeerNetwork, Peers};
@@ -197,10 +197,7 @@ pub async fn run_with(
         ms = booted.elapsed().as_millis() as u64,
         "snapshot loaded"
     );
-    // A member of several starts as a follower; the consensus watcher
-    // turns this off while it leads.
-    let inline_barrier = InlineBarrier::new(true);
-    let log_store = LogStore::new(engine, metrics.clone(), inline_barrier.clone());
+    let log_store = LogStore::new(engine, metrics.clone(), true);
     let ensemble = config.is_ensemble();
 
     let raft_config = openraft::Config {
@@ -358,7 +355,6 @@ pub async fn run_with(
         raft.clone(),
         metrics.clone(),
         config.server_id,
-        ensemble.then_some(inline_barrier),
     ));
     let expirer = tokio::spawn(expire_sessions(ctx.clone()));
     let reaper = tokio::spawn(reap(ctx.clone()));
@@ -918,16 +914,10 @@ async fn report_sessions(ctx: Ctx, peers: Peers) {
 }
 
 /// Follows consensus: logs leader changes and keeps the leader, election
-/// and replication-lag metrics, and in an ensemble whether appends may run
-/// their own barrier (not while leading). Woken by role and leader
-/// changes, and every [`LAG_EVERY`] for the lags: the full metrics change
-/// on every write, and following them would wake this task per write.
-async fn watch_consensus(
-    raft: Raft,
-    metrics: Arc<Metrics>,
-    me: u64,
-    inline_barrier: Option<InlineBarrier>,
-) {
+/// and replication-lag metrics. Woken by role and leader changes, and
+/// every [`LAG_EVERY`] for the lags: the full metrics change on every
+/// write, and following them would wake this task per write.
+async fn watch_consensus(raft: Raft, metrics: Arc<Metrics>, me: u64) {
     let mut server = raft.server_metrics();
     let mut tick = tokio::time::interval(LAG_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -946,9 +936,6 @@ async fn watch_consensus(
                     None => tracing::info!(term = m.current_term, "no leader"),
                 }
                 leader = m.current_leader;
-            }
-            if let Some(b) = &inline_barrier {
-                b.set(m.state != openraft::ServerState::Leader);
             }
             metrics.has_leader.set(i64::from(leader.is_some()));
             if let Some(t) = term {

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use crate::metrics::Metrics;
-use crate::raft::log_store::{recover, InlineBarrier, LogStore};
+use crate::raft::log_store::{recover, LogStore};
 use crate::raft::state_machine::{Shared, StateMachine};
 use crate::raft::{StorageError, TypeConfig};
 use crate::storage::{DiskEngine, Durability, Engine, MemoryEngine};
@@ -23,18 +23,15 @@ struct DiskBuilder;
 /// A store over the in-memory engine.
 struct MemoryBuilder;
 
-/// `inline`: barriers run in the append when the flush thread is idle (an
-/// ensemble of one), else always on the thread; the disk store tries the
+/// `inline`: barriers run in the append when the flush thread is idle (as
+/// the server has them), else always on the thread; the disk store tries the
 /// first, the memory store the second.
 fn stores(engine: Arc<dyn Engine>, inline: bool) -> (LogStore, StateMachine) {
     recover(&*engine, None).expect("recover");
     let metrics = Arc::new(Metrics::new());
     let shared = Shared::new(metrics.clone());
     let sm = StateMachine::open(engine.clone(), None, shared).expect("state machine");
-    (
-        LogStore::new(engine, metrics, InlineBarrier::new(inline)),
-        sm,
-    )
+    (LogStore::new(engine, metrics, inline), sm)
 }
 
 impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for DiskBuilder {
