@@ -767,6 +767,21 @@ mod tests {
 
     use super::*;
 
+    /// A txn creating a persistent node at `path`.
+    fn create(path: &str, data: Vec<u8>) -> crate::txn::Txn {
+        crate::txn::Txn {
+            session_id: 0,
+            time_ms: 5,
+            op: crate::txn::Op::Create {
+                path: path.to_string(),
+                data,
+                acl: Vec::new(),
+                mode: crate::txn::CreateMode::Persistent,
+                ttl_ms: 0,
+            },
+        }
+    }
+
     /// Layout 4 is written; layout 3 (serde's form of the state) still
     /// reads back the same; a newer layout is refused, saying why.
     #[test]
@@ -774,17 +789,7 @@ mod tests {
         let mut st = SmState::default();
         let mut fx = Effects::default();
         for (i, p) in ["/a", "/a/b", "/c"].iter().enumerate() {
-            let txn = crate::txn::Txn {
-                session_id: 0,
-                time_ms: 5,
-                op: crate::txn::Op::Create {
-                    path: p.to_string(),
-                    data: vec![i as u8; 3],
-                    acl: Vec::new(),
-                    mode: crate::txn::CreateMode::Persistent,
-                    ttl_ms: 0,
-                },
-            };
+            let txn = create(p, vec![i as u8; 3]);
             assert!(st.tree.apply(i as i64 + 1, &txn, &mut fx).result.is_ok());
         }
         st.last_applied = Some(openraft::LogId::new(
@@ -825,17 +830,7 @@ mod tests {
         let mut apply = |from: usize, to: usize| {
             let mut st = shared.state.write();
             for i in from..to {
-                let txn = crate::txn::Txn {
-                    session_id: 0,
-                    time_ms: 5,
-                    op: crate::txn::Op::Create {
-                        path: format!("/n{i}"),
-                        data: vec![1; 10],
-                        acl: Vec::new(),
-                        mode: crate::txn::CreateMode::Persistent,
-                        ttl_ms: 0,
-                    },
-                };
+                let txn = create(&format!("/n{i}"), vec![1; 10]);
                 assert!(st.tree.apply(i as i64 + 1, &txn, &mut fx).result.is_ok());
             }
             st.last_applied = Some(openraft::LogId::new(
