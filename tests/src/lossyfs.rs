@@ -13,7 +13,8 @@
 //! * **File contents.** Each regular file has its current content and a
 //!   durable view. `fsync` or `fdatasync` of the file (FUSE `fsync`, either
 //!   flag) makes its current content and length durable; nothing else does
-//!   (`sync_file_range`, `close`, `flush` and `msync` do not). On a cut the
+//!   (`sync_file_range`, `close`, `flush` and `msync` do not); `fallocate`
+//!   (mode 0: extend with zeros) is a change like a write. On a cut the
 //!   file goes back to its length and bytes at its last fsync, and to empty
 //!   if it never had one. Only data is tracked: mode, owner and times are
 //!   not reverted.
@@ -1431,6 +1432,34 @@ mod tests {
         assert_eq!(m.fs.dir_fsyncs(), 1);
     }
 
+    /// Allocating extends the file with zeros, volatile like a write until
+    /// an fsync (the log's segments are allocated ahead this way).
+    #[test]
+    fn allocated_space_is_zeros_and_needs_an_fsync() {
+        let m = Mounted::new();
+        m.durable_file("seg", b"head");
+        let f = OpenOptions::new().write(true).open(m.path("seg")).unwrap();
+        let alloc = |len: i64| {
+            // SAFETY: fallocate on an open descriptor.
+            unsafe { libc::fallocate(std::os::fd::AsRawFd::as_raw_fd(&f), 0, 0, len) }
+        };
+        assert_eq!(alloc(4096), 0, "{}", io::Error::last_os_error());
+        let mut want = b"head".to_vec();
+        want.resize(4096, 0);
+        assert_eq!(m.read("seg").unwrap(), want);
+        let r = m.fs.cut();
+        assert_eq!(
+            m.read("seg").unwrap(),
+            b"head",
+            "unsynced allocation survived: {r}"
+        );
+        assert_eq!(alloc(8192), 0, "{}", io::Error::last_os_error());
+        f.sync_data().unwrap();
+        drop(f);
+        m.fs.cut();
+        assert_eq!(m.read("seg").unwrap().len(), 8192);
+    }
+
     #[test]
     fn a_synced_file_in_an_unsynced_directory_is_lost() {
         let m = Mounted::new();
@@ -1677,8 +1706,10 @@ mod tests {
             Some(libc::ENAMETOOLONG)
         );
         let f = OpenOptions::new().write(true).open(m.path("g")).unwrap();
+        // Punching a hole (any mode but plain allocation) is refused.
+        let mode = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
         // SAFETY: fallocate on an open descriptor.
-        let rc = unsafe { libc::fallocate(std::os::fd::AsRawFd::as_raw_fd(&f), 0, 0, 4096) };
+        let rc = unsafe { libc::fallocate(std::os::fd::AsRawFd::as_raw_fd(&f), mode, 0, 4096) };
         assert_eq!(rc, -1);
         assert_eq!(
             io::Error::last_os_error().raw_os_error(),
