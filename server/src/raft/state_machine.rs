@@ -328,10 +328,12 @@ pub fn apply_entry(
 }
 
 /// Applies committed entries to the shared state, firing their effects.
+/// `txns`: how many the entries hold ([`txns_in`]).
 fn apply_all(
     shared: &Shared,
     st: &mut SmState,
     entries: Vec<Entry<TypeConfig>>,
+    txns: usize,
 ) -> Result<Vec<Vec<TxnResponse>>, StorageError> {
     let mut out = Vec::new();
     let mut on_effects = |st: &SmState, zxid: i64, fx: Effects| {
@@ -358,20 +360,24 @@ fn apply_all(
             shared.watches.session_closed(*id);
         }
     };
-    let mut txns = 0;
     for e in entries {
-        txns += match &e.payload {
-            EntryPayload::Normal(batch) => batch.0.len().max(1) as u64,
-            _ => 1,
-        };
         out.push(apply_entry(st, e, &mut on_effects));
     }
-    shared.count_applied(txns);
+    shared.count_applied(txns as u64);
     shared.metrics.znodes.set(st.tree.node_count() as i64);
     shared.metrics.sessions.set(st.tree.session_count() as i64);
     shared.metrics.last_applied.set(st.tree.last_zxid());
     shared.note_applied(st);
     Ok(out)
+}
+
+/// The txns an entry holds, as the snapshot cadence counts them: a batch's
+/// (at least one), or one for any other entry.
+fn txns_in(e: &Entry<TypeConfig>) -> usize {
+    match &e.payload {
+        EntryPayload::Normal(batch) => batch.0.len().max(1),
+        _ => 1,
+    }
 }
 
 /// The most txns applied on the runtime's worker without handing it off.
@@ -405,13 +411,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     {
         let shared = &self.shared;
         let entries: Vec<_> = entries.into_iter().collect();
-        let txns: usize = entries
-            .iter()
-            .map(|e| match &e.payload {
-                EntryPayload::Normal(batch) => batch.0.len(),
-                _ => 1,
-            })
-            .sum();
+        let txns: usize = entries.iter().map(txns_in).sum();
         // A few txns with the lock free apply here, in microseconds:
         // handing the runtime's worker off (`block_in_place`) would cost
         // more than the apply, on every write. Waiting for the lock (a
@@ -419,10 +419,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         // so the runtime's other tasks (heartbeats among them) move away.
         if txns <= INLINE_APPLY_TXNS {
             if let Some(mut st) = shared.state.try_write() {
-                return apply_all(shared, &mut st, entries);
+                return apply_all(shared, &mut st, entries, txns);
             }
         }
-        blocking(|| apply_all(shared, &mut shared.state.write(), entries))
+        blocking(|| apply_all(shared, &mut shared.state.write(), entries, txns))
     }
 
     /// Freezes the state where it is: openraft asks for a builder between

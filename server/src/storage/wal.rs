@@ -208,6 +208,8 @@ struct Scan {
     bad: Option<(u64, String)>,
     /// Where the records end (the zeros allocated ahead excluded).
     len: u64,
+    /// The file's length.
+    size: u64,
 }
 
 fn scan(bytes: &[u8]) -> Scan {
@@ -221,6 +223,7 @@ fn scan(bytes: &[u8]) -> Scan {
                 records,
                 bad,
                 len: off as u64,
+                size: bytes.len() as u64,
             };
         }
         match parse(&bytes[off..]) {
@@ -241,6 +244,7 @@ fn scan(bytes: &[u8]) -> Scan {
         records,
         bad,
         len: len.max(off) as u64,
+        size: bytes.len() as u64,
     }
 }
 
@@ -291,10 +295,8 @@ impl Wal {
         let mut next: Option<u64> = None;
         let mut torn_at: Option<(usize, u64, String)> = None;
         let mut scans = Vec::new();
-        let mut sizes = Vec::new();
         for (i, (first, path)) in names.iter().enumerate() {
             let bytes = std::fs::read(path).map_err(|e| StorageError::io("reading", path, e))?;
-            sizes.push(bytes.len() as u64);
             let s = scan(&bytes);
             if let Some((seg, off, why)) = &torn_at {
                 if let Some((index, _, _)) = s.records.first() {
@@ -393,7 +395,7 @@ impl Wal {
                     file: Arc::new(file),
                     path: path.clone(),
                     len: keep_len,
-                    alloc: sizes[i],
+                    alloc: s.size,
                     last,
                 },
             );
